@@ -1,0 +1,1 @@
+"""Chat platform adapters: each turns one platform's events into core commands and back."""

@@ -1,0 +1,123 @@
+"""Telegram's send limits, enforced in-process: per chat, per group, and a global ceiling.
+
+It only waits (or refuses while a chat serves a 429 penalty); it never sends. One chat waiting for
+its slot or its retry_after never holds up another chat (unlike PTB's AIORateLimiter, which pauses
+every request on any 429).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+# Bot API FAQ / PTB constants.FloodLimit: ~1 msg/s per chat, 20 msgs/min per group, ~30/s overall.
+PER_CHAT = (1, 1.0)
+PER_GROUP = (20, 60.0)
+_PRUNE_EVERY = 1024
+
+
+class SlidingWindow:
+    """At most `count` events per `period` seconds for each key (exact, by remembered times)."""
+
+    def __init__(self, count: int, period: float) -> None:
+        self.count = count
+        self.period = period
+        self._times: dict[object, deque[float]] = {}
+
+    def next_free(self, key: object, now: float) -> float:
+        """The earliest time an event for `key` fits in the window."""
+        times = self._times.get(key)
+        if not times or len(times) < self.count:
+            return now
+        return max(now, times[-self.count] + self.period)
+
+    def record(self, key: object, at: float) -> None:
+        times = self._times.setdefault(key, deque(maxlen=self.count))
+        times.append(at)
+
+    def prune(self, now: float) -> None:
+        """Forget keys whose events have all left the window (bounds memory to active chats)."""
+        stale = [k for k, t in self._times.items() if not t or t[-1] <= now - self.period]
+        for key in stale:
+            del self._times[key]
+
+
+class Reservations:
+    """A global rate: each caller reserves the next slot in arrival order (FIFO, no thundering herd)."""
+
+    def __init__(self, rate: float) -> None:
+        self._window = SlidingWindow(max(1, int(rate)), max(1, int(rate)) / rate)
+
+    def reserve(self, now: float) -> float:
+        at = self._window.next_free(None, now)
+        self._window.record(None, at)
+        return at
+
+
+class SendLimiter:
+    """Waits until a send to `chat_id` fits every limit, then records it.
+
+    Callers serialize sends per chat themselves (the adapter holds a per-chat lock around
+    wait-then-send), so the per-chat and per-group windows need no lock of their own.
+    """
+
+    def __init__(
+        self,
+        global_rate: float = 25.0,
+        per_chat: tuple[int, float] = PER_CHAT,
+        per_group: tuple[int, float] = PER_GROUP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._chat = SlidingWindow(*per_chat)
+        self._group = SlidingWindow(*per_group)
+        self._global = Reservations(global_rate)
+        self._penalty: dict[int, float] = {}
+        self._clock = clock
+        self._calls = 0
+
+    def penalized_for(self, chat_id: int) -> float:
+        """Seconds left of a 429 penalty for this chat (0 when none)."""
+        until = self._penalty.get(chat_id)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._penalty[chat_id]
+            return 0.0
+        return left
+
+    def penalize(self, chat_id: int, seconds: float) -> None:
+        """Remember Telegram's retry_after so this process does not spend requests on 429s."""
+        self._penalty[chat_id] = max(self._penalty.get(chat_id, 0.0), self._clock() + seconds)
+
+    async def wait(self, chat_id: int) -> None:
+        """Sleep until this chat, its group window and the global ceiling all allow one send."""
+        self._maybe_prune()
+        is_group = chat_id < 0  # groups, supergroups and channels have negative ids
+        while True:
+            now = self._clock()
+            ready = self._chat.next_free(chat_id, now)
+            if is_group:
+                ready = max(ready, self._group.next_free(chat_id, now))
+            if ready <= now:
+                break
+            await asyncio.sleep(ready - now)
+        slot = self._global.reserve(self._clock())
+        delay = slot - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        now = self._clock()
+        self._chat.record(chat_id, now)
+        if is_group:
+            self._group.record(chat_id, now)
+
+    def _maybe_prune(self) -> None:
+        self._calls += 1
+        if self._calls % _PRUNE_EVERY == 0:
+            now = self._clock()
+            self._chat.prune(now)
+            self._group.prune(now)
+            for chat_id in [c for c, until in self._penalty.items() if until <= now]:
+                del self._penalty[chat_id]
