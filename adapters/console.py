@@ -1,0 +1,120 @@
+"""A terminal chat for trying the relay: type commands, see notifications as plain text.
+
+One chat ("console:local"), one user who is its administrator. Lines starting with "/" become
+commands; buttons are shown as the commands they would run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.models import Action, ChatRef, Command, CommandSpec, Message, UserRef
+from relay.specs import BY_NAME
+from relay.words import parse_words, split_command
+
+log = logging.getLogger(__name__)
+
+
+class TextSink(Protocol):
+    def write(self, text: str, /) -> object: ...
+    def flush(self) -> object: ...
+
+
+def action_hint(action: Action) -> str:
+    """The command a button would run, in the spec's parameter order."""
+    spec = BY_NAME.get(action.command)
+    names = [p.name for p in spec.params] if spec else list(action.args)
+    words = [action.args[n] for n in names if action.args.get(n)]
+    if action.kind == "prompt" and action.text_param:
+        words.append(f"<{action.text_param}>")
+    return " ".join([f"/{action.command}", *words])
+
+
+def plain(message: Message) -> str:
+    lines = []
+    if message.title:
+        lines.append(f"== {message.title} ==")
+    if message.body:
+        lines.append(message.body)
+    lines += [f"  {f.name}: {f.value}" for f in message.fields]
+    if message.link:
+        lines.append(message.link)
+    if message.footer:
+        lines.append(f"  ({message.footer})")
+    if message.actions:
+        lines.append("  → " + " · ".join(f"{a.label}: {action_hint(a)}" for a in message.actions))
+    return "\n".join(lines)
+
+
+class ConsoleAdapter:
+    platform = "console"
+    limits = Limits(max_text=100_000, measure="codepoints", sends_per_second=1000.0)
+
+    def __init__(self, reader: asyncio.StreamReader, out: TextSink, *, chat_id: str = "local", user_id: str = "you") -> None:
+        self._reader = reader
+        self._out = out
+        self.chat = ChatRef(self.platform, chat_id)
+        self.user = UserRef(self.platform, user_id, "you", is_chat_admin=True)
+        self._task: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()  # set when the input ends (Ctrl-D)
+        self._dispatch: Dispatch | None = None
+
+    async def start(self, commands: Sequence[CommandSpec], dispatch: Dispatch, on_chat_change: OnChatChange) -> None:
+        self._dispatch = dispatch
+        self._task = asyncio.create_task(self._read(), name="console input")
+
+    async def run_line(self, line: str) -> None:
+        """Handle one typed line as the console user."""
+        assert self._dispatch is not None
+        name, rest = split_command(line)
+        if not name:
+            if line.strip():
+                self._print("Commands start with /. Try /help.")
+            return
+        spec = BY_NAME.get(name)
+        args = parse_words(spec, rest) if spec else {}
+        reply = await self._dispatch(Command(name, args, self.chat, self.user, is_private=True))
+        for message in reply.messages:
+            self._print(plain(message))
+
+    async def _read(self) -> None:
+        while True:
+            raw = await self._reader.readline()
+            if not raw:
+                self.closed.set()
+                return
+            try:
+                await self.run_line(raw.decode(errors="replace"))
+            except Exception:
+                log.exception("console: command failed")
+
+    async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
+        self._print(("(silent) " if silent else "") + plain(message))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _print(self, text: str) -> None:
+        self._out.write(text + "\n\n")
+        self._out.flush()
+
+
+async def stdin_reader() -> asyncio.StreamReader:
+    import sys
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+__all__ = ["ConsoleAdapter", "plain", "action_hint", "stdin_reader"]

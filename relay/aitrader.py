@@ -1,0 +1,251 @@
+"""The AI-Trader HTTP client: one method per upstream call, typed results, one error tree.
+
+It sends both auth headers (the server reads only `Authorization`; the heartbeat skill documents
+`X-Claw-Token`), puts only validated integers into URL paths, checks the shape of every answer
+(unknown GET paths answer 200 `{"message": "AI-Trader API"}`), and never returns the agent token.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from relay import parse
+from relay.errors import (
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    TokenRejected,
+    UnexpectedResponse,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from relay.models import Agent, FeedPage, Followed, Heartbeat, Notification, Signal, SignalReply
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 2**53 - 1  # ids are JSON numbers upstream; anything larger is not an id
+_COOLDOWN = re.compile(r"(\d+)\s*s(?:econd)?")
+# Errors raised before the request reached the server: retrying cannot duplicate anything.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def checked_id(value: object, what: str = "id") -> int:
+    """An id safe to put into a URL path: a plain positive integer, nothing else."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{what} must be a number")
+    text = str(value)
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"{what} must be a number")
+    number = int(text)
+    if not 0 < number <= MAX_ID:
+        raise ValueError(f"{what} is out of range")
+    return number
+
+
+class AITraderClient:
+    """Calls AI-Trader through an injected `httpx.AsyncClient` (base URL and timeouts set there)."""
+
+    def __init__(self, http: httpx.AsyncClient, *, read_retries: int = 2) -> None:
+        self._http = http
+        self._read_retries = read_retries
+
+    # --- inbox ---------------------------------------------------------------------------
+    async def heartbeat(self, token: str) -> Heartbeat:
+        """The destructive read: returned messages are marked read upstream in the same request."""
+        body = await self._call("POST", "/api/claw/agents/heartbeat", token, idempotent=False)
+        if "messages" not in body and "tasks" not in body:
+            raise UnexpectedResponse(f"heartbeat answered without messages or tasks: keys={sorted(body)[:5]}")
+        return parse.heartbeat(body)
+
+    async def recent(self, token: str, *, category: str | None = None, limit: int = 50) -> tuple[Notification, ...]:
+        """The read-only view of the latest messages, read or not: recovery after a lost heartbeat."""
+        params: dict[str, Any] = {"limit": max(1, min(limit, 50))}
+        if category:
+            params["category"] = category
+        body = await self._get("/api/claw/messages/recent", token, params)
+        rows = _list(body, "messages")
+        return tuple(n for n in (parse.notification(r) for r in rows) if n is not None)
+
+    async def me(self, token: str) -> Agent:
+        body = await self._get("/api/claw/agents/me", token)
+        # The body carries the agent's token; only id and name leave this method.
+        agent_id = body.get("id", body.get("agent_id"))
+        if not isinstance(agent_id, int) or isinstance(agent_id, bool):
+            raise UnexpectedResponse("agents/me answered without an id")
+        return Agent(agent_id, parse.text(body.get("name")), parse.number(body.get("points")), parse.number(body.get("cash")))
+
+    # --- signals -------------------------------------------------------------------------
+    async def feed(
+        self,
+        *,
+        keyword: str | None = None,
+        message_type: str | None = None,
+        market: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        sort: str = "new",
+        token: str | None = None,
+    ) -> FeedPage:
+        params: dict[str, Any] = {"limit": max(1, min(limit, 100)), "offset": max(0, offset), "sort": sort}
+        for name, value in (("keyword", keyword), ("message_type", message_type), ("market", market)):
+            if value:
+                params[name] = value
+        body = await self._get("/api/signals/feed", token, params)
+        signals = tuple(s for s in (parse.signal(r) for r in _list(body, "signals")) if s is not None)
+        total = body.get("total") if isinstance(body.get("total"), int) else len(signals)
+        has_more = body.get("has_more")
+        return FeedPage(signals, total, params["offset"], bool(has_more) if has_more is not None else False)
+
+    async def agent_signals(self, agent_id: int, *, message_type: str | None = None, limit: int = 50) -> tuple[Signal, ...]:
+        params: dict[str, Any] = {"limit": max(1, min(limit, 100))}
+        if message_type:
+            params["message_type"] = message_type
+        body = await self._get(f"/api/signals/{checked_id(agent_id, 'agent_id')}", None, params)
+        return tuple(s for s in (parse.signal(r) for r in _list(body, "signals")) if s is not None)
+
+    async def replies(self, signal_id: int) -> tuple[SignalReply, ...]:
+        body = await self._get(f"/api/signals/{checked_id(signal_id, 'signal_id')}/replies", None)
+        return tuple(r for r in (parse.reply(x) for x in _list(body, "replies")) if r is not None)
+
+    async def my_discussions(self, token: str, agent_id: int, keyword: str | None = None) -> tuple[Signal, ...]:
+        """Documented as /api/signals/my/discussions, which the public server does not implement
+        (its catch-all answers 200 `{"message": ...}`); then the agent's own posts stand in."""
+        params = {"keyword": keyword} if keyword else None
+        try:
+            body = await self._get("/api/signals/my/discussions", token, params)
+            rows = body.get("signals", body.get("discussions"))
+            if isinstance(rows, list):
+                return tuple(s for s in (parse.signal(r) for r in rows) if s is not None)
+        except (UnexpectedResponse, NotFound):
+            pass
+        own = await self.agent_signals(agent_id, limit=100)
+        needle = (keyword or "").casefold()
+        return tuple(
+            s
+            for s in own
+            if s.message_type in ("discussion", "strategy") and needle in f"{s.title}\n{s.content}".casefold()
+        )
+
+    async def post_reply(self, token: str, signal_id: int, content: str) -> None:
+        body = {"signal_id": checked_id(signal_id, "signal_id"), "content": content}
+        await self._call("POST", "/api/signals/reply", token, json=body, idempotent=False)
+
+    async def send_message(self, token: str, agent_id: int, kind: str, content: str, data: Mapping[str, Any] | None = None) -> int | None:
+        body: dict[str, Any] = {"agent_id": checked_id(agent_id, "agent_id"), "type": kind, "content": content}
+        if data:
+            body["data"] = dict(data)
+        answer = await self._call("POST", "/api/claw/messages", token, json=body, idempotent=False)
+        return answer.get("message_id") if isinstance(answer.get("message_id"), int) else None
+
+    async def create_task(self, token: str, agent_id: int, kind: str, input_data: Mapping[str, Any] | None = None) -> int | None:
+        body: dict[str, Any] = {"agent_id": checked_id(agent_id, "agent_id"), "type": kind}
+        if input_data is not None:
+            body["input_data"] = dict(input_data)
+        answer = await self._call("POST", "/api/claw/tasks", token, json=body, idempotent=False)
+        return answer.get("task_id") if isinstance(answer.get("task_id"), int) else None
+
+    async def follow(self, token: str, leader_id: int) -> bool:
+        """True when newly followed, False when already following."""
+        answer = await self._call("POST", "/api/signals/follow", token, json={"leader_id": checked_id(leader_id, "agent_id")})
+        # The server answers {"message": "Already following"} without `success` in that case.
+        return "already" not in str(answer.get("message", "")).lower()
+
+    async def unfollow(self, token: str, leader_id: int) -> None:
+        await self._call("POST", "/api/signals/unfollow", token, json={"leader_id": checked_id(leader_id, "agent_id")})
+
+    async def following(self, token: str) -> tuple[Followed, ...]:
+        body = await self._get("/api/signals/following", token, {"limit": 500, "offset": 0})
+        rows = body.get("following", body.get("subscriptions"))  # server key vs documented key
+        if not isinstance(rows, list):
+            raise UnexpectedResponse("following answered without a list")
+        out = []
+        for row in rows:
+            leader = row.get("leader_id") if isinstance(row, dict) else None
+            if isinstance(leader, int) and not isinstance(leader, bool):
+                out.append(Followed(leader, parse.text(row.get("leader_name"))))
+        return tuple(out)
+
+    # --- transport -----------------------------------------------------------------------
+    async def _get(self, path: str, token: str | None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(UpstreamUnavailable),
+            stop=stop_after_attempt(1 + self._read_retries),
+            wait=wait_random_exponential(multiplier=0.2, max=2),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._call("GET", path, token, params=params)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}", "X-Claw-Token": token} if token else {}
+        try:
+            response = await self._http.request(method, path, params=params, json=json, headers=headers)
+        except _NOT_SENT as exc:
+            raise UpstreamUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            cls = UpstreamUnavailable if idempotent else OutcomeUnknown
+            raise cls(f"{method} {path}: {type(exc).__name__}") from None
+        return _decode(method, path, response)
+
+
+def _decode(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    status = response.status_code
+    detail = _detail(response)
+    where = f"{method} {path} -> {status}"
+    if status == 401:
+        raise TokenRejected(where)
+    if status == 429:
+        match = _COOLDOWN.search(detail)
+        wait = float(match.group(1)) if match else (1.0 if "1 second" in detail else 20.0)
+        raise RateLimited(f"{where}: {detail}", retry_after=wait)
+    if status == 404:
+        raise NotFound(f"{where}: {detail}", sentence=f"AI-Trader: {detail[:200]}" if detail else None)
+    if status >= 500 or status == 408:
+        raise UpstreamUnavailable(where)
+    if status >= 400:
+        raise UpstreamError(f"{where}: {detail}", sentence=f"AI-Trader refused: {detail[:200]}" if detail else None)
+    try:
+        body = response.json()
+    except ValueError:
+        raise UnexpectedResponse(f"{where}: not JSON") from None
+    if not isinstance(body, dict):
+        raise UnexpectedResponse(f"{where}: not an object")
+    if set(body) == {"message"} and body["message"] == "AI-Trader API":
+        raise UnexpectedResponse(f"{where}: catch-all answer (unknown path)")
+    return body
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] if response.status_code < 500 else ""
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return body["detail"]
+    if isinstance(body, dict) and isinstance(body.get("detail"), list):
+        return "invalid request"
+    return ""
+
+
+def _list(body: Mapping[str, Any], key: str) -> list[Any]:
+    rows = body.get(key)
+    if not isinstance(rows, list):
+        raise UnexpectedResponse(f"answer without a `{key}` list")
+    return rows

@@ -1,0 +1,164 @@
+"""`Relay`: builds the core services from injected clients and runs them in order.
+
+Start: scheduler jobs, delivery, then each adapter with `router.dispatch`. Stop (SIGTERM): no new
+polls, in-flight polls persist, in-flight sends finish or stay pending for the next process,
+then adapters close. Nothing here knows which platforms exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+
+from relay.adapter import ChatAdapter, ChatChange
+from relay.aitrader import AITraderClient
+from relay.commands import Commands
+from relay.config import RelaySettings
+from relay.delivery import Deliverer
+from relay.errors import TokenRejected
+from relay.fanout import FanOut
+from relay.inbox import Inbox
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.logs import Redactor
+from relay.metrics import Metrics
+from relay.models import Message
+from relay.outbox import Outbox, Outgoing
+from relay.poller import Poller, PollSettings
+from relay.router import Router
+from relay.specs import COMMANDS
+from relay.store import LinkedAgent, Store
+from relay.tokens import TokenBox, fingerprint
+from relay.watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        redis: Redis,
+        http: httpx.AsyncClient,
+        box: TokenBox,
+        adapters: Sequence[ChatAdapter],
+        *,
+        redactor: Redactor,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = Keys(settings.relay_key_prefix)
+        self.metrics = metrics or Metrics()
+        self.adapters = {a.platform: a for a in adapters}
+        self._redactor = redactor
+        self._clock = clock
+        rng = rng or random.Random()
+        k = self.keys
+        self.client = AITraderClient(http)
+        self.store = Store(redis, k, box)
+        self.inbox = Inbox(redis, k)
+        self.outbox = Outbox(redis, k)
+        self.leases = Leases(redis)
+        self.deliverer = Deliverer(
+            self.outbox,
+            self.store,
+            self.leases,
+            k,
+            self.adapters,
+            self.metrics,
+            concurrency=settings.delivery_concurrency,
+            max_attempts=settings.delivery_max_attempts,
+            clock=clock,
+            rng=rng,
+        )
+        self.fanout = FanOut(self.inbox, self.outbox, self.store, self.client, k, self.metrics, on_enqueued=self.deliverer.wake, clock=clock)
+        self.poller = Poller(
+            redis,
+            k,
+            self.client,
+            self.store,
+            self.inbox,
+            self.fanout,
+            self.leases,
+            self.metrics,
+            PollSettings(settings.poll_min_seconds, settings.poll_max_seconds, settings.drain_max_calls),
+            on_revoked=self._tell_revoked,
+            clock=clock,
+            rng=rng,
+        )
+        self.watcher = Watcher(
+            redis, k, self.client, self.store, self.outbox, self.leases, interval=settings.feed_poll_seconds, on_enqueued=self.deliverer.wake, clock=clock
+        )
+        self.commands = Commands(self.store, self.client, self.poller, self.watcher, self.outbox, register_secret=redactor.add, clock=clock)
+        self.router = Router(self.commands)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._scheduler = AsyncIOScheduler(job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
+        self.poller.start(self._scheduler)
+        self.watcher.start(self._scheduler)
+        self._scheduler.start()
+        await self.deliverer.start()
+        for adapter in self.adapters.values():
+            await adapter.start(COMMANDS, self.router.dispatch, self.on_chat_change)
+        log.info("relay started adapters=%s", ",".join(self.adapters) or "none")
+
+    async def stop(self) -> None:
+        """Idempotent: a second SIGTERM changes nothing."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        grace = self.settings.shutdown_grace_seconds
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        await self.poller.stop(grace / 2)
+        await self.deliverer.stop(grace / 2)
+        for adapter in self.adapters.values():
+            try:
+                await asyncio.wait_for(adapter.stop(), timeout=2)
+            except Exception:  # noqa: BLE001 - one adapter failing to close must not block the others
+                log.exception("relay: adapter %s did not stop cleanly", adapter.platform)
+        self._stopped.set()
+        log.info("relay stopped")
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def on_chat_change(self, change: ChatChange) -> None:
+        if change.change == "gone":
+            dropped = await self.store.drop_chat(change.chat)
+            log.info("relay: chat gone chat=%s subscriptions_removed=%d", change.chat.key, dropped)
+        elif change.change == "moved" and change.new_chat is not None:
+            await self.store.move_chat(change.chat, change.new_chat)
+            await self.outbox.move(change.chat, change.new_chat, now=self._clock())
+            self.deliverer.wake()
+
+    async def _tell_revoked(self, agent: LinkedAgent, reason: str) -> None:
+        """Each chat routed to the agent hears once that its token stopped working."""
+        fp = fingerprint(agent.token or "undecryptable")
+        notice = Message(
+            title=f"Notifications for {agent.name or 'agent'} (#{agent.agent_id}) are paused",
+            body=f"{reason}. {TokenRejected.sentence}",
+        )
+        chats = {s.chat.key: s.chat for s in await self.store.agent_subscriptions(agent.agent_id)}
+        items = [Outgoing(chat, f"{agent.agent_id}:revoked:{fp}:{key}", notice) for key, chat in chats.items()]
+        if items:
+            await self.outbox.enqueue(items, now=self._clock())
+            self.deliverer.wake()

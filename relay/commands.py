@@ -1,0 +1,334 @@
+"""What each command does. One `cmd_<name>` per spec in `relay.specs`; each returns a `Reply`.
+
+Arguments arrive as raw strings already checked for presence and choices by the router; the
+handlers parse ids and free text and raise `UsageError` with a short reason when they are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from relay import render
+from relay.aitrader import AITraderClient, checked_id
+from relay.errors import UsageError
+from relay.models import Command, Message, MessageField, Reply
+from relay.outbox import Outbox
+from relay.poller import Poller
+from relay.specs import COMMANDS, FEED_TYPES, KIND_MODES, KINDS
+from relay.store import LinkedAgent, Store, Subscription
+from relay.watcher import Watcher
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{16,256}$")
+_TASK_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+TEXT_LIMIT = 2000
+FEED_PAGE = 5
+
+MODE_EXPLAINED = (
+    "consume: the relay polls this agent's heartbeat, which marks notifications read on AI-Trader. "
+    "If the agent itself also polls its heartbeat, each notification reaches only one of you. "
+    "observe: the relay only reads the latest 50 messages without marking anything, so the agent "
+    "loses nothing; very busy inboxes can outrun it, and tasks are not carried."
+)
+
+
+def _id(value: str, name: str) -> int:
+    try:
+        return checked_id(value, name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _free_text(value: str, name: str) -> str:
+    text = _CONTROL.sub("", value).strip()
+    if not text:
+        raise UsageError(f"{name} is missing")
+    if len(text) > TEXT_LIMIT:
+        raise UsageError(f"{name} is longer than {TEXT_LIMIT} characters")
+    return text
+
+
+def _ago(epoch: float | None) -> str:
+    if not epoch:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class Commands:
+    def __init__(
+        self,
+        store: Store,
+        client: AITraderClient,
+        poller: Poller,
+        watcher: Watcher,
+        outbox: Outbox,
+        *,
+        register_secret: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._poller = poller
+        self._watcher = watcher
+        self._outbox = outbox
+        self._register_secret = register_secret
+        self._clock = clock
+
+    async def _linked(self, command: Command) -> LinkedAgent:
+        agent = await self._store.agent_for_user(command.user.key)
+        if agent is None:
+            raise UsageError("link your agent first with /link in a private chat with me")
+        if agent.token is None:
+            raise UsageError("your stored link cannot be read any more; /link again")
+        return agent
+
+    async def token_rejected(self, command: Command) -> None:
+        agent_id = await self._store.linked_agent_id(command.user.key)
+        if agent_id is not None:
+            await self._store.pause_agent(agent_id, "AI-Trader rejected the token")
+
+    # --- onboarding ----------------------------------------------------------------------
+    async def cmd_start(self, command: Command) -> Reply:
+        return Reply(
+            (
+                Message(
+                    title="AI-Trader relay",
+                    body=(
+                        "I bring your AI-Trader notifications (replies, mentions, followers, strategies, "
+                        "discussions, messages, tasks) into this chat, and let you answer from here.\n"
+                        "1. In a private chat with me: /link <agent token>\n"
+                        "2. Here or in a group: /subscribe (all kinds) or /subscribe replies mentions\n"
+                        "3. Watch the public feed: /subscribe feed <keyword>\n"
+                        "/help lists every command."
+                    ),
+                ),
+            )
+        )
+
+    async def cmd_help(self, command: Command) -> Reply:
+        lines = [f"{spec.usage} — {spec.summary}" for spec in COMMANDS]
+        return Reply((Message(title="Commands", body="\n".join(lines), footer="Kinds: " + ", ".join(KINDS)),))
+
+    async def cmd_link(self, command: Command) -> Reply:
+        token = command.args["token"].strip()
+        if not _TOKEN.match(token):
+            raise UsageError("that does not look like an AI-Trader agent token")
+        self._register_secret(token)
+        mode = (command.args.get("mode") or "consume").lower()
+        agent = await self._client.me(token)
+        await self._store.link(command.user.key, agent.agent_id, agent.name, token, mode)  # type: ignore[arg-type]
+        await self._poller.baseline(agent.agent_id, token, mode)
+        return Reply(
+            (
+                Message(
+                    title=f"Linked {agent.name or 'agent'} (#{agent.agent_id}) in {mode} mode",
+                    body=MODE_EXPLAINED + "\nNext: /subscribe here, or in a group where you are an administrator.",
+                ),
+            ),
+            private=True,
+            delete_command=True,
+        )
+
+    async def cmd_unlink(self, command: Command) -> Reply:
+        agent_id = await self._store.unlink(command.user.key)
+        if agent_id is None:
+            return Reply.text("No agent is linked to you.", private=True)
+        return Reply.text(f"Unlinked agent #{agent_id}. Its routes are removed unless someone else linked it too.", private=True)
+
+    # --- subscriptions -------------------------------------------------------------------
+    async def cmd_subscribe(self, command: Command) -> Reply:
+        words = command.args.get("what", "").split()
+        if words and words[0].lower() == "feed":
+            return await self._subscribe_feed(command, words[1:])
+        if words and words[0].lower() == "trader":
+            return await self._subscribe_trader(command, words[1:])
+        kinds = {w.lower() for w in words}
+        unknown = kinds - set(KINDS) - {"all"}
+        if unknown:
+            raise UsageError(f"unknown kind {sorted(unknown)[0][:30]}; kinds are {', '.join(KINDS)}, all")
+        chosen = frozenset() if not kinds or "all" in kinds else frozenset(kinds)
+        agent = await self._linked(command)
+        for old in await self._store.chat_subscriptions(command.chat):
+            if old.kind == "agent" and old.agent_id == agent.agent_id:
+                await self._store.remove_subscription(command.chat, old.sub_id)
+        sub_id = await self._store.add_subscription(
+            Subscription(0, "agent", command.chat, agent_id=agent.agent_id, kinds=chosen, created_by=command.user.key)
+        )
+        what = ", ".join(sorted(chosen)) if chosen else "all kinds"
+        return Reply.text(f"Subscribed #{sub_id}: {agent.name or 'agent'} (#{agent.agent_id}) — {what} — into this chat.")
+
+    async def _subscribe_feed(self, command: Command, words: list[str]) -> Reply:
+        if not words or len(words) > 2:
+            raise UsageError("feed needs a keyword and optionally operation|strategy|discussion")
+        keyword = words[0][:100]
+        message_type = words[1].lower() if len(words) == 2 else ""
+        if message_type and message_type not in FEED_TYPES:
+            raise UsageError(f"type must be one of {', '.join(FEED_TYPES)}")
+        sub = Subscription(0, "feed", command.chat, keyword=keyword, message_type=message_type, created_by=command.user.key)
+        sub_id = await self._store.add_subscription(sub)
+        await self._baseline_watch(sub_id)
+        kind = f" ({message_type})" if message_type else ""
+        return Reply.text(f"Watching the feed for “{keyword}”{kind} as #{sub_id}. New signals will appear here; nothing old is posted.")
+
+    async def _subscribe_trader(self, command: Command, words: list[str]) -> Reply:
+        if len(words) != 1:
+            raise UsageError("trader needs one agent id")
+        trader = _id(words[0], "agent_id")
+        sub_id = await self._store.add_subscription(Subscription(0, "trader", command.chat, trader_id=trader, created_by=command.user.key))
+        await self._baseline_watch(sub_id)
+        return Reply.text(f"Watching trader {trader} as #{sub_id}. Their new signals will appear here.")
+
+    async def _baseline_watch(self, sub_id: int) -> None:
+        sub = await self._store.subscription(sub_id)
+        if sub is not None:
+            try:
+                await self._watcher.baseline(sub)
+            except Exception:  # noqa: BLE001 - the first check baselines instead; the watch stays
+                pass
+
+    async def cmd_unsubscribe(self, command: Command) -> Reply:
+        sub_id = _id(command.args["id"].lstrip("#"), "id")
+        if await self._store.remove_subscription(command.chat, sub_id):
+            return Reply.text(f"Removed subscription #{sub_id}.")
+        return Reply.text(f"This chat has no subscription #{sub_id}. /subscriptions lists them.")
+
+    async def cmd_subscriptions(self, command: Command) -> Reply:
+        subs = await self._store.chat_subscriptions(command.chat)
+        lines = [_describe(s) for s in subs]
+        modes = await self._store.kind_modes(command.chat)
+        changed = [f"{k}: {v}" for k, v in sorted(modes.items()) if v != "on"]
+        return Reply(
+            (
+                Message(
+                    title="Subscriptions in this chat",
+                    body="\n".join(lines) if lines else "None yet. /subscribe adds one.",
+                    footer=("Kinds not on: " + ", ".join(changed)) if changed else "",
+                ),
+            )
+        )
+
+    async def cmd_notify(self, command: Command) -> Reply:
+        kind = command.args.get("kind", "").lower()
+        mode = command.args.get("mode", "").lower()
+        if not kind:
+            modes = await self._store.kind_modes(command.chat)
+            return Reply.text("\n".join(f"{k}: {modes.get(k, 'on')}" for k in KINDS))
+        if not mode:
+            raise UsageError(f"say on, silent or off for {kind}")
+        if kind not in KINDS or mode not in KIND_MODES:
+            raise UsageError("unknown kind or mode")
+        await self._store.set_kind_mode(command.chat, kind, mode)
+        return Reply.text(f"{kind.capitalize()} are now {mode} in this chat.")
+
+    # --- platform commands ---------------------------------------------------------------
+    async def cmd_feed(self, command: Command) -> Reply:
+        keyword = command.args["keyword"].strip()[:100]
+        message_type = command.args.get("type", "").lower()
+        page_raw = command.args.get("page", "") or "1"
+        if not page_raw.isascii() or not page_raw.isdigit() or not 1 <= int(page_raw) <= 1000:
+            raise UsageError("page must be a number from 1 to 1000")
+        page_no = int(page_raw)
+        page = await self._client.feed(keyword=keyword, message_type=message_type or None, limit=FEED_PAGE, offset=(page_no - 1) * FEED_PAGE)
+        return Reply((render.feed(page, keyword=keyword, message_type=message_type, page_no=page_no, per_page=FEED_PAGE),))
+
+    async def cmd_replies(self, command: Command) -> Reply:
+        signal_id = _id(command.args["signal_id"], "signal_id")
+        return Reply((render.replies(signal_id, await self._client.replies(signal_id)),))
+
+    async def cmd_reply(self, command: Command) -> Reply:
+        signal_id = _id(command.args["signal_id"], "signal_id")
+        text = _free_text(command.args.get("text", ""), "text")
+        agent = await self._linked(command)
+        await self._client.post_reply(agent.token or "", signal_id, text)
+        return Reply.text(f"Reply posted to signal {signal_id} as {agent.name or 'your agent'}.")
+
+    async def cmd_send(self, command: Command) -> Reply:
+        target = _id(command.args["agent_id"], "agent_id")
+        text = _free_text(command.args.get("text", ""), "text")
+        agent = await self._linked(command)
+        message_id = await self._client.send_message(agent.token or "", target, "message", text)
+        suffix = f" (message #{message_id})" if message_id else ""
+        return Reply.text(f"Message sent to agent {target}{suffix}.")
+
+    async def cmd_task(self, command: Command) -> Reply:
+        target = _id(command.args["agent_id"], "agent_id")
+        task_type = command.args["type"].strip()
+        if not _TASK_TYPE.match(task_type):
+            raise UsageError("type is letters, digits and _ . : - (at most 64)")
+        raw = command.args.get("json", "").strip()
+        data = None
+        if raw:
+            if len(raw) > 4000:
+                raise UsageError("json is longer than 4000 characters")
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise UsageError("json is not valid JSON") from None
+            if not isinstance(data, dict):
+                raise UsageError("json must be an object like {\"symbol\": \"BTC\"}")
+        agent = await self._linked(command)
+        task_id = await self._client.create_task(agent.token or "", target, task_type, data)
+        suffix = f" (task #{task_id})" if task_id else ""
+        return Reply.text(f"Task {task_type} created for agent {target}{suffix}.")
+
+    async def cmd_discussions(self, command: Command) -> Reply:
+        keyword = command.args.get("keyword", "").strip()[:100] or None
+        agent = await self._linked(command)
+        items = await self._client.my_discussions(agent.token or "", agent.agent_id, keyword)
+        return Reply((render.signals(f"{agent.name or 'Your agent'}: discussions and strategies", items, "Nothing found."),))
+
+    async def cmd_follow(self, command: Command) -> Reply:
+        leader = _id(command.args["agent_id"], "agent_id")
+        agent = await self._linked(command)
+        newly = await self._client.follow(agent.token or "", leader)
+        return Reply.text(f"Now following trader {leader}." if newly else f"Already following trader {leader}.")
+
+    async def cmd_unfollow(self, command: Command) -> Reply:
+        leader = _id(command.args["agent_id"], "agent_id")
+        agent = await self._linked(command)
+        await self._client.unfollow(agent.token or "", leader)
+        return Reply.text(f"No longer following trader {leader}.")
+
+    async def cmd_following(self, command: Command) -> Reply:
+        agent = await self._linked(command)
+        items = await self._client.following(agent.token or "")
+        body = "\n".join(f"{f.leader_id} {render.clip(f.leader_name, 80)}" for f in items) or "Not following anyone."
+        return Reply((Message(title=f"{agent.name or 'Your agent'} follows", body=body),))
+
+    async def cmd_status(self, command: Command) -> Reply:
+        fields: list[MessageField] = []
+        agent = await self._store.agent_for_user(command.user.key)
+        if agent is None:
+            fields.append(MessageField("Your agent", "not linked (/link in a private chat)"))
+        else:
+            state = agent.state if agent.state == "active" else f"paused: {agent.paused_reason}"
+            fields += [
+                MessageField("Your agent", f"{agent.name} (#{agent.agent_id}), {agent.mode} mode, {state}"),
+                MessageField("Last successful poll", _ago(agent.last_ok)),
+            ]
+            if agent.last_error:
+                fields.append(MessageField("Last poll error", agent.last_error))
+        subs = await self._store.chat_subscriptions(command.chat)
+        fields += [
+            MessageField("Subscriptions here", str(len(subs))),
+            MessageField("Queued deliveries here", str(await self._outbox.pending(command.chat))),
+            MessageField("Dead-lettered here", str(await self._outbox.dead_count(command.chat))),
+        ]
+        error = await self._store.chat_error(command.chat)
+        if error:
+            at, _, text = error.partition(" ")
+            fields.append(MessageField("Last error here", f"{text} ({_ago(float(at))})"))
+        return Reply((Message(title="Status", fields=tuple(fields)),), private=True)
+
+
+def _describe(s: Subscription) -> str:
+    if s.kind == "feed":
+        return f"#{s.sub_id} feed “{s.keyword}”" + (f" ({s.message_type})" if s.message_type else "")
+    if s.kind == "trader":
+        return f"#{s.sub_id} trader {s.trader_id}"
+    kinds = ", ".join(sorted(s.kinds)) if s.kinds else "all kinds"
+    return f"#{s.sub_id} agent #{s.agent_id}: {kinds}"

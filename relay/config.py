@@ -1,0 +1,53 @@
+"""Core settings, read from the environment and `.env` (pydantic-settings).
+
+Platform settings (bot tokens, API bases) live with their adapters. `describe_error` turns a
+validation failure into the one line an operator sees instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RelaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    aitrader_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://ai4trade.ai"), description="AI-Trader server")
+    aitrader_timeout_seconds: float = Field(10.0, gt=0, le=120, description="timeout of every AI-Trader call")
+    redis_url: str | None = Field(None, description="Redis to use; unset starts an embedded one")
+    relay_data_dir: Path = Field(Path(".relay"), description="embedded Redis data and generated key")
+    relay_secret_key: SecretStr | None = Field(None, description="AES-256 key (urlsafe base64, 32 bytes)")
+    relay_key_prefix: str = Field("relay", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Redis key prefix")
+    poll_min_seconds: float = Field(30.0, ge=1, description="shortest heartbeat interval")
+    poll_max_seconds: float = Field(300.0, ge=1, description="longest heartbeat interval and backoff cap")
+    feed_poll_seconds: float = Field(60.0, ge=5, description="interval of feed and trader watches")
+    drain_max_calls: int = Field(10, ge=1, le=100, description="heartbeat calls per drain at most")
+    delivery_concurrency: int = Field(64, ge=1, le=1000, description="chats sent to at once")
+    delivery_max_attempts: int = Field(5, ge=1, le=50, description="transient failures before a dead letter")
+    shutdown_grace_seconds: float = Field(8.0, gt=0, le=25, description="time for in-flight work on SIGTERM")
+    log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="log level")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics here")
+
+    @model_validator(mode="after")
+    def _interval_order(self) -> RelaySettings:
+        if self.poll_min_seconds > self.poll_max_seconds:
+            raise ValueError("POLL_MIN_SECONDS must not exceed POLL_MAX_SECONDS")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return str(self.aitrader_base_url).rstrip("/")
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming the variable and what it expects."""
+    first = error.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "__root__"]
+    name = loc[0].upper() if loc else ""
+    msg = first.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"configuration error: {name}: {msg}" if name else f"configuration error: {msg}"

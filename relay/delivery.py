@@ -1,0 +1,225 @@
+"""Sends outbox entries through the adapters and decides what each outcome means.
+
+Each chat is drained by one sender at a time (a lease), in order. An entry is acknowledged only
+after the platform accepted it. RetryLater defers that chat alone; ChatGone drops the chat's
+subscriptions; ChatMoved moves its subscriptions and pending entries; permanent failures go to
+the dead-letter stream with their cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+
+from redis.exceptions import RedisError
+
+from relay.adapter import ChatAdapter
+from relay.backoff import full_jitter
+from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, SendUncertain, Undeliverable
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.metrics import Metrics
+from relay.models import ChatRef
+from relay.outbox import Delivery, Outbox
+from relay.store import Store
+
+log = logging.getLogger(__name__)
+
+LEASE_MS = 30_000
+BATCH = 20  # entries per turn; then the chat goes back in line so busy chats cannot starve others
+
+
+class Deliverer:
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: Store,
+        leases: Leases,
+        keys: Keys,
+        adapters: Mapping[str, ChatAdapter],
+        metrics: Metrics,
+        *,
+        concurrency: int = 64,
+        max_attempts: int = 5,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._store = store
+        self._leases = leases
+        self._keys = keys
+        self._adapters = adapters
+        self._metrics = metrics
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._attempts: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New work was enqueued in this process: look now instead of at the next tick."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="delivery")
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking chats; let in-flight sends finish within `grace` seconds."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner:
+            await asyncio.wait({self._runner}, timeout=1)
+        busy = set(self._busy.values())
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=grace)
+            for task in late:
+                task.cancel()  # its entry stays pending and is reclaimed by the next sender
+            if late:
+                await asyncio.wait(late, timeout=1)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._tick()
+            except RedisError as exc:
+                log.warning("delivery: redis unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1 + self._rng.random())
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_wait())
+            except TimeoutError:
+                pass
+
+    async def _idle_wait(self) -> float:
+        if len(self._busy) >= self._concurrency:
+            return 0.05
+        nxt = await self._outbox.next_due()
+        if nxt is None:
+            return 0.25
+        return min(0.25, max(0.0, nxt - self._clock()))
+
+    async def _tick(self) -> None:
+        free = self._concurrency - len(self._busy)
+        if free <= 0:
+            return
+        for chat in await self._outbox.due_chats(self._clock(), limit=free + len(self._busy)):
+            if self._stopping or len(self._busy) >= self._concurrency:
+                break
+            if chat.key in self._busy:
+                continue
+            task = asyncio.create_task(self._drain_guarded(chat), name=f"drain {chat.key}")
+            self._busy[chat.key] = task
+            task.add_done_callback(lambda _t, k=chat.key: self._done(k))
+
+    def _done(self, key: str) -> None:
+        self._busy.pop(key, None)
+        self._wake.set()
+
+    async def _drain_guarded(self, chat: ChatRef) -> None:
+        try:
+            await self.drain(chat)
+        except RedisError as exc:
+            log.warning("delivery: redis error while draining chat=%s (%s)", chat.key, type(exc).__name__)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery: unexpected error chat=%s", chat.key)
+
+    async def drain(self, chat: ChatRef) -> None:
+        """Send this chat's due entries in order, while holding its lease."""
+        lease = self._keys.chat_lease(chat.key)
+        if not await self._leases.acquire(lease, LEASE_MS):
+            return
+        try:
+            await self._outbox.ensure_group(chat)
+            entries = await self._outbox.take(chat, self._leases.owner, BATCH)
+            due = self._clock()
+            for d in entries:
+                if self._stopping:
+                    break
+                outcome = await self._deliver(d)
+                if outcome is not None:
+                    due = outcome
+                    break
+                await self._leases.renew(lease, LEASE_MS)
+            if due is not None:
+                await self._outbox.finish(chat, due=due)
+        finally:
+            await self._leases.release(lease)
+
+    async def _deliver(self, d: Delivery) -> float | None:
+        """Send one entry. Returns None to continue with the chat, or when to try the chat again."""
+        now = self._clock()
+        if await self._outbox.is_delivered(d.key):
+            await self._outbox.ack(d, now=now, counter="duplicates_skipped")
+            return None
+        adapter = self._adapters.get(d.chat.platform)
+        if adapter is None:
+            await self._dead(d, f"no adapter for platform {d.chat.platform!r} in this relay")
+            return None
+        if d.times_claimed > 1:
+            # An earlier sender took this entry and died; it may have sent it already.
+            self._metrics.uncertain_resends.inc()
+        try:
+            await adapter.send(d.chat, d.message, key=d.key, silent=d.silent)
+        except RetryLater as exc:
+            self._metrics.retry_later.labels(d.chat.platform).inc()
+            return now + max(0.05, exc.seconds)
+        except ChatMoved as exc:
+            await self._move(d.chat, exc.new_chat)
+            return now
+        except ChatGone as exc:
+            await self._chat_gone(d, str(exc))
+            return now
+        except Undeliverable as exc:
+            await self._dead(d, f"undeliverable: {exc}")
+            return None
+        except (SendUncertain, DeliveryError, Exception) as exc:  # noqa: BLE001 - an adapter bug must not stop the chat
+            if not isinstance(exc, DeliveryError):
+                log.exception("delivery: adapter raised an unexpected error chat=%s", d.chat.key)
+            return await self._transient(d, exc)
+        self._attempts.pop(d.key, None)
+        await self._outbox.ack(d, now=self._clock())
+        self._metrics.delivered.labels(d.chat.platform).inc()
+        self._metrics.delivery_latency.observe(max(0.0, self._clock() - d.enqueued_at))
+        return None
+
+    async def _transient(self, d: Delivery, exc: BaseException) -> float | None:
+        attempts = self._attempts.get(d.key, 0) + 1
+        self._attempts[d.key] = attempts
+        if attempts >= self._max_attempts:
+            self._attempts.pop(d.key, None)
+            await self._dead(d, f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}")
+            return None
+        if isinstance(exc, SendUncertain):
+            self._metrics.uncertain_resends.inc()
+        log.info("delivery: transient failure chat=%s attempt=%d (%s)", d.chat.key, attempts, type(exc).__name__)
+        return self._clock() + full_jitter(attempts, base=1.0, cap=60.0, rng=self._rng)
+
+    async def _dead(self, d: Delivery, cause: str) -> None:
+        log.warning("delivery: dead letter chat=%s cause=%s", d.chat.key, cause)
+        self._metrics.dead_letters.labels(d.chat.platform).inc()
+        await self._outbox.dead_letter(d, cause, now=self._clock())
+        await self._store.set_chat_error(d.chat, f"a notification could not be delivered: {cause}")
+
+    async def _chat_gone(self, d: Delivery, reason: str) -> None:
+        dropped = await self._store.drop_chat(d.chat)
+        log.warning("delivery: chat gone chat=%s subscriptions_removed=%d reason=%s", d.chat.key, dropped, reason)
+        # What is still queued for this chat can never be delivered: keep it as dead letters.
+        await self._dead(d, f"chat gone: {reason}")
+        for rest in await self._outbox.take(d.chat, self._leases.owner, 1000):
+            await self._dead(rest, f"chat gone: {reason}")
+
+    async def _move(self, old: ChatRef, new: ChatRef) -> None:
+        subs = await self._store.move_chat(old, new)
+        moved = await self._outbox.move(old, new, now=self._clock())
+        log.info("delivery: chat moved old=%s new=%s subscriptions=%d pending=%d", old.key, new.key, subs, moved)
+        self._wake.set()

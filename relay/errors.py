@@ -1,0 +1,105 @@
+"""The one exception tree. Translate at the boundary: the AI-Trader client raises only
+`UpstreamError`s, adapters raise only `DeliveryError`s from `send`, the router raises `UsageError`.
+
+    RelayError
+    ├── UpstreamError            (every one carries a sentence fit for a chat)
+    │   ├── TokenRejected        401: token rotated or wrong
+    │   ├── RateLimited          429: the upstream's own cooldowns
+    │   ├── NotFound             404
+    │   ├── UpstreamUnavailable  5xx, timeouts, connection errors
+    │   │   └── OutcomeUnknown   a non-idempotent write was sent but no answer came back
+    │   └── UnexpectedResponse   200 with the wrong shape (e.g. the catch-all `{"message": ...}`)
+    ├── DeliveryError            raised by ChatAdapter.send
+    │   ├── RetryLater           transient: wait `seconds`, then resend to this chat only
+    │   ├── SendUncertain        the request left but no answer came: resending may duplicate
+    │   ├── ChatGone             blocked, kicked, deleted: drop the chat's subscriptions
+    │   ├── ChatMoved            the chat has a new id (Telegram supergroup migration)
+    │   └── Undeliverable        permanent for this message: dead-letter it
+    ├── UsageError               a command argument is wrong (rendered as a one-line usage reply)
+    └── ConfigError              a setting is missing or invalid
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relay.models import ChatRef
+
+
+class RelayError(Exception):
+    """Base of every error the relay raises on purpose."""
+
+
+class UpstreamError(RelayError):
+    sentence = "AI-Trader returned an error."
+
+    def __init__(self, detail: str = "", *, sentence: str | None = None) -> None:
+        super().__init__(detail or self.sentence)
+        self.detail = detail
+        if sentence:
+            self.sentence = sentence
+
+
+class TokenRejected(UpstreamError):
+    sentence = "AI-Trader rejected the token (it changes whenever the agent logs in again). Link again with /link in a private chat."
+
+
+class RateLimited(UpstreamError):
+    sentence = "AI-Trader is rate limiting this agent."
+
+    def __init__(self, detail: str = "", *, retry_after: float = 20.0) -> None:
+        super().__init__(detail, sentence=f"AI-Trader says to slow down: try again in {int(retry_after + 0.999)}s.")
+        self.retry_after = retry_after
+
+
+class NotFound(UpstreamError):
+    sentence = "AI-Trader has no such item."
+
+
+class UpstreamUnavailable(UpstreamError):
+    sentence = "AI-Trader is not answering right now; try again shortly."
+
+
+class OutcomeUnknown(UpstreamUnavailable):
+    sentence = "AI-Trader did not answer in time, so it is unknown whether this went through. Check before sending it again."
+
+
+class UnexpectedResponse(UpstreamError):
+    sentence = "AI-Trader answered in an unexpected way; the relay may need an update."
+
+
+class DeliveryError(RelayError):
+    """Raised by `ChatAdapter.send`; `relay.delivery` turns each into ack, retry or dead letter."""
+
+
+class RetryLater(DeliveryError):
+    def __init__(self, seconds: float, detail: str = "") -> None:
+        super().__init__(detail or f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+class SendUncertain(DeliveryError):
+    """The send may or may not have reached the chat (timeout after the request left)."""
+
+
+class ChatGone(DeliveryError):
+    pass
+
+
+class ChatMoved(DeliveryError):
+    def __init__(self, new_chat: ChatRef, detail: str = "") -> None:
+        super().__init__(detail or f"chat moved to {new_chat.key}")
+        self.new_chat = new_chat
+
+
+class Undeliverable(DeliveryError):
+    pass
+
+
+class UsageError(RelayError):
+    """A wrong command argument; the message is one line for the user."""
+
+
+class ConfigError(RelayError):
+    """A missing or invalid setting; the message is one line naming the variable."""

@@ -1,0 +1,121 @@
+"""Turns an agent's inbox entries into one delivery per subscribed chat, oldest first.
+
+Runs after a heartbeat drain has finished (the heartbeat hands out the newest batch first), so
+entries are sorted by upstream id before anything is enqueued. Reply and mention payloads carry
+no reply text: it is fetched once per signal here, not once per chat.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from relay import render
+from relay.aitrader import AITraderClient
+from relay.catalogue import kind_of
+from relay.errors import UpstreamError
+from relay.inbox import Inbox, InboxEntry
+from relay.keys import Keys
+from relay.metrics import Metrics
+from relay.models import Notification, SignalReply
+from relay.outbox import Outbox, Outgoing
+from relay.store import Store, Subscription
+
+log = logging.getLogger(__name__)
+
+_NEEDS_REPLY_TEXT = {"strategy_reply", "discussion_reply", "strategy_mention", "discussion_mention", "new_reply"}
+
+
+def delivery_key(n: Notification, *, is_task: bool, chat_key: str) -> str:
+    return f"{n.agent_id}:{'t' if is_task else 'm'}{n.message_id}:{chat_key}"
+
+
+class FanOut:
+    def __init__(
+        self,
+        inbox: Inbox,
+        outbox: Outbox,
+        store: Store,
+        client: AITraderClient,
+        keys: Keys,
+        metrics: Metrics,
+        *,
+        on_enqueued: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._inbox = inbox
+        self._outbox = outbox
+        self._store = store
+        self._client = client
+        self._keys = keys
+        self._metrics = metrics
+        self._on_enqueued = on_enqueued
+        self._clock = clock
+
+    async def fan_out(self, agent_id: int) -> int:
+        """Enqueue every inbox entry of the agent; returns deliveries added."""
+        total = 0
+        while True:
+            entries = await self._inbox.entries(agent_id)
+            if not entries:
+                return total
+            entries.sort(key=lambda e: (e.is_task, e.notification.message_id))
+            subs = await self._store.agent_subscriptions(agent_id)
+            modes = {s.chat.key: await self._store.kind_modes(s.chat) for s in subs}
+            replies: dict[int, tuple[SignalReply, ...] | None] = {}
+            for entry in entries:
+                total += await self._one(agent_id, entry, subs, modes, replies)
+            if total:
+                self._on_enqueued()
+
+    async def _one(
+        self,
+        agent_id: int,
+        entry: InboxEntry,
+        subs: list[Subscription],
+        modes: dict[str, dict[str, str]],
+        replies: dict[int, tuple[SignalReply, ...] | None],
+    ) -> int:
+        n = entry.notification
+        kind = kind_of(n.kind, is_task=entry.is_task)
+        targets: dict[str, tuple[Subscription, bool]] = {}
+        for sub in subs:
+            if sub.kinds and kind not in sub.kinds:
+                continue
+            mode = modes.get(sub.chat.key, {}).get(kind, "on")
+            if mode == "off":
+                continue
+            # Two routes of one agent into one chat deliver once; "on" wins over "silent".
+            silent = mode == "silent"
+            if sub.chat.key in targets:
+                silent = silent and targets[sub.chat.key][1]
+            targets[sub.chat.key] = (sub, silent)
+        items: list[Outgoing] = []
+        if targets:
+            message = render.notification(n, is_task=entry.is_task, reply=await self._reply_for(n, replies))
+            for chat_key, (sub, silent) in targets.items():
+                items.append(Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent))
+        added = await self._outbox.enqueue(items, now=self._clock(), inbox=self._keys.inbox(agent_id), inbox_entry=entry.entry_id)
+        if added > 0:
+            self._metrics.enqueued.inc(added)
+        return max(added, 0)
+
+    async def _reply_for(self, n: Notification, cache: dict[int, tuple[SignalReply, ...] | None]) -> SignalReply | None:
+        if n.kind not in _NEEDS_REPLY_TEXT:
+            return None
+        signal_id = render.positive_int(n.data, "signal_id")
+        author = render.positive_int(n.data, "reply_author_id")
+        if not signal_id:
+            return None
+        if signal_id not in cache:
+            try:
+                cache[signal_id] = await self._client.replies(signal_id)
+            except UpstreamError as exc:
+                # The notification still goes out, without the reply text, rather than waiting.
+                log.info("fanout: reply text unavailable signal=%s (%s)", signal_id, type(exc).__name__)
+                cache[signal_id] = None
+        found = cache[signal_id] or ()
+        reply_id = render.positive_int(n.data, "reply_id")
+        matches = [r for r in found if (reply_id and r.reply_id == reply_id) or (not reply_id and author and r.agent_id == author)]
+        return matches[-1] if matches else None

@@ -1,0 +1,128 @@
+"""The durable inbox: what the heartbeat handed us, stored before anything else.
+
+The heartbeat marks messages read upstream in the same request, so its response is the only
+copy. One Lua call per batch adds each new id to the agent's dedup set and the row to the agent's
+inbox stream; a retried or overlapping persist (reconcile, two pollers) therefore adds nothing
+twice. Tasks come back on every heartbeat while pending and are deduplicated by task id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+
+from redis.asyncio import Redis
+
+from relay import parse
+from relay.keys import Keys
+from relay.models import Notification, Task
+
+SEEN_WINDOW = 5000  # ids kept per agent; `messages/recent` reaches back at most 3 x 50
+
+_PERSIST = """
+local inserted = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'k', 'm', 'id', ARGV[i], 'n', ARGV[i + 1])
+    inserted = inserted + 1
+  end
+end
+local size = redis.call('ZCARD', KEYS[1])
+if size > tonumber(KEYS[4]) then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - tonumber(KEYS[4]) - 1) end
+redis.call('HINCRBY', KEYS[3], 'persisted', inserted)
+redis.call('HINCRBY', KEYS[3], 'duplicates_skipped', #ARGV / 2 - inserted)
+return inserted
+"""
+
+# ARGV[1] = 1 when the poll listed every pending task (fewer than 10): then a known task that is
+# absent has left `pending` and its dedup entry can go.
+_PERSIST_TASKS = """
+local complete = ARGV[1] == '1'
+local present = {}
+local inserted = 0
+for i = 3, #ARGV, 2 do
+  present[ARGV[i]] = true
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[2]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'k', 't', 'id', ARGV[i], 'n', ARGV[i + 1])
+    inserted = inserted + 1
+  end
+end
+if complete then
+  for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if not present[id] then redis.call('HDEL', KEYS[1], id) end
+  end
+end
+return inserted
+"""
+
+# Marks ids as seen without delivering them (baseline at link time).
+_BASELINE = """
+for i = 1, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i]) end
+return #ARGV
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    entry_id: str
+    is_task: bool  # kept apart from the row's type: any agent can send a message typed "task"
+    notification: Notification
+
+
+class Inbox:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._r = redis
+        self._k = keys
+        self._persist = redis.register_script(_PERSIST)
+        self._persist_tasks = redis.register_script(_PERSIST_TASKS)
+        self._baseline = redis.register_script(_BASELINE)
+
+    async def persist(self, agent_id: int, notifications: Sequence[Notification]) -> int:
+        """Stores rows not seen before; returns how many were new."""
+        if not notifications:
+            return 0
+        args: list[str | int] = []
+        # Encode everything before the script runs: Redis does not roll back a half-run script.
+        for n in sorted(notifications, key=lambda n: n.message_id):
+            args += [n.message_id, parse.notification_to_json(n)]
+        k = self._k
+        return int(await self._persist(keys=[k.seen(agent_id), k.inbox(agent_id), k.stats(), SEEN_WINDOW], args=args))
+
+    async def persist_tasks(self, agent_id: int, tasks: Sequence[Task], *, complete: bool, now: float) -> int:
+        args: list[str | int | float] = ["1" if complete else "0", now]
+        for t in tasks:
+            args += [t.task_id, parse.notification_to_json(parse.task_to_notification(t))]
+        if len(args) == 2 and not complete:
+            return 0
+        return int(await self._persist_tasks(keys=[self._k.tasks_seen(agent_id), self._k.inbox(agent_id)], args=args))
+
+    async def baseline(self, agent_id: int, message_ids: Iterable[int]) -> None:
+        ids = list(message_ids)
+        if ids:
+            await self._baseline(keys=[self._k.seen(agent_id)], args=ids)
+
+    async def unseen(self, agent_id: int, message_ids: Sequence[int]) -> list[int]:
+        if not message_ids:
+            return []
+        scores = await self._r.zmscore(self._k.seen(agent_id), list(message_ids))
+        return [m for m, s in zip(message_ids, scores, strict=True) if s is None]
+
+    async def entries(self, agent_id: int, count: int = 500) -> list[InboxEntry]:
+        """Inbox entries awaiting fan-out, in stream order."""
+        raw = await self._r.xrange(self._k.inbox(agent_id), count=count)
+        out = []
+        for entry_id, fields in raw:
+            n = parse.notification(json.loads(fields[b"n"]), agent_id)
+            if n is not None:
+                out.append(InboxEntry(entry_id.decode(), fields.get(b"k") == b"t", n))
+        return out
+
+    async def mark_for_reconcile(self, agent_id: int) -> None:
+        await self._r.sadd(self._k.needs_reconcile(), agent_id)
+
+    async def reconciled(self, agent_id: int) -> None:
+        await self._r.srem(self._k.needs_reconcile(), agent_id)
+
+    async def needs_reconcile(self, agent_id: int) -> bool:
+        return bool(await self._r.sismember(self._k.needs_reconcile(), agent_id))

@@ -1,0 +1,52 @@
+"""Time-limited Redis leases: "who does this job now", for efficiency, never for correctness.
+
+Correctness comes from idempotent writes (dedup sets, per-delivery keys); a lease only keeps two
+processes from doing the same work at once (reliability note §2.1). Release and renew are
+compare-and-set in Lua so a process never drops or extends a lease someone else now holds.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from redis.asyncio import Redis
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Leases:
+    """Acquire, renew and release named leases held by one owner (this process)."""
+
+    def __init__(self, redis: Redis, owner: str | None = None) -> None:
+        self._redis = redis
+        self.owner = owner or secrets.token_hex(8)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def acquire(self, key: str, ttl_ms: int) -> bool:
+        """Take the lease if nobody holds it, or extend it if we already do."""
+        if await self._redis.set(key, self.owner, nx=True, px=ttl_ms):
+            return True
+        return bool(await self._renew(keys=[key], args=[self.owner, ttl_ms]))
+
+    async def renew(self, key: str, ttl_ms: int) -> bool:
+        return bool(await self._renew(keys=[key], args=[self.owner, ttl_ms]))
+
+    async def release(self, key: str) -> bool:
+        return bool(await self._release(keys=[key], args=[self.owner]))
+
+    async def holder(self, key: str) -> str | None:
+        value = await self._redis.get(key)
+        return value.decode() if isinstance(value, bytes) else value

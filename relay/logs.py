@@ -1,0 +1,82 @@
+"""Logging set-up with secret redaction.
+
+Bot tokens sit in Telegram's request URLs and httpx logs URLs at INFO; agent tokens travel in
+headers. Every handler gets a filter that masks registered secrets and token-shaped strings in
+the message, its arguments and any exception text, so a secret cannot reach a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+# Telegram bot tokens: "<digits>:<35 url-safe chars>"; Bearer headers; AI-Trader tokens are
+# 43 url-safe characters but look like ordinary words to a regex, so those are masked by value.
+_PATTERNS = (
+    re.compile(r"\d{5,12}:[A-Za-z0-9_-]{30,}"),
+    re.compile(r"(?i)(bearer\s+)[^\s'\",]+"),
+    re.compile(r"(?i)(x-claw-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",]+"),
+)
+MASK = "***"
+
+
+class Redactor(logging.Filter):
+    """Masks registered secrets (exact values) and token-shaped text in every record."""
+
+    def __init__(self) -> None:
+        super().__init__("redactor")
+        self._secrets: set[str] = set()
+
+    def add(self, *secrets: str | None) -> None:
+        # Very short values would mask ordinary words; real tokens are long.
+        self._secrets.update(s for s in secrets if s and len(s) >= 8)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + MASK, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the record
+            message = str(record.msg)
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Formatting the traceback ourselves lets the text pass through the filter.
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def configure(level: str | int = "INFO", redactor: Redactor | None = None, stream=None) -> Redactor:
+    """Install one redacting stream handler on the root logger; quiet URL-logging libraries."""
+    redactor = redactor or Redactor()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_relay_handler", False):
+            root.removeHandler(old)
+    handler._relay_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("httpx", "httpcore"):
+        # They log full request URLs, which carry the Telegram bot token.
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return redactor
+
+
+def protect_handlers(redactor: Redactor, handlers: Iterable[logging.Handler]) -> None:
+    """Attach the redactor to handlers created elsewhere (e.g. pytest's capture handler)."""
+    for handler in handlers:
+        handler.addFilter(redactor)

@@ -1,0 +1,31 @@
+"""Prometheus metrics of one relay process, on a registry of its own (no global state).
+
+`aitrader-relay run` serves them on METRICS_PORT when it is set; `/status` and the benchmarks
+read the same counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.polls = Counter("relay_polls", "Heartbeat or recent polls", ["mode", "outcome"], registry=r)
+        self.persisted = Counter("relay_notifications_persisted", "New notifications stored", registry=r)
+        self.reconciled = Counter("relay_notifications_recovered", "Notifications recovered through messages/recent", registry=r)
+        self.enqueued = Counter("relay_deliveries_enqueued", "Deliveries written to outboxes", registry=r)
+        self.delivered = Counter("relay_deliveries", "Deliveries accepted by a platform", ["platform"], registry=r)
+        self.retry_later = Counter("relay_delivery_retry_later", "Sends deferred by a platform (429 and the like)", ["platform"], registry=r)
+        self.dead_letters = Counter("relay_dead_letters", "Deliveries given up", ["platform"], registry=r)
+        self.uncertain_resends = Counter("relay_uncertain_resends", "Resends whose first attempt may have arrived", registry=r)
+        self.upstream_errors = Counter("relay_upstream_errors", "AI-Trader errors by class", ["error"], registry=r)
+        self.delivery_latency = Histogram(
+            "relay_delivery_seconds",
+            "Outbox enqueue to platform acceptance",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.agents = Gauge("relay_agents_polled", "Agents this process schedules", registry=r)

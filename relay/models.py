@@ -1,0 +1,265 @@
+"""Values that cross a module boundary: chats, users, commands, replies, notifications.
+
+Frozen, slotted dataclasses with no I/O. Upstream JSON is parsed into these once, in
+`relay.aitrader`; adapters build `ChatRef`, `UserRef` and `Command` from platform events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """The only way the core names a chat. `platform` is the adapter's label."""
+
+    platform: str
+    chat_id: str
+    thread_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable string for Redis keys; the thread is part of it (a forum topic is its own chat)."""
+        return f"{self.platform}:{self.chat_id}:{self.thread_id or ''}"
+
+    @classmethod
+    def from_key(cls, key: str) -> ChatRef:
+        platform, chat_id, thread_id = key.split(":", 2)
+        return cls(platform, chat_id, thread_id or None)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """Who sent a command. The adapter decides `is_chat_admin` from platform permissions."""
+
+    platform: str
+    user_id: str
+    display: str = ""
+    is_chat_admin: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One command parameter. `rest` takes the remainder of the line (free text)."""
+
+    name: str
+    description: str
+    required: bool = True
+    rest: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command as declared once in `relay.commands`; adapters register from these."""
+
+    name: str
+    summary: str
+    params: tuple[Param, ...] = ()
+    admin_in_groups: bool = False
+    private_only: bool = False
+
+    @property
+    def usage(self) -> str:
+        parts = [f"/{self.name}"]
+        for p in self.params:
+            label = f"{p.name}…" if p.rest else p.name
+            if p.choices:
+                label = "|".join(p.choices)
+            parts.append(f"<{label}>" if p.required else f"[{label}]")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What an adapter hands the core: a command name, its named raw arguments, and who/where.
+
+    Arguments are raw strings; the router validates them. Telegram and the console split the
+    typed line with `relay.router.parse_words`; Discord passes its options by name.
+    """
+
+    name: str
+    args: Mapping[str, str]
+    chat: ChatRef
+    user: UserRef
+    is_private: bool
+
+
+ActionKind = Literal["command", "prompt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A button under a message. Pressing it runs `command` with `args` as the presser.
+
+    kind "prompt" means the adapter must first ask the user for free text (Telegram ForceReply,
+    Discord modal) and pass it as the last argument named `text_param`.
+    """
+
+    label: str
+    command: str
+    args: Mapping[str, str] = field(default_factory=dict)
+    kind: ActionKind = "command"
+    text_param: str = ""
+    replace: bool = False  # the command's reply replaces the message carrying the button (paging)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageField:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Platform-neutral rendered message. Every string is plain text, never markup:
+    adapters escape it for their platform."""
+
+    title: str = ""
+    body: str = ""
+    fields: tuple[MessageField, ...] = ()
+    link: str = ""
+    footer: str = ""
+    actions: tuple[Action, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Message:
+        d = json.loads(raw)
+        return cls(
+            title=d.get("title", ""),
+            body=d.get("body", ""),
+            fields=tuple(MessageField(f["name"], f["value"]) for f in d.get("fields", ())),
+            link=d.get("link", ""),
+            footer=d.get("footer", ""),
+            actions=tuple(
+                Action(
+                    a["label"],
+                    a["command"],
+                    dict(a.get("args") or {}),
+                    a.get("kind", "command"),
+                    a.get("text_param", ""),
+                    bool(a.get("replace", False)),
+                )
+                for a in d.get("actions", ())
+            ),
+        )
+
+    def plain_text(self) -> str:
+        """The message as plain lines, for consoles and logs."""
+        lines = [s for s in (self.title, self.body) if s]
+        lines += [f"{f.name}: {f.value}" for f in self.fields]
+        lines += [s for s in (self.link, self.footer) if s]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What `dispatch` returns. `private`: Discord ephemeral, or Telegram only in a private chat.
+    `delete_command`: the command message carried a secret and should be deleted if possible."""
+
+    messages: tuple[Message, ...]
+    private: bool = False
+    delete_command: bool = False
+
+    @classmethod
+    def text(cls, text: str, *, private: bool = False, delete_command: bool = False) -> Reply:
+        return cls((Message(body=text),), private=private, delete_command=delete_command)
+
+
+# --- upstream (AI-Trader) values -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One row of an agent's inbox, from the heartbeat or `messages/recent`.
+
+    `kind` stays the raw upstream type: anyone can post any type, so unknown ones are kept."""
+
+    agent_id: int
+    message_id: int
+    kind: str
+    content: str
+    data: Mapping[str, Any]
+    created_at: datetime | None
+    read: bool | None = None  # only `messages/recent` tells; the heartbeat always says 0
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    agent_id: int
+    task_id: int
+    type: str
+    status: str
+    input: Mapping[str, Any]
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    notifications: tuple[Notification, ...]
+    tasks: tuple[Task, ...]
+    has_more_messages: bool
+    remaining_unread: int
+    remaining_tasks: int
+    poll_interval_seconds: float | None
+    unparsable: int = 0  # rows without a usable id: counted and logged, never silently dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """`agents/me` without its `token` field, which never leaves the client."""
+
+    agent_id: int
+    name: str
+    points: float | None = None
+    cash: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    signal_id: int
+    agent_id: int
+    agent_name: str
+    message_type: str
+    market: str
+    symbol: str
+    title: str
+    content: str
+    created_at: datetime | None
+    reply_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    signals: tuple[Signal, ...]
+    total: int
+    offset: int
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReply:
+    reply_id: int
+    signal_id: int
+    agent_id: int
+    agent_name: str
+    content: str
+    accepted: bool
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    leader_id: int
+    leader_name: str

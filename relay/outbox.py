@@ -1,0 +1,209 @@
+"""Per-chat delivery queues on Redis streams, and the scripts that change them atomically.
+
+One stream per chat (consumer group `senders`) keeps each chat's order and lets a rate-limited
+chat wait without holding up others. A ready set says which chats have work and from when.
+Enqueue acknowledges the inbox entry in the same script; ack records the delivery key so a
+delivery that re-enters the pipeline is not sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from relay.keys import Keys
+from relay.models import ChatRef, Message
+
+GROUP = "senders"
+DELIVERED_TTL = 7 * 86400
+
+_ENQUEUE = """
+if ARGV[1] ~= '' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return -1 end
+local n = 0
+for i = 5, #KEYS do
+  local b = 3 + (i - 5) * 4
+  if not redis.call('ZSCORE', KEYS[3], ARGV[b + 1]) then
+    redis.call('XADD', KEYS[i], '*', 'key', ARGV[b + 1], 'chat', ARGV[b], 'm', ARGV[b + 2], 's', ARGV[b + 3], 't', ARGV[2])
+    redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[b])
+    n = n + 1
+  end
+end
+if ARGV[1] ~= '' then redis.call('XDEL', KEYS[1], ARGV[1]) end
+redis.call('HINCRBY', KEYS[4], 'enqueued', n)
+return n
+"""
+
+# KEYS: outbox, delivered, stats ; ARGV: entry id, delivery key, now, counter name
+_ACK = """
+redis.call('XACK', KEYS[1], 'senders', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+return 1
+"""
+
+# KEYS: outbox, dead stream, dead count, stats ; ARGV: entry id, chat, key, cause, message, now
+_DEAD = """
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'chat', ARGV[2], 'key', ARGV[3], 'cause', ARGV[4], 'm', ARGV[5], 't', ARGV[6])
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[4], 'dead', 1)
+redis.call('XACK', KEYS[1], 'senders', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Ends a drain: forget the chat when its stream is empty, else keep it due at ARGV[2].
+_FINISH = """
+if redis.call('XLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# Moves every entry of a chat's stream to another chat's stream, in order (chat migration).
+_MOVE = """
+local moved = 0
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  local f = e[2]
+  local fields = {}
+  for i = 1, #f, 2 do
+    if f[i] == 'chat' then table.insert(fields, 'chat'); table.insert(fields, ARGV[2])
+    else table.insert(fields, f[i]); table.insert(fields, f[i + 1]) end
+  end
+  redis.call('XADD', KEYS[2], '*', unpack(fields))
+  moved = moved + 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if moved > 0 then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
+return moved
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message for one chat, as it sits in the outbox."""
+
+    entry_id: str
+    chat: ChatRef
+    key: str
+    message_json: str
+    silent: bool
+    enqueued_at: float
+    times_claimed: int = 1  # >1: an earlier sender may have sent it before dying
+
+    @property
+    def message(self) -> Message:
+        return Message.from_json(self.message_json)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    chat: ChatRef
+    key: str
+    message: Message
+    silent: bool = False
+
+
+class Outbox:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._r = redis
+        self._k = keys
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._ack = redis.register_script(_ACK)
+        self._dead = redis.register_script(_DEAD)
+        self._finish = redis.register_script(_FINISH)
+        self._move = redis.register_script(_MOVE)
+
+    async def enqueue(self, items: Sequence[Outgoing], *, now: float, inbox: str = "", inbox_entry: str = "") -> int:
+        """Adds deliveries (skipping keys already delivered) and, in the same script, removes
+        the inbox entry they came from. Returns the number added, -1 if the entry was gone."""
+        k = self._k
+        keys = [inbox or k.inbox(0), k.outbox_ready(), k.delivered(), k.stats()]
+        args: list[str | float] = [inbox_entry, now]
+        for item in items:
+            keys.append(k.outbox(item.chat.key))
+            args += [item.chat.key, item.key, item.message.to_json(), "1" if item.silent else "0"]
+        return int(await self._enqueue(keys=keys, args=args))
+
+    async def ensure_group(self, chat: ChatRef) -> None:
+        try:
+            await self._r.xgroup_create(self._k.outbox(chat.key), GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def take(self, chat: ChatRef, consumer: str, count: int) -> list[Delivery]:
+        """Entries for this chat in order: first any left pending by a dead sender, then new ones.
+        Call only while holding the chat's lease."""
+        stream = self._k.outbox(chat.key)
+        claimed = await self._r.xautoclaim(stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)
+        entries = list(claimed[1]) if claimed else []
+        if entries:
+            pending = await self._r.xpending_range(stream, GROUP, min="-", max="+", count=len(entries))
+            times = {p["message_id"]: p["times_delivered"] for p in pending}
+            return [self._delivery(eid, f, times.get(eid, 2)) for eid, f in entries if f]
+        fresh = await self._r.xreadgroup(GROUP, consumer, {stream: ">"}, count=count)
+        out = []
+        for _, rows in fresh or []:
+            out += [self._delivery(eid, f, 1) for eid, f in rows if f]
+        return out
+
+    def _delivery(self, entry_id: bytes, f: dict[bytes, bytes], times: int) -> Delivery:
+        return Delivery(
+            entry_id=entry_id.decode(),
+            chat=ChatRef.from_key(f[b"chat"].decode()),
+            key=f[b"key"].decode(),
+            message_json=f[b"m"].decode(),
+            silent=f.get(b"s") == b"1",
+            enqueued_at=float(f.get(b"t", b"0")),
+            times_claimed=times,
+        )
+
+    async def is_delivered(self, key: str) -> bool:
+        return await self._r.zscore(self._k.delivered(), key) is not None
+
+    async def ack(self, d: Delivery, *, now: float, counter: str = "delivered") -> None:
+        k = self._k
+        await self._ack(keys=[k.outbox(d.chat.key), k.delivered(), k.stats()], args=[d.entry_id, d.key, now, counter])
+
+    async def dead_letter(self, d: Delivery, cause: str, *, now: float) -> None:
+        k = self._k
+        await self._dead(
+            keys=[k.outbox(d.chat.key), k.dead_letters(), k.chat_dead(), k.stats()],
+            args=[d.entry_id, d.chat.key, d.key, cause[:500], d.message_json, now],
+        )
+
+    async def finish(self, chat: ChatRef, *, due: float) -> bool:
+        """True when the chat still has entries (it stays due at `due`)."""
+        return bool(await self._finish(keys=[self._k.outbox(chat.key), self._k.outbox_ready()], args=[chat.key, due]))
+
+    async def defer(self, chat: ChatRef, until: float) -> None:
+        await self._r.zadd(self._k.outbox_ready(), {chat.key: until})
+
+    async def move(self, old: ChatRef, new: ChatRef, *, now: float) -> int:
+        k = self._k
+        return int(await self._move(keys=[k.outbox(old.key), k.outbox(new.key), k.outbox_ready()], args=[old.key, new.key, now]))
+
+    async def due_chats(self, now: float, limit: int) -> list[ChatRef]:
+        raw = await self._r.zrangebyscore(self._k.outbox_ready(), "-inf", now, start=0, num=limit)
+        return [ChatRef.from_key(x.decode()) for x in raw]
+
+    async def next_due(self) -> float | None:
+        first = await self._r.zrange(self._k.outbox_ready(), 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    async def pending(self, chat: ChatRef) -> int:
+        return int(await self._r.xlen(self._k.outbox(chat.key)))
+
+    async def dead_count(self, chat: ChatRef) -> int:
+        raw = await self._r.hget(self._k.chat_dead(), chat.key)
+        return int(raw) if raw else 0
+
+    async def trim_delivered(self, now: float) -> None:
+        await self._r.zremrangebyscore(self._k.delivered(), "-inf", now - DELIVERED_TTL)

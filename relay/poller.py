@@ -1,0 +1,276 @@
+"""Polls each linked agent: reconcile if needed, drain the heartbeat, persist, fan out.
+
+APScheduler decides when (one interval job per agent, jittered phase); a Redis lease decides who,
+and a shared "next poll" time keeps K processes to one poll per agent per interval. The
+destructive heartbeat is called only after Redis has accepted the "reconcile me" mark, so a
+response lost to a timeout, a crash or a Redis error is recovered through `messages/recent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from relay.aitrader import AITraderClient
+from relay.backoff import full_jitter
+from relay.errors import TokenRejected, UpstreamError
+from relay.fanout import FanOut
+from relay.inbox import Inbox
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.metrics import Metrics
+from relay.models import Notification
+from relay.store import LinkedAgent, Store
+from relay.tokens import fingerprint
+
+log = logging.getLogger(__name__)
+
+RECENT_VIEWS = (None, "discussion", "strategy")  # each view returns at most 50 rows
+LEASE_MS = 120_000
+SYNC_SECONDS = 5.0
+
+OnRevoked = Callable[[LinkedAgent, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    min_interval: float = 30.0
+    max_interval: float = 300.0
+    drain_max_calls: int = 10
+    backoff_base: float = 5.0
+
+
+class Poller:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        client: AITraderClient,
+        store: Store,
+        inbox: Inbox,
+        fanout: FanOut,
+        leases: Leases,
+        metrics: Metrics,
+        settings: PollSettings,
+        *,
+        on_revoked: OnRevoked,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._r = redis
+        self._k = keys
+        self._client = client
+        self._store = store
+        self._inbox = inbox
+        self._fanout = fanout
+        self._leases = leases
+        self._metrics = metrics
+        self._s = settings
+        self._on_revoked = on_revoked
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._intervals: dict[int, float] = {}
+        self._reconciled_here: set[int] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self, scheduler: AsyncIOScheduler) -> None:
+        """Add the poller's jobs to the process's scheduler (started by the caller)."""
+        self._scheduler = scheduler
+        scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=_now_dt())
+
+    async def stop(self, grace: float) -> None:
+        """No new polls; in-flight ones finish persisting (they make no further heartbeat call)."""
+        self._stopping = True
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace)
+
+    async def sync(self) -> None:
+        """Match the scheduled jobs to the linked agents in Redis (other processes link too)."""
+        if self._scheduler is None or self._stopping:
+            return
+        try:
+            wanted = set(await self._store.agent_ids())
+        except RedisError as exc:
+            log.warning("poller: cannot read linked agents (%s)", type(exc).__name__)
+            return
+        for agent_id in wanted - set(self._intervals):
+            self._schedule(agent_id, self._s.min_interval, first_within=min(self._s.min_interval, 5.0))
+        for agent_id in set(self._intervals) - wanted:
+            self._intervals.pop(agent_id, None)
+            if self._scheduler.get_job(f"agent:{agent_id}"):
+                self._scheduler.remove_job(f"agent:{agent_id}")
+        self._metrics.agents.set(len(self._intervals))
+
+    def _schedule(self, agent_id: int, interval: float, *, first_within: float) -> None:
+        assert self._scheduler is not None
+        self._intervals[agent_id] = interval
+        first = _now_dt(self._rng.uniform(0, first_within))
+        self._scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=interval,
+            jitter=max(1.0, interval * 0.1),
+            args=[agent_id],
+            id=f"agent:{agent_id}",
+            replace_existing=True,
+            next_run_time=first,
+        )
+
+    async def _tick(self, agent_id: int) -> None:
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self.poll_if_due(agent_id)
+        except RedisError as exc:
+            log.warning("poller: redis unavailable agent=%s (%s); not polling", agent_id, type(exc).__name__)
+        except Exception:
+            log.exception("poller: unexpected error agent=%s", agent_id)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    # --- one poll ------------------------------------------------------------------------
+    async def poll_if_due(self, agent_id: int) -> bool:
+        due = await self._r.get(self._k.next_poll(agent_id))
+        if due is not None and float(due) > self._clock():
+            return False
+        lease = self._k.poll_lease(agent_id)
+        if not await self._leases.acquire(lease, LEASE_MS):
+            return False
+        try:
+            await self.poll(agent_id)
+        finally:
+            await self._leases.release(lease)
+        return True
+
+    async def poll(self, agent_id: int) -> None:
+        """One full cycle for an agent. Call with its lease held (or in a single-process test)."""
+        agent = await self._store.agent(agent_id)
+        if agent is None or agent.state != "active":
+            return
+        if agent.token is None:
+            await self._revoked(agent, "the stored token cannot be decrypted (was RELAY_SECRET_KEY changed?)")
+            return
+        interval = self._intervals.get(agent_id, self._s.min_interval)
+        try:
+            if agent.mode == "observe":
+                await self._observe(agent)
+            else:
+                if agent_id not in self._reconciled_here or await self._inbox.needs_reconcile(agent_id):
+                    await self.reconcile(agent)
+                interval = await self._drain(agent) or interval
+        except TokenRejected:
+            self._metrics.polls.labels(agent.mode, "token_rejected").inc()
+            await self._revoked(agent, "AI-Trader rejected the token")
+            return
+        except UpstreamError as exc:
+            self._metrics.polls.labels(agent.mode, "upstream_error").inc()
+            self._metrics.upstream_errors.labels(type(exc).__name__).inc()
+            await self._failed(agent, exc)
+            await self._fanout.fan_out(agent_id)  # leftovers from an earlier cycle still go out
+            return
+        self._metrics.polls.labels(agent.mode, "ok").inc()
+        await self._fanout.fan_out(agent_id)
+        await self._succeeded(agent, interval)
+
+    async def _drain(self, agent: LinkedAgent) -> float | None:
+        """Heartbeat until nothing more is waiting (bounded); returns the server's interval."""
+        assert agent.token is not None
+        interval = None
+        for call in range(self._s.drain_max_calls):
+            if self._stopping:
+                break
+            # Marked before the destructive read; cleared only once its answer is stored.
+            await self._inbox.mark_for_reconcile(agent.agent_id)
+            beat = await self._client.heartbeat(agent.token)
+            new = await self._inbox.persist(agent.agent_id, beat.notifications)
+            if call == 0:
+                await self._inbox.persist_tasks(agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock())
+            await self._inbox.reconciled(agent.agent_id)
+            self._metrics.persisted.inc(new)
+            if beat.unparsable:
+                log.warning("poller: %d heartbeat rows without an id agent=%s", beat.unparsable, agent.agent_id)
+            if beat.poll_interval_seconds:
+                interval = min(max(beat.poll_interval_seconds, self._s.min_interval), self._s.max_interval)
+            # Never loop on has_more_tasks: it stays true for ever past 10 pending tasks.
+            if not beat.has_more_messages:
+                break
+        return interval
+
+    async def reconcile(self, agent: LinkedAgent) -> int:
+        """Insert what `messages/recent` shows and the dedup set lacks (read-only upstream)."""
+        assert agent.token is not None
+        recovered = 0
+        for view in RECENT_VIEWS:
+            rows = await self._client.recent(agent.token, category=view, limit=50)
+            recovered += await self._store_unseen(agent.agent_id, rows)
+        await self._inbox.reconciled(agent.agent_id)
+        self._reconciled_here.add(agent.agent_id)
+        if recovered:
+            self._metrics.reconciled.inc(recovered)
+            log.info("poller: recovered %d notifications through recent agent=%s", recovered, agent.agent_id)
+        return recovered
+
+    async def _observe(self, agent: LinkedAgent) -> None:
+        """Observe mode reads only `messages/recent`, so the agent's own heartbeat loses nothing."""
+        assert agent.token is not None
+        rows = await self._client.recent(agent.token, limit=50)
+        new = await self._store_unseen(agent.agent_id, rows)
+        if new and len(rows) >= 50:
+            for view in RECENT_VIEWS[1:]:  # a busy inbox: the per-category views reach further back
+                new += await self._store_unseen(agent.agent_id, await self._client.recent(agent.token, category=view, limit=50))
+        self._metrics.persisted.inc(new)
+
+    async def _store_unseen(self, agent_id: int, rows: tuple[Notification, ...]) -> int:
+        unseen = set(await self._inbox.unseen(agent_id, [n.message_id for n in rows]))
+        return await self._inbox.persist(agent_id, [n for n in rows if n.message_id in unseen])
+
+    async def baseline(self, agent_id: int, token: str, mode: str) -> None:
+        """At link time: what the agent has already read (or, observing, everything shown now)
+        is history, not news. Consume mode keeps unread rows: its heartbeat will hand them over."""
+        for view in RECENT_VIEWS:
+            rows = await self._client.recent(token, category=view, limit=50)
+            await self._inbox.baseline(agent_id, [n.message_id for n in rows if mode == "observe" or n.read])
+
+    # --- bookkeeping ---------------------------------------------------------------------
+    async def _succeeded(self, agent: LinkedAgent, interval: float) -> None:
+        now = self._clock()
+        await self._r.set(self._k.next_poll(agent.agent_id), now + interval - 1, ex=int(self._s.max_interval * 4))
+        await self._r.delete(self._k.backoff(agent.agent_id))
+        await self._store.record_poll(agent.agent_id, ok=True)
+        if self._scheduler is not None and abs(self._intervals.get(agent.agent_id, interval) - interval) > 0.5:
+            self._schedule(agent.agent_id, interval, first_within=interval)
+
+    async def _failed(self, agent: LinkedAgent, exc: UpstreamError) -> None:
+        fails = int(await self._r.incr(self._k.backoff(agent.agent_id)))
+        wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
+        await self._r.set(self._k.next_poll(agent.agent_id), self._clock() + wait, ex=int(self._s.max_interval * 4))
+        await self._store.record_poll(agent.agent_id, ok=False, error=exc.sentence)
+        log.info("poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent.agent_id, fails, wait, type(exc).__name__)
+
+    async def _revoked(self, agent: LinkedAgent, reason: str) -> None:
+        await self._store.pause_agent(agent.agent_id, reason)
+        await self._store.record_poll(agent.agent_id, ok=False, error=reason)
+        fp = fingerprint(agent.token or "undecryptable")
+        if await self._r.set(self._k.revoked_notice(agent.agent_id, fp), "1", nx=True, ex=30 * 86400):
+            log.warning("poller: token rejected, agent paused agent=%s", agent.agent_id)
+            await self._on_revoked(agent, reason)
+
+
+def _now_dt(offset: float = 0.0) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=offset)

@@ -1,0 +1,70 @@
+"""`dispatch(Command) -> Reply`: find the spec, validate, authorize, run, translate errors.
+
+The router never sends anything; adapters do. Whatever goes wrong, the user gets one readable
+line: a usage line for a wrong argument, the upstream error's sentence, or a generic apology for
+a bug (logged with its traceback, never shown).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from relay.commands import Commands
+from relay.errors import TokenRejected, UpstreamError, UsageError
+from relay.models import Command, CommandSpec, Reply
+from relay.specs import BY_NAME
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    def __init__(self, commands: Commands) -> None:
+        self._commands = commands
+
+    async def dispatch(self, command: Command) -> Reply:
+        spec = BY_NAME.get(command.name)
+        if spec is None:
+            return Reply.text(f"Unknown command /{command.name[:40]}. Send /help for the list.")
+        try:
+            _validate(spec, command)
+            refusal = _refusal(spec, command)
+            if refusal is not None:
+                return refusal
+            handler = getattr(self._commands, f"cmd_{spec.name}")
+            return await handler(command)
+        except UsageError as exc:
+            reason = f" ({exc})" if str(exc) else ""
+            return Reply.text(f"Usage: {spec.usage}{reason}", private=True)
+        except TokenRejected as exc:
+            await self._commands.token_rejected(command)
+            return Reply.text(exc.sentence, private=True)
+        except UpstreamError as exc:
+            return Reply.text(exc.sentence, private=True)
+        except Exception:
+            log.exception("router: command failed name=%s chat=%s", command.name, command.chat.key)
+            return Reply.text("Something went wrong on our side; it has been logged. Please try again later.", private=True)
+
+
+def _validate(spec: CommandSpec, command: Command) -> None:
+    args = command.args
+    if "_extra" in args:
+        raise UsageError("too many arguments")
+    for param in spec.params:
+        value = args.get(param.name, "")
+        if param.required and not value.strip():
+            raise UsageError(f"{param.name} is missing")
+        if value and param.choices and value.lower() not in param.choices:
+            raise UsageError(f"{param.name} must be one of {', '.join(param.choices)}")
+
+
+def _refusal(spec: CommandSpec, command: Command) -> Reply | None:
+    if spec.private_only and not command.is_private:
+        # The token was just shown to everyone in the chat: deleting it helps, rotating it is safer.
+        return Reply.text(
+            f"/{spec.name} works only in a private chat with me, so your token stays secret. "
+            "I will try to delete your message; if others saw the token, log in to AI-Trader again to rotate it.",
+            delete_command=True,
+        )
+    if spec.admin_in_groups and not command.is_private and not command.user.is_chat_admin:
+        return Reply.text(f"Only chat administrators can use /{spec.name} here.")
+    return None

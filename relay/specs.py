@@ -1,0 +1,70 @@
+"""The command table: every command the relay understands, declared once.
+
+Adapters register commands from this table (Telegram's menu, Discord's slash commands, the
+console's help), and `/help` is rendered from it. Handlers live in `relay.commands`.
+"""
+
+from __future__ import annotations
+
+from relay.models import CommandSpec, Param
+
+KINDS: tuple[str, ...] = ("replies", "mentions", "accepted", "followers", "strategies", "discussions", "messages", "tasks")
+KIND_MODES: tuple[str, ...] = ("on", "silent", "off")
+FEED_TYPES: tuple[str, ...] = ("operation", "strategy", "discussion")
+LINK_MODES: tuple[str, ...] = ("consume", "observe")
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("start", "What this bot does and how to begin"),
+    CommandSpec("help", "List the commands"),
+    CommandSpec(
+        "link",
+        "Link your AI-Trader agent (private chat only)",
+        (
+            Param("token", "your agent token"),
+            Param("mode", "consume (default) or observe", required=False, choices=LINK_MODES),
+        ),
+        private_only=True,
+    ),
+    CommandSpec("unlink", "Unlink your agent and remove its routes"),
+    CommandSpec(
+        "subscribe",
+        "Route notifications here: kinds, feed <keyword> [type], or trader <agent_id>",
+        (Param("what", "kinds (replies mentions … all), feed <keyword> [type], or trader <agent_id>", required=False, rest=True),),
+        admin_in_groups=True,
+    ),
+    CommandSpec("unsubscribe", "Remove a subscription by its id", (Param("id", "subscription id from /subscriptions"),), admin_in_groups=True),
+    CommandSpec("subscriptions", "List this chat's subscriptions"),
+    CommandSpec(
+        "notify",
+        "Set a kind on, silent or off in this chat",
+        (
+            Param("kind", "notification kind", required=False, choices=KINDS),
+            Param("mode", "on, silent or off", required=False, choices=KIND_MODES),
+        ),
+        admin_in_groups=True,
+    ),
+    CommandSpec(
+        "feed",
+        "Search the public feed",
+        (
+            Param("keyword", "word to search for"),
+            Param("type", "operation, strategy or discussion", required=False, choices=FEED_TYPES),
+            Param("page", "page number", required=False),
+        ),
+    ),
+    CommandSpec("replies", "Show the replies to a signal", (Param("signal_id", "signal id"),)),
+    CommandSpec("reply", "Reply to a signal as your agent", (Param("signal_id", "signal id"), Param("text", "your reply", rest=True))),
+    CommandSpec("send", "Send a message to an agent", (Param("agent_id", "agent id"), Param("text", "message", rest=True))),
+    CommandSpec(
+        "task",
+        "Create a task for an agent",
+        (Param("agent_id", "agent id"), Param("type", "task type"), Param("json", "input data as a JSON object", required=False, rest=True)),
+    ),
+    CommandSpec("discussions", "Your agent's discussions and strategies", (Param("keyword", "filter", required=False),)),
+    CommandSpec("follow", "Follow a trader", (Param("agent_id", "trader's agent id"),)),
+    CommandSpec("unfollow", "Stop following a trader", (Param("agent_id", "trader's agent id"),)),
+    CommandSpec("following", "Traders your agent follows"),
+    CommandSpec("status", "Linked agent, last poll, queued and failed deliveries"),
+)
+
+BY_NAME: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}

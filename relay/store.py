@@ -1,0 +1,277 @@
+"""Linked accounts, subscriptions and per-chat settings in Redis.
+
+Accounts belong to chat users, subscriptions belong to chats. Tokens are stored only sealed
+(`relay.tokens`). Changes that touch several keys at once (unlink, dropping or moving a chat)
+run as Lua scripts so a crash cannot leave half a route behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from relay.keys import Keys
+from relay.models import ChatRef
+from relay.tokens import TokenBox
+
+Mode = Literal["consume", "observe"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedAgent:
+    agent_id: int
+    name: str
+    mode: Mode
+    state: str  # active | paused
+    token: str | None  # None when the sealed record cannot be opened
+    last_ok: float | None
+    last_error: str
+    paused_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    sub_id: int
+    kind: Literal["agent", "feed", "trader"]
+    chat: ChatRef
+    agent_id: int | None = None
+    kinds: frozenset[str] = frozenset()  # empty: all kinds
+    keyword: str = ""
+    message_type: str = ""
+    trader_id: int | None = None
+    created_by: str = ""
+
+
+# Removes every route of an agent linked by nobody any more, and the agent itself.
+_UNLINK = """
+local user_key, agent_key, users_key, agent_subs, agents_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local prefix, user, agent_id = ARGV[1], ARGV[2], ARGV[3]
+redis.call('DEL', user_key)
+redis.call('SREM', users_key, user)
+local removed = 0
+if redis.call('SCARD', users_key) == 0 then
+  for _, sid in ipairs(redis.call('SMEMBERS', agent_subs)) do
+    local chat = redis.call('HGET', prefix .. ':sub:' .. sid, 'chat')
+    if chat then redis.call('SREM', prefix .. ':chat:' .. chat .. ':subs', sid) end
+    redis.call('DEL', prefix .. ':sub:' .. sid)
+    removed = removed + 1
+  end
+  redis.call('DEL', agent_subs, agent_key, users_key)
+  redis.call('SREM', agents_key, agent_id)
+end
+return removed
+"""
+
+# Drops every subscription of a chat (bot blocked or removed).
+_DROP_CHAT = """
+local prefix = ARGV[1]
+local n = 0
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = prefix .. ':sub:' .. sid
+  local agent = redis.call('HGET', key, 'agent_id')
+  if agent and agent ~= '' then redis.call('SREM', prefix .. ':agent:' .. agent .. ':subs', sid) end
+  redis.call('SREM', KEYS[3], sid)
+  redis.call('DEL', key)
+  n = n + 1
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return n
+"""
+
+# Re-points every subscription and the kind settings of a chat to its new id.
+_MOVE_CHAT = """
+local prefix, new_chat = ARGV[1], ARGV[2]
+local n = 0
+for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('HSET', prefix .. ':sub:' .. sid, 'chat', new_chat)
+  redis.call('SADD', KEYS[2], sid)
+  n = n + 1
+end
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RENAME', KEYS[3], KEYS[4])
+end
+return n
+"""
+
+
+class Store:
+    def __init__(self, redis: Redis, keys: Keys, box: TokenBox) -> None:
+        self._r = redis
+        self._k = keys
+        self._box = box
+        self._unlink = redis.register_script(_UNLINK)
+        self._drop_chat = redis.register_script(_DROP_CHAT)
+        self._move_chat = redis.register_script(_MOVE_CHAT)
+
+    # --- accounts ------------------------------------------------------------------------
+    async def link(self, user_key: str, agent_id: int, name: str, token: str, mode: Mode) -> None:
+        now = time.time()
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._k.user_link(user_key), mapping={"agent_id": agent_id, "linked_at": now})
+        pipe.hset(
+            self._k.agent(agent_id),
+            mapping={
+                "token": self._box.seal(token, agent_id),
+                "name": name,
+                "mode": mode,
+                "state": "active",
+                "paused_reason": "",
+                "last_error": "",
+                "linked_at": now,
+            },
+        )
+        pipe.sadd(self._k.agent_users(agent_id), user_key)
+        pipe.sadd(self._k.agents(), agent_id)
+        pipe.delete(self._k.next_poll(agent_id), self._k.backoff(agent_id))
+        await pipe.execute()
+
+    async def linked_agent_id(self, user_key: str) -> int | None:
+        raw = await self._r.hget(self._k.user_link(user_key), "agent_id")
+        return int(raw) if raw else None
+
+    async def agent(self, agent_id: int) -> LinkedAgent | None:
+        h = await self._r.hgetall(self._k.agent(agent_id))
+        if not h:
+            return None
+        d = {k.decode(): v.decode() for k, v in h.items()}
+        sealed = d.get("token", "")
+        return LinkedAgent(
+            agent_id=agent_id,
+            name=d.get("name", ""),
+            mode="observe" if d.get("mode") == "observe" else "consume",
+            state=d.get("state", "active"),
+            token=self._box.open(sealed, agent_id) if sealed else None,
+            last_ok=float(d["last_ok"]) if d.get("last_ok") else None,
+            last_error=d.get("last_error", ""),
+            paused_reason=d.get("paused_reason", ""),
+        )
+
+    async def agent_for_user(self, user_key: str) -> LinkedAgent | None:
+        agent_id = await self.linked_agent_id(user_key)
+        return await self.agent(agent_id) if agent_id else None
+
+    async def agent_ids(self) -> list[int]:
+        return sorted(int(x) for x in await self._r.smembers(self._k.agents()))
+
+    async def unlink(self, user_key: str) -> int | None:
+        """Removes the user's link; the agent's routes go too when no other user links it."""
+        agent_id = await self.linked_agent_id(user_key)
+        if agent_id is None:
+            return None
+        k = self._k
+        await self._unlink(
+            keys=[k.user_link(user_key), k.agent(agent_id), k.agent_users(agent_id), k.agent_subs(agent_id), k.agents()],
+            args=[k.prefix, user_key, agent_id],
+        )
+        return agent_id
+
+    async def pause_agent(self, agent_id: int, reason: str) -> None:
+        await self._r.hset(self._k.agent(agent_id), mapping={"state": "paused", "paused_reason": reason})
+
+    async def record_poll(self, agent_id: int, *, ok: bool, error: str = "") -> None:
+        key = self._k.agent(agent_id)
+        if not await self._r.exists(key):
+            return  # unlinked meanwhile: do not resurrect a partial record
+        if ok:
+            await self._r.hset(key, mapping={"last_ok": time.time(), "last_error": ""})
+        else:
+            await self._r.hset(key, "last_error", error[:300])
+
+    # --- subscriptions -------------------------------------------------------------------
+    async def add_subscription(self, sub: Subscription) -> int:
+        sub_id = int(await self._r.incr(self._k.sub_seq()))
+        mapping = {
+            "kind": sub.kind,
+            "chat": sub.chat.key,
+            "agent_id": sub.agent_id or "",
+            "kinds": ",".join(sorted(sub.kinds)),
+            "keyword": sub.keyword,
+            "type": sub.message_type,
+            "trader_id": sub.trader_id or "",
+            "created_by": sub.created_by,
+        }
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self._k.sub(sub_id), mapping=mapping)
+        pipe.sadd(self._k.chat_subs(sub.chat.key), sub_id)
+        if sub.kind == "agent" and sub.agent_id:
+            pipe.sadd(self._k.agent_subs(sub.agent_id), sub_id)
+        else:
+            pipe.sadd(self._k.watches(), sub_id)
+        await pipe.execute()
+        return sub_id
+
+    async def subscription(self, sub_id: int) -> Subscription | None:
+        h = await self._r.hgetall(self._k.sub(sub_id))
+        if not h:
+            return None
+        d = {k.decode(): v.decode() for k, v in h.items()}
+        kind = d.get("kind", "agent")
+        return Subscription(
+            sub_id=sub_id,
+            kind=kind if kind in ("agent", "feed", "trader") else "agent",  # type: ignore[arg-type]
+            chat=ChatRef.from_key(d["chat"]),
+            agent_id=int(d["agent_id"]) if d.get("agent_id") else None,
+            kinds=frozenset(x for x in d.get("kinds", "").split(",") if x),
+            keyword=d.get("keyword", ""),
+            message_type=d.get("type", ""),
+            trader_id=int(d["trader_id"]) if d.get("trader_id") else None,
+            created_by=d.get("created_by", ""),
+        )
+
+    async def _subscriptions(self, ids: set[bytes]) -> list[Subscription]:
+        subs = [await self.subscription(int(i)) for i in sorted(ids, key=int)]
+        return [s for s in subs if s is not None]
+
+    async def chat_subscriptions(self, chat: ChatRef) -> list[Subscription]:
+        return await self._subscriptions(await self._r.smembers(self._k.chat_subs(chat.key)))
+
+    async def agent_subscriptions(self, agent_id: int) -> list[Subscription]:
+        return await self._subscriptions(await self._r.smembers(self._k.agent_subs(agent_id)))
+
+    async def watches(self) -> list[Subscription]:
+        return await self._subscriptions(await self._r.smembers(self._k.watches()))
+
+    async def remove_subscription(self, chat: ChatRef, sub_id: int) -> bool:
+        sub = await self.subscription(sub_id)
+        if sub is None or sub.chat != chat:
+            return False
+        pipe = self._r.pipeline(transaction=True)
+        pipe.delete(self._k.sub(sub_id), self._k.watch_seen(sub_id))
+        pipe.srem(self._k.chat_subs(chat.key), sub_id)
+        pipe.srem(self._k.watches(), sub_id)
+        if sub.agent_id:
+            pipe.srem(self._k.agent_subs(sub.agent_id), sub_id)
+        await pipe.execute()
+        return True
+
+    # --- per-chat settings ---------------------------------------------------------------
+    async def set_kind_mode(self, chat: ChatRef, kind: str, mode: str) -> None:
+        await self._r.hset(self._k.chat_kinds(chat.key), kind, mode)
+
+    async def kind_modes(self, chat: ChatRef) -> dict[str, str]:
+        h = await self._r.hgetall(self._k.chat_kinds(chat.key))
+        return {k.decode(): v.decode() for k, v in h.items()}
+
+    async def set_chat_error(self, chat: ChatRef, error: str) -> None:
+        await self._r.set(self._k.chat_error(chat.key), f"{int(time.time())} {error[:300]}", ex=7 * 86400)
+
+    async def chat_error(self, chat: ChatRef) -> str:
+        raw = await self._r.get(self._k.chat_error(chat.key))
+        return raw.decode() if raw else ""
+
+    async def drop_chat(self, chat: ChatRef) -> int:
+        k = self._k
+        return int(await self._drop_chat(keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.prefix]))
+
+    async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
+        k = self._k
+        return int(
+            await self._move_chat(
+                keys=[k.chat_subs(old.key), k.chat_subs(new.key), k.chat_kinds(old.key), k.chat_kinds(new.key)],
+                args=[k.prefix, new.key],
+            )
+        )

@@ -1,0 +1,114 @@
+"""Watches the public feed (by keyword) and single traders, and posts their new signals.
+
+Dedup is by `signal_id` per watch. The first look only records what is there: starting a watch
+posts nothing old. Feed pagination is by offset, so new posts shift pages; the newest page is
+read each time and anything unseen on it is new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from relay import render
+from relay.aitrader import AITraderClient
+from relay.errors import UpstreamError
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.models import Signal
+from relay.outbox import Outbox, Outgoing
+from relay.store import Store, Subscription
+
+log = logging.getLogger(__name__)
+
+PAGE = 50
+SEEN_WINDOW = 1000
+
+
+class Watcher:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        client: AITraderClient,
+        store: Store,
+        outbox: Outbox,
+        leases: Leases,
+        *,
+        interval: float,
+        on_enqueued: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._r = redis
+        self._k = keys
+        self._client = client
+        self._store = store
+        self._outbox = outbox
+        self._leases = leases
+        self._interval = interval
+        self._on_enqueued = on_enqueued
+        self._clock = clock
+
+    def start(self, scheduler: AsyncIOScheduler) -> None:
+        scheduler.add_job(self.check_all, "interval", seconds=self._interval, id="watches", jitter=min(5.0, self._interval / 4))
+
+    async def check_all(self) -> None:
+        try:
+            watches = await self._store.watches()
+        except RedisError as exc:
+            log.warning("watcher: redis unavailable (%s)", type(exc).__name__)
+            return
+        for sub in watches:
+            lease = self._k.watch_lease(sub.sub_id)
+            if not await self._leases.acquire(lease, int(self._interval * 1000)):
+                continue  # another process checks this one now
+            try:
+                await self.check(sub)
+            except UpstreamError as exc:
+                log.info("watcher: upstream error sub=%s (%s)", sub.sub_id, type(exc).__name__)
+            finally:
+                await self._leases.release(lease)
+
+    async def baseline(self, sub: Subscription) -> int:
+        """Record what the watch would show now, so only later signals are posted."""
+        signals = await self._fetch(sub)
+        ids = [s.signal_id for s in signals]
+        if ids:
+            await self._r.zadd(self._k.watch_seen(sub.sub_id), {str(i): i for i in ids})
+        else:
+            await self._r.zadd(self._k.watch_seen(sub.sub_id), {"0": 0})  # marks "baselined"
+        return len(ids)
+
+    async def check(self, sub: Subscription) -> int:
+        seen_key = self._k.watch_seen(sub.sub_id)
+        if not await self._r.exists(seen_key):
+            await self.baseline(sub)
+            return 0
+        signals = await self._fetch(sub)
+        if not signals:
+            return 0
+        scores = await self._r.zmscore(seen_key, [str(s.signal_id) for s in signals])
+        new = sorted((s for s, score in zip(signals, scores, strict=True) if score is None), key=lambda s: s.signal_id)
+        if not new:
+            return 0
+        label = f"watch #{sub.sub_id}: " + (f"feed “{sub.keyword}”" if sub.kind == "feed" else f"trader {sub.trader_id}")
+        items = [Outgoing(sub.chat, f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}", render.new_signal(s, watch=label)) for s in new]
+        await self._outbox.enqueue(items, now=self._clock())
+        # Marked seen only after the deliveries are queued: a crash in between re-posts, never loses.
+        await self._r.zadd(seen_key, {str(s.signal_id): s.signal_id for s in new})
+        size = await self._r.zcard(seen_key)
+        if size > SEEN_WINDOW:
+            await self._r.zremrangebyrank(seen_key, 0, size - SEEN_WINDOW - 1)
+        self._on_enqueued()
+        return len(new)
+
+    async def _fetch(self, sub: Subscription) -> tuple[Signal, ...]:
+        if sub.kind == "trader" and sub.trader_id:
+            return await self._client.agent_signals(sub.trader_id, limit=PAGE)
+        page = await self._client.feed(keyword=sub.keyword, message_type=sub.message_type or None, limit=PAGE, sort="new")
+        return page.signals
