@@ -24,6 +24,7 @@ from relay.config import RelaySettings
 from relay.delivery import Deliverer
 from relay.errors import TokenRejected
 from relay.fanout import FanOut
+from relay.faults import FaultPoints
 from relay.inbox import Inbox
 from relay.keys import Keys
 from relay.leases import Leases
@@ -63,6 +64,7 @@ class Relay:
         self._redactor = redactor
         self._clock = clock
         rng = rng or random.Random()
+        faults = FaultPoints(settings.relay_fault_pause)
         k = self.keys
         self.client = AITraderClient(http)
         self.store = Store(redis, k, box)
@@ -80,6 +82,7 @@ class Relay:
             max_attempts=settings.delivery_max_attempts,
             clock=clock,
             rng=rng,
+            faults=faults,
         )
         self.fanout = FanOut(self.inbox, self.outbox, self.store, self.client, k, self.metrics, on_enqueued=self.deliverer.wake, clock=clock)
         self.poller = Poller(
@@ -95,6 +98,7 @@ class Relay:
             on_revoked=self._tell_revoked,
             clock=clock,
             rng=rng,
+            faults=faults,
         )
         self.watcher = Watcher(
             redis, k, self.client, self.store, self.outbox, self.leases, interval=settings.feed_poll_seconds, on_enqueued=self.deliverer.wake, clock=clock

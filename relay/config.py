@@ -7,6 +7,7 @@ validation failure into the one line an operator sees instead of a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,9 @@ class RelaySettings(BaseSettings):
     shutdown_grace_seconds: float = Field(8.0, gt=0, le=25, description="time for in-flight work on SIGTERM")
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="log level")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics here")
+    relay_fault_pause: Literal["after_heartbeat", "after_persist", "after_send"] | None = Field(
+        None, description="testing only: freeze at this point so a test can kill the process there"
+    )
 
     @model_validator(mode="after")
     def _interval_order(self) -> RelaySettings:

