@@ -1,0 +1,606 @@
+"""A fake Telegram Bot API on 127.0.0.1 for tests and the benchmark: the real PTB talks to it.
+
+It answers in the real wire format ({"ok":true,"result":…} / {"ok":false,"error_code":…}),
+validates HTML roughly like Telegram, enforces flood limits with 429 + retry_after, records every
+call, and lets a test inject updates and failures. It knows nothing about the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+import json
+import math
+import re
+import socket
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+MAX_TEXT = 4096
+_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre", "blockquote", "tg-emoji"}
+_TOKEN = re.compile(
+    r"<(?P<close>/?)(?P<name>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:\s[^<>]*)?)>"
+    r"|&(?P<entity>#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|lt|gt|amp|quot);"
+    r"|(?P<stray>[<>&])"
+)
+_HREF = re.compile(r"""\shref\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+class ParseError(ValueError):
+    pass
+
+
+def visible_text(text: str) -> str:
+    """What Telegram shows for an HTML-mode text; ParseError where Telegram answers
+    "can't parse entities" (unknown tag, unbalanced tags, a raw <, > or &)."""
+    out: list[str] = []
+    stack: list[str] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        out.append(text[pos : m.start()])
+        pos = m.end()
+        offset = len(text[: m.start()].encode())
+        if m.group("stray"):
+            raise ParseError(f'Unexpected character "{m.group("stray")}" at byte offset {offset}')
+        if m.group("entity"):
+            out.append(html.unescape(m.group(0)))
+            continue
+        name = m.group("name").lower()
+        if name not in _TAGS:
+            raise ParseError(f'Unsupported start tag "{name}" at byte offset {offset}')
+        if m.group("close"):
+            if not stack or stack[-1] != name:
+                raise ParseError(f'Unmatched end tag at byte offset {offset}, expected "</{stack[-1] if stack else ""}>", found "</{name}>"')
+            stack.pop()
+        else:
+            if name == "a" and not _HREF.search(m.group("attrs") or ""):
+                raise ParseError(f"Can't find href attribute at byte offset {offset}")
+            stack.append(name)
+    out.append(text[pos:])
+    if stack:
+        raise ParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float  # time.monotonic() when answered
+    status: int = 200
+    result: Any = None
+
+
+@dataclass
+class Limits:
+    """Telegram's flood limits as documented (Bot FAQ); None disables a limit."""
+
+    per_chat_burst: int = 3
+    per_chat_rate: float = 1.0
+    per_group: tuple[int, float] | None = (20, 60.0)
+    global_burst: int = 30
+    global_rate: float = 30.0
+
+
+class _Bucket:
+    def __init__(self, capacity: float, rate: float) -> None:
+        self.capacity, self.rate = capacity, rate
+        self.tokens, self.at = capacity, time.monotonic()
+
+    def wait_for_token(self, now: float) -> float:
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Poll:
+    terminated: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FakeTelegram:
+    """`async with FakeTelegram() as fake:` then point PTB at `fake.api_base`."""
+
+    def __init__(self, token: str = "123456789:TESTtokenTESTtokenTESTtokenTESTtoke", *, limits: Limits | None = Limits()) -> None:
+        self.token = token
+        self.limits = limits
+        self.bot = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "Relay", "username": "relay_test_bot",
+                    "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+        self.calls: list[Call] = []
+        self.chats: dict[int, dict[str, Any]] = {}
+        self.members: dict[tuple[int, int], str] = {}
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.commands: list[dict[str, Any]] = []
+        self.webhook_url = ""
+        self.webhook_secret = ""
+        self.webhook_deliveries: list[int] = []
+        self.conflicts_served = 0
+        self.can_delete: dict[int, bool] = {}
+        self._failures: dict[int, tuple[str, int]] = {}
+        self._fail_after: dict[int, tuple[int, str]] = {}
+        self.reject_html: set[int] = set()  # chats where every HTML text "can't be parsed"
+        self.stall: dict[int, float] = {}  # chat -> seconds to sit on a sendMessage before answering
+        self._flood: dict[int, tuple[float, int]] = {}
+        self._pending_conflicts = 0
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._msg_ids: dict[int, Iterator[int]] = defaultdict(lambda: itertools.count(1))
+        self._query_ids = itertools.count(1)
+        self._open_queries: set[str] = set()
+        self._new_update = asyncio.Condition()
+        self._poll: _Poll | None = None
+        self._chat_buckets: dict[int, _Bucket] = {}
+        self._group_windows: dict[int, deque[float]] = defaultdict(deque)
+        self._global = _Bucket(limits.global_burst, limits.global_rate) if limits else None
+        self._called = asyncio.Condition()
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
+        self.port = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> FakeTelegram:
+        sock = socket.create_server(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
+        config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None)
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+        self._http = httpx.AsyncClient(timeout=5)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._poll:
+            self._poll.terminated.set()
+        if self._http:
+            await self._http.aclose()
+        if self._server and self._task:
+            self._server.should_exit = True
+            await self._task
+
+    # --- test controls -----------------------------------------------------------------------
+
+    def add_chat(self, chat_id: int, type: str = "private", title: str = "", *, is_forum: bool = False) -> dict[str, Any]:
+        chat: dict[str, Any] = {"id": chat_id, "type": type}
+        if type == "private":
+            chat["first_name"] = title or f"User{chat_id}"
+        else:
+            chat["title"] = title or f"Chat {chat_id}"
+        if is_forum:
+            chat["is_forum"] = True
+        self.chats[chat_id] = chat
+        return chat
+
+    def chat(self, chat_id: int) -> dict[str, Any]:
+        if chat_id not in self.chats:
+            self.add_chat(chat_id, "private" if chat_id > 0 else "supergroup")
+        return self.chats[chat_id]
+
+    @staticmethod
+    def user(user_id: int, first_name: str = "", username: str | None = None) -> dict[str, Any]:
+        u: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name or f"User{user_id}"}
+        if username:
+            u["username"] = username
+        return u
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """status: creator, administrator, member, restricted, left, kicked."""
+        self.members[(chat_id, user_id)] = status
+
+    def fail_chat(self, chat_id: int, kind: str | None, *, after: int = 0) -> None:
+        """kind: "blocked"/"kicked" (403), "not_found" (400 chat not found), "bad_request" (another
+        400), "server_error" (500); None heals. `after`: first accept that many more sends."""
+        self._failures.pop(chat_id, None)
+        self._fail_after.pop(chat_id, None)
+        if kind is not None and after:
+            self._fail_after[chat_id] = (after, kind)
+        elif kind is not None:
+            self._failures[chat_id] = (kind, 0)
+
+    def flood(self, chat_id: int, retry_after: int, *, seconds: float | None = None) -> None:
+        """Answer 429 retry_after for sends to this chat for `seconds` (default retry_after)."""
+        self._flood[chat_id] = (time.monotonic() + (seconds if seconds is not None else retry_after), retry_after)
+
+    def inject_conflicts(self, count: int) -> None:
+        """The next `count` getUpdates calls answer 409, as when another instance polls."""
+        self._pending_conflicts += count
+
+    def migrate(self, old_id: int, new_id: int) -> None:
+        """The group becomes a supergroup: a service message in the old chat, sends there answer 400
+        with migrate_to_chat_id."""
+        self._failures[old_id] = ("migrated", new_id)
+        self.add_chat(new_id, "supergroup", self.chat(old_id).get("title", ""))
+        self._message_update(old_id, self.user(1), None, extra={"migrate_to_chat_id": new_id})
+
+    def user_says(
+        self,
+        chat_id: int,
+        user: dict[str, Any],
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        sender_chat: dict[str, Any] | None = None,
+        edited: bool = False,
+    ) -> dict[str, Any]:
+        """A user (or anonymous admin/channel via sender_chat) posts `text`; returns the message."""
+        extra: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            extra["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if thread_id is not None:
+            extra |= {"message_thread_id": thread_id, "is_topic_message": True}
+        if reply_to is not None:
+            extra["reply_to_message"] = self.messages[(chat_id, reply_to)]
+        if sender_chat is not None:
+            extra["sender_chat"] = sender_chat
+            if sender_chat["id"] != chat_id:
+                extra["is_automatic_forward"] = True
+        return self._message_update(chat_id, user, None, extra=extra, edited=edited)
+
+    def press(self, chat_id: int, message_id: int, data: str, user: dict[str, Any]) -> str:
+        """A user presses an inline button with this callback_data; returns the query id."""
+        query_id = str(next(self._query_ids))
+        self._open_queries.add(query_id)
+        self.inject({"callback_query": {"id": query_id, "from": user, "chat_instance": f"ci{chat_id}",
+                                        "data": data, "message": self.messages[(chat_id, message_id)]}})
+        return query_id
+
+    def bot_removed(self, chat_id: int, by: dict[str, Any], status: str = "kicked") -> None:
+        new: dict[str, Any] = {"user": self.bot, "status": status}
+        if status == "kicked":
+            new["until_date"] = 0
+        self.inject({"my_chat_member": {"chat": self.chat(chat_id), "from": by, "date": int(time.time()),
+                                        "old_chat_member": {"user": self.bot, "status": "member"}, "new_chat_member": new}})
+
+    def inject(self, update: dict[str, Any]) -> int:
+        update_id = next(self._update_ids)
+        update = {"update_id": update_id, **update}
+        self._updates.append(update)
+        if self.webhook_url:
+            asyncio.get_running_loop().create_task(self._push(update))
+        asyncio.get_running_loop().create_task(self._notify())
+        return update_id
+
+    def calls_to(self, method: str, status: int | None = 200) -> list[Call]:
+        return [c for c in self.calls if c.method == method and (status is None or c.status == status)]
+
+    def sent(self, chat_id: int | None = None) -> list[Call]:
+        """Accepted sendMessage calls, optionally for one chat."""
+        return [c for c in self.calls_to("sendMessage") if chat_id is None or int(c.params["chat_id"]) == chat_id]
+
+    async def wait_for(self, method: str, predicate: Callable[[Call], bool] | None = None, timeout: float = 5.0, *, status: int | None = 200) -> Call:
+        """The first recorded call to `method` (with `status`) matching `predicate`; waits for it."""
+        deadline = time.monotonic() + timeout
+        async with self._called:
+            while True:
+                for call in self.calls:
+                    if call.method == method and (status is None or call.status == status) and (predicate is None or predicate(call)):
+                        return call
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {method} call matched within {timeout}s; calls: {[c.method for c in self.calls]}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._called.wait(), left)
+
+    # --- the API -----------------------------------------------------------------------------
+
+    async def _endpoint(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        params = await self._params(request)
+        if request.path_params["token"] != self.token:
+            return await self._record(method, params, _error(401, "Unauthorized"))
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return await self._record(method, params, _error(404, "Not Found"))
+        return await self._record(method, params, await handler(params))
+
+    @staticmethod
+    async def _params(request: Request) -> dict[str, Any]:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            body = await request.body()
+            return json.loads(body) if body else {}
+        # PTB posts application/x-www-form-urlencoded (no files here); parsed by hand so the fake
+        # needs no python-multipart.
+        body = (await request.body()).decode()
+        params: dict[str, Any] = {}
+        for key, value in parse_qsl(body, keep_blank_values=True):
+            if value[:1] in "[{":  # PTB sends nested objects as JSON strings in the form
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            params[key] = value
+        return params
+
+    async def _record(self, method: str, params: dict[str, Any], answer: tuple[int, dict[str, Any]]) -> Response:
+        status, body = answer
+        self.calls.append(Call(method, params, time.monotonic(), status, body.get("result")))
+        async with self._called:
+            self._called.notify_all()
+        return JSONResponse(body, status_code=status)
+
+    async def _api_getMe(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return _ok(self.bot)
+
+    async def _api_setMyCommands(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.commands = list(p.get("commands") or [])
+        return _ok(True)
+
+    async def _api_deleteWebhook(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.webhook_url = self.webhook_secret = ""
+        return _ok(True)
+
+    async def _api_setWebhook(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.webhook_url = str(p.get("url", ""))
+        self.webhook_secret = str(p.get("secret_token", ""))
+        if self._poll:
+            self._poll.terminated.set()
+        return _ok(True)
+
+    async def _api_getWebhookInfo(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return _ok({"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": len(self._updates)})
+
+    async def _api_getUpdates(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.webhook_url:
+            return _error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+        if self._pending_conflicts:
+            self._pending_conflicts -= 1
+            self.conflicts_served += 1
+            return _error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+        if self._poll is not None:
+            # Like Telegram: a newer getUpdates terminates the one still waiting.
+            self._poll.terminated.set()
+        poll = self._poll = _Poll()
+        offset = int(p.get("offset") or 0)
+        if offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        limit = int(p.get("limit") or 100)
+        deadline = time.monotonic() + float(p.get("timeout") or 0)
+        try:
+            while True:
+                if poll.terminated.is_set():
+                    self.conflicts_served += 1
+                    return _error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+                if self._updates:
+                    return _ok(self._updates[:limit])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return _ok([])
+                waiter = asyncio.ensure_future(self._wait_update())
+                stopper = asyncio.ensure_future(poll.terminated.wait())
+                await asyncio.wait({waiter, stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+        finally:
+            if self._poll is poll:
+                self._poll = None
+
+    async def _api_sendMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat_id = int(p["chat_id"])
+        if chat_id in self.stall:
+            await asyncio.sleep(self.stall[chat_id])
+        refused = self._refuse(chat_id) or self._validate(p, chat_id)
+        if refused:
+            return refused
+        flooded = self._throttle(chat_id)
+        if flooded:
+            return flooded
+        message = self._store(chat_id, self.bot, p)
+        if chat_id in self._fail_after:
+            left, kind = self._fail_after[chat_id]
+            if left <= 1:
+                del self._fail_after[chat_id]
+                self._failures[chat_id] = (kind, 0)
+            else:
+                self._fail_after[chat_id] = (left - 1, kind)
+        return _ok(message)
+
+    async def _api_editMessageText(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat_id = int(p["chat_id"])
+        refused = self._refuse(chat_id) or self._validate(p, chat_id)
+        if refused:
+            return refused
+        old = self.messages.get((chat_id, int(p["message_id"])))
+        if old is None or old["from"]["id"] != self.bot["id"]:
+            return _error(400, "Bad Request: message to edit not found")
+        text = self._visible(p)
+        markup = p.get("reply_markup")
+        if old.get("text") == text and old.get("reply_markup") == markup:
+            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+        flooded = self._throttle(chat_id)
+        if flooded:
+            return flooded
+        old["text"] = text
+        old["edit_date"] = int(time.time())
+        if markup:
+            old["reply_markup"] = markup
+        else:
+            old.pop("reply_markup", None)
+        return _ok(old)
+
+    async def _api_answerCallbackQuery(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        query_id = str(p.get("callback_query_id"))
+        if query_id not in self._open_queries:
+            return _error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        self._open_queries.discard(query_id)
+        return _ok(True)
+
+    async def _api_deleteMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat_id, message_id = int(p["chat_id"]), int(p["message_id"])
+        allowed = self.can_delete.get(chat_id, self.chat(chat_id)["type"] == "private")
+        if not allowed or (chat_id, message_id) not in self.messages:
+            return _error(400, "Bad Request: message can't be deleted")
+        del self.messages[(chat_id, message_id)]
+        return _ok(True)
+
+    async def _api_getChatMember(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat_id, user_id = int(p["chat_id"]), int(p["user_id"])
+        refused = self._refuse(chat_id)
+        if refused:
+            return refused
+        return _ok(_member(self.user(user_id), self.members.get((chat_id, user_id), "member")))
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _refuse(self, chat_id: int) -> tuple[int, dict[str, Any]] | None:
+        failure = self._failures.get(chat_id)
+        if failure is None:
+            return None
+        kind, new_id = failure
+        if kind == "blocked":
+            return _error(403, "Forbidden: bot was blocked by the user")
+        if kind == "kicked":
+            return _error(403, "Forbidden: bot was kicked from the supergroup chat")
+        if kind == "not_found":
+            return _error(400, "Bad Request: chat not found")
+        if kind == "bad_request":
+            return _error(400, "Bad Request: wrong parameter action in request")
+        if kind == "server_error":
+            return _error(500, "Internal Server Error")
+        return _error(400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": new_id})
+
+    def _validate(self, p: dict[str, Any], chat_id: int) -> tuple[int, dict[str, Any]] | None:
+        try:
+            if chat_id in self.reject_html and str(p.get("parse_mode", "")).upper() == "HTML":
+                raise ParseError("Unsupported start tag \"x\" at byte offset 0")
+            text = self._visible(p)
+        except ParseError as exc:
+            return _error(400, f"Bad Request: can't parse entities: {exc}")
+        if not text.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if utf16_len(text) > MAX_TEXT:
+            return _error(400, "Bad Request: message is too long")
+        return None
+
+    @staticmethod
+    def _visible(p: dict[str, Any]) -> str:
+        text = str(p.get("text", ""))
+        return visible_text(text) if str(p.get("parse_mode", "")).upper() == "HTML" else text
+
+    def _throttle(self, chat_id: int) -> tuple[int, dict[str, Any]] | None:
+        now = time.monotonic()
+        flood = self._flood.get(chat_id)
+        if flood and flood[0] > now:
+            return _error(429, f"Too Many Requests: retry after {flood[1]}", {"retry_after": flood[1]})
+        if self.limits is None:
+            return None
+        lim = self.limits
+        bucket = self._chat_buckets.setdefault(chat_id, _Bucket(lim.per_chat_burst, lim.per_chat_rate))
+        waits = [bucket.wait_for_token(now)]
+        window = self._group_windows[chat_id]
+        if chat_id < 0 and lim.per_group:
+            count, period = lim.per_group
+            while window and window[0] <= now - period:
+                window.popleft()
+            waits.append(window[0] + period - now if len(window) >= count else 0.0)
+        assert self._global is not None
+        waits.append(self._global.wait_for_token(now))
+        wait = max(waits)
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            return _error(429, f"Too Many Requests: retry after {retry}", {"retry_after": retry})
+        bucket.take()
+        self._global.take()
+        if chat_id < 0 and lim.per_group:
+            window.append(now)
+        return None
+
+    def _store(self, chat_id: int, sender: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"message_id": next(self._msg_ids[chat_id]), "date": int(time.time()),
+                                   "chat": self.chat(chat_id), "from": sender, "text": self._visible(p)}
+        markup = p.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        if p.get("message_thread_id"):
+            message |= {"message_thread_id": int(p["message_thread_id"]), "is_topic_message": True}
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _message_update(self, chat_id: int, user: dict[str, Any], p: dict[str, Any] | None, *, extra: dict[str, Any], edited: bool = False) -> dict[str, Any]:
+        message: dict[str, Any] = {"message_id": next(self._msg_ids[chat_id]), "date": int(time.time()), "chat": self.chat(chat_id), "from": user, **extra}
+        self.messages[(chat_id, message["message_id"])] = message
+        self.inject({"edited_message" if edited else "message": message})
+        return message
+
+    async def _wait_update(self) -> None:
+        async with self._new_update:
+            await self._new_update.wait()
+
+    async def _notify(self) -> None:
+        async with self._new_update:
+            self._new_update.notify_all()
+
+    async def _push(self, update: dict[str, Any]) -> None:
+        assert self._http is not None
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret} if self.webhook_secret else {}
+        try:
+            response = await self._http.post(self.webhook_url, json=update, headers=headers)
+            self.webhook_deliveries.append(response.status_code)
+        except httpx.HTTPError:
+            self.webhook_deliveries.append(0)
+        else:
+            self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+
+
+def _ok(result: Any) -> tuple[int, dict[str, Any]]:
+    return 200, {"ok": True, "result": result}
+
+
+def _error(code: int, description: str, parameters: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return code, body
+
+
+def _member(user: dict[str, Any], status: str) -> dict[str, Any]:
+    """A ChatMember object with every field the Bot API requires for its status."""
+    member: dict[str, Any] = {"user": user, "status": status}
+    if status == "creator":
+        member["is_anonymous"] = False
+    elif status == "administrator":
+        member |= {key: False for key in ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages",
+                                          "can_manage_video_chats", "can_restrict_members", "can_promote_members",
+                                          "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
+                                          "can_delete_stories")}
+    elif status == "restricted":
+        member |= {"until_date": 0, "is_member": True} | {key: False for key in (
+            "can_send_messages", "can_send_audios", "can_send_documents", "can_send_photos", "can_send_videos",
+            "can_send_video_notes", "can_send_voice_notes", "can_send_polls", "can_send_other_messages",
+            "can_add_web_page_previews", "can_change_info", "can_invite_users", "can_pin_messages", "can_manage_topics")}
+    elif status == "kicked":
+        member["until_date"] = 0
+    return member
