@@ -1,0 +1,240 @@
+"""TelegramAdapter: the relay's `ChatAdapter` for Telegram, built on python-telegram-bot 22.
+
+It wires PTB's Application (never owning the loop), decides who polls getUpdates (one process per
+bot token, by a Redis lease) or serves the webhook, and delegates: inbound updates to `Inbound`,
+sends to `Sender`. No business logic here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from telegram import BotCommand, Update
+from telegram.error import Conflict, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from adapters.telegram.buttons import ButtonStore
+from adapters.telegram.inbound import Inbound
+from adapters.telegram.limiter import SendLimiter
+from adapters.telegram.markup import MAX_TEXT
+from adapters.telegram.sender import Sender
+from adapters.telegram.settings import TelegramSettings
+from adapters.telegram.webhook import WebhookServer
+from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.logs import Redactor
+from relay.models import ChatRef, CommandSpec, Message
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER)
+POLL_TIMEOUT = 10  # seconds of getUpdates long polling
+POOL_TIMEOUT = 1.0  # seconds to wait for a free connection; a pool timeout is "not sent"
+CONCURRENT_UPDATES = 64  # one slow command (or a chat's rate limit) must not hold up the others
+_CONFLICT_LOG_EVERY = 60.0
+
+
+class TelegramAdapter:
+    """Long polling by default; webhook mode when `settings.webhook_url` is set."""
+
+    platform = "telegram"
+
+    def __init__(
+        self,
+        settings: TelegramSettings,
+        redis: Redis,
+        keys: Keys,
+        redactor: Redactor,
+        *,
+        limiter: SendLimiter | None = None,
+        lease_ttl: float = 30.0,
+    ) -> None:
+        token = settings.bot_token.get_secret_value()
+        # Register before PTB builds anything: the Bot logs its token-bearing URL at DEBUG.
+        redactor.add(token, settings.webhook_secret.get_secret_value())
+        self.limits = Limits(MAX_TEXT, "utf16", settings.global_rate)
+        self._settings = settings
+        self._redis = redis
+        self._keys = keys
+        self._lease_key = keys.adapter("telegram", "poller")
+        self._lease_ttl = lease_ttl
+        self._leases = Leases(redis)
+        self._app = self._build(settings, token)
+        self._buttons = ButtonStore(redis, keys)
+        self._sender = Sender(self._app.bot, limiter or SendLimiter(settings.global_rate), self._buttons, redis, keys)
+        self._webhook: WebhookServer | None = None
+        self._lease_task: asyncio.Task[None] | None = None
+        self._polling = False
+        self._started = False
+        self._stopped = False
+        self._last_conflict_log = 0.0
+
+    @staticmethod
+    def _build(settings: TelegramSettings, token: str) -> Application:
+        timeout = settings.request_timeout
+        builder = (
+            ApplicationBuilder()
+            .token(token)
+            .base_url(settings.api_base + "/bot")
+            .base_file_url(settings.api_base + "/file/bot")
+            .job_queue(None)  # one scheduler per process, and it is not PTB's
+            .concurrent_updates(CONCURRENT_UPDATES)
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .write_timeout(timeout)
+            .pool_timeout(POOL_TIMEOUT)
+            .get_updates_connect_timeout(timeout)
+            .get_updates_read_timeout(timeout)  # PTB adds the long-poll timeout on top
+            .get_updates_write_timeout(timeout)
+            .get_updates_pool_timeout(POOL_TIMEOUT)
+        )
+        if settings.webhook_url:
+            builder = builder.updater(None)  # updates arrive through our own endpoint
+        return builder.build()
+
+    @property
+    def is_polling(self) -> bool:
+        """True while this process holds the poller lease and runs getUpdates."""
+        return self._polling
+
+    @property
+    def webhook_port(self) -> int | None:
+        return self._webhook.port if self._webhook else None
+
+    async def start(self, commands: Sequence[CommandSpec], dispatch: Dispatch, on_chat_change: OnChatChange) -> None:
+        """Register the commands, then take updates (poll under the lease, or serve the webhook)."""
+        if self._started:
+            return
+        self._started = True
+        specs = {spec.name: spec for spec in commands}
+        self._buttons.specs = specs
+        inbound = Inbound(self._sender, self._buttons, self._redis, self._keys, specs, dispatch, on_chat_change)
+        app = self._app
+        app.add_handler(TypeHandler(Update, inbound.drop_replays), group=-1)
+        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, inbound.on_message))
+        app.add_handler(CallbackQueryHandler(inbound.on_callback))
+        app.add_handler(ChatMemberHandler(inbound.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+        app.add_error_handler(inbound.on_error)
+
+        await app.initialize()  # getMe
+        await app.bot.set_my_commands(_bot_commands(commands))
+        await app.start()
+        if self._settings.webhook_url:
+            await self._start_webhook()
+        else:
+            await self._lease_tick()
+            self._lease_task = asyncio.create_task(self._lease_loop(), name="telegram-poller-lease")
+        log.info("telegram adapter started mode=%s", "webhook" if self._settings.webhook_url else "polling")
+
+    async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
+        """Deliver one message (split into several when longer than 4096 UTF-16 units)."""
+        await self._sender.send(chat, message, key=key, silent=silent)
+
+    async def stop(self) -> None:
+        """Stop taking updates (lease loop, polling, webhook), then stop and close PTB. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+        await self._stop_polling("shutdown")
+        if self._webhook is not None:
+            await self._webhook.stop()
+        if self._app.running:
+            await self._app.stop()
+        await self._app.shutdown()
+        log.info("telegram adapter stopped")
+
+    # --- webhook -------------------------------------------------------------------------
+
+    async def _start_webhook(self) -> None:
+        url = self._settings.webhook_url or ""
+        secret = self._settings.webhook_secret.get_secret_value()
+        self._webhook = WebhookServer(self._app.bot, self._app.update_queue, secret, urlsplit(url).path, self._settings.port)
+        await self._webhook.start()
+        await self._app.bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))
+
+    # --- polling under a lease ---------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ttl / 3)
+            await self._lease_tick()
+
+    async def _lease_tick(self) -> None:
+        """Keep polling while we hold the lease; take it over when it is free."""
+        ttl_ms = int(self._lease_ttl * 1000)
+        try:
+            if self._polling:
+                if not await self._leases.renew(self._lease_key, ttl_ms):
+                    await self._stop_polling("lease lost")
+            elif await self._leases.acquire(self._lease_key, ttl_ms):
+                await self._start_polling()
+        except RedisError as exc:
+            # The lease is for efficiency only: keep doing what we do until Redis answers again.
+            log.warning("poller lease unavailable error=%s", type(exc).__name__)
+        except TelegramError as exc:
+            log.warning("polling did not start, will retry error=%s", type(exc).__name__)
+
+    async def _start_polling(self) -> None:
+        updater = self._app.updater
+        if updater is None or updater.running:
+            return
+        await updater.start_polling(
+            timeout=POLL_TIMEOUT,
+            allowed_updates=list(ALLOWED_UPDATES),
+            drop_pending_updates=False,
+            error_callback=self._on_poll_error,
+        )
+        self._polling = True
+        log.info("polling getUpdates (holding the poller lease)")
+
+    async def _stop_polling(self, why: str) -> None:
+        updater = self._app.updater
+        was_polling = self._polling
+        self._polling = False
+        if updater is not None and updater.running:
+            await updater.stop()
+        if was_polling:
+            log.info("stopped polling reason=%s", why)
+            with contextlib.suppress(RedisError):
+                await self._leases.release(self._lease_key)
+
+    def _on_poll_error(self, exc: TelegramError) -> None:
+        """PTB's retry loop calls this and then backs off (1 s growing to 30 s); it never stops polling."""
+        if isinstance(exc, Conflict):
+            now = time.monotonic()
+            if now - self._last_conflict_log >= _CONFLICT_LOG_EVERY:
+                self._last_conflict_log = now
+                log.warning("getUpdates conflict: another poller or a webhook uses this token; backing off")
+            return
+        log.warning("getUpdates failed error=%s", type(exc).__name__)
+
+
+def _bot_commands(commands: Sequence[CommandSpec]) -> list[BotCommand]:
+    """setMyCommands entries: names of 1-32 [a-z0-9_], one-line descriptions of 1-256 chars."""
+    entries = []
+    for spec in commands:
+        if not (1 <= len(spec.name) <= 32) or not all(c.islower() or c.isdigit() or c == "_" for c in spec.name):
+            continue
+        summary = (spec.summary.strip().splitlines() or [spec.name])[0][:256]
+        entries.append(BotCommand(spec.name, summary or spec.name))
+    return entries[:100]

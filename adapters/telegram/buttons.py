@@ -1,0 +1,116 @@
+"""Inline buttons: `Action` <-> callback_data, and the memory of ForceReply prompts.
+
+callback_data holds at most 64 bytes (Bot API), so an action that does not fit inline is kept in
+Redis for 7 days and its button carries a short id. Nothing here sends or dispatches.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+
+from redis.asyncio import Redis
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from relay.keys import Keys
+from relay.models import Action, CommandSpec
+
+CALLBACK_MAX = 64  # bytes, Bot API InlineKeyboardButton.callback_data
+STORED_TTL = 7 * 24 * 3600  # a stored action outlives any paging session someone comes back to
+PROMPT_TTL = 24 * 3600
+ROW_WIDTH = 3
+_SEP = "|"
+_STORED = "r"
+_FLAG_OF = {("command", False): "c", ("command", True): "e", ("prompt", False): "p", ("prompt", True): "p"}
+_KIND_OF = {"c": ("command", False), "e": ("command", True), "p": ("prompt", False)}
+
+
+def _action_json(action: Action) -> str:
+    return json.dumps(
+        {
+            "label": action.label,
+            "command": action.command,
+            "args": dict(action.args),
+            "kind": action.kind,
+            "text_param": action.text_param,
+            "replace": action.replace,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _action_from_json(raw: str | bytes) -> Action:
+    d = json.loads(raw)
+    return Action(d["label"], d["command"], dict(d["args"]), d["kind"], d["text_param"], bool(d["replace"]))
+
+
+class ButtonStore:
+    """Encodes actions into buttons and back; remembers which command a ForceReply prompt is for."""
+
+    def __init__(self, redis: Redis, keys: Keys, specs: Mapping[str, CommandSpec] | None = None) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.specs: Mapping[str, CommandSpec] = specs or {}
+
+    def inline(self, action: Action) -> str | None:
+        """"flag|command|text_param|v1|v2…" with values in the spec's parameter order, or None
+        when the action cannot be encoded exactly in 64 bytes."""
+        spec = self.specs.get(action.command)
+        if spec is None:
+            return None
+        names = [p.name for p in spec.params]
+        if any(name not in names for name in action.args):
+            return None
+        values = [action.args.get(name, "") for name in names]
+        if any(_SEP in v for v in (action.command, action.text_param, *values)):
+            return None
+        if any(name in action.args and not action.args[name] for name in names):
+            return None  # an explicit empty value would read back as "absent"
+        while values and not values[-1]:
+            values.pop()
+        data = _SEP.join([_FLAG_OF[(action.kind, action.replace)], action.command, action.text_param, *values])
+        return data if len(data.encode()) <= CALLBACK_MAX else None
+
+    async def encode(self, action: Action) -> str:
+        """callback_data for the action, storing it in Redis when it does not fit inline."""
+        data = self.inline(action)
+        if data is not None:
+            return data
+        ref = secrets.token_urlsafe(12)
+        await self._redis.set(self._keys.adapter("telegram", "cb", ref), _action_json(action), ex=STORED_TTL)
+        return f"{_STORED}{_SEP}{ref}"
+
+    async def decode(self, data: str, label: str = "") -> Action | None:
+        """The action a pressed button stands for; None when unknown or expired."""
+        flag, _, rest = data.partition(_SEP)
+        if flag == _STORED:
+            raw = await self._redis.get(self._keys.adapter("telegram", "cb", rest))
+            return _action_from_json(raw) if raw else None
+        if flag not in _KIND_OF:
+            return None
+        command, _, rest = rest.partition(_SEP)
+        text_param, _, rest = rest.partition(_SEP)
+        spec = self.specs.get(command)
+        if spec is None:
+            return None
+        values = rest.split(_SEP) if rest else []
+        args = {p.name: v for p, v in zip(spec.params, values) if v}
+        kind, replace = _KIND_OF[flag]
+        return Action(label, command, args, kind, text_param, replace)  # type: ignore[arg-type]
+
+    async def keyboard(self, actions: Sequence[Action]) -> InlineKeyboardMarkup | None:
+        if not actions:
+            return None
+        buttons = [InlineKeyboardButton(a.label, callback_data=await self.encode(a)) for a in actions]
+        return InlineKeyboardMarkup([buttons[i : i + ROW_WIDTH] for i in range(0, len(buttons), ROW_WIDTH)])
+
+    async def remember_prompt(self, chat_id: str, message_id: int, action: Action) -> None:
+        key = self._keys.adapter("telegram", "prompt", chat_id, message_id)
+        await self._redis.set(key, _action_json(action), ex=PROMPT_TTL)
+
+    async def take_prompt(self, chat_id: str, message_id: int) -> Action | None:
+        """The action a ForceReply prompt was for, once: a second answer is ordinary text."""
+        raw = await self._redis.getdel(self._keys.adapter("telegram", "prompt", chat_id, message_id))
+        return _action_from_json(raw) if raw else None

@@ -1,0 +1,219 @@
+"""The outbound path: rendered chunks to one chat, under the rate limits, errors mapped.
+
+Everything that calls sendMessage/editMessageText goes through here, commands' replies included,
+so they share one set of limits. It raises only `relay.errors.DeliveryError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from telegram import Bot, ForceReply, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Message as TgMessage
+from telegram.constants import ParseMode
+from telegram.error import RetryAfter, TelegramError
+
+from adapters.telegram.buttons import ButtonStore
+from adapters.telegram.failures import is_not_modified, is_parse_error, retry_after_seconds, to_delivery_error
+from adapters.telegram.limiter import SendLimiter
+from adapters.telegram.markup import MAX_TEXT, Chunk, Span, render, render_spans
+from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, Undeliverable
+from relay.keys import Keys
+from relay.models import ChatRef, Message
+
+log = logging.getLogger(__name__)
+
+PROGRESS_TTL = 24 * 3600
+NOT_STORED_RETRY = 5.0  # seconds: Redis hiccup while storing long button data
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # relayed URLs are not fetched or previewed (§3.7)
+_GONE_LOG_CAP = 10_000
+ReplyMarkup = InlineKeyboardMarkup | ForceReply
+
+
+class Sender:
+    """Sends and edits messages in Telegram chats; one send per chat at a time, in call order."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        limiter: SendLimiter,
+        buttons: ButtonStore,
+        redis: Redis,
+        keys: Keys,
+        max_text: int = MAX_TEXT,
+    ) -> None:
+        self.bot = bot
+        self._limiter = limiter
+        self._buttons = buttons
+        self._redis = redis
+        self._keys = keys
+        self._max_text = max_text
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._gone_logged: dict[str, None] = {}
+
+    async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> list[int]:
+        """Send every chunk of `message` in order; the buttons go under the last chunk.
+
+        A message longer than 4096 units goes out as several messages. Telegram has no idempotency
+        key, so progress is kept in Redis under the delivery `key`: when a later chunk fails and the
+        core resends the same key, the resend starts at the first chunk not yet accepted. Only a
+        chunk whose outcome was uncertain (SendUncertain) can therefore show up twice.
+        """
+        chunks = self._chunks(message)
+        markup = await self._keyboard(message)
+        progress_key = self._keys.adapter("telegram", "sent", key) if len(chunks) > 1 else None
+        done = await self._progress(progress_key)
+        ids: list[int] = []
+        for i, chunk in enumerate(chunks):
+            if i < done:
+                continue
+            last = i == len(chunks) - 1
+            sent = await self.post(chat, chunk, markup if last else None, silent=silent)
+            ids.append(sent.message_id)
+            if progress_key:
+                await self._save_progress(progress_key, i + 1)
+        return ids
+
+    async def edit(self, chat: ChatRef, message_id: int, message: Message) -> bool:
+        """Replace a message's text and buttons in place (paging). False when it cannot be edited
+        (too long for one message, deleted, too old): the caller then sends a new message."""
+        chunks = self._chunks(message)
+        if len(chunks) != 1:
+            return False
+        markup = await self._keyboard(message)
+        chat_id = self._chat_id(chat)
+        async with self._lock(chat_id):
+            await self._ready(chat_id)
+            try:
+                await self.bot.edit_message_text(
+                    chunks[0].html,
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=_NO_PREVIEW,
+                    reply_markup=markup,
+                )
+            except TelegramError as exc:
+                if is_not_modified(exc):
+                    return True
+                self._note(chat, chat_id, exc)
+                log.info("edit failed, sending anew chat=%s error=%s", chat.key, type(exc).__name__)
+                return False
+        return True
+
+    async def post_spans(self, chat: ChatRef, spans: Sequence[Span], markup: ReplyMarkup | None) -> TgMessage:
+        """Send short adapter-made text (prompts); it must fit in one message."""
+        chunks = render_spans(spans, self._max_text)
+        if len(chunks) != 1:
+            raise Undeliverable("prompt does not fit one message")
+        return await self.post(chat, chunks[0], markup)
+
+    async def post(self, chat: ChatRef, chunk: Chunk, markup: ReplyMarkup | None, *, silent: bool = False) -> TgMessage:
+        """One sendMessage under the limits; on "can't parse entities" once more as plain text."""
+        chat_id = self._chat_id(chat)
+        thread_id = int(chat.thread_id) if chat.thread_id else None
+        async with self._lock(chat_id):
+            for text, parse_mode in ((chunk.html, ParseMode.HTML), (chunk.text, None)):
+                await self._ready(chat_id)
+                try:
+                    return await self.bot.send_message(
+                        chat_id,
+                        text,
+                        parse_mode=parse_mode,
+                        link_preview_options=_NO_PREVIEW,
+                        disable_notification=silent,
+                        message_thread_id=thread_id,
+                        reply_markup=markup,
+                    )
+                except TelegramError as exc:
+                    if parse_mode and is_parse_error(exc):
+                        # Our escaping should make this impossible; plain text still reaches the reader.
+                        log.warning("html rejected, resending as plain text chat=%s", chat.key)
+                        continue
+                    raise self._note(chat, chat_id, exc) from None
+                except Exception as exc:  # a bug must still surface as a DeliveryError
+                    log.exception("send failed unexpectedly chat=%s", chat.key)
+                    raise Undeliverable(f"unexpected {type(exc).__name__}") from None
+        raise Undeliverable("rejected as HTML and as plain text")
+
+    async def delete(self, chat_id: int, message_id: int) -> bool:
+        """deleteMessage; False when the bot may not (no rights, too old, already gone)."""
+        try:
+            return bool(await self.bot.delete_message(chat_id, message_id))
+        except TelegramError as exc:
+            log.info("could not delete command message chat=%s error=%s", chat_id, type(exc).__name__)
+            return False
+
+    def _chunks(self, message: Message) -> list[Chunk]:
+        # Telegram refuses an empty or all-whitespace text, so such a chunk is not sent.
+        chunks = [c for c in render(message, self._max_text) if c.text.strip()]
+        if not chunks:
+            raise Undeliverable("empty message")
+        return chunks
+
+    @staticmethod
+    def _chat_id(chat: ChatRef) -> int:
+        try:
+            return int(chat.chat_id)
+        except ValueError:
+            raise Undeliverable(f"not a Telegram chat id: {chat.chat_id!r}") from None
+
+    def _lock(self, chat_id: int) -> asyncio.Lock:
+        # Weak values: a chat's lock lives only while someone is sending to it.
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[chat_id] = lock
+        return lock
+
+    async def _ready(self, chat_id: int) -> None:
+        left = self._limiter.penalized_for(chat_id)
+        if left > 0:
+            # Still inside Telegram's retry_after for this chat: a request now would only earn another 429.
+            raise RetryLater(left, "chat is serving a telegram retry_after")
+        await self._limiter.wait(chat_id)
+
+    def _note(self, chat: ChatRef, chat_id: int, exc: TelegramError) -> DeliveryError:
+        """Map the error and keep what this process should remember about the chat."""
+        error = to_delivery_error(exc, chat)
+        if isinstance(exc, RetryAfter):
+            self._limiter.penalize(chat_id, retry_after_seconds(exc))
+        elif isinstance(error, ChatGone):
+            if chat.key not in self._gone_logged:
+                if len(self._gone_logged) >= _GONE_LOG_CAP:
+                    self._gone_logged.pop(next(iter(self._gone_logged)))
+                self._gone_logged[chat.key] = None
+                log.warning("chat gone chat=%s reason=%s", chat.key, error)
+        elif isinstance(error, ChatMoved):
+            log.info("chat moved chat=%s new=%s", chat.key, error.new_chat.key)
+        else:
+            log.debug("send failed chat=%s error=%s mapped=%s", chat.key, type(exc).__name__, type(error).__name__)
+        return error
+
+    async def _keyboard(self, message: Message) -> InlineKeyboardMarkup | None:
+        try:
+            return await self._buttons.keyboard(message.actions)
+        except RedisError as exc:
+            raise RetryLater(NOT_STORED_RETRY, f"could not store button data: {type(exc).__name__}") from None
+
+    async def _progress(self, key: str | None) -> int:
+        if key is None:
+            return 0
+        try:
+            raw = await self._redis.get(key)
+        except RedisError:
+            log.warning("chunk progress unreadable, sending every chunk")
+            return 0
+        return int(raw) if raw else 0
+
+    async def _save_progress(self, key: str, done: int) -> None:
+        try:
+            await self._redis.set(key, done, ex=PROGRESS_TTL)
+        except RedisError:
+            log.warning("chunk progress not saved; a resend may repeat chunks")
+

@@ -1,0 +1,95 @@
+"""The webhook endpoint: Telegram POSTs updates here, we queue them for the PTB Application.
+
+It checks X-Telegram-Bot-Api-Secret-Token in constant time and answers a wrong one with a bare
+403 that is never logged (PTB's built-in handler compares with != and logs the presented value).
+It does not handle updates itself, and it never owns the event loop or the process signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from telegram import Bot, Update
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_BODY = 1 << 20  # bytes; Telegram updates are small, anything bigger is not from Telegram
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the relay's main owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class WebhookServer:
+    """A small starlette app on `port` (0 picks a free one) serving POST `path`."""
+
+    def __init__(self, bot: Bot, queue: asyncio.Queue[object], secret: str, path: str, port: int, host: str = "0.0.0.0") -> None:
+        self._bot = bot
+        self._queue = queue
+        self._secret = secret.encode()
+        self._path = path or "/"
+        self._host = host
+        self._port = port
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def start(self) -> None:
+        # Binding here (not in uvicorn) turns "port in use" into an OSError for the caller instead
+        # of uvicorn's sys.exit, and tells us the port when 0 was asked for.
+        sock = socket.create_server((self._host, self._port), reuse_port=False)
+        self._port = sock.getsockname()[1]
+        app = Starlette(routes=[Route(self._path, self._receive, methods=["POST"])])
+        config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, server_header=False)
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="telegram-webhook")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raise a startup failure
+            await asyncio.sleep(0.01)
+        log.info("webhook listening port=%d path=%s", self._port, self._path)
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._server = None
+        self._task = None
+
+    async def _receive(self, request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        # Starlette decodes headers as latin-1, so this round-trips every byte Telegram could send.
+        if not hmac.compare_digest(given.encode("latin-1"), self._secret):
+            return Response(status_code=403)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return Response(status_code=413)
+        try:
+            update = Update.de_json(json.loads(body), self._bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.info("webhook body is not an update")
+            return Response(status_code=400)
+        # Queue and answer at once: Telegram resends an update that is not acknowledged quickly.
+        await self._queue.put(update)
+        return Response(status_code=200)
