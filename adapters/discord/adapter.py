@@ -1,0 +1,277 @@
+"""The Discord `ChatAdapter`: wires discord.py's Client, the command tree, the gateway lease and
+the send path together.
+
+discord.py never owns the loop: `login()` gives REST in every process, and `connect()` runs as a
+task only in the process holding the gateway lease. Must not contain business rules; everything
+the relay decides comes back from `dispatch` as a `Reply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from adapters.discord.actions import ActionCodec, build_view
+from adapters.discord.client import ClientHooks, RelayClient
+from adapters.discord.commands import build_commands
+from adapters.discord.embeds import render
+from adapters.discord.failures import NOT_CONNECTED_RETRY_S, delivery_error
+from adapters.discord.gateway import GatewayHolder, GatewayTiming, IdentifyBackoff
+from adapters.discord.guards import Pacer, RequestGuard
+from adapters.discord.interactions import NO_MENTIONS, InteractionHandler
+from adapters.discord.logfilter import GATEWAY_LOGGER, ModalValuesFilter
+from adapters.discord.settings import DEFAULT_GATEWAY, DiscordSettings
+from relay.adapter import ChatChange, Dispatch, Limits, OnChatChange
+from relay.errors import ChatGone, ConfigError, RetryLater, Undeliverable
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.logs import Redactor
+from relay.models import ChatRef, CommandSpec, Message
+
+log = logging.getLogger(__name__)
+
+NONCE_MAX = 25  # Discord's limit for a message nonce
+_LOGIN_RETRY_CAP_S = 300.0
+
+
+def nonce(key: str, part: int) -> str:
+    """A delivery's nonce: with enforce_nonce, Discord returns the existing message for a repeat
+    within a few minutes instead of posting twice (reliability note §1.5)."""
+    digest = hashlib.sha256(f"{key}\x00{part}".encode()).digest()
+    return base64.b32encode(digest).decode()[:NONCE_MAX]
+
+
+class DiscordAdapter:
+    """Slash commands, buttons and modals in; embeds out. See the module docstring."""
+
+    platform = "discord"
+    limits = Limits(2000, "codepoints", 25)
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        redis: Redis,
+        keys: Keys,
+        redactor: Redactor,
+        *,
+        timing: GatewayTiming | None = None,
+    ) -> None:
+        if settings.bot_token is None or not settings.enabled:
+            raise ConfigError("DISCORD_BOT_TOKEN is not set")
+        self._token = settings.bot_token.get_secret_value().strip()
+        redactor.add(self._token)
+        self._settings = settings
+        self._redis = redis
+        self._keys = keys
+        _apply_urls(settings)
+        timing = timing or GatewayTiming()
+        self.guard = RequestGuard(redis, keys)
+        self._pacer = Pacer(settings.max_requests_per_second)
+        self._codec = ActionCodec(redis, keys)
+        self._interactions = InteractionHandler(redis, keys, self._codec, self.guard, redactor)
+        backoff = IdentifyBackoff(redis, keys.adapter("discord", "identify"), timing)
+        hooks = ClientHooks(
+            before_identify=self._before_identify,
+            on_ready=self._on_ready,
+            on_interaction=self._interactions.on_interaction,
+            on_guild_remove=self._on_guild_remove,
+            on_guild_join=self._on_guild_join,
+            on_channel_gone=self._on_channel_gone,
+        )
+        self._client = RelayClient(hooks, http_trace=self.guard.trace_config())
+        self._tree = app_commands.CommandTree(self._client)
+        for command in build_commands(self._interactions.on_command):
+            self._tree.add_command(command)
+        self._gateway = GatewayHolder(
+            self._client, Leases(redis), keys.adapter("discord", "gateway"), backoff, timing, self._sync_commands
+        )
+        self._log_filter = ModalValuesFilter()
+        self._on_chat_change: OnChatChange | None = None
+        self._logged_in = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._stopped = False
+
+    @property
+    def holds_gateway(self) -> bool:
+        return self._gateway.holding
+
+    @property
+    def declared_commands(self) -> list[app_commands.Command]:  # type: ignore[type-arg]
+        return list(self._tree.get_commands())
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, commands: Sequence[CommandSpec], dispatch: Dispatch, on_chat_change: OnChatChange) -> None:
+        if self._started:
+            return
+        self._started = True
+        declared = {c.name for c in self._tree.get_commands()}
+        if declared != {c.name for c in commands}:
+            log.warning("discord commands differ from the core's declared=%s core=%s", sorted(declared), sorted(c.name for c in commands))
+        self._interactions.attach(dispatch)
+        self._on_chat_change = on_chat_change
+        logging.getLogger(GATEWAY_LOGGER).addFilter(self._log_filter)
+        try:
+            await self._client.login(self._token)
+        except discord.LoginFailure as exc:
+            raise ConfigError("DISCORD_BOT_TOKEN was rejected by Discord") from exc
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.warning("discord login failed error=%s: retrying in the background", type(exc).__name__)
+            self._tasks.append(asyncio.create_task(self._login_then_hold(), name="discord-login"))
+            return
+        self._logged_in.set()
+        log.info("discord logged in application=%s", self._client.application_id)
+        self._tasks.append(asyncio.create_task(self._gateway.run(), name="discord-gateway-lease"))
+
+    async def stop(self) -> None:
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        self._interactions.stopping = True
+        for task in self._tasks:  # the gateway first: no new events
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await self._interactions.drain(timeout=5.0)
+        await self._client.close()
+        logging.getLogger(GATEWAY_LOGGER).removeFilter(self._log_filter)
+        log.info("discord adapter stopped")
+
+    async def _login_then_hold(self) -> None:
+        delay = 2.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._client.login(self._token)
+                break
+            except discord.LoginFailure:
+                log.error("discord rejected DISCORD_BOT_TOKEN: adapter disabled until restart")
+                return
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+                delay = min(delay * 2, _LOGIN_RETRY_CAP_S)
+                log.warning("discord login failed error=%s retry_in=%.0fs", type(exc).__name__, delay)
+        self._logged_in.set()
+        await self._gateway.run()
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
+        if not self._logged_in.is_set() or self._stopped:
+            raise RetryLater(NOT_CONNECTED_RETRY_S, "discord not connected")
+        try:
+            channel_id = int(chat.thread_id or chat.chat_id)
+        except ValueError:
+            raise Undeliverable(f"not a discord channel id: {chat.chat_id!r}") from None
+        if await self.guard.is_gone(channel_id):
+            raise ChatGone("discord channel refused us before (403/404)")
+        if pause := self.guard.pause_for():
+            raise RetryLater(pause, "discord invalid-request budget running low")
+        channel = self._client.get_partial_messageable(channel_id)
+        for index, part in enumerate(render(message)):
+            try:
+                view = await build_view(self._codec, part.actions)
+            except RedisError:
+                raise RetryLater(NOT_CONNECTED_RETRY_S, "action store unavailable") from None
+            await self._pacer.wait()
+            try:
+                await asyncio.wait_for(
+                    channel.send(
+                        embeds=list(part.embeds),
+                        view=view,
+                        nonce=nonce(key, index),
+                        allowed_mentions=NO_MENTIONS,
+                        silent=silent,
+                    ),
+                    self._settings.send_timeout,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = delivery_error(exc)
+                if isinstance(error, ChatGone):
+                    await self.guard.mark_gone(channel_id, getattr(exc, "status", 0))
+                if isinstance(error, Undeliverable) and not isinstance(exc, discord.HTTPException):
+                    log.exception("discord send failed unexpectedly channel=%s part=%d", channel_id, index)
+                else:
+                    log.debug("discord send failed channel=%s part=%d error=%s", channel_id, index, error)
+                raise error from None
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def _before_identify(self, initial: bool) -> None:
+        await self._gateway.before_identify(initial)
+
+    def _on_ready(self) -> None:
+        log.info("discord gateway ready")
+        self._gateway.on_ready()
+
+    async def _on_guild_remove(self, guild: discord.Guild) -> None:
+        channels = {c.id for c in guild.channels} | {t.id for t in guild.threads}
+        key = self._keys.adapter("discord", "guild", guild.id, "channels")
+        try:
+            channels |= {int(c) for c in await self._redis.smembers(key)}
+            await self._redis.delete(key)
+        except RedisError:
+            log.warning("guild channels unknown guild=%s", guild.id, exc_info=True)
+        log.info("discord bot removed from guild=%s channels=%d", guild.id, len(channels))
+        for channel_id in sorted(channels):
+            await self._chat_gone(channel_id, "bot removed from the server")
+
+    async def _on_guild_join(self, guild: discord.Guild) -> None:
+        await self.guard.clear_gone(*(c.id for c in guild.channels))
+
+    async def _on_channel_gone(self, channel_id: int, reason: str) -> None:
+        await self._chat_gone(channel_id, reason)
+
+    async def _chat_gone(self, channel_id: int, reason: str) -> None:
+        if self._on_chat_change is None:
+            return
+        try:
+            await self._on_chat_change(ChatChange(ChatRef("discord", str(channel_id)), "gone", reason=reason))
+        except Exception:
+            log.exception("on_chat_change failed channel=%s", channel_id)
+
+    async def _sync_commands(self) -> None:
+        """Upload the command set when it changed (by hash in Redis); guilds sync instantly,
+        global commands can take a while to appear."""
+        scopes: list[discord.Object | None] = [discord.Object(g) for g in self._settings.guild_ids] or [None]
+        for guild in scopes:
+            if guild is not None:
+                self._tree.copy_global_to(guild=guild)
+            payload = [c.to_dict(self._tree) for c in self._tree.get_commands(guild=guild)]
+            digest = hashlib.sha256(
+                json.dumps([self._client.application_id, payload], sort_keys=True).encode()
+            ).hexdigest()
+            key = self._keys.adapter("discord", "commands", guild.id if guild else "global")
+            try:
+                if await self._redis.get(key) in (digest, digest.encode()):
+                    continue
+                await self._tree.sync(guild=guild)
+                await self._redis.set(key, digest)
+                log.info("discord commands synced scope=%s count=%d", guild.id if guild else "global", len(payload))
+            except (discord.HTTPException, aiohttp.ClientError, OSError, RedisError):
+                log.warning("discord command sync failed scope=%s", guild.id if guild else "global", exc_info=True)
+
+
+def _apply_urls(settings: DiscordSettings) -> None:
+    """discord.py reads its REST base and gateway URL from class attributes; they are set here,
+    once per construction, from configuration (a proxy in production, a fake server in tests).
+    Process-wide by nature: one process talks to one Discord."""
+    discord.http.Route.BASE = settings.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url or DEFAULT_GATEWAY)
+

@@ -1,0 +1,173 @@
+"""Slash command declarations: one explicit app command per core `CommandSpec`.
+
+Declared by hand, so Discord users get typed options with choices and ranges; descriptions come
+from `relay.specs` so they never drift, and a test checks names and parameters against the specs.
+Callbacks only forward the named options as strings; no decisions are made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+
+from relay.specs import BY_NAME
+
+Run = Callable[[discord.Interaction, str, dict[str, str]], Awaitable[None]]
+
+FeedType = Literal["operation", "strategy", "discussion"]
+Kind = Literal["replies", "mentions", "accepted", "followers", "strategies", "discussions", "messages", "tasks"]
+KindMode = Literal["on", "silent", "off"]
+Id = app_commands.Range[int, 1]
+Page = app_commands.Range[int, 1, 10_000]
+
+# /link takes its parameters in a modal (LINK_FIELDS), never as options: an option's value is
+# shown in the channel as part of the command, and the token must stay between user and bot.
+LINK_FIELDS: tuple[str, ...] = ("token", "mode")
+DESCRIPTION_MAX = 100  # Discord's limit for command and option descriptions
+
+
+def summary(name: str) -> str:
+    return BY_NAME[name].summary[:DESCRIPTION_MAX]
+
+
+def described(name: str) -> Callable[[Any], Any]:
+    return app_commands.describe(**{p.name: p.description[:DESCRIPTION_MAX] for p in BY_NAME[name].params})
+
+
+def _args(**values: object) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items() if v is not None and v != ""}
+
+
+def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
+    """Every command the relay offers on Discord, each forwarding to `run(interaction, name, args)`."""
+
+    @app_commands.command(name="start", description=summary("start"))
+    async def start(interaction: discord.Interaction) -> None:
+        await run(interaction, "start", {})
+
+    @app_commands.command(name="help", description=summary("help"))
+    async def help_(interaction: discord.Interaction) -> None:
+        await run(interaction, "help", {})
+
+    @app_commands.command(name="link", description="Link your AI-Trader agent (asks for the token privately)")
+    async def link(interaction: discord.Interaction) -> None:
+        await run(interaction, "link", {})
+
+    @app_commands.command(name="unlink", description=summary("unlink"))
+    async def unlink(interaction: discord.Interaction) -> None:
+        await run(interaction, "unlink", {})
+
+    @app_commands.command(name="subscribe", description=summary("subscribe"))
+    @described("subscribe")
+    @app_commands.default_permissions(manage_channels=True)
+    async def subscribe(interaction: discord.Interaction, what: str | None = None) -> None:
+        await run(interaction, "subscribe", _args(what=what))
+
+    @app_commands.command(name="unsubscribe", description=summary("unsubscribe"))
+    @described("unsubscribe")
+    @app_commands.default_permissions(manage_channels=True)
+    async def unsubscribe(interaction: discord.Interaction, id: Id) -> None:
+        await run(interaction, "unsubscribe", _args(id=id))
+
+    @app_commands.command(name="subscriptions", description=summary("subscriptions"))
+    async def subscriptions(interaction: discord.Interaction) -> None:
+        await run(interaction, "subscriptions", {})
+
+    @app_commands.command(name="notify", description=summary("notify"))
+    @described("notify")
+    @app_commands.default_permissions(manage_channels=True)
+    async def notify(interaction: discord.Interaction, kind: Kind | None = None, mode: KindMode | None = None) -> None:
+        await run(interaction, "notify", _args(kind=kind, mode=mode))
+
+    @app_commands.command(name="feed", description=summary("feed"))
+    @described("feed")
+    async def feed(
+        interaction: discord.Interaction, keyword: str, type: FeedType | None = None, page: Page | None = None
+    ) -> None:
+        await run(interaction, "feed", _args(keyword=keyword, type=type, page=page))
+
+    @app_commands.command(name="replies", description=summary("replies"))
+    @described("replies")
+    async def replies(interaction: discord.Interaction, signal_id: Id) -> None:
+        await run(interaction, "replies", _args(signal_id=signal_id))
+
+    @app_commands.command(name="reply", description=summary("reply"))
+    @described("reply")
+    async def reply(interaction: discord.Interaction, signal_id: Id, text: str) -> None:
+        await run(interaction, "reply", _args(signal_id=signal_id, text=text))
+
+    @app_commands.command(name="send", description=summary("send"))
+    @described("send")
+    async def send(interaction: discord.Interaction, agent_id: Id, text: str) -> None:
+        await run(interaction, "send", _args(agent_id=agent_id, text=text))
+
+    @app_commands.command(name="task", description=summary("task"))
+    @described("task")
+    async def task(interaction: discord.Interaction, agent_id: Id, type: str, json: str | None = None) -> None:
+        await run(interaction, "task", _args(agent_id=agent_id, type=type, json=json))
+
+    @app_commands.command(name="discussions", description=summary("discussions"))
+    @described("discussions")
+    async def discussions(interaction: discord.Interaction, keyword: str | None = None) -> None:
+        await run(interaction, "discussions", _args(keyword=keyword))
+
+    @app_commands.command(name="follow", description=summary("follow"))
+    @described("follow")
+    async def follow(interaction: discord.Interaction, agent_id: Id) -> None:
+        await run(interaction, "follow", _args(agent_id=agent_id))
+
+    @app_commands.command(name="unfollow", description=summary("unfollow"))
+    @described("unfollow")
+    async def unfollow(interaction: discord.Interaction, agent_id: Id) -> None:
+        await run(interaction, "unfollow", _args(agent_id=agent_id))
+
+    @app_commands.command(name="following", description=summary("following"))
+    async def following(interaction: discord.Interaction) -> None:
+        await run(interaction, "following", {})
+
+    @app_commands.command(name="status", description=summary("status"))
+    async def status(interaction: discord.Interaction) -> None:
+        await run(interaction, "status", {})
+
+    commands = [start, help_, link, unlink, subscribe, unsubscribe, subscriptions, notify, feed, replies, reply, send]
+    commands += [task, discussions, follow, unfollow, following, status]
+    for command in commands:
+        # A guild-installed bot: usable in servers and in the bot's DMs, not in group DMs.
+        command.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
+        command.allowed_installs = app_commands.AppInstallationType(guild=True, user=False)
+    return commands
+
+
+def link_modal() -> discord.ui.Modal:
+    """The /link form. The token is typed here, seen only by the bot, and never echoed."""
+    modal = discord.ui.Modal(title="Link your AI-Trader agent", custom_id="rl", timeout=None)
+    token = discord.ui.TextInput(
+        custom_id="token",
+        style=discord.TextStyle.short,
+        placeholder="paste the agent token",
+        min_length=8,
+        max_length=200,
+        required=True,
+    )
+    mode = discord.ui.Select(
+        custom_id="mode",
+        required=False,
+        options=[
+            discord.SelectOption(label="consume (default): the relay reads the inbox", value="consume"),
+            discord.SelectOption(label="observe: leave the inbox unread", value="observe"),
+        ],
+    )
+    modal.add_item(discord.ui.Label(text="Agent token", description=BY_NAME["link"].params[0].description, component=token))
+    modal.add_item(discord.ui.Label(text="Mode", description=BY_NAME["link"].params[1].description, component=mode))
+    return modal
+
+
+def prompt_modal(custom_id: str, title: str, field: str) -> discord.ui.Modal:
+    """Asks for the free text of a prompt action (e.g. the text of a reply)."""
+    modal = discord.ui.Modal(title=(title or "Reply")[:45], custom_id=custom_id, timeout=None)
+    text = discord.ui.TextInput(custom_id="text", style=discord.TextStyle.paragraph, max_length=4000, required=True)
+    modal.add_item(discord.ui.Label(text=(field or "text")[:45], component=text))
+    return modal

@@ -1,0 +1,211 @@
+"""Holds the single gateway connection for the bot token: a Redis lease plus IDENTIFY backoff.
+
+Only the lease holder connects (two sessions would both receive every interaction); every
+process keeps REST for sends. IDENTIFY attempts are recorded in Redis, so a crash-looping
+deployment backs off instead of spending Discord's 1,000 IDENTIFY a day (going over resets the
+token). Must not handle events: the adapter does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from relay.leases import Leases
+
+log = logging.getLogger(__name__)
+
+# Below this many IDENTIFYs left today (GET /gateway/bot session_start_limit), wait for the reset.
+_IDENTIFY_FLOOR = 10
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTiming:
+    """Lease and backoff timings; production defaults, shorter in tests."""
+
+    lease_ttl: float = 30.0
+    renew_every: float = 10.0
+    retry_every: float = 5.0  # how often a non-holder asks for the lease
+    identify_base: float = 2.0
+    # ≥ 86.4 s between attempts keeps even an endless crash loop under 1,000 IDENTIFY a day.
+    identify_cap: float = 150.0
+    stable_after: float = 60.0  # a session that lived this long resets the backoff
+    max_hook_wait: float = 30.0  # longest wait inside the handshake (Discord closes idle sockets)
+
+
+class IdentifyBackoff:
+    """Spacing of IDENTIFY attempts, persisted in a Redis hash {last, streak}."""
+
+    def __init__(self, redis: Redis, key: str, timing: GatewayTiming, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._key = key
+        self._timing = timing
+        self._clock = clock
+
+    def delay(self, streak: int) -> float:
+        if streak <= 0:
+            return 0.0
+        return min(self._timing.identify_cap, self._timing.identify_base * 2 ** (streak - 1))
+
+    async def wait_time(self) -> float:
+        """Seconds until the next IDENTIFY is allowed."""
+        try:
+            last, streak = await self._redis.hmget(self._key, ["last", "streak"])
+        except RedisError:
+            log.warning("identify backoff unreadable: waiting the cap", exc_info=True)
+            return self._timing.identify_cap
+        if last is None:
+            return 0.0
+        return max(0.0, float(last) + self.delay(int(streak or 0)) - self._clock())
+
+    async def record_attempt(self) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key, "last", repr(self._clock()))
+                pipe.hincrby(self._key, "streak", 1)
+                pipe.expire(self._key, 24 * 3600)
+                await pipe.execute()
+        except RedisError:
+            log.warning("identify attempt not recorded", exc_info=True)
+
+    async def mark_stable(self) -> None:
+        with contextlib.suppress(RedisError):
+            await self._redis.hset(self._key, "streak", 0)
+
+
+class GatewayHolder:
+    """Runs `client.connect()` while this process holds the gateway lease; stops it when lost."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        leases: Leases,
+        lease_key: str,
+        backoff: IdentifyBackoff,
+        timing: GatewayTiming,
+        before_connect: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._client = client
+        self._leases = leases
+        self._key = lease_key
+        self._backoff = backoff
+        self._timing = timing
+        self._before_connect = before_connect
+        self._stable_task: asyncio.Task[None] | None = None
+        self.holding = False
+
+    async def before_identify(self, initial: bool) -> None:
+        """discord.py's hook before every IDENTIFY (its own reconnects included)."""
+        wait = await self._backoff.wait_time()
+        if not initial:
+            wait = max(wait, 5.0)  # discord.py's own spacing for re-identifies
+        if wait > 0:
+            log.info("gateway identify waits seconds=%.1f", wait)
+            await asyncio.sleep(min(wait, self._timing.max_hook_wait))
+        await self._backoff.record_attempt()
+
+    def on_ready(self) -> None:
+        """READY arrived; once the session has lasted a while, the backoff starts over."""
+        if self._stable_task:
+            self._stable_task.cancel()
+        self._stable_task = asyncio.create_task(self._mark_stable_later(), name="discord-gateway-stable")
+
+    async def _mark_stable_later(self) -> None:
+        await asyncio.sleep(self._timing.stable_after)
+        if self.holding:
+            await self._backoff.mark_stable()
+
+    async def run(self) -> None:
+        """Until cancelled: take the lease when free, hold the connection while it is ours."""
+        ttl_ms = int(self._timing.lease_ttl * 1000)
+        while True:
+            try:
+                got = await self._leases.acquire(self._key, ttl_ms)
+            except RedisError:
+                log.warning("gateway lease unavailable", exc_info=True)
+                got = False
+            if not got:
+                await asyncio.sleep(self._timing.retry_every)
+                continue
+            try:
+                await self._hold(ttl_ms)
+            finally:
+                self.holding = False
+                if self._stable_task:
+                    self._stable_task.cancel()
+                await self._disconnect()
+                with contextlib.suppress(RedisError):
+                    await asyncio.shield(self._leases.release(self._key))
+            await asyncio.sleep(self._timing.retry_every)
+
+    async def _hold(self, ttl_ms: int) -> None:
+        self.holding = True
+        log.info("gateway lease taken owner=%s", self._leases.owner)
+        wait = await self._backoff.wait_time()
+        wait = max(wait, await self._identify_budget_wait())
+        if wait > 0:
+            log.warning("gateway connect delayed seconds=%.1f (identify backoff)", wait)
+            if not await self._sleep_holding(wait, ttl_ms):
+                return
+        await self._before_connect()
+        connect = asyncio.create_task(self._client.connect(reconnect=True), name="discord-gateway")
+        try:
+            while True:
+                done, _ = await asyncio.wait({connect}, timeout=self._timing.renew_every)
+                if done:
+                    exc = connect.exception()
+                    log.error("gateway connection ended error=%r", exc)
+                    return
+                if not await self._renew(ttl_ms):
+                    log.warning("gateway lease lost: disconnecting")
+                    return
+        finally:
+            connect.cancel()
+            with contextlib.suppress(BaseException):
+                await connect
+
+    async def _sleep_holding(self, seconds: float, ttl_ms: int) -> bool:
+        """Wait while keeping the lease, so no other process identifies meanwhile."""
+        end = asyncio.get_running_loop().time() + seconds
+        while (left := end - asyncio.get_running_loop().time()) > 0:
+            await asyncio.sleep(min(left, self._timing.renew_every))
+            if not await self._renew(ttl_ms):
+                return False
+        return True
+
+    async def _renew(self, ttl_ms: int) -> bool:
+        try:
+            return await self._leases.renew(self._key, ttl_ms)
+        except RedisError:
+            # Redis down: keep the connection rather than flap; the lease is for efficiency.
+            log.warning("gateway lease renew failed: keeping the connection", exc_info=True)
+            return True
+
+    async def _identify_budget_wait(self) -> float:
+        """Discord's own count of IDENTIFYs left today; wait for its reset when nearly spent."""
+        try:
+            _shards, _url, limit = await self._client.http.get_bot_gateway()
+        except (discord.HTTPException, discord.GatewayNotFound, aiohttp.ClientError, OSError):
+            log.warning("GET /gateway/bot failed: relying on our own backoff", exc_info=True)
+            return 0.0
+        remaining = int(limit.get("remaining", _IDENTIFY_FLOOR + 1))
+        if remaining > _IDENTIFY_FLOOR:
+            return 0.0
+        reset_after = float(limit.get("reset_after", 0)) / 1000.0
+        log.error("discord identify budget nearly spent remaining=%d reset_in=%.0fs", remaining, reset_after)
+        return reset_after
+
+    async def _disconnect(self) -> None:
+        ws = self._client.ws
+        if ws is not None and ws.open:
+            with contextlib.suppress(Exception):
+                await ws.close(code=1000)
