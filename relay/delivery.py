@@ -29,7 +29,7 @@ from relay.store import Store
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 30_000
+LEASE_MS = 9_000  # kept alive while draining; a dead sender's chats move on within 9 s
 BATCH = 20  # entries per turn; then the chat goes back in line so busy chats cannot starve others
 
 
@@ -138,10 +138,9 @@ class Deliverer:
 
     async def drain(self, chat: ChatRef) -> None:
         """Send this chat's due entries in order, while holding its lease."""
-        lease = self._keys.chat_lease(chat.key)
-        if not await self._leases.acquire(lease, LEASE_MS):
-            return
-        try:
+        async with self._leases.hold(self._keys.chat_lease(chat.key), LEASE_MS) as held:
+            if not held:
+                return
             await self._outbox.ensure_group(chat)
             entries = await self._outbox.take(chat, self._leases.owner, BATCH)
             due = self._clock()
@@ -152,11 +151,7 @@ class Deliverer:
                 if outcome is not None:
                     due = outcome
                     break
-                await self._leases.renew(lease, LEASE_MS)
-            if due is not None:
-                await self._outbox.finish(chat, due=due)
-        finally:
-            await self._leases.release(lease)
+            await self._outbox.finish(chat, due=due)
 
     async def _deliver(self, d: Delivery) -> float | None:
         """Send one entry. Returns None to continue with the chat, or when to try the chat again."""

@@ -7,9 +7,16 @@ compare-and-set in Lua so a process never drops or extends a lease someone else 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -46,6 +53,37 @@ class Leases:
 
     async def release(self, key: str) -> bool:
         return bool(await self._release(keys=[key], args=[self.owner]))
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, ttl_ms: int) -> AsyncIterator[bool]:
+        """Take the lease and keep renewing it (every third of its TTL) until the block ends.
+
+        A short TTL kept alive this way lets another process take over quickly after a crash
+        while a long job (a slow send, a drain of several calls) never loses it midway.
+        Yields False, without running anything, when someone else holds it.
+        """
+        if not await self.acquire(key, ttl_ms):
+            yield False
+            return
+        renewer = asyncio.create_task(self._keep(key, ttl_ms), name=f"lease {key}")
+        try:
+            yield True
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            with contextlib.suppress(RedisError):
+                await self.release(key)
+
+    async def _keep(self, key: str, ttl_ms: int) -> None:
+        while True:
+            await asyncio.sleep(ttl_ms / 3000)
+            try:
+                if not await self.renew(key, ttl_ms):
+                    log.warning("lease lost key=%s", key)
+                    return
+            except RedisError as exc:
+                log.warning("lease renewal failed key=%s (%s)", key, type(exc).__name__)
 
     async def holder(self, key: str) -> str | None:
         value = await self._redis.get(key)

@@ -142,16 +142,19 @@ class Outbox:
         """Entries for this chat in order: first any left pending by a dead sender, then new ones.
         Call only while holding the chat's lease."""
         stream = self._k.outbox(chat.key)
-        claimed = await self._r.xautoclaim(stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)
-        entries = list(claimed[1]) if claimed else []
-        if entries:
-            pending = await self._r.xpending_range(stream, GROUP, min="-", max="+", count=len(entries))
-            times = {p["message_id"]: p["times_delivered"] for p in pending}
-            return [self._delivery(eid, f, times.get(eid, 2)) for eid, f in entries if f]
-        fresh = await self._r.xreadgroup(GROUP, consumer, {stream: ">"}, count=count)
-        out = []
-        for _, rows in fresh or []:
-            out += [self._delivery(eid, f, 1) for eid, f in rows if f]
+        # Who read each pending entry last: another (dead) sender may have sent it already; an
+        # entry this process read and did not send (it stopped at a retry-after) was not sent.
+        owners = {p["message_id"]: p["consumer"] for p in await self._r.xpending_range(stream, GROUP, min="-", max="+", count=count)}
+        out: list[Delivery] = []
+        if owners:
+            claimed = await self._r.xautoclaim(stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)
+            entries = [(eid, f) for eid, f in (claimed[1] if claimed else []) if f]
+            mine = consumer.encode()
+            out += [self._delivery(eid, f, 1 if owners.get(eid) == mine else 2) for eid, f in entries]
+        if len(out) < count:
+            fresh = await self._r.xreadgroup(GROUP, consumer, {stream: ">"}, count=count - len(out))
+            for _, rows in fresh or []:
+                out += [self._delivery(eid, f, 1) for eid, f in rows if f]
         return out
 
     def _delivery(self, entry_id: bytes, f: dict[bytes, bytes], times: int) -> Delivery:

@@ -36,7 +36,7 @@ from relay.tokens import fingerprint
 log = logging.getLogger(__name__)
 
 RECENT_VIEWS = (None, "discussion", "strategy")  # each view returns at most 50 rows
-LEASE_MS = 120_000
+LEASE_MS = 9_000  # kept alive while polling; a dead poller's agents move on within 9 s
 SYNC_SECONDS = 5.0
 
 OnRevoked = Callable[[LinkedAgent, str], Awaitable[None]]
@@ -152,14 +152,10 @@ class Poller:
         due = await self._r.get(self._k.next_poll(agent_id))
         if due is not None and float(due) > self._clock():
             return False
-        lease = self._k.poll_lease(agent_id)
-        if not await self._leases.acquire(lease, LEASE_MS):
-            return False
-        try:
-            await self.poll(agent_id)
-        finally:
-            await self._leases.release(lease)
-        return True
+        async with self._leases.hold(self._k.poll_lease(agent_id), LEASE_MS) as held:
+            if held:
+                await self.poll(agent_id)
+            return held
 
     async def poll(self, agent_id: int) -> None:
         """One full cycle for an agent. Call with its lease held (or in a single-process test)."""

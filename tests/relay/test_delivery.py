@@ -1,0 +1,123 @@
+"""Outbox and delivery decisions: per-chat order, retry-after per chat, dead letters, moves."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from relay.app import Relay
+from relay.errors import ChatGone, ChatMoved, RetryLater, SendUncertain, Undeliverable
+from relay.keys import Keys
+from relay.models import ChatRef, Message
+from relay.outbox import Outgoing
+from relay.store import Subscription
+from tests.fakes.recording import RecordingAdapter
+
+
+def note(i: int) -> Message:
+    return Message(title=f"n{i}", body=f"body {i}")
+
+
+async def enqueue(relay: Relay, chat: ChatRef, n: int, start: int = 0) -> None:
+    items = [Outgoing(chat, f"k{start + i}:{chat.key}", note(start + i)) for i in range(n)]
+    assert await relay.outbox.enqueue(items, now=relay.deliverer._clock()) == n
+
+
+async def test_each_chat_keeps_its_order_and_a_retry_after_holds_only_that_chat(relay: Relay, adapter: RecordingAdapter) -> None:
+    a, b = adapter.chat("a"), adapter.chat("b")
+    await enqueue(relay, a, 3)
+    await enqueue(relay, b, 3)
+    adapter.failures[a.key] = [RetryLater(30)]
+    await relay.deliverer.drain(a)
+    await relay.deliverer.drain(b)
+    assert [s.message.title for s in adapter.to(b)] == ["n0", "n1", "n2"]
+    assert adapter.to(a) == []
+    # Chat a is due again only after its retry_after; it is not in the due list now.
+    due_now = {c.key for c in await relay.outbox.due_chats(relay.deliverer._clock(), 10)}
+    assert a.key not in due_now
+    later = {c.key for c in await relay.outbox.due_chats(relay.deliverer._clock() + 31, 10)}
+    assert a.key in later
+    await relay.deliverer.drain(a)
+    assert [s.message.title for s in adapter.to(a)] == ["n0", "n1", "n2"]
+    assert await relay.outbox.pending(a) == 0
+
+
+async def test_a_delivered_key_is_never_enqueued_or_sent_again(relay: Relay, adapter: RecordingAdapter) -> None:
+    chat = adapter.chat("c")
+    await enqueue(relay, chat, 1)
+    await relay.deliverer.drain(chat)
+    again = await relay.outbox.enqueue([Outgoing(chat, f"k0:{chat.key}", note(0))], now=relay.deliverer._clock())
+    assert again == 0
+    assert len(adapter.to(chat)) == 1
+
+
+async def test_undeliverable_goes_to_dead_letters_with_its_cause_and_the_chat_moves_on(relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys) -> None:
+    chat = adapter.chat("d")
+    await enqueue(relay, chat, 2)
+    adapter.failures[chat.key] = [Undeliverable("400 bad format")]
+    await relay.deliverer.drain(chat)
+    assert [s.message.title for s in adapter.to(chat)] == ["n1"]
+    dead = await redis.xrange(keys.dead_letters())
+    assert len(dead) == 1 and b"400 bad format" in dead[0][1][b"cause"]
+    assert await relay.outbox.dead_count(chat) == 1
+
+
+async def test_transient_failures_retry_with_backoff_then_dead_letter(relay: Relay, adapter: RecordingAdapter) -> None:
+    chat = adapter.chat("e")
+    await enqueue(relay, chat, 1)
+    adapter.failures[chat.key] = [SendUncertain("read timeout")] * relay.settings.delivery_max_attempts
+    for _ in range(relay.settings.delivery_max_attempts):
+        await relay.deliverer.drain(chat)
+    assert adapter.to(chat) == []
+    assert len(adapter.attempts) == relay.settings.delivery_max_attempts
+    assert await relay.outbox.dead_count(chat) == 1
+    assert await relay.outbox.pending(chat) == 0
+
+
+async def test_chat_gone_removes_its_subscriptions_and_keeps_what_was_queued_as_dead_letters(relay: Relay, adapter: RecordingAdapter) -> None:
+    chat = adapter.chat("f")
+    await relay.store.add_subscription(Subscription(0, "feed", chat, keyword="btc"))
+    await enqueue(relay, chat, 3)
+    adapter.failures[chat.key] = [ChatGone("403 blocked")]
+    await relay.deliverer.drain(chat)
+    assert await relay.store.chat_subscriptions(chat) == []
+    assert await relay.outbox.dead_count(chat) == 3
+    assert await relay.outbox.pending(chat) == 0
+    assert len(adapter.attempts) == 1  # no further sends to a chat that is gone
+
+
+async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_id(relay: Relay, adapter: RecordingAdapter) -> None:
+    old, new = adapter.chat("-1"), adapter.chat("-100")
+    await relay.store.add_subscription(Subscription(0, "feed", old, keyword="btc"))
+    await relay.store.set_kind_mode(old, "tasks", "silent")
+    await enqueue(relay, old, 2)
+    adapter.failures[old.key] = [ChatMoved(new)]
+    await relay.deliverer.drain(old)
+    await relay.deliverer.drain(new)
+    assert [s.message.title for s in adapter.to(new)] == ["n0", "n1"]
+    assert [s.keyword for s in await relay.store.chat_subscriptions(new)] == ["btc"]
+    assert await relay.store.chat_subscriptions(old) == []
+    assert (await relay.store.kind_modes(new)).get("tasks") == "silent"
+
+
+async def test_an_entry_left_pending_by_a_dead_sender_is_reclaimed_and_counted(relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys) -> None:
+    chat = adapter.chat("g")
+    await enqueue(relay, chat, 2)
+    await relay.outbox.ensure_group(chat)
+    taken = await relay.outbox.take(chat, "dead-process", 1)  # read, never acknowledged
+    assert [d.key for d in taken] == [f"k0:{chat.key}"]
+    await relay.deliverer.drain(chat)
+    assert [s.message.title for s in adapter.to(chat)] == ["n0", "n1"]
+    resends = relay.metrics.uncertain_resends._value.get()
+    assert resends == 1
+
+
+async def test_running_delivery_loop_sends_what_fan_out_enqueues(relay: Relay, adapter: RecordingAdapter) -> None:
+    chat = adapter.chat("h")
+    await relay.deliverer.start()
+    try:
+        await enqueue(relay, chat, 5)
+        relay.deliverer.wake()
+        await adapter.wait_for(5, timeout=10)
+    finally:
+        await relay.deliverer.stop(2)
+    assert [s.message.title for s in adapter.to(chat)] == [f"n{i}" for i in range(5)]
