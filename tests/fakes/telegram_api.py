@@ -327,6 +327,8 @@ class FakeTelegram:
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return await self._record(method, params, _error(404, "Not Found"))
+        if method == "getUpdates":
+            return await self._record(method, params, await self._get_updates(params, request))
         return await self._record(method, params, await handler(params))
 
     @staticmethod
@@ -374,6 +376,9 @@ class FakeTelegram:
         return _ok({"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": len(self._updates)})
 
     async def _api_getUpdates(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        raise AssertionError("dispatched through _get_updates")
+
+    async def _get_updates(self, p: dict[str, Any], request: Request) -> tuple[int, dict[str, Any]]:
         if self.webhook_url:
             return _error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
         if self._pending_conflicts:
@@ -392,6 +397,8 @@ class FakeTelegram:
         try:
             while True:
                 if poll.terminated.is_set():
+                    if await request.is_disconnected():
+                        return _error(499, "client went away")  # nobody hears it: not a conflict
                     self.conflicts_served += 1
                     return _error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
                 if self._updates:
