@@ -83,6 +83,7 @@ class Relay:
             clock=clock,
             rng=rng,
             faults=faults,
+            redact=redactor.redact,
         )
         self.fanout = FanOut(self.inbox, self.outbox, self.store, self.client, k, self.metrics, on_enqueued=self.deliverer.wake, clock=clock)
         self.poller = Poller(

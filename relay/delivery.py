@@ -48,8 +48,10 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         faults: FaultPoints | None = None,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self._faults = faults or FaultPoints()
+        self._redact = redact
         self._outbox = outbox
         self._store = store
         self._leases = leases
@@ -204,6 +206,8 @@ class Deliverer:
         return self._clock() + full_jitter(attempts, base=1.0, cap=60.0, rng=self._rng)
 
     async def _dead(self, d: Delivery, cause: str) -> None:
+        # Platform errors can quote URLs or payloads; the cause is stored and shown in /status.
+        cause = self._redact(cause)
         log.warning("delivery: dead letter chat=%s cause=%s", d.chat.key, cause)
         self._metrics.dead_letters.labels(d.chat.platform).inc()
         await self._outbox.dead_letter(d, cause, now=self._clock())
