@@ -39,6 +39,14 @@ _MIN_PIECE = 256
 # space after "@" or "<" keeps the text readable and stops Discord from parsing a mention.
 _MENTION = re.compile(r"@(?=everyone|here)|<(?=@[!&]?\d|#\d|/[^\s>]+:\d)")
 _URL = re.compile(r"https?://[^\s<>\"]+")
+# discord.utils' link pattern: what Discord autolinks, left verbatim so it stays clickable.
+_LINK = r"<[^: >]+:\/[^ >]+>|(?:https?|steam):\/\/[^\s<]+[^<.,:;\"\'\]\s]"
+_INLINE = re.compile(rf"(?P<url>{_LINK})|(?P<md>[\\*_~|`\[\]])")
+# Headings, quotes, list items and subtext ("-#") act only at the start of a line.
+_LINE_START = re.compile(r"^([ \t]*)(#|>|-|\d+\.)")
+# Every line break Python's str.splitlines knows; escape_markdown's line-start patterns use \s*,
+# which would otherwise run across a line break and leave the next line's "-" or "#" active.
+_LINE_BREAK = re.compile(r"(\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +62,29 @@ def neutralise_mentions(text: str) -> str:
 
 
 def escape(text: str) -> str:
-    """Untrusted plain text -> markdown that Discord shows literally.
+    """Untrusted plain text -> markdown that Discord shows literally; URLs stay clickable.
 
-    The default mode escapes every markdown character on its own and leaves URLs intact, so
-    relayed links stay clickable (`as_needed=True` leaves "closing" delimiters bare, which
-    discord.py itself warns can be abused).
+    Follows `discord.utils.escape_markdown` (same characters, same link pattern) with two fixes
+    the property test found: it escapes "[text](url)" as a whole, leaving markdown *inside*
+    active ("[**x**](y)" still renders bold), and its line-start pattern `^\\s*-` runs across
+    a blank line, escaping the wrong line. Here brackets are escaped one by one and each line
+    is escaped on its own.
     """
-    return discord.utils.escape_markdown(neutralise_mentions(text))
+    pieces = _LINE_BREAK.split(neutralise_mentions(text))
+    # Odd indexes are the line breaks themselves.
+    return "".join(p if i % 2 else _escape_line(p) for i, p in enumerate(pieces))
+
+
+def _escape_line(line: str) -> str:
+    line = _INLINE.sub(lambda m: m.group("url") or "\\" + m.group("md"), line)
+    return _LINE_START.sub(_escape_marker, line, count=1)
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    indent, marker = match.group(1), match.group(2)
+    if marker[-1] == "." and marker[:-1].isdigit():
+        return indent + marker[:-1] + "\\."  # "1. " starts a numbered list
+    return indent + "\\" + marker
 
 
 def is_embed_url(link: str) -> bool:
