@@ -1,0 +1,639 @@
+"""Every command through `Router.dispatch`, against the simulator over HTTP and a real Redis.
+
+Each command gets its happy path and its bad input. Replies are read as the plain text a chat
+would show; every one must be at least one line and never leak a traceback.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aitrader_sim.world import World
+from relay.app import Relay
+from relay.errors import RateLimited, TokenRejected, Undeliverable
+from relay.models import Command, Message, Reply, UserRef
+from relay.outbox import Outgoing
+from relay.specs import COMMANDS
+from tests.conftest import Chat
+from tests.fakes.recording import RecordingAdapter
+
+HOSTILE_IDS = ("../1", "1/../../claw/agents/me", "١٢", "99999999999999999999999", "-1", "0")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def check(text: str) -> str:
+    assert text.strip(), "a reply must have at least one line"
+    assert "Traceback" not in text
+    assert "Something went wrong on our side" not in text, text
+    return text
+
+
+async def say(chat: Chat, name: str, **args: str) -> str:
+    return check(await chat.text(name, **args))
+
+
+async def reply_of(chat: Chat, name: str, **args: str) -> Reply:
+    reply = await chat.say(name, **args)
+    check("\n".join(m.plain_text() for m in reply.messages))
+    return reply
+
+
+def assert_usage(text: str, command: str) -> None:
+    assert text.startswith(f"Usage: /{command}"), text
+    assert "\n" not in text, f"usage must be one line: {text!r}"
+
+
+async def link(dm: Chat, world: World, name: str = "ann", mode: str = "consume") -> int:
+    agent = world.create_agent(name)
+    text = await say(dm, "link", token=agent.token, mode=mode)
+    assert f"#{agent.id}" in text
+    return agent.id
+
+
+async def deliver_all(relay: Relay) -> None:
+    for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 3600, 1000):
+        await relay.deliverer.drain(chat)
+
+
+def group(relay: Relay, adapter: RecordingAdapter, *, admin: bool, chat_id: str = "-5", user_id: str = "100") -> Chat:
+    return Chat(relay, adapter.chat(chat_id), UserRef("rec", user_id, "ann", is_chat_admin=admin), private=False)
+
+
+# --- start, help, unknown, extra arguments ---------------------------------------------------
+
+
+async def test_start_explains_linking_and_subscribing(dm: Chat) -> None:
+    text = await say(dm, "start")
+    assert "/link" in text and "/subscribe" in text and "/help" in text
+
+
+async def test_help_lists_every_command_with_its_usage(dm: Chat) -> None:
+    text = await say(dm, "help")
+    for spec in COMMANDS:
+        assert spec.usage in text, spec.name
+        assert spec.summary in text
+    assert "replies" in text and "tasks" in text  # the kinds footer
+
+
+async def test_unknown_command_names_it_and_points_to_help(dm: Chat) -> None:
+    text = await say(dm, "frobnicate")
+    assert "Unknown command /frobnicate" in text and "/help" in text
+
+
+async def test_extra_arguments_are_a_usage_error(dm: Chat, world: World) -> None:
+    before = len(world.requests)
+    text = await say(dm, "follow", agent_id="2", _extra="3 4")
+    assert_usage(text, "follow")
+    assert "too many arguments" in text
+    assert len(world.requests) == before
+
+
+async def test_missing_required_argument_names_it(dm: Chat) -> None:
+    text = await say(dm, "replies")
+    assert_usage(text, "replies")
+    assert "signal_id is missing" in text
+
+
+# --- link / unlink -----------------------------------------------------------------------------
+
+
+async def test_link_checks_the_token_and_explains_both_modes(relay: Relay, dm: Chat, world: World) -> None:
+    agent = world.create_agent("ann")
+    reply = await reply_of(dm, "link", token=agent.token)
+    text = "\n".join(m.plain_text() for m in reply.messages)
+    assert f"Linked ann (#{agent.id}) in consume mode" in text
+    assert "consume:" in text and "observe:" in text  # what each mode costs the agent
+    assert reply.private and reply.delete_command  # the token should not stay in the chat
+    assert world.route_counts["/api/claw/agents/me"] == 1
+    stored = await relay.store.agent(agent.id)
+    assert stored is not None and stored.token == agent.token and stored.mode == "consume"
+    assert await relay.store.agent_ids() == [agent.id]
+
+
+async def test_link_in_observe_mode_is_stored_as_observe(relay: Relay, dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world, mode="observe")
+    stored = await relay.store.agent(agent_id)
+    assert stored is not None and stored.mode == "observe"
+    assert "observe mode" in await say(dm, "status")
+
+
+async def test_link_with_an_unknown_token_says_so_and_stores_nothing(relay: Relay, dm: Chat, world: World) -> None:
+    text = await say(dm, "link", token="Q" * 43)
+    assert text == TokenRejected.sentence
+    assert world.route_counts["/api/claw/agents/me"] == 1
+    assert await relay.store.agent_ids() == []
+    assert await relay.store.linked_agent_id(dm.user.key) is None
+
+
+async def test_link_with_a_malformed_token_is_a_usage_line_without_a_request(relay: Relay, dm: Chat, world: World) -> None:
+    for token in ("short", "has space in it 1234567890", "semi;colon;1234567890abc", "x" * 300, "../../claw/agents/me?x=1"):
+        text = await say(dm, "link", token=token)
+        assert_usage(text, "link")
+        assert "does not look like an AI-Trader agent token" in text
+    assert len(world.requests) == 0
+    assert await relay.store.agent_ids() == []
+
+
+async def test_link_with_a_bad_mode_is_a_usage_line(relay: Relay, dm: Chat, world: World) -> None:
+    agent = world.create_agent("ann")
+    text = await say(dm, "link", token=agent.token, mode="sometimes")
+    assert_usage(text, "link")
+    assert "consume, observe" in text
+    assert await relay.store.agent_ids() == []
+
+
+async def test_link_in_a_group_is_refused_deleted_and_not_stored(relay: Relay, adapter: RecordingAdapter, world: World) -> None:
+    agent = world.create_agent("ann")
+    for admin in (True, False):
+        reply = await reply_of(group(relay, adapter, admin=admin), "link", token=agent.token)
+        assert reply.delete_command
+        assert "private chat" in reply.messages[0].plain_text()
+    assert world.route_counts["/api/claw/agents/me"] == 0
+    assert await relay.store.agent_ids() == []
+    assert await relay.store.linked_agent_id("rec:100") is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="router validates arguments before the private-only refusal: a token posted in a group "
+    "with a wrong mode gets a usage reply and the message is not deleted",
+)
+async def test_link_in_a_group_with_a_bad_mode_still_deletes_the_token_message(relay: Relay, adapter: RecordingAdapter, world: World) -> None:
+    agent = world.create_agent("ann")
+    reply = await group(relay, adapter, admin=True).say("link", token=agent.token, mode="bogus")
+    assert reply.delete_command
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a rejected token in /link makes the router pause the user's currently linked (healthy) agent",
+)
+async def test_a_mistyped_relink_does_not_pause_the_working_link(relay: Relay, dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    assert await say(dm, "link", token="Z" * 43) == TokenRejected.sentence
+    stored = await relay.store.agent(agent_id)
+    assert stored is not None and stored.state == "active", stored
+    assert "paused" not in await say(dm, "status")
+
+
+async def test_unlink_removes_the_agent_and_its_routes(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    agent_id = await link(dm, world)
+    admin = group(relay, adapter, admin=True)
+    assert "Subscribed" in await say(dm, "subscribe", what="all")
+    assert "Subscribed" in await say(admin, "subscribe", what="replies")
+    assert len(await relay.store.agent_subscriptions(agent_id)) == 2
+    text = await say(dm, "unlink")
+    assert f"Unlinked agent #{agent_id}" in text
+    assert agent_id not in await relay.store.agent_ids()
+    assert await relay.store.chat_subscriptions(dm.chat) == []
+    assert await relay.store.chat_subscriptions(admin.chat) == []
+    assert await relay.store.agent_subscriptions(agent_id) == []
+    assert await relay.store.agent(agent_id) is None
+    assert "None yet" in await say(dm, "subscriptions")
+    assert "No agent is linked" in await say(dm, "unlink")
+
+
+# --- subscribe / unsubscribe / subscriptions -----------------------------------------------------
+
+
+async def test_subscribe_all_and_specific_kinds(relay: Relay, dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    text = await say(dm, "subscribe")
+    assert "all kinds" in text
+    text = await say(dm, "subscribe", what="Replies mentions")
+    assert "mentions, replies" in text
+    subs = await relay.store.chat_subscriptions(dm.chat)
+    # Subscribing again replaces the chat's route for the agent instead of adding a second one.
+    assert len(subs) == 1
+    assert subs[0].kind == "agent" and subs[0].agent_id == agent_id
+    assert subs[0].kinds == frozenset({"replies", "mentions"})
+
+
+async def test_subscribe_unknown_kind_is_a_usage_line(relay: Relay, dm: Chat, world: World) -> None:
+    await link(dm, world)
+    text = await say(dm, "subscribe", what="replies gossip")
+    assert_usage(text, "subscribe")
+    assert "unknown kind gossip" in text
+    assert await relay.store.chat_subscriptions(dm.chat) == []
+
+
+async def test_subscribe_needs_a_linked_agent(relay: Relay, dm: Chat) -> None:
+    text = await say(dm, "subscribe", what="all")
+    assert "link your agent first" in text
+    assert await relay.store.chat_subscriptions(dm.chat) == []
+
+
+async def test_feed_watch_posts_only_signals_newer_than_the_watch(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    poster = world.create_agent("poster")
+    old = [world.create_signal(poster.id, "discussion", "crypto", f"BTC idea {i}", "old news") for i in range(3)]
+    text = await say(dm, "subscribe", what="feed btc")
+    assert "Watching the feed for “btc”" in text and "nothing old" in text
+    sub = (await relay.store.chat_subscriptions(dm.chat))[0]
+    assert sub.kind == "feed" and sub.keyword == "btc"
+    assert await relay.watcher.check(sub) == 0  # the old posts were baselined
+    fresh = world.create_signal(poster.id, "strategy", "crypto", "BTC breakout", "new plan")
+    world.create_signal(poster.id, "strategy", "crypto", "ETH range", "unrelated")
+    assert await relay.watcher.check(sub) == 1
+    assert await relay.watcher.check(sub) == 0  # seen once, posted once
+    await relay.deliverer.drain(dm.chat)
+    sent = adapter.to(dm.chat)
+    assert len(sent) == 1
+    assert f"signal {fresh}" in sent[0].message.footer
+    assert "BTC breakout" in sent[0].message.body
+    assert not any(f"signal {i} " in s.message.footer for s in sent for i in old)
+
+
+async def test_feed_watch_with_a_type_filters_by_type(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    poster = world.create_agent("poster")
+    text = await say(dm, "subscribe", what="feed btc strategy")
+    assert "(strategy)" in text
+    sub = (await relay.store.chat_subscriptions(dm.chat))[0]
+    assert sub.message_type == "strategy"
+    await relay.watcher.check(sub)
+    world.create_signal(poster.id, "discussion", "crypto", "BTC chat", "talk")
+    strategy = world.create_signal(poster.id, "strategy", "crypto", "BTC plan", "plan")
+    assert await relay.watcher.check(sub) == 1
+    await relay.deliverer.drain(dm.chat)
+    assert [f"signal {strategy}" in s.message.footer for s in adapter.to(dm.chat)] == [True]
+
+
+async def test_feed_watch_bad_arguments_are_usage_lines(relay: Relay, dm: Chat) -> None:
+    for what in ("feed", "feed btc gossip", "feed btc strategy extra"):
+        assert_usage(await say(dm, "subscribe", what=what), "subscribe")
+    assert await relay.store.chat_subscriptions(dm.chat) == []
+
+
+async def test_trader_watch_posts_that_traders_new_signals(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    trader = world.create_agent("trader")
+    other = world.create_agent("other")
+    world.create_signal(trader.id, "discussion", "crypto", "old", "old")
+    text = await say(dm, "subscribe", what=f"trader {trader.id}")
+    assert f"Watching trader {trader.id}" in text
+    sub = (await relay.store.chat_subscriptions(dm.chat))[0]
+    assert sub.kind == "trader" and sub.trader_id == trader.id
+    assert await relay.watcher.check(sub) == 0
+    new = world.create_signal(trader.id, "operation", "crypto", None, "bought", "BTC")
+    world.create_signal(other.id, "operation", "crypto", None, "sold", "BTC")
+    assert await relay.watcher.check(sub) == 1
+    await relay.deliverer.drain(dm.chat)
+    assert [s.message.footer.startswith(f"signal {new}") for s in adapter.to(dm.chat)] == [True]
+
+
+async def test_trader_watch_bad_id_is_a_usage_line_without_a_request(relay: Relay, dm: Chat, world: World) -> None:
+    for what in ("trader", "trader 1 2", *(f"trader {bad}" for bad in HOSTILE_IDS)):
+        assert_usage(await say(dm, "subscribe", what=what), "subscribe")
+    assert len(world.requests) == 0
+    assert await relay.store.chat_subscriptions(dm.chat) == []
+
+
+async def test_subscriptions_lists_ids_and_unsubscribe_removes_only_own(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    agent_id = await link(dm, world)
+    await say(dm, "subscribe", what="replies")
+    await say(dm, "subscribe", what="feed btc discussion")
+    admin = group(relay, adapter, admin=True)
+    await say(admin, "subscribe", what="trader 7")
+    mine = await relay.store.chat_subscriptions(dm.chat)
+    theirs = await relay.store.chat_subscriptions(admin.chat)
+    listing = await say(dm, "subscriptions")
+    assert f"#{mine[0].sub_id} agent #{agent_id}: replies" in listing
+    assert f"#{mine[1].sub_id} feed “btc” (discussion)" in listing
+    assert f"#{theirs[0].sub_id}" not in listing
+
+    refused = await say(dm, "unsubscribe", id=str(theirs[0].sub_id))
+    assert f"no subscription #{theirs[0].sub_id}" in refused
+    assert await relay.store.subscription(theirs[0].sub_id) is not None
+
+    assert f"Removed subscription #{mine[1].sub_id}" in await say(dm, "unsubscribe", id=f"#{mine[1].sub_id}")
+    assert [s.sub_id for s in await relay.store.chat_subscriptions(dm.chat)] == [mine[0].sub_id]
+    assert mine[1].sub_id not in [s.sub_id for s in await relay.store.watches()]
+
+
+async def test_unsubscribe_non_number_is_a_usage_line(dm: Chat) -> None:
+    for bad in ("abc", "1.5", "#", *HOSTILE_IDS):
+        assert_usage(await say(dm, "unsubscribe", id=bad), "unsubscribe")
+
+
+# --- notify ------------------------------------------------------------------------------------
+
+
+async def test_notify_silent_and_off_change_delivery(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    agent_id = await link(dm, world)
+    await say(dm, "subscribe", what="all")
+    assert "Replies are now silent" in await say(dm, "notify", kind="replies", mode="silent")
+    assert "Followers are now off" in await say(dm, "notify", kind="followers", mode="off")
+    listing = await say(dm, "notify")
+    assert "replies: silent" in listing and "followers: off" in listing and "mentions: on" in listing
+    assert "replies: silent" in await say(dm, "subscriptions")
+
+    bob = world.create_agent("bob")
+    sid = world.create_signal(agent_id, "discussion", "crypto", "My take", "thoughts")
+    world.add_reply(sid, bob.id, "agreed")  # discussion_reply -> replies (silent)
+    world.follow(bob.id, agent_id)  # new_follower -> followers (off)
+    world.push_message(agent_id, "price_alert", "BTC up")  # custom -> messages (on)
+    await relay.poller.poll(agent_id)
+    await deliver_all(relay)
+    sent = adapter.to(dm.chat)
+    by_title = {s.message.title: s.silent for s in sent}
+    assert by_title == {"New reply on a discussion": True, "Message (price_alert)": False}
+
+
+async def test_notify_bad_arguments_are_usage_lines(dm: Chat) -> None:
+    assert_usage(await say(dm, "notify", kind="replies"), "notify")
+    assert_usage(await say(dm, "notify", kind="gossip", mode="on"), "notify")
+    assert_usage(await say(dm, "notify", kind="replies", mode="loud"), "notify")
+
+
+# --- group permissions -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("subscribe", {"what": "feed btc"}), ("unsubscribe", {"id": "1"}), ("notify", {"kind": "replies", "mode": "off"})],
+)
+async def test_group_admin_commands_are_refused_to_non_admins(
+    relay: Relay, adapter: RecordingAdapter, name: str, args: dict[str, str]
+) -> None:
+    admin = group(relay, adapter, admin=True)
+    member = group(relay, adapter, admin=False, user_id="200")
+    assert "Watching" in await say(admin, "subscribe", what="feed eth")  # sub #1 exists in the group
+    subs_before = await relay.store.chat_subscriptions(admin.chat)
+    text = await say(member, name, **args)
+    assert text == f"Only chat administrators can use /{name} here."
+    assert await relay.store.chat_subscriptions(admin.chat) == subs_before
+    assert await relay.store.kind_modes(admin.chat) == {}
+    allowed = await say(admin, name, **args)
+    assert "Only chat administrators" not in allowed
+    assert allowed.split()[0] in ("Watching", "Removed", "Replies")
+
+
+async def test_private_chat_needs_no_admin_flag(relay: Relay, dm: Chat) -> None:
+    assert not dm.user.is_chat_admin
+    assert "Replies are now off" in await say(dm, "notify", kind="replies", mode="off")
+    assert await relay.store.kind_modes(dm.chat) == {"replies": "off"}
+
+
+async def test_group_members_can_still_read(relay: Relay, adapter: RecordingAdapter) -> None:
+    member = group(relay, adapter, admin=False, user_id="200")
+    assert "None yet" in await say(member, "subscriptions")
+    assert "Commands" in await say(member, "help")
+
+
+# --- feed ----------------------------------------------------------------------------------------
+
+
+async def test_feed_shows_matching_signals_and_pages_with_replacing_buttons(dm: Chat, world: World) -> None:
+    poster = world.create_agent("poster")
+    ids = [world.create_signal(poster.id, "strategy", "crypto", f"BTC plan {i}", f"body {i}") for i in range(12)]
+    world.create_signal(poster.id, "strategy", "crypto", "ETH plan", "nothing to see")
+
+    first = await reply_of(dm, "feed", keyword="btc")
+    msg = first.messages[0]
+    assert msg.title == "Feed: btc"
+    assert f"[{ids[-1]}]" in msg.body and "ETH plan" not in msg.body
+    assert "1–5 of 12" in msg.footer
+    assert [(a.label, a.args["page"], a.replace) for a in msg.actions] == [("Next ▶", "2", True)]
+    assert all(a.command == "feed" and a.args["keyword"] == "btc" for a in msg.actions)
+
+    middle = (await reply_of(dm, "feed", keyword="btc", page="2")).messages[0]
+    assert [(a.label, a.args["page"], a.replace) for a in middle.actions] == [("◀ Previous", "1", True), ("Next ▶", "3", True)]
+    assert "6–10 of 12" in middle.footer
+
+    last = (await reply_of(dm, "feed", keyword="btc", page="3")).messages[0]
+    assert [(a.label, a.args["page"]) for a in last.actions] == [("◀ Previous", "2")]
+    assert f"[{ids[0]}]" in last.body
+
+
+async def test_feed_type_filter_and_empty_result(dm: Chat, world: World) -> None:
+    poster = world.create_agent("poster")
+    world.create_signal(poster.id, "strategy", "crypto", "BTC plan", "x")
+    disc = world.create_signal(poster.id, "discussion", "crypto", "BTC talk", "y")
+    text = await say(dm, "feed", keyword="btc", type="discussion")
+    assert f"[{disc}] discussion" in text and "BTC plan" not in text
+    assert "Nothing found." in await say(dm, "feed", keyword="no-such-word")
+
+
+async def test_feed_bad_page_is_a_usage_line_without_a_request(dm: Chat, world: World) -> None:
+    for page in ("0", "abc", "-1", "1001", "١", "2.5"):
+        text = await say(dm, "feed", keyword="btc", page=page)
+        assert_usage(text, "feed")
+        assert "page must be a number from 1 to 1000" in text
+    assert len(world.requests) == 0
+
+
+async def test_feed_bad_type_is_a_usage_line(dm: Chat) -> None:
+    text = await say(dm, "feed", keyword="btc", type="rumour")
+    assert_usage(text, "feed")
+    assert "operation, strategy, discussion" in text
+
+
+# --- replies / reply -------------------------------------------------------------------------------
+
+
+async def test_replies_shows_the_reply_texts(dm: Chat, world: World) -> None:
+    author, bob = world.create_agent("author"), world.create_agent("bob")
+    sid = world.create_signal(author.id, "discussion", "crypto", "Topic", "?")
+    world.add_reply(sid, bob.id, "I think it goes up")
+    text = await say(dm, "replies", signal_id=str(sid))
+    assert f"Replies to signal {sid}" in text
+    assert "bob" in text and "I think it goes up" in text
+    assert "No replies yet." in await say(dm, "replies", signal_id="424242")
+
+
+async def test_replies_hostile_ids_never_reach_upstream(dm: Chat, world: World) -> None:
+    for bad in HOSTILE_IDS:
+        assert_usage(await say(dm, "replies", signal_id=bad), "replies")
+    assert len(world.requests) == 0
+    assert sum(world.route_counts.values()) == 0
+    # The same path with a good id does reach the server, so the counters are live.
+    await say(dm, "replies", signal_id="12")
+    assert world.route_counts["/api/signals/{signal_id}/replies"] == 1
+
+
+async def test_reply_posts_and_the_second_one_is_rate_limited(dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    author = world.create_agent("author")
+    sid = world.create_signal(author.id, "discussion", "crypto", "Topic", "?")
+    text = await say(dm, "reply", signal_id=str(sid), text="first thoughts")
+    assert f"Reply posted to signal {sid}" in text
+    thread = world.replies_by_signal[sid]
+    assert [(r.agent_id, r.content) for r in thread] == [(agent_id, "first thoughts")]
+    again = await say(dm, "reply", signal_id=str(sid), text="second thoughts")
+    assert again.startswith("AI-Trader says to slow down") and "try again in" in again
+    assert again == RateLimited(retry_after=20).sentence or "try again in 1" in again
+    assert len(world.replies_by_signal[sid]) == 1
+
+
+async def test_reply_too_long_or_empty_is_a_usage_line(dm: Chat, world: World) -> None:
+    await link(dm, world)
+    before = len(world.requests)
+    long = await say(dm, "reply", signal_id="1001", text="x" * 10_000)
+    assert_usage(long, "reply")
+    assert "longer than 2000" in long
+    assert_usage(await say(dm, "reply", signal_id="1001", text="\x00\x01 "), "reply")
+    assert len(world.requests) == before
+
+
+async def test_reply_hostile_signal_id_is_a_usage_line(dm: Chat, world: World) -> None:
+    await link(dm, world)
+    before = len(world.requests)
+    for bad in HOSTILE_IDS:
+        assert_usage(await say(dm, "reply", signal_id=bad, text="hi"), "reply")
+    assert len(world.requests) == before
+
+
+async def test_reply_without_a_link_asks_to_link(dm: Chat, world: World) -> None:
+    text = await say(dm, "reply", signal_id="1001", text="hello")
+    assert "link your agent first" in text
+    assert world.route_counts["/api/signals/reply"] == 0
+
+
+# --- send / task -------------------------------------------------------------------------------------
+
+
+async def test_send_puts_the_message_in_the_target_inbox(dm: Chat, world: World) -> None:
+    await link(dm, world)
+    target = world.create_agent("target")
+    text = await say(dm, "send", agent_id=str(target.id), text="hello there\nsecond line")
+    assert f"Message sent to agent {target.id}" in text
+    [mid] = world.all_message_ids(target.id)
+    row = world.messages[mid]
+    assert (row.type, row.content) == ("message", "hello there\nsecond line")
+    assert f"#{mid}" in text
+
+
+async def test_send_bad_input(dm: Chat, world: World) -> None:
+    assert "link your agent first" in await say(dm, "send", agent_id="2", text="hi")
+    await link(dm, world)
+    before = len(world.requests)
+    assert_usage(await say(dm, "send", agent_id="../2", text="hi"), "send")
+    assert_usage(await say(dm, "send", agent_id="2", text="y" * 2001), "send")
+    assert len(world.requests) == before
+
+
+async def test_task_with_a_json_object_is_created(dm: Chat, world: World) -> None:
+    await link(dm, world)
+    target = world.create_agent("target")
+    text = await say(dm, "task", agent_id=str(target.id), type="analyze_symbol", json='{"symbol": "BTC", "depth": 2}')
+    assert f"Task analyze_symbol created for agent {target.id}" in text
+    [task] = [t for t in world.tasks.values() if t.agent_id == target.id]
+    assert task.type == "analyze_symbol" and task.input_data == {"symbol": "BTC", "depth": 2}
+    assert f"task #{task.id}" in text
+    await say(dm, "task", agent_id=str(target.id), type="ping")
+    assert [t.input_data for t in world.tasks.values() if t.type == "ping"] == [None]
+
+
+async def test_task_bad_input_is_a_usage_line(dm: Chat, world: World) -> None:
+    await link(dm, world)
+    target = world.create_agent("target")
+    cases = [
+        (str(target.id), "analyze", "{not json", "not valid JSON"),
+        (str(target.id), "analyze", "[1, 2]", "must be an object"),
+        (str(target.id), "analyze", '"text"', "must be an object"),
+        (str(target.id), "analyze", "{" + '"k": 1,' * 800 + '"z": 0}', "longer than 4000"),
+        (str(target.id), "bad type", "", "type is letters"),
+        (str(target.id), "a/../b", "", "type is letters"),
+        (str(target.id), "x" * 65, "", "type is letters"),
+        ("../1", "analyze", "", "agent_id must be a number"),
+    ]
+    before = len(world.requests)
+    for agent_id, task_type, raw, reason in cases:
+        text = await say(dm, "task", agent_id=agent_id, type=task_type, json=raw)
+        assert_usage(text, "task")
+        assert reason in text
+    assert world.tasks == {}
+    assert len(world.requests) == before
+
+
+# --- discussions / follow --------------------------------------------------------------------------
+
+
+async def test_discussions_falls_back_to_the_agents_own_posts(dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    other = world.create_agent("other")
+    mine = world.create_signal(agent_id, "discussion", "crypto", "My BTC thread", "mine")
+    plan = world.create_signal(agent_id, "strategy", "crypto", "My ETH plan", "mine too")
+    trade = world.create_signal(agent_id, "operation", "crypto", None, "a trade", "BTC")
+    theirs = world.create_signal(other.id, "discussion", "crypto", "Their BTC thread", "theirs")
+    catch_all = world.route_counts["catch-all"]
+    text = await say(dm, "discussions")
+    assert world.route_counts["catch-all"] == catch_all + 1  # the documented path was tried first
+    assert f"[{mine}]" in text and f"[{plan}]" in text
+    assert f"[{theirs}]" not in text and "Their BTC thread" not in text
+    assert f"[{trade}]" not in text  # trades are not discussions
+    filtered = await say(dm, "discussions", keyword="eth")
+    assert f"[{plan}]" in filtered and f"[{mine}]" not in filtered
+    assert "Nothing found." in await say(dm, "discussions", keyword="nothing-like-this")
+
+
+async def test_follow_unfollow_following(dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    leader = world.create_agent("leader")
+    assert "Not following anyone." in await say(dm, "following")
+    assert f"Now following trader {leader.id}." in await say(dm, "follow", agent_id=str(leader.id))
+    assert world.is_following(agent_id, leader.id)
+    assert f"Already following trader {leader.id}." in await say(dm, "follow", agent_id=str(leader.id))
+    listing = await say(dm, "following")
+    assert f"{leader.id} leader" in listing
+    assert f"No longer following trader {leader.id}." in await say(dm, "unfollow", agent_id=str(leader.id))
+    assert not world.is_following(agent_id, leader.id)
+    assert "Not following anyone." in await say(dm, "following")
+
+
+async def test_follow_bad_input(dm: Chat, world: World) -> None:
+    assert "link your agent first" in await say(dm, "following")
+    agent_id = await link(dm, world)
+    before = len(world.requests)
+    for bad in HOSTILE_IDS:
+        assert_usage(await say(dm, "follow", agent_id=bad), "follow")
+        assert_usage(await say(dm, "unfollow", agent_id=bad), "unfollow")
+    assert len(world.requests) == before
+    # The server's own refusal comes back as one sentence.
+    assert "Cannot follow yourself" in await say(dm, "follow", agent_id=str(agent_id))
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+
+async def test_status_before_linking(dm: Chat) -> None:
+    text = await say(dm, "status")
+    assert "not linked" in text and "Queued deliveries here: 0" in text
+
+
+async def test_status_shows_agent_mode_queue_and_dead_letters(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+    await link(dm, world)
+    await say(dm, "subscribe", what="all")
+    # One delivery fails for good (dead letter), two stay queued.
+    adapter.failures[dm.chat.key] = [Undeliverable("message too long")]
+    await relay.outbox.enqueue([Outgoing(dm.chat, "k1", Message(body="a"))], now=0)
+    await relay.deliverer.drain(dm.chat)
+    await relay.outbox.enqueue([Outgoing(dm.chat, f"k{i}", Message(body="b")) for i in (2, 3)], now=0)
+    reply = await reply_of(dm, "status")
+    assert reply.private
+    fields = {f.name: f.value for f in reply.messages[0].fields}
+    assert fields["Your agent"].startswith("ann (#") and "consume mode" in fields["Your agent"] and "active" in fields["Your agent"]
+    assert fields["Subscriptions here"] == "1"
+    assert fields["Queued deliveries here"] == "2"
+    assert fields["Dead-lettered here"] == "1"
+    assert "message too long" in fields["Last error here"]
+
+
+async def test_status_after_a_poll_shows_its_time(relay: Relay, dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    assert "Last successful poll: never" in await say(dm, "status")
+    await relay.poller.poll(agent_id)
+    assert "UTC" in (await say(dm, "status")).split("Last successful poll: ")[1].splitlines()[0]
+
+
+# --- every command, every reply ----------------------------------------------------------------------
+
+
+async def test_every_command_with_garbage_answers_one_readable_reply(relay: Relay, dm: Chat, world: World) -> None:
+    await link(dm, world)
+    garbage = "\u202e<b>@everyone</b>\x00" + "💥" * 50
+    for spec in COMMANDS:
+        args = {p.name: garbage for p in spec.params}
+        reply = await relay.router.dispatch(Command(spec.name, args, dm.chat, dm.user, is_private=True))
+        assert reply.messages, spec.name
+        check("\n".join(m.plain_text() for m in reply.messages))
