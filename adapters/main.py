@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from relay import logs
 from relay.adapter import ChatAdapter
@@ -29,7 +31,7 @@ from relay.config import RelaySettings, describe_error
 from relay.embedded_redis import open_redis
 from relay.errors import ConfigError
 from relay.keys import Keys
-from relay.tokens import load_or_create_key, new_key_text
+from relay.tokens import TokenBox, load_or_create_key, new_key_text
 
 log = logging.getLogger("aitrader-relay")
 
@@ -135,31 +137,34 @@ async def demo(seconds: float | None, activity_every: float) -> int:
     world = World(poll_interval_seconds=3)  # notifications show up within seconds in the demo
     seed = seed_demo(world)
     data_dir = Path(tempfile.mkdtemp(prefix="aitrader-relay-demo-"))
-    async with SimulatorServer(world) as sim, open_redis(None, data_dir) as handle:
-        settings = RelaySettings(
-            aitrader_base_url=sim.url,  # type: ignore[arg-type]
-            relay_data_dir=data_dir,
-            poll_min_seconds=3,
-            poll_max_seconds=30,
-            feed_poll_seconds=10,
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        box = load_or_create_key(None, data_dir, embedded=True)
-        console = ConsoleAdapter(await stdin_reader(), sys.stdout)
-        async with build_http(settings) as http, Relay(settings, handle.redis, http, box, [console], redactor=redactor):
-            print(f"AI-Trader simulator on {sim.url}; you are agent {seed.you.name!r} (#{seed.you.id}).")
-            print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")
-            await console.run_line(f"/link {seed.you.token}")
-            await console.run_line("/subscribe all")
-            activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
-            try:
-                if seconds is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(_until_signalled([console.closed]), timeout=seconds)
-                else:
-                    await _until_signalled([console.closed])
-            finally:
-                activity.cancel()
+    try:
+        async with SimulatorServer(world) as sim, open_redis(None, data_dir) as handle:
+            settings = RelaySettings(
+                aitrader_base_url=sim.url,  # type: ignore[arg-type]
+                relay_data_dir=data_dir,
+                poll_min_seconds=3,
+                poll_max_seconds=30,
+                feed_poll_seconds=10,
+                _env_file=None,  # type: ignore[call-arg]
+            )
+            box = load_or_create_key(None, data_dir, embedded=True)
+            console = ConsoleAdapter(await stdin_reader(), sys.stdout)
+            async with build_http(settings) as http, Relay(settings, handle.redis, http, box, [console], redactor=redactor):
+                print(f"AI-Trader simulator on {sim.url}; you are agent {seed.you.name!r} (#{seed.you.id}).")
+                print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")
+                await console.run_line(f"/link {seed.you.token}")
+                await console.run_line("/subscribe all")
+                activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
+                try:
+                    if seconds is not None:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(_until_signalled([console.closed]), timeout=seconds)
+                    else:
+                        await _until_signalled([console.closed])
+                finally:
+                    activity.cancel()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)  # the demo's data is throwaway
     return 0
 
 
@@ -179,6 +184,14 @@ async def stats(settings: RelaySettings) -> int:
         }
     print(json.dumps(out, indent=2))
     return 0
+
+
+def check_key(settings: RelaySettings) -> None:
+    """The key rules `run` would enforce, checked before anything is started."""
+    if settings.relay_secret_key is not None:
+        TokenBox.from_text(settings.relay_secret_key.get_secret_value())
+    elif settings.redis_url:
+        raise ConfigError("RELAY_SECRET_KEY: required when REDIS_URL is set (generate one with `aitrader-relay keygen`)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -205,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = RelaySettings()
         switches = PlatformSwitches()
+        check_key(settings)
         if args.command == "check":
             print("configuration ok; platforms: " + (", ".join(n for n, t in (("telegram", switches.telegram_bot_token), ("discord", switches.discord_bot_token)) if t) or "none"))
             return 0
@@ -219,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (RedisConnectionError, OSError) as exc:
+        where = "REDIS_URL" if settings.redis_url else f"the embedded Redis in {settings.relay_data_dir}"
+        print(f"configuration error: cannot reach {where} ({type(exc).__name__})", file=sys.stderr)
         return 2
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from relay import render
 from relay.aitrader import AITraderClient, checked_id
-from relay.errors import UsageError
+from relay.errors import TokenRejected, UsageError
 from relay.models import Command, Message, MessageField, Reply
 from relay.outbox import Outbox
 from relay.poller import Poller
@@ -119,7 +119,11 @@ class Commands:
             raise UsageError("that does not look like an AI-Trader agent token")
         self._register_secret(token)
         mode = (command.args.get("mode") or "consume").lower()
-        agent = await self._client.me(token)
+        try:
+            agent = await self._client.me(token)
+        except TokenRejected:
+            # The new token is wrong; an agent the user linked earlier keeps working.
+            return Reply.text(TokenRejected.sentence, private=True, delete_command=True)
         await self._store.link(command.user.key, agent.agent_id, agent.name, token, mode)  # type: ignore[arg-type]
         await self._poller.baseline(agent.agent_id, token, mode)
         return Reply(

@@ -117,5 +117,9 @@ class FanOut:
                 cache[signal_id] = None
         found = cache[signal_id] or ()
         reply_id = render.positive_int(n.data, "reply_id")
-        matches = [r for r in found if (reply_id and r.reply_id == reply_id) or (not reply_id and author and r.agent_id == author)]
-        return matches[-1] if matches else None
+        if reply_id:
+            return next((r for r in found if r.reply_id == reply_id), None)
+        mine = [r for r in found if author and r.agent_id == author]
+        # The payload names no reply: take the author's newest reply not newer than the notice.
+        before = [r for r in mine if r.created_at and n.created_at and r.created_at <= n.created_at]
+        return (before or mine)[-1] if (before or mine) else None

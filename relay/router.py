@@ -26,10 +26,11 @@ class Router:
         if spec is None:
             return Reply.text(f"Unknown command /{command.name[:40]}. Send /help for the list.")
         try:
-            _validate(spec, command)
+            # Refusals first: a /link with a bad argument in a group must still get deleted.
             refusal = _refusal(spec, command)
             if refusal is not None:
                 return refusal
+            _validate(spec, command)
             handler = getattr(self._commands, f"cmd_{spec.name}")
             return await handler(command)
         except UsageError as exc:

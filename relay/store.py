@@ -8,7 +8,7 @@ run as Lua scripts so a crash cannot leave half a route behind.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -26,7 +26,7 @@ class LinkedAgent:
     name: str
     mode: Mode
     state: str  # active | paused
-    token: str | None  # None when the sealed record cannot be opened
+    token: str | None = field(repr=False)  # None when the sealed record cannot be opened
     last_ok: float | None
     last_error: str
     paused_reason: str

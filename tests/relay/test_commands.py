@@ -155,21 +155,12 @@ async def test_link_in_a_group_is_refused_deleted_and_not_stored(relay: Relay, a
     assert await relay.store.linked_agent_id("rec:100") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="router validates arguments before the private-only refusal: a token posted in a group "
-    "with a wrong mode gets a usage reply and the message is not deleted",
-)
 async def test_link_in_a_group_with_a_bad_mode_still_deletes_the_token_message(relay: Relay, adapter: RecordingAdapter, world: World) -> None:
     agent = world.create_agent("ann")
     reply = await group(relay, adapter, admin=True).say("link", token=agent.token, mode="bogus")
     assert reply.delete_command
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rejected token in /link makes the router pause the user's currently linked (healthy) agent",
-)
 async def test_a_mistyped_relink_does_not_pause_the_working_link(relay: Relay, dm: Chat, world: World) -> None:
     agent_id = await link(dm, world)
     assert await say(dm, "link", token="Z" * 43) == TokenRejected.sentence

@@ -91,7 +91,6 @@ def test_external_redis_without_a_secret_key_is_refused(tmp_path: Path, redis_ur
     assert not (tmp_path / ".relay" / "secret.key").exists()  # no key was made up for an external Redis
 
 
-@pytest.mark.xfail(strict=True, reason="adapters.main lets redis ConnectionError escape: traceback and exit 1")
 def test_unreachable_redis_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     done = cli(tmp_path, "run", TELEGRAM_BOT_TOKEN="123:abc", REDIS_URL="redis://127.0.0.1:1/0", RELAY_SECRET_KEY=new_key_text())
     assert done.returncode != 0
@@ -99,14 +98,12 @@ def test_unreachable_redis_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert "REDIS_URL" in one_line(done.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="`check` does not apply the REDIS_URL -> RELAY_SECRET_KEY rule that `run` enforces")
 def test_check_refuses_external_redis_without_a_secret_key(tmp_path: Path) -> None:
     done = cli(tmp_path, "check", REDIS_URL="redis://127.0.0.1:1/0")
     assert done.returncode == 2
     assert "RELAY_SECRET_KEY" in one_line(done.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="`check` does not decode RELAY_SECRET_KEY; a malformed key passes until `run`")
 def test_check_refuses_a_malformed_secret_key(tmp_path: Path) -> None:
     done = cli(tmp_path, "check", RELAY_SECRET_KEY="short")
     assert done.returncode == 2

@@ -219,11 +219,6 @@ def world(world_clock: _Clock) -> World:
     return World(seed=7, clock=world_clock)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fanout matches reply text by author only and takes the newest: two replies by one author "
-    "on one signal both show the second reply's text",
-)
 async def test_two_replies_by_one_author_each_show_their_own_text(
     relay: Relay, world: World, world_clock: _Clock, dm: Chat, adapter: RecordingAdapter
 ) -> None:

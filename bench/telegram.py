@@ -1,0 +1,212 @@
+"""Telegram delivery benchmark: notifications to many chats through the fake Bot API with
+Telegram's real flood limits (~1/s per chat with a small burst, 20/min per group, ~30/s overall).
+
+The relay side is the real path: Outbox streams on Redis -> relay.delivery.Deliverer (one in-flight
+send per chat) -> TelegramAdapter.send -> PTB -> fake. The reference is the heartbeat skill's
+approach: one loop sending each message as it comes, sleeping retry_after on a 429. Each side has
+its own fake (a bot of its own, so its own limits); both run at the same time, the reference in a
+child process so that neither slows the other's event loop.
+
+    python -m bench.telegram [--chats 100] [--groups 20] [--notifications 3000]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a file: this module is named like the library, so keep bench/ off the import path.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+import httpx  # noqa: E402
+
+from adapters.telegram import TelegramAdapter, TelegramSettings  # noqa: E402
+from relay.delivery import Deliverer  # noqa: E402
+from relay.embedded_redis import open_redis  # noqa: E402
+from relay.keys import Keys  # noqa: E402
+from relay.leases import Leases  # noqa: E402
+from relay.logs import Redactor  # noqa: E402
+from relay.metrics import Metrics  # noqa: E402
+from relay.models import ChatRef, Message, MessageField  # noqa: E402
+from relay.outbox import Outbox, Outgoing  # noqa: E402
+from relay.specs import COMMANDS  # noqa: E402
+from relay.store import Store  # noqa: E402
+from relay.tokens import TokenBox, new_key_text  # noqa: E402
+from tests.fakes.telegram_api import FakeTelegram, Limits  # noqa: E402
+
+_NUMBER = re.compile(r"#(\d+)")
+GLOBAL_CEILING = 25.0  # the adapter's default TELEGRAM_GLOBAL_RATE
+
+
+def workload(chats: int, groups: int, notifications: int, seed: int) -> list[tuple[int, int]]:
+    """(notification number, chat id) in arrival order; groups have negative ids."""
+    ids = [-(1000 + i) for i in range(groups)] + [10_000 + i for i in range(chats - groups)]
+    rng = random.Random(seed)
+    return [(n, rng.choice(ids)) for n in range(notifications)]
+
+
+def notification(n: int) -> Message:
+    return Message(title=f"New reply #{n}", body="ann_bot replied to your signal: <b>agreed</b> & raised the target",
+                   fields=(MessageField("Signal", "123"),), link="https://ai4trade.ai/signals/123", footer="/reply 123")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def figures(fake: FakeTelegram, enqueued: dict[int, float], started: float) -> dict[str, float]:
+    arrived: dict[int, float] = {}
+    for call in fake.sent():
+        m = _NUMBER.search(call.params["text"])
+        if m:
+            arrived.setdefault(int(m.group(1)), call.at)
+    latencies = [arrived[n] - enqueued[n] for n in arrived]
+    seconds = (max(arrived.values()) - started) if arrived else float("nan")
+    return {
+        "delivered": len(arrived),
+        "seconds": seconds,
+        "per_second": len(arrived) / seconds if arrived else 0.0,
+        "429s": len(fake.calls_to("sendMessage", status=429)),
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+    }
+
+
+async def until(predicate, budget: float) -> None:
+    deadline = time.monotonic() + budget
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+
+
+async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data: Path) -> dict[str, float]:
+    async with FakeTelegram(limits=Limits()) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
+        redis = handle.redis
+        keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
+        settings = TelegramSettings(bot_token=fake.token, api_base=fake.api_base, port=0, webhook_url=None)
+        adapter = TelegramAdapter(settings, redis, keys, Redactor())
+
+        async def ignore(_: object) -> None:
+            return None
+
+        await adapter.start(COMMANDS, ignore, ignore)  # type: ignore[arg-type]
+        leases = Leases(redis)
+        metrics = Metrics()
+        deliverer = Deliverer(Outbox(redis, keys), Store(redis, keys, TokenBox.from_text(new_key_text())), leases, keys,
+                              {"telegram": adapter}, metrics, concurrency=chats)
+        outbox = Outbox(redis, keys)
+        enqueued: dict[int, float] = {}
+        started = time.monotonic()
+        for i in range(0, len(work), 100):
+            batch = work[i : i + 100]
+            await outbox.enqueue([Outgoing(ChatRef("telegram", str(c)), f"n{n}", notification(n)) for n, c in batch], now=time.time())
+            now = time.monotonic()
+            enqueued.update((n, now) for n, _ in batch)
+        await deliverer.start()
+        try:
+            await until(lambda: len(fake.sent()) >= len(work), budget)
+        finally:
+            await deliverer.stop(grace=2)
+            await adapter.stop()
+            async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
+                await redis.delete(key)
+        result = figures(fake, enqueued, started)
+        result["dead"] = metrics.registry.get_sample_value("relay_dead_letters_total", {"platform": "telegram"}) or 0.0
+        return result
+
+
+async def run_reference(work: list[tuple[int, int]], budget: float) -> dict[str, float]:
+    """The heartbeat skill's loop: send each message as it comes; on a 429 sleep retry_after and resend."""
+    async with FakeTelegram(limits=Limits()) as fake, httpx.AsyncClient(base_url=f"{fake.api_base}/bot{fake.token}", timeout=10) as http:
+        started = time.monotonic()
+        enqueued = {n: started for n, _ in work}
+        deadline = started + budget
+        for n, chat_id in work:
+            while time.monotonic() < deadline:
+                body = {"chat_id": chat_id, "text": f"<b>New reply #{n}</b>\nann_bot replied to your signal", "parse_mode": "HTML"}
+                answer = (await http.post("/sendMessage", json=body)).json()
+                if answer["ok"]:
+                    break
+                await asyncio.sleep(answer.get("parameters", {}).get("retry_after", 1))
+        result = figures(fake, enqueued, started)
+        result["dead"] = float(len(work) - result["delivered"])
+        return result
+
+
+async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
+    """Runs the reference in its own process so the two sides do not share one CPU-bound loop."""
+    root = Path(__file__).resolve().parent.parent
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.telegram", "--side", "reference", "--chats", str(args.chats), "--groups", str(args.groups),
+        "--notifications", str(args.notifications), "--budget", str(args.budget), "--seed", str(args.seed),
+        cwd=root, stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, float]) -> str:
+    rows = [
+        ("delivered", "delivered", "{:.0f}"),
+        ("wall time to deliver all (s)", "seconds", "{:.1f}"),
+        ("messages/s", "per_second", "{:.1f}"),
+        ("429s received", "429s", "{:.0f}"),
+        ("given up (dead letters / unsent)", "dead", "{:.0f}"),
+        ("p50 enqueue->accepted (s)", "p50", "{:.1f}"),
+        ("p99 enqueue->accepted (s)", "p99", "{:.1f}"),
+    ]
+    out = [
+        f"telegram benchmark: {args.notifications} notifications to {args.chats} chats ({args.groups} groups), all queued at t=0",
+        f"fake Bot API limits: ~1/s per chat (burst 3), 20/min per group, 30/s overall; adapter ceiling {GLOBAL_CEILING:.0f}/s",
+        "",
+        f"{'figure':32} {'relay adapter':>14} {'reference loop':>15} {'ratio':>7}",
+    ]
+    for label, key, fmt in rows:
+        ratio = ""
+        if key in ("per_second", "p50", "p99") and ref[key] and relay[key]:
+            r = relay[key] / ref[key] if key == "per_second" else ref[key] / relay[key]
+            ratio = f"{r:.2f}x"
+        out.append(f"{label:32} {fmt.format(relay[key]):>14} {fmt.format(ref[key]):>15} {ratio:>7}")
+    out += ["", f"relay throughput is {100 * relay['per_second'] / GLOBAL_CEILING:.0f}% of its {GLOBAL_CEILING:.0f}/s ceiling; "
+            "ratios are relay-better-by (throughput relay/ref, latency ref/relay)"]
+    if relay["delivered"] < args.notifications or ref["delivered"] < args.notifications:
+        out.append(f"(budget of {args.budget:.0f}s reached before every message was delivered: figures cover the delivered ones)")
+    return "\n".join(out)
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--chats", type=int, default=100)
+    p.add_argument("--groups", type=int, default=20)
+    p.add_argument("--notifications", type=int, default=3000)
+    p.add_argument("--budget", type=float, default=240.0, help="seconds each side may take at most")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--side", choices=("both", "reference"), default="both", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    work = workload(args.chats, args.groups, args.notifications, args.seed)
+    if args.side == "reference":
+        print(json.dumps(await run_reference(work, args.budget)))
+        return
+    data = Path(tempfile.mkdtemp(prefix="bench-telegram-"))
+    relay, ref = await asyncio.gather(run_relay(work, args.chats, args.budget, data), reference_in_child(args))
+    print(table(args, relay, ref))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
