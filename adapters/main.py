@@ -98,7 +98,7 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
     redactor = logs.configure(settings.log_level.upper())
     for token in (switches.telegram_bot_token, switches.discord_bot_token):
         redactor.add(token.get_secret_value() if token else None)
-    async with open_redis(settings.redis_url, settings.relay_data_dir) as handle:
+    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
         box = load_or_create_key(
             settings.relay_secret_key.get_secret_value() if settings.relay_secret_key else None,
             settings.relay_data_dir,

@@ -19,6 +19,7 @@ class RelaySettings(BaseSettings):
     aitrader_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://ai4trade.ai"), description="AI-Trader server")
     aitrader_timeout_seconds: float = Field(10.0, gt=0, le=120, description="timeout of every AI-Trader call")
     redis_url: str | None = Field(None, description="Redis to use; unset starts an embedded one")
+    redis_max_connections: int = Field(40, ge=4, le=10_000, description="Redis connections per process")
     relay_data_dir: Path = Field(Path(".relay"), description="embedded Redis data and generated key")
     relay_secret_key: SecretStr | None = Field(None, description="AES-256 key (urlsafe base64, 32 bytes)")
     relay_key_prefix: str = Field("relay", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Redis key prefix")

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,24 @@ def start_embedded(data_dir: Path) -> tuple[Path, object | None]:
     return sock, server
 
 
+def connect(url: str, max_connections: int = 40) -> Redis:
+    """A client whose pool makes callers wait for a free connection instead of failing: many
+    chats and agents are worked on at once, and managed plans cap connections (e.g. 20)."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5
+    )
+    return Redis(connection_pool=pool)
+
+
 @contextlib.asynccontextmanager
-async def open_redis(redis_url: str | None, data_dir: Path) -> AsyncIterator[RedisHandle]:
+async def open_redis(redis_url: str | None, data_dir: Path, max_connections: int = 40) -> AsyncIterator[RedisHandle]:
     server = None
     if redis_url:
-        redis = Redis.from_url(redis_url, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
+        redis = connect(redis_url, max_connections)
         handle = RedisHandle(redis, False, "REDIS_URL")
     else:
         sock, server = start_embedded(data_dir)
-        redis = Redis(unix_socket_path=str(sock), socket_timeout=10)
+        redis = connect(f"unix://{sock}", max_connections)
         handle = RedisHandle(redis, True, str(data_dir))
     try:
         await redis.ping()

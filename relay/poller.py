@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 RECENT_VIEWS = (None, "discussion", "strategy")  # each view returns at most 50 rows
 LEASE_MS = 9_000  # kept alive while polling; a dead poller's agents move on within 9 s
 SYNC_SECONDS = 5.0
+PERSIST_PATIENCE = 30.0  # seconds a heartbeat response is held in memory while Redis recovers
 
 OnRevoked = Callable[[LinkedAgent, str], Awaitable[None]]
 
@@ -199,10 +201,16 @@ class Poller:
             await self._inbox.mark_for_reconcile(agent.agent_id)
             beat = await self._client.heartbeat(agent.token)
             await self._faults.reached("after_heartbeat")
-            new = await self._inbox.persist(agent.agent_id, beat.notifications)
-            if call == 0:
-                await self._inbox.persist_tasks(agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock())
-            await self._inbox.reconciled(agent.agent_id)
+            # The response is the only copy of these messages: keep retrying while Redis
+            # recovers rather than drop it (`recent` reaches back only 50 rows).
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RedisError), stop=stop_after_delay(PERSIST_PATIENCE), wait=wait_random_exponential(0.1, 3), reraise=True
+            ):
+                with attempt:
+                    new = await self._inbox.persist(agent.agent_id, beat.notifications)
+                    if call == 0:
+                        await self._inbox.persist_tasks(agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock())
+                    await self._inbox.reconciled(agent.agent_id)
             self._metrics.persisted.inc(new)
             if beat.unparsable:
                 log.warning("poller: %d heartbeat rows without an id agent=%s", beat.unparsable, agent.agent_id)

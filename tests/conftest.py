@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from relay.app import Relay
 from relay.config import RelaySettings
+from relay.embedded_redis import connect
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, Reply, UserRef
@@ -54,7 +55,7 @@ def keys(prefix: str) -> Keys:
 
 @pytest.fixture
 async def redis(redis_url: str, prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = connect(redis_url)
     yield client
     async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         await client.delete(key)

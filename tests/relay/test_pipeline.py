@@ -151,3 +151,35 @@ async def test_two_relays_on_one_redis_never_poll_one_agent_at_once(
     world.faults.slow_seconds = 0
     assert both == 0
     assert world.heartbeat_counts[agent_id] == 10
+
+
+async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_nothing(
+    settings, redis_url: str, http, box, world: World
+) -> None:
+    """More concurrent work than Redis connections: callers wait for a connection; before the
+    blocking pool, the surplus failed with MaxConnectionsError after heartbeats had consumed
+    messages that `recent` could no longer reach."""
+    from relay.embedded_redis import connect
+    from relay.logs import Redactor
+
+    small = connect(redis_url, max_connections=4)
+    adapter = RecordingAdapter()
+    relay = Relay(settings, small, http, box, [adapter], redactor=Redactor())
+    try:
+        expected = []
+        for i in range(12):
+            agent = world.create_agent(f"a{i}")
+            chat = Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}"))
+            await chat.text("link", token=agent.token)
+            await chat.text("subscribe", what="all")
+            expected += world.push_messages(agent.id, 60, type="custom_note", content_fmt="n {i}")
+        agent_ids = await relay.store.agent_ids()
+        await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agent_ids))
+        await asyncio.gather(*(relay.deliverer.drain(c) for c in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100)))
+        while await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
+            await deliver_all(relay)
+        assert sorted(message_ids(adapter)) == sorted(expected)
+    finally:
+        async for key in small.scan_iter(match=f"{settings.relay_key_prefix}:*"):
+            await small.delete(key)
+        await small.aclose()
