@@ -1,0 +1,54 @@
+"""A send-rate limit shared by every relay process on one Redis (GCRA in one Lua call).
+
+Platform ceilings are per bot token, not per process: with K processes delivering, each one's
+in-process limiter would let K times the budget through. The clock is Redis' own TIME, so
+processes with drifting clocks still agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+# Generic cell rate algorithm: KEYS[1] holds the theoretical arrival time (ms) of the next cell.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait > 0 then return wait end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+return 0
+"""
+
+
+class SharedRateLimiter:
+    """At most `rate` acquisitions per second across all processes, with bursts up to `burst`."""
+
+    def __init__(self, redis: Redis, key: str, rate: float, burst: int = 1) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self._key = key
+        self._interval_ms = 1000.0 / rate
+        self._tolerance_ms = self._interval_ms * (burst - 1)
+        self._script = redis.register_script(_GCRA)
+
+    async def try_acquire(self) -> float:
+        """0 when a slot was taken now; otherwise the seconds to wait before trying again."""
+        wait_ms = await self._script(keys=[self._key], args=[self._interval_ms, self._tolerance_ms])
+        return float(wait_ms) / 1000.0
+
+    async def acquire(self) -> None:
+        while (wait := await self.try_acquire()) > 0:
+            await asyncio.sleep(wait)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
