@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from telegram import BotCommand, Update
-from telegram.error import Conflict, TelegramError
+from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -36,6 +37,7 @@ from adapters.telegram.sender import Sender
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.webhook import WebhookServer
 from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.errors import ConfigError
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
@@ -48,6 +50,7 @@ POLL_TIMEOUT = 10  # seconds of getUpdates long polling
 POOL_TIMEOUT = 1.0  # seconds to wait for a free connection; a pool timeout is "not sent"
 CONCURRENT_UPDATES = 64  # one slow command (or a chat's rate limit) must not hold up the others
 _CONFLICT_LOG_EVERY = 60.0
+_COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")  # Bot API BotCommand.command
 
 
 class TelegramAdapter:
@@ -132,7 +135,10 @@ class TelegramAdapter:
         app.add_handler(ChatMemberHandler(inbound.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
         app.add_error_handler(inbound.on_error)
 
-        await app.initialize()  # getMe
+        try:
+            await app.initialize()  # getMe
+        except InvalidToken:
+            raise ConfigError("TELEGRAM_BOT_TOKEN was rejected by Telegram") from None
         await app.bot.set_my_commands(_bot_commands(commands))
         await app.start()
         if self._settings.webhook_url:
@@ -233,7 +239,7 @@ def _bot_commands(commands: Sequence[CommandSpec]) -> list[BotCommand]:
     """setMyCommands entries: names of 1-32 [a-z0-9_], one-line descriptions of 1-256 chars."""
     entries = []
     for spec in commands:
-        if not (1 <= len(spec.name) <= 32) or not all(c.islower() or c.isdigit() or c == "_" for c in spec.name):
+        if not _COMMAND_NAME.fullmatch(spec.name):
             continue
         summary = (spec.summary.strip().splitlines() or [spec.name])[0][:256]
         entries.append(BotCommand(spec.name, summary or spec.name))

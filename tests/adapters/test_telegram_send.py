@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
 from adapters.telegram.limiter import SendLimiter, SlidingWindow
-from relay.errors import ChatGone, ChatMoved, RetryLater, SendUncertain, Undeliverable
+from relay.errors import ChatGone, ChatMoved, ConfigError, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Message, MessageField
@@ -182,3 +182,8 @@ async def test_start_and_stop_are_idempotent(fake: FakeTelegram, make_adapter: A
     await adapter.stop()
     await adapter.stop()
     assert len(fake.calls_to("getMe")) == 1
+
+
+async def test_a_rejected_token_stops_start_with_a_config_error(fake: FakeTelegram, make_adapter: AdapterFactory) -> None:
+    with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
+        await make_adapter(bot_token="999:not-the-fakes-token")
