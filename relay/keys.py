@@ -63,6 +63,14 @@ class Keys:
         """Lease: the one process polling this agent right now."""
         return self._k("lease", "agent", agent_id)
 
+    def upstream_failures(self) -> str:
+        """STRING consecutive polls, over all agents, that found AI-Trader unavailable."""
+        return self._k("upstream", "failures")
+
+    def upstream_probe(self) -> str:
+        """STRING PX: during an outage, the one poll allowed per interval to probe AI-Trader."""
+        return self._k("upstream", "probe")
+
     def revoked_notice(self, agent_id: int, fingerprint: str) -> str:
         """STRING NX: the chats were told once that this token was rejected."""
         return self._k("agent", agent_id, "revoked", fingerprint)

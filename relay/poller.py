@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
-from relay.errors import TokenRejected, UpstreamError
+from relay.errors import TokenRejected, UpstreamError, UpstreamUnavailable
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.inbox import Inbox
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 RECENT_VIEWS = (None, "discussion", "strategy")  # each view returns at most 50 rows
 LEASE_MS = 9_000  # kept alive while polling; a dead poller's agents move on within 9 s
 SYNC_SECONDS = 5.0
+OUTAGE_STREAK = 3  # consecutive polls (any agents) that found AI-Trader unavailable
 PERSIST_PATIENCE = 30.0  # seconds a heartbeat response is held in memory while Redis recovers
 
 OnRevoked = Callable[[LinkedAgent, str], Awaitable[None]]
@@ -154,6 +155,11 @@ class Poller:
         due = await self._r.get(self._k.next_poll(agent_id))
         if due is not None and float(due) > self._clock():
             return False
+        if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK:
+            # AI-Trader looks down for everyone: one probe per interval across all processes,
+            # instead of every agent's own backoff hammering it (and lagging after recovery).
+            if not await self._r.set(self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)):
+                return False
         async with self._leases.hold(self._k.poll_lease(agent_id), LEASE_MS) as held:
             if held:
                 await self.poll(agent_id)
@@ -259,6 +265,12 @@ class Poller:
     # --- bookkeeping ---------------------------------------------------------------------
     async def _succeeded(self, agent: LinkedAgent, interval: float) -> None:
         now = self._clock()
+        streak = await self._r.getdel(self._k.upstream_failures())
+        if streak is not None and int(streak) >= OUTAGE_STREAK:
+            # The outage is over: every agent is due at its next tick, not after its backoff.
+            log.info("poller: AI-Trader answers again; resuming every agent")
+            for other in await self._store.agent_ids():
+                await self._r.delete(self._k.next_poll(other), self._k.backoff(other))
         await self._r.set(self._k.next_poll(agent.agent_id), now + interval - 1, ex=int(self._s.max_interval * 4))
         await self._r.delete(self._k.backoff(agent.agent_id))
         await self._store.record_poll(agent.agent_id, ok=True)
@@ -266,6 +278,8 @@ class Poller:
             self._schedule(agent.agent_id, interval, first_within=interval)
 
     async def _failed(self, agent: LinkedAgent, exc: UpstreamError) -> None:
+        if isinstance(exc, UpstreamUnavailable):
+            await self._r.incr(self._k.upstream_failures())
         fails = int(await self._r.incr(self._k.backoff(agent.agent_id)))
         wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
         await self._r.set(self._k.next_poll(agent.agent_id), self._clock() + wait, ex=int(self._s.max_interval * 4))

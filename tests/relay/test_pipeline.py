@@ -183,3 +183,34 @@ async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_n
         async for key in small.scan_iter(match=f"{settings.relay_key_prefix}:*"):
             await small.delete(key)
         await small.aclose()
+
+
+async def test_an_upstream_outage_is_probed_once_per_interval_and_all_agents_resume_together(
+    relay: Relay, world: World, adapter: RecordingAdapter
+) -> None:
+    agent_ids = []
+    for i in range(6):
+        agent = world.create_agent(f"o{i}")
+        chat = Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}"))
+        await chat.text("link", token=agent.token)
+        await chat.text("subscribe", what="all")
+        agent_ids.append(agent.id)
+    world.faults.outage = "503"
+    before = sum(world.route_counts.values())
+    for _ in range(3):  # every agent due every round, as if their backoff had passed
+        for a in agent_ids:
+            await relay.redis.delete(relay.keys.next_poll(a))
+            await relay.poller.poll_if_due(a)
+    during = sum(world.route_counts.values()) - before
+    # Three failed polls mark the outage; from then on one probe per interval (1 s here) goes out,
+    # not one request per agent per round (18 polls x 3 read retries without the breaker).
+    assert during <= 3 * 3 + 3
+    world.faults.outage = None
+    await asyncio.sleep(1.05)  # the probe slot frees after one interval
+    ids = {a: world.push_messages(a, 1, type="custom_note", content_fmt="after {i}")[0] for a in agent_ids}
+    for a in agent_ids:
+        await relay.poller.poll_if_due(a)  # the probe succeeds and clears every backoff...
+    for a in agent_ids:
+        await relay.poller.poll_if_due(a)  # ...so the others are polled at their next tick
+    await deliver_all(relay)
+    assert sorted(message_ids(adapter)) == sorted(ids.values())
