@@ -129,7 +129,7 @@ class DiscordAdapter:
         except discord.LoginFailure as exc:
             raise ConfigError("DISCORD_BOT_TOKEN was rejected by Discord") from exc
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
-            log.warning("discord login failed error=%s: retrying in the background", type(exc).__name__)
+            log.warning("discord login failed error=%r: retrying in the background", exc)
             self._tasks.append(asyncio.create_task(self._login_then_hold(), name="discord-login"))
             return
         self._logged_in.set()
@@ -142,11 +142,15 @@ class DiscordAdapter:
             return
         self._stopped = True
         self._interactions.stopping = True
-        for task in self._tasks:  # the gateway first: no new events
-            task.cancel()
+        self._gateway.stop()  # the gateway first: no new events
         for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 5.0)
+            except asyncio.TimeoutError:
+                log.warning("discord gateway did not stop in time: cancelling")
+                task.cancel()
+            except Exception:
+                log.exception("discord background task failed")
         await self._interactions.drain(timeout=5.0)
         await self._client.close()
         logging.getLogger(GATEWAY_LOGGER).removeFilter(self._log_filter)

@@ -101,7 +101,12 @@ class GatewayHolder:
         self._timing = timing
         self._before_connect = before_connect
         self._stable_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.holding = False
+
+    def stop(self) -> None:
+        """Ask `run` to disconnect, release the lease and return."""
+        self._stopping.set()
 
     async def before_identify(self, initial: bool) -> None:
         """discord.py's hook before every IDENTIFY (its own reconnects included)."""
@@ -127,14 +132,14 @@ class GatewayHolder:
     async def run(self) -> None:
         """Until cancelled: take the lease when free, hold the connection while it is ours."""
         ttl_ms = int(self._timing.lease_ttl * 1000)
-        while True:
+        while not self._stopping.is_set():
             try:
                 got = await self._leases.acquire(self._key, ttl_ms)
             except RedisError:
                 log.warning("gateway lease unavailable", exc_info=True)
                 got = False
             if not got:
-                await asyncio.sleep(self._timing.retry_every)
+                await self._pause(self._timing.retry_every)
                 continue
             try:
                 await self._hold(ttl_ms)
@@ -145,7 +150,13 @@ class GatewayHolder:
                 await self._disconnect()
                 with contextlib.suppress(RedisError):
                     await asyncio.shield(self._leases.release(self._key))
-            await asyncio.sleep(self._timing.retry_every)
+            await self._pause(self._timing.retry_every)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep unless stopping; True when the sleep ran its course."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
 
     async def _hold(self, ttl_ms: int) -> None:
         self.holding = True
@@ -157,11 +168,16 @@ class GatewayHolder:
             if not await self._sleep_holding(wait, ttl_ms):
                 return
         await self._before_connect()
+        if self._stopping.is_set():
+            return
         connect = asyncio.create_task(self._client.connect(reconnect=True), name="discord-gateway")
+        stopping = asyncio.create_task(self._stopping.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({connect}, timeout=self._timing.renew_every)
-                if done:
+                await asyncio.wait({connect, stopping}, timeout=self._timing.renew_every, return_when=asyncio.FIRST_COMPLETED)
+                if stopping.done():
+                    return
+                if connect.done():
                     exc = connect.exception()
                     log.error("gateway connection ended error=%r", exc)
                     return
@@ -169,15 +185,21 @@ class GatewayHolder:
                     log.warning("gateway lease lost: disconnecting")
                     return
         finally:
-            connect.cancel()
-            with contextlib.suppress(BaseException):
-                await connect
+            stopping.cancel()
+            # Python 3.11's wait_for (inside discord.py's handshake) can swallow a cancellation
+            # that lands just as the handshake completes, so cancel until the task has ended.
+            while not connect.done():
+                connect.cancel()
+                await asyncio.wait({connect}, timeout=0.5)
+            if not connect.cancelled():
+                connect.exception()  # retrieved, so asyncio does not log it as unhandled
 
     async def _sleep_holding(self, seconds: float, ttl_ms: int) -> bool:
         """Wait while keeping the lease, so no other process identifies meanwhile."""
         end = asyncio.get_running_loop().time() + seconds
         while (left := end - asyncio.get_running_loop().time()) > 0:
-            await asyncio.sleep(min(left, self._timing.renew_every))
+            if not await self._pause(min(left, self._timing.renew_every)):
+                return False
             if not await self._renew(ttl_ms):
                 return False
         return True

@@ -204,6 +204,9 @@ class FakeDiscord:
         """Answer 403 (Missing Access) or 404 (Unknown Channel) for the channel from now on."""
         self._refused[channel_id] = status
 
+    def accept(self, channel_id: int) -> None:
+        self._refused.pop(channel_id, None)
+
     def drop_next_response(self, channel_id: int) -> None:
         """Create the next message in the channel, then cut the connection without answering."""
         self._drop_next.add(channel_id)
