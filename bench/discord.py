@@ -1,0 +1,224 @@
+"""Discord delivery benchmark: notifications to many channels through the fake Discord with
+Discord's limits (50 requests/s per bot, 5 messages per 5 s per channel).
+
+The relay side is the real path: Outbox streams on Redis -> relay.delivery.Deliverer (one in-flight
+send per channel) -> DiscordAdapter.send -> discord.py -> fake. The reference is a sequential loop
+calling the same DiscordAdapter.send one message at a time. Each side has its own fake (its own
+bot, so its own limits) and runs in its own process at the same time: discord.py's URLs are
+process-wide, so two fakes cannot share one process.
+
+    python -m bench.discord [--channels 100] [--notifications 3000]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a file: this module is named like the library, so keep bench/ off the import path.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from adapters.discord import DiscordAdapter, DiscordSettings  # noqa: E402
+from relay.delivery import Deliverer  # noqa: E402
+from relay.embedded_redis import open_redis  # noqa: E402
+from relay.errors import DeliveryError, RetryLater  # noqa: E402
+from relay.keys import Keys  # noqa: E402
+from relay.leases import Leases  # noqa: E402
+from relay.logs import Redactor  # noqa: E402
+from relay.metrics import Metrics  # noqa: E402
+from relay.models import ChatRef, Message, MessageField  # noqa: E402
+from relay.outbox import Outbox, Outgoing  # noqa: E402
+from relay.specs import COMMANDS  # noqa: E402
+from relay.store import Store  # noqa: E402
+from relay.tokens import TokenBox, new_key_text  # noqa: E402
+from tests.fakes.discord_api import FakeDiscord  # noqa: E402
+
+TOKEN = "MTAwBENCH00000000000000000.GbEnCh.bench-bot-token-not-real-0000000"
+DISCORD_CEILING = 50.0  # requests/s per bot; 100 channels x 1/s would allow more
+_NUMBER = re.compile(r"#(\d+)")
+
+
+def workload(channels: int, notifications: int) -> list[tuple[int, int]]:
+    """(notification number, channel id), round-robin over the channels."""
+    return [(n, 700_000_000_000_000_000 + n % channels) for n in range(notifications)]
+
+
+def notification(n: int) -> Message:
+    return Message(title=f"New reply #{n}", body="ann_bot replied to your signal: **agreed** & raised the target @everyone",
+                   fields=(MessageField("Signal", "123"),), link="https://ai4trade.ai/signals/123", footer="/reply 123")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> dict[str, float]:
+    arrived: dict[int, float] = {}
+    for message in fake.channel_messages():
+        if m := _NUMBER.search(message.text):
+            arrived.setdefault(int(m.group(1)), message.created_at)
+    wall = time.time() - time.monotonic()  # fake stamps wall time; enqueue times are monotonic
+    latencies = [arrived[n] - wall - enqueued[n] for n in arrived]
+    seconds = (max(arrived.values()) - wall - started) if arrived else float("nan")
+    return {
+        "delivered": len(arrived),
+        "seconds": seconds,
+        "per_second": len(arrived) / seconds if arrived else 0.0,
+        "429s": len(fake.rate_limited),
+        "requests": len(fake.calls_to("POST", "/messages")),
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+    }
+
+
+async def until(predicate, budget: float) -> None:
+    deadline = time.monotonic() + budget
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+
+
+async def ignore(_: object) -> None:
+    return None
+
+
+async def started_adapter(fake: FakeDiscord, redis, keys: Keys) -> DiscordAdapter:
+    settings = DiscordSettings(bot_token=TOKEN, api_base=fake.api_base, gateway_url=fake.gateway_url)
+    adapter = DiscordAdapter(settings, redis, keys, Redactor())
+    await adapter.start(COMMANDS, ignore, ignore)  # type: ignore[arg-type]
+    return adapter
+
+
+async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, data: Path) -> dict[str, float]:
+    async with FakeDiscord(token=TOKEN) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
+        redis = handle.redis
+        keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
+        adapter = await started_adapter(fake, redis, keys)
+        metrics = Metrics()
+        deliverer = Deliverer(Outbox(redis, keys), Store(redis, keys, TokenBox.from_text(new_key_text())), Leases(redis),
+                              keys, {"discord": adapter}, metrics, concurrency=channels)
+        outbox = Outbox(redis, keys)
+        enqueued: dict[int, float] = {}
+        started = time.monotonic()
+        for i in range(0, len(work), 100):
+            batch = work[i : i + 100]
+            await outbox.enqueue([Outgoing(ChatRef("discord", str(c)), f"n{n}", notification(n)) for n, c in batch], now=time.time())
+            now = time.monotonic()
+            enqueued.update((n, now) for n, _ in batch)
+        await deliverer.start()
+        try:
+            await until(lambda: len(fake.channel_messages()) >= len(work), budget)
+        finally:
+            await deliverer.stop(grace=2)
+            await adapter.stop()
+            async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
+                await redis.delete(key)
+        result = figures(fake, enqueued, started)
+        result["dead"] = metrics.registry.get_sample_value("relay_dead_letters_total", {"platform": "discord"}) or 0.0
+        return result
+
+
+async def run_reference(work: list[tuple[int, int]], budget: float, data: Path) -> dict[str, float]:
+    """One message at a time through the same adapter.send; waits out a RetryLater and resends."""
+    async with FakeDiscord(token=TOKEN) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
+        keys = Keys(f"benchref{uuid.uuid4().hex[:8]}")
+        adapter = await started_adapter(fake, handle.redis, keys)
+        started = time.monotonic()
+        enqueued = {n: started for n, _ in work}
+        deadline = started + budget
+        given_up = 0
+        try:
+            for n, channel in work:
+                while time.monotonic() < deadline:
+                    try:
+                        await adapter.send(ChatRef("discord", str(channel)), notification(n), key=f"n{n}")
+                        break
+                    except RetryLater as exc:
+                        await asyncio.sleep(exc.seconds)
+                    except DeliveryError:
+                        given_up += 1
+                        break
+        finally:
+            await adapter.stop()
+            async for key in handle.redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
+                await handle.redis.delete(key)
+        result = figures(fake, enqueued, started)
+        result["dead"] = float(given_up)
+        return result
+
+
+async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
+    root = Path(__file__).resolve().parent.parent
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.discord", "--side", "reference", "--channels", str(args.channels),
+        "--notifications", str(args.notifications), "--budget", str(args.budget), cwd=root, stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, float], pacing: float) -> str:
+    rows = [
+        ("delivered", "delivered", "{:.0f}"),
+        ("wall time to deliver all (s)", "seconds", "{:.1f}"),
+        ("messages/s", "per_second", "{:.1f}"),
+        ("POST /messages requests", "requests", "{:.0f}"),
+        ("429s received", "429s", "{:.0f}"),
+        ("given up (dead letters)", "dead", "{:.0f}"),
+        ("p50 enqueue->accepted (s)", "p50", "{:.1f}"),
+        ("p99 enqueue->accepted (s)", "p99", "{:.1f}"),
+    ]
+    out = [
+        f"discord benchmark: {args.notifications} notifications to {args.channels} channels, all queued at t=0",
+        f"fake Discord limits: 50 requests/s per bot, 5 messages / 5 s per channel -> ceiling {DISCORD_CEILING:.0f}/s; "
+        f"adapter paces at {pacing:.0f}/s (DISCORD_MAX_REQUESTS_PER_SECOND)",
+        "",
+        f"{'figure':32} {'relay (delivery)':>16} {'sequential send':>16} {'ratio':>7}",
+    ]
+    for label, key, fmt in rows:
+        ratio = ""
+        if key in ("per_second", "p50", "p99") and ref[key] and relay[key]:
+            r = relay[key] / ref[key] if key == "per_second" else ref[key] / relay[key]
+            ratio = f"{r:.2f}x"
+        out.append(f"{label:32} {fmt.format(relay[key]):>16} {fmt.format(ref[key]):>16} {ratio:>7}")
+    out += ["", f"relay throughput is {100 * relay['per_second'] / DISCORD_CEILING:.0f}% of Discord's {DISCORD_CEILING:.0f}/s "
+            f"and {100 * relay['per_second'] / pacing:.0f}% of the adapter's own {pacing:.0f}/s pacing; "
+            "ratios are relay-better-by (throughput relay/ref, latency ref/relay)"]
+    return "\n".join(out)
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--channels", type=int, default=100)
+    p.add_argument("--notifications", type=int, default=3000)
+    p.add_argument("--budget", type=float, default=240.0, help="seconds each side may take at most")
+    p.add_argument("--side", choices=("both", "reference"), default="both", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    work = workload(args.channels, args.notifications)
+    data = Path(tempfile.mkdtemp(prefix="bench-discord-"))
+    if args.side == "reference":
+        print(json.dumps(await run_reference(work, args.budget, data)))
+        return
+    ref_task = asyncio.create_task(reference_in_child(args))
+    relay = await run_relay(work, args.channels, args.budget, data)
+    ref = await ref_task
+    print(table(args, relay, ref, DiscordSettings(bot_token=TOKEN).max_requests_per_second))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
