@@ -80,6 +80,7 @@ class Relay:
             self.metrics,
             concurrency=settings.delivery_concurrency,
             max_attempts=settings.delivery_max_attempts,
+            send_timeout=settings.delivery_send_timeout_seconds,
             clock=clock,
             rng=rng,
             faults=faults,

@@ -45,6 +45,7 @@ class Deliverer:
         *,
         concurrency: int = 64,
         max_attempts: int = 5,
+        send_timeout: float = 120.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         faults: FaultPoints | None = None,
@@ -60,9 +61,11 @@ class Deliverer:
         self._metrics = metrics
         self._concurrency = concurrency
         self._max_attempts = max_attempts
+        self._send_timeout = send_timeout
         self._clock = clock
         self._rng = rng or random.Random()
         self._busy: dict[str, asyncio.Task[None]] = {}
+        self._not_before: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -92,37 +95,48 @@ class Deliverer:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                await self._tick()
+                started, waiting = await self._tick()
             except RedisError as exc:
                 log.warning("delivery: redis unavailable (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1 + self._rng.random())
                 continue
+            if started:
+                continue  # more due chats may fit in the free slots
             self._wake.clear()
+            # Due chats that are all being drained already: wait for a drain to end (it wakes
+            # us) rather than spinning on a ready set whose scores stay in the past meanwhile.
+            timeout = 0.25 if waiting else await self._idle_wait()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_wait())
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
 
     async def _idle_wait(self) -> float:
-        if len(self._busy) >= self._concurrency:
-            return 0.05
         nxt = await self._outbox.next_due()
         if nxt is None:
             return 0.25
-        return min(0.25, max(0.0, nxt - self._clock()))
+        return min(0.25, max(0.01, nxt - self._clock()))
 
-    async def _tick(self) -> None:
+    async def _tick(self) -> tuple[int, bool]:
+        """Start drains for due chats; returns (drains started, due chats left waiting)."""
         free = self._concurrency - len(self._busy)
         if free <= 0:
-            return
-        for chat in await self._outbox.due_chats(self._clock(), limit=free + len(self._busy)):
+            return 0, True
+        now = self._clock()
+        started = 0
+        waiting = False
+        for chat in await self._outbox.due_chats(now, limit=free + len(self._busy)):
             if self._stopping or len(self._busy) >= self._concurrency:
+                waiting = True
                 break
-            if chat.key in self._busy:
+            if chat.key in self._busy or self._not_before.get(chat.key, 0) > now:
+                waiting = True
                 continue
             task = asyncio.create_task(self._drain_guarded(chat), name=f"drain {chat.key}")
             self._busy[chat.key] = task
             task.add_done_callback(lambda _t, k=chat.key: self._done(k))
+            started += 1
+        return started, waiting
 
     def _done(self, key: str) -> None:
         self._busy.pop(key, None)
@@ -130,7 +144,11 @@ class Deliverer:
 
     async def _drain_guarded(self, chat: ChatRef) -> None:
         try:
-            await self.drain(chat)
+            if await self.drain(chat):
+                self._not_before.pop(chat.key, None)
+            else:
+                # Another process drains this chat now; look again shortly, not in a tight loop.
+                self._not_before[chat.key] = self._clock() + 0.5
         except RedisError as exc:
             log.warning("delivery: redis error while draining chat=%s (%s)", chat.key, type(exc).__name__)
         except asyncio.CancelledError:
@@ -138,11 +156,12 @@ class Deliverer:
         except Exception:
             log.exception("delivery: unexpected error chat=%s", chat.key)
 
-    async def drain(self, chat: ChatRef) -> None:
-        """Send this chat's due entries in order, while holding its lease."""
+    async def drain(self, chat: ChatRef) -> bool:
+        """Send this chat's due entries in order, while holding its lease. False: someone else
+        holds the lease."""
         async with self._leases.hold(self._keys.chat_lease(chat.key), LEASE_MS) as held:
             if not held:
-                return
+                return False
             await self._outbox.ensure_group(chat)
             entries = await self._outbox.take(chat, self._leases.owner, BATCH)
             due = self._clock()
@@ -154,6 +173,7 @@ class Deliverer:
                     due = outcome
                     break
             await self._outbox.finish(chat, due=due)
+        return True
 
     async def _deliver(self, d: Delivery) -> float | None:
         """Send one entry. Returns None to continue with the chat, or when to try the chat again."""
@@ -169,7 +189,10 @@ class Deliverer:
             # An earlier sender took this entry and died; it may have sent it already.
             self._metrics.uncertain_resends.inc()
         try:
-            await adapter.send(d.chat, d.message, key=d.key, silent=d.silent)
+            # A send that never returns would hold its chat (and its lease) for ever.
+            await asyncio.wait_for(adapter.send(d.chat, d.message, key=d.key, silent=d.silent), self._send_timeout)
+        except TimeoutError:
+            return await self._transient(d, SendUncertain(f"no answer within {self._send_timeout:.0f}s"))
         except RetryLater as exc:
             self._metrics.retry_later.labels(d.chat.platform).inc()
             return now + max(0.05, exc.seconds)

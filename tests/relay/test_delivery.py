@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from relay.app import Relay
@@ -121,3 +123,61 @@ async def test_running_delivery_loop_sends_what_fan_out_enqueues(relay: Relay, a
     finally:
         await relay.deliverer.stop(2)
     assert [s.message.title for s in adapter.to(chat)] == [f"n{i}" for i in range(5)]
+
+
+class HangsOnce(RecordingAdapter):
+    """A platform call that never returns the first time (a stuck connection, a lost limiter)."""
+
+    hung: bool = False
+
+    async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
+        if not self.hung:
+            self.hung = True
+            await asyncio.Event().wait()
+        await super().send(chat, message, key=key, silent=silent)
+
+
+async def test_a_send_that_never_returns_does_not_hold_its_chat_for_ever(settings, redis, http, box) -> None:
+    from relay.logs import Redactor
+
+    adapter = HangsOnce()
+    relay = Relay(settings.model_copy(update={"delivery_send_timeout_seconds": 0.2}), redis, http, box, [adapter], redactor=Redactor())
+    chat = adapter.chat("x")
+    await enqueue(relay, chat, 2)
+    await relay.deliverer.drain(chat)  # the first send times out: it counts as uncertain, retried later
+    assert adapter.sent == [] and await relay.outbox.pending(chat) == 2
+    await relay.deliverer.drain(chat)
+    assert [s.message.title for s in adapter.to(chat)] == ["n0", "n1"]
+    assert relay.metrics.uncertain_resends._value.get() == 1
+
+
+async def test_the_delivery_loop_waits_instead_of_spinning_while_a_chat_is_busy(relay: Relay, adapter: RecordingAdapter) -> None:
+    """While one slow drain runs, its chat stays due in Redis; the loop must not poll Redis in a
+    tight loop meanwhile (it did: a minute of CPU in a 2.5-minute benchmark)."""
+    chat = adapter.chat("slow")
+    gate = asyncio.Event()
+    original = adapter.send
+
+    async def slow_send(chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
+        await gate.wait()
+        await original(chat, message, key=key, silent=silent)
+
+    adapter.send = slow_send  # type: ignore[method-assign]
+    await enqueue(relay, chat, 1)
+    calls = 0
+    due_chats = relay.outbox.due_chats
+
+    async def counting_due_chats(now: float, limit: int):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return await due_chats(now, limit)
+
+    relay.outbox.due_chats = counting_due_chats  # type: ignore[method-assign]
+    await relay.deliverer.start()
+    try:
+        await asyncio.sleep(1.0)
+        gate.set()
+        await adapter.wait_for(1)
+    finally:
+        await relay.deliverer.stop(2)
+    assert calls <= 12  # about 4 per second at most while waiting; a spinning loop makes thousands
