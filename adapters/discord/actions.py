@@ -17,10 +17,9 @@ import discord
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from adapters.discord.embeds import button_label
 from relay.keys import Keys
 from relay.models import Action
-
-from adapters.discord.embeds import button_label
 
 log = logging.getLogger(__name__)
 

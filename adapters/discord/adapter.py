@@ -108,10 +108,6 @@ class DiscordAdapter:
     def holds_gateway(self) -> bool:
         return self._gateway.holding
 
-    @property
-    def declared_commands(self) -> list[app_commands.Command]:  # type: ignore[type-arg]
-        return list(self._tree.get_commands())
-
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self, commands: Sequence[CommandSpec], dispatch: Dispatch, on_chat_change: OnChatChange) -> None:
