@@ -208,7 +208,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until the event loop takes over SIGTERM (graceful), a stop during start-up just exits:
+    # nothing has been read from AI-Trader yet, so there is nothing to lose.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     args = _parser().parse_args(argv)
     if args.command == "keygen":
         print(new_key_text())

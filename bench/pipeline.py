@@ -15,7 +15,6 @@ import os
 import asyncio
 import random
 import resource
-import statistics
 import sys
 import tempfile
 import time

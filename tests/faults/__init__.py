@@ -1,0 +1,1 @@
+"""Fault-injection suite: short versions run by default, `-m faults` runs the long ones."""

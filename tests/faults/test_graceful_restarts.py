@@ -1,0 +1,50 @@
+"""Rolling restarts as a PaaS does them: the new process starts when the old one gets SIGTERM.
+Nothing lost, nothing twice, every shutdown within 10 s."""
+
+from __future__ import annotations
+
+import pytest
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
+from redis.asyncio import Redis
+
+from relay.keys import Keys
+from tests.fakes.relay_process import RelayProcess, relay_env
+from tests.relay.test_kill_points import delivered_counts, prepared
+
+
+@pytest.mark.parametrize("restarts", [pytest.param(4, id="short"), pytest.param(50, id="long", marks=pytest.mark.faults)])
+async def test_overlapping_sigterm_restarts_lose_and_duplicate_nothing(
+    restarts: int, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
+) -> None:
+    world = World(seed=4, poll_interval_seconds=1)
+    async with SimulatorServer(world) as sim:
+        agent_id = await prepared(world, redis, keys, secret_key)
+        env = relay_env(sim.url, redis_url, prefix, secret_key)
+        n = 0
+        outputs: list[RelayProcess] = []
+        current = RelayProcess(env)
+        await current.start()
+        await current.wait_for(lambda: "relay started" in current.err)
+        outputs.append(current)
+        shutdowns = []
+        for _ in range(restarts):
+            for _ in range(3):
+                world.push_message(agent_id, "custom_note", f"killtest-{n}")
+                n += 1
+            await current.wait_for(lambda: len(delivered_counts("".join(p.out for p in outputs))) >= n - 3)
+            successor = RelayProcess(env)
+            await successor.start()  # overlaps the old one, as a PaaS deploy does
+            await successor.wait_for(lambda: "relay started" in successor.err)
+            outputs.append(successor)
+            shutdowns.append(await current.terminate())
+            current = successor
+        await current.wait_for(lambda: len(delivered_counts("".join(p.out for p in outputs))) == n, timeout=60)
+        shutdowns.append(await current.terminate())
+    counts = delivered_counts("".join(p.out for p in outputs))
+    duplicates = sum(c - 1 for c in counts.values())
+    print(f"\ngraceful-restarts: restarts={restarts} messages={n} lost={n - len(counts)} duplicates={duplicates} "
+          f"max_shutdown={max(shutdowns):.2f}s")
+    assert sorted(counts) == list(range(n))
+    assert duplicates == 0
+    assert max(shutdowns) < 10
