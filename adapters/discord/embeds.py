@@ -200,10 +200,12 @@ def render(message: Message) -> list[RenderedPart]:
             embed.add_field(name=name, value=value, inline=len(value) <= 40)
             packer.add(embed)
 
-    footer = truncate(" ".join(message.footer.split()), FOOTER_MAX)
+    # Discord shows footer text literally (no markdown, no mentions), so it is not escaped:
+    # backslashes would be visible. Mentions are still broken up, like everywhere else, so no
+    # rendered text of ours ever contains a live-looking "@everyone" (and a future Discord that
+    # parsed footers could not ping). Neutralised before the cut, so the limit still holds.
+    footer = truncate(neutralise_mentions(" ".join(message.footer.split())), FOOTER_MAX)
     if footer:
-        # Discord shows footer text literally (no markdown, no mentions), so it is not escaped:
-        # backslashes would be visible.
         last = packer.last
         if last is not None and len(footer) <= packer.room():
             last.set_footer(text=footer)

@@ -83,6 +83,8 @@ def test_any_message_renders_within_limits_escaped_and_lossless(title: str, body
         assert active_markdown(text) == []
         assert not re.search(r"@(everyone|here)", text)
         assert not re.search(r"<[@#][!&]?\d", text)
+    for e in (e for p in parts for e in p.embeds):
+        assert not re.search(r"@(everyone|here)|<[@#][!&]?\d", e.footer.text or ""), "footers are neutralised too"
     # Nothing is lost but whitespace at the cuts (a field name is repeated on its continuations).
     descriptions = "".join(e.description or "" for p in parts for e in p.embeds)
     assert squash(descriptions) == squash(body)
@@ -141,6 +143,15 @@ def test_footer_is_literal_and_fields_never_empty() -> None:
     embed = part.embeds[-1]
     assert embed.footer.text == "a_b *c*"
     assert embed.fields[0].name == embeds.EMPTY and embed.fields[0].value == embeds.EMPTY
+
+
+def test_footer_mentions_are_neutralised_but_not_escaped() -> None:
+    [part] = render(Message(body="b", footer="@everyone and @here see <@&123456789012345678> a_b"))
+    assert part.embeds[-1].footer.text == "@\u200beveryone and @\u200bhere see <\u200b@&123456789012345678> a_b"
+    # A footer at the limit stays within it once the zero-width spaces are added.
+    [part] = render(Message(body="b", footer="@everyone " * 300))
+    footer = part.embeds[-1].footer.text
+    assert len(footer) <= embeds.FOOTER_MAX and "@everyone" not in footer
 
 
 def test_an_empty_message_is_still_a_valid_discord_message() -> None:
