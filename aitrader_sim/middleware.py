@@ -79,12 +79,21 @@ class SimMiddleware:
             if not await _wait_for_disconnect(receive, faults.hang_seconds):
                 await _send_text(send, 504, _GATEWAY_TIMEOUT)
             return
-        if faults.slow_seconds > 0:
-            await asyncio.sleep(faults.slow_seconds)
-        if route == HEARTBEAT_ROUTE and scope["method"] == "POST":
-            await self._heartbeat(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        is_heartbeat = route == HEARTBEAT_ROUTE and scope["method"] == "POST"
+        in_flight = self.world.heartbeats_in_flight
+        if is_heartbeat and agent is not None:
+            self.world.overlapping_heartbeats += in_flight[agent.id] > 0
+            in_flight[agent.id] += 1
+        try:
+            if faults.slow_seconds > 0:
+                await asyncio.sleep(faults.slow_seconds)
+            if is_heartbeat:
+                await self._heartbeat(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+        finally:
+            if is_heartbeat and agent is not None:
+                in_flight[agent.id] -= 1
 
     async def _heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the heartbeat for real (messages get marked read), then maybe lose the reply."""

@@ -113,6 +113,10 @@ class World(SocialMixin, FeedMixin):
         self._handed_out: dict[int, list[int]] = {}
         self.heartbeat_counts: Counter[int] = Counter()
         self.lost_heartbeats = 0
+        # Heartbeats in flight per agent, and how many started while another one for the same
+        # agent was still in flight (two pollers at once: what a relay's lease must prevent).
+        self.heartbeats_in_flight: Counter[int] = Counter()
+        self.overlapping_heartbeats = 0
         self.requests: deque[RequestRecord] = deque(maxlen=max_request_log)
         self.route_counts: Counter[str] = Counter()
         self.recent_paths: deque[str] = deque(maxlen=10_000)
@@ -333,6 +337,7 @@ class World(SocialMixin, FeedMixin):
             "requests": dict(self.route_counts),
             "heartbeats": {str(k): v for k, v in self.heartbeat_counts.items()},
             "lost_heartbeat_responses": self.lost_heartbeats,
+            "overlapping_heartbeats": self.overlapping_heartbeats,
             "paths": list(self.recent_paths),
             "handed_out": {str(k): list(v) for k, v in self._handed_out.items()},
             "faults": self.faults.to_json(),

@@ -7,6 +7,7 @@ in payloads, lenient auth...) would get wrong.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -551,3 +552,17 @@ def _read_lines(proc: subprocess.Popen[str], n: int, timeout: float) -> list[str
         except queue.Empty:
             raise AssertionError(f"simulator printed only {lines!r}") from None
     return lines
+
+
+async def test_overlapping_heartbeats_for_one_agent_are_counted(http: httpx.AsyncClient, world: World) -> None:
+    a, b = world.create_agent("ov1"), world.create_agent("ov2")
+    world.faults.slow_seconds = 0.2
+    auth = lambda t: {"Authorization": f"Bearer {t}"}  # noqa: E731
+    await asyncio.gather(
+        http.post("/api/claw/agents/heartbeat", headers=auth(a.token)),
+        http.post("/api/claw/agents/heartbeat", headers=auth(a.token)),
+        http.post("/api/claw/agents/heartbeat", headers=auth(b.token)),  # another agent: no overlap
+    )
+    await http.post("/api/claw/agents/heartbeat", headers=auth(a.token))  # after: no overlap
+    assert world.overlapping_heartbeats == 1
+    assert world.heartbeats_in_flight[a.id] == 0
