@@ -31,11 +31,12 @@ OnChatChange = Callable[[ChatChange], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Platform limits the core plans around; the adapter enforces them itself."""
+    """What a platform allows one bot token. The adapter enforces these itself (it alone knows
+    the platform's rules); the core reads them only to describe and plan, never to throttle."""
 
-    max_text: int
+    max_text: int  # one message's text, counted as `measure` says
     measure: Literal["utf16", "codepoints"]
-    sends_per_second: float
+    sends_per_second: float  # the ceiling the adapter paces all of this token's sends to
 
 
 @runtime_checkable
