@@ -42,6 +42,7 @@ from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
+from relay.ratelimit import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,11 @@ class TelegramAdapter:
         self._leases = Leases(redis)
         self._app = self._build(settings, token)
         self._buttons = ButtonStore(redis, keys)
-        self._sender = Sender(self._app.bot, limiter or SendLimiter(settings.global_rate), self._buttons, redis, keys)
+        if limiter is None:
+            # The global ceiling belongs to the bot token: shared by every process on this Redis.
+            shared = SharedRateLimiter(redis, keys.adapter("telegram", "global"), settings.global_rate)
+            limiter = SendLimiter(settings.global_rate, shared=shared)
+        self._sender = Sender(self._app.bot, limiter, self._buttons, redis, keys)
         self._webhook: WebhookServer | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self._polling = False

@@ -1,16 +1,37 @@
-"""Telegram's send limits, enforced in-process: per chat, per group, and a global ceiling.
+"""Telegram's send limits: per chat, per group, and a global ceiling per bot token.
 
 It only waits (or refuses while a chat serves a 429 penalty); it never sends. One chat waiting for
 its slot or its retry_after never holds up another chat (unlike PTB's AIORateLimiter, which pauses
 every request on any 429).
+
+Where each limit lives:
+- The global ceiling (TELEGRAM_GLOBAL_RATE) belongs to the bot token, so K relay processes must
+  share it: it is a GCRA on Redis (`relay.ratelimit.SharedRateLimiter`), and K processes together
+  stay under it. Within a process one waiter at a time asks Redis (a FIFO queue in front), so
+  a hundred chats waiting here cost one Redis call per slot, not a hundred.
+- Per chat (~1/s) and per group (20/min) stay in-process. A chat's outbox is drained by one
+  process at a time (the core's chat lease), so that process sees every notification send to
+  the chat while it drains. What it cannot see: a command reply sent by the process that took the
+  update, or the sends of the previous drain when the lease moves to another process between
+  batches. Those rare overlaps can earn a 429 for that one chat; its retry_after then defers the
+  chat in the shared ready set, which every process respects.
+- If Redis does not answer, the global ceiling falls back to this process's own reservations
+  (each process then keeps the ceiling alone) rather than stopping sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
+
+from redis.exceptions import RedisError
+
+from relay.ratelimit import SharedRateLimiter
+
+log = logging.getLogger(__name__)
 
 # Bot API FAQ / PTB constants.FloodLimit: ~1 msg/s per chat, 20 msgs/min per group, ~30/s overall.
 PER_CHAT = (1, 1.0)
@@ -71,10 +92,14 @@ class SendLimiter:
         per_chat: tuple[int, float] = PER_CHAT,
         per_group: tuple[int, float] = PER_GROUP,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedRateLimiter | None = None,
     ) -> None:
         self._chat = SlidingWindow(*per_chat)
         self._group = SlidingWindow(*per_group)
         self._global = Reservations(global_rate)
+        self._shared = shared
+        self._shared_queue = asyncio.Lock()  # FIFO: waiters of this process ask Redis one at a time
+        self._shared_down = False
         self._penalty: dict[int, float] = {}
         self._clock = clock
         self._calls = 0
@@ -106,14 +131,32 @@ class SendLimiter:
             if ready <= now:
                 break
             await asyncio.sleep(ready - now)
-        slot = self._global.reserve(self._clock())
-        delay = slot - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if not await self._shared_slot():
+            slot = self._global.reserve(self._clock())
+            delay = slot - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
         now = self._clock()
         self._chat.record(chat_id, now)
         if is_group:
             self._group.record(chat_id, now)
+
+    async def _shared_slot(self) -> bool:
+        """Wait for a slot of the ceiling shared on Redis; False: no shared limiter, or Redis failed."""
+        if self._shared is None:
+            return False
+        async with self._shared_queue:
+            try:
+                await self._shared.acquire()
+            except RedisError as exc:
+                if not self._shared_down:
+                    log.warning("shared send rate unavailable, pacing this process alone error=%s", type(exc).__name__)
+                self._shared_down = True
+                return False
+        if self._shared_down:
+            log.info("shared send rate available again")
+            self._shared_down = False
+        return True
 
     def _maybe_prune(self) -> None:
         self._calls += 1
