@@ -117,4 +117,4 @@ async def stdin_reader() -> asyncio.StreamReader:
     return reader
 
 
-__all__ = ["ConsoleAdapter", "plain", "action_hint", "stdin_reader"]
+__all__ = ["ConsoleAdapter", "action_hint", "plain", "stdin_reader"]

@@ -127,11 +127,10 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
 
 async def demo(seconds: float | None, activity_every: float) -> int:
     """The whole flow offline: the simulator on 127.0.0.1, an embedded Redis, the console."""
+    from adapters.console import ConsoleAdapter, stdin_reader
     from aitrader_sim.demo import run_activity, seed_demo
     from aitrader_sim.server import SimulatorServer
     from aitrader_sim.world import World
-
-    from adapters.console import ConsoleAdapter, stdin_reader
 
     redactor = logs.configure("WARNING")
     world = World(poll_interval_seconds=3)  # notifications show up within seconds in the demo

@@ -11,8 +11,8 @@ loop (poll each agent in turn and hand each message to the sink as it comes, not
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import random
 import resource
 import sys

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from relay import parse
 from relay.errors import (
@@ -25,7 +30,15 @@ from relay.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from relay.models import Agent, FeedPage, Followed, Heartbeat, Notification, Signal, SignalReply
+from relay.models import (
+    Agent,
+    FeedPage,
+    Followed,
+    Heartbeat,
+    Notification,
+    Signal,
+    SignalReply,
+)
 
 log = logging.getLogger(__name__)
 

@@ -135,7 +135,7 @@ class Relay:
         for adapter in self.adapters.values():
             try:
                 await asyncio.wait_for(adapter.stop(), timeout=2)
-            except Exception:  # noqa: BLE001 - one adapter failing to close must not block the others
+            except Exception:
                 log.exception("relay: adapter %s did not stop cleanly", adapter.platform)
         self._stopped.set()
         log.info("relay stopped")

@@ -7,6 +7,7 @@ handlers parse ids and free text and raise `UsageError` with a short reason when
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -14,13 +15,15 @@ from datetime import UTC, datetime
 
 from relay import render
 from relay.aitrader import AITraderClient, checked_id
-from relay.errors import TokenRejected, UsageError
+from relay.errors import TokenRejected, UpstreamError, UsageError
 from relay.models import Command, Message, MessageField, Reply
 from relay.outbox import Outbox
 from relay.poller import Poller
 from relay.specs import COMMANDS, FEED_TYPES, KIND_MODES, KINDS
 from relay.store import LinkedAgent, Store, Subscription
 from relay.watcher import Watcher
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{16,256}$")
 _TASK_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -191,8 +194,9 @@ class Commands:
         if sub is not None:
             try:
                 await self._watcher.baseline(sub)
-            except Exception:  # noqa: BLE001 - the first check baselines instead; the watch stays
-                pass
+            except UpstreamError as exc:
+                # The watch stays; its first check records the baseline instead.
+                log.info("commands: watch baseline deferred sub=%s (%s)", sub_id, type(exc).__name__)
 
     async def cmd_unsubscribe(self, command: Command) -> Reply:
         sub_id = _id(command.args["id"].lstrip("#"), "id")

@@ -54,6 +54,5 @@ def describe_error(error: ValidationError) -> str:
     loc = [str(p) for p in first.get("loc", ()) if p != "__root__"]
     name = loc[0].upper() if loc else ""
     msg = first.get("msg", "invalid value")
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
+    msg = msg.removeprefix("Value error, ")
     return f"configuration error: {name}: {msg}" if name else f"configuration error: {msg}"

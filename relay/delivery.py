@@ -18,8 +18,15 @@ from redis.exceptions import RedisError
 
 from relay.adapter import ChatAdapter
 from relay.backoff import full_jitter
+from relay.errors import (
+    ChatGone,
+    ChatMoved,
+    DeliveryError,
+    RetryLater,
+    SendUncertain,
+    Undeliverable,
+)
 from relay.faults import FaultPoints
-from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
@@ -205,7 +212,7 @@ class Deliverer:
         except Undeliverable as exc:
             await self._dead(d, f"undeliverable: {exc}")
             return None
-        except (SendUncertain, DeliveryError, Exception) as exc:  # noqa: BLE001 - an adapter bug must not stop the chat
+        except (SendUncertain, DeliveryError, Exception) as exc:
             if not isinstance(exc, DeliveryError):
                 log.exception("delivery: adapter raised an unexpected error chat=%s", d.chat.key)
             return await self._transient(d, exc)

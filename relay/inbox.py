@@ -9,8 +9,8 @@ twice. Tasks come back on every heartbeat while pending and are deduplicated by 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 

@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from relay.catalogue import kind_of
-from relay.models import Action, FeedPage, Message, MessageField, Notification, Signal, SignalReply
+from relay.models import (
+    Action,
+    FeedPage,
+    Message,
+    MessageField,
+    Notification,
+    Signal,
+    SignalReply,
+)
 
 BODY_LIMIT = 3000  # one notification = one send keeps the platform budget predictable
 FIELD_LIMIT = 300

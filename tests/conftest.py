@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import connect

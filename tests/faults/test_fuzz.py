@@ -8,12 +8,12 @@ import random
 from html.parser import HTMLParser
 
 import pytest
-from aitrader_sim.world import World
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.discord import embeds
 from adapters.telegram import markup
+from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import Action, Command, Message, MessageField, UserRef
 from relay.specs import COMMANDS

@@ -4,10 +4,10 @@ Nothing lost, nothing twice, every shutdown within 10 s."""
 from __future__ import annotations
 
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.keys import Keys
 from tests.fakes.relay_process import RelayProcess, relay_env
 from tests.relay.test_kill_points import delivered_counts, prepared

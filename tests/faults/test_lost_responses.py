@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aitrader_sim.world import World
 
+from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import UserRef
 from tests.conftest import Chat

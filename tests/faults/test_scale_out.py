@@ -8,10 +8,10 @@ import random
 import time
 
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.keys import Keys
 from relay.models import ChatRef
 from relay.store import Store, Subscription

@@ -10,16 +10,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.faults import MARKER
-from tests.fakes.relay_process import RelayProcess, relay_env
 from relay.keys import Keys
 from relay.models import ChatRef
 from relay.store import Store, Subscription
 from relay.tokens import TokenBox
+from tests.fakes.relay_process import RelayProcess, relay_env
+
 
 @pytest.fixture
 def fast_world() -> World:

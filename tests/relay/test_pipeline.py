@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import UserRef
 from tests.conftest import Chat

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import logging
 
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.world import World
 from relay import logs
 from relay.app import Relay
 from relay.errors import Undeliverable
