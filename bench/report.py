@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from bench.pipeline import pct, run_reference, run_relay, start_simulator
+from relay import logs
 from relay.embedded_redis import open_redis
 from relay.keys import Keys
 from relay.models import ChatRef
@@ -184,6 +185,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run, not the reported figures)")
     args = p.parse_args(argv)
+    logs.configure("ERROR")
     q = args.quick
     scales = [(100, 100), (1000, 10), (10_000, 1)] if not q else [(20, 20), (200, 2)]
     pipe = {s: await run_relay(*s) for s in scales}

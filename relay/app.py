@@ -96,7 +96,9 @@ class Relay:
             self.fanout,
             self.leases,
             self.metrics,
-            PollSettings(settings.poll_min_seconds, settings.poll_max_seconds, settings.drain_max_calls),
+            PollSettings(
+                settings.poll_min_seconds, settings.poll_max_seconds, settings.drain_max_calls, concurrency=settings.poll_concurrency
+            ),
             on_revoked=self._tell_revoked,
             clock=clock,
             rng=rng,

@@ -26,6 +26,7 @@ class RelaySettings(BaseSettings):
     poll_min_seconds: float = Field(30.0, ge=1, description="shortest heartbeat interval")
     poll_max_seconds: float = Field(300.0, ge=1, description="longest heartbeat interval and backoff cap")
     feed_poll_seconds: float = Field(60.0, ge=5, description="interval of feed and trader watches")
+    poll_concurrency: int = Field(32, ge=1, le=1000, description="agents polled at once per process")
     drain_max_calls: int = Field(10, ge=1, le=100, description="heartbeat calls per drain at most")
     delivery_concurrency: int = Field(256, ge=1, le=1000, description="chats sent to at once")
     delivery_send_timeout_seconds: float = Field(120.0, gt=0, le=3600, description="one send, rate-limit waits included")

@@ -73,6 +73,9 @@ def configure(level: str | int = "INFO", redactor: Redactor | None = None, strea
     for name in ("httpx", "httpcore"):
         # They log full request URLs, which carry the Telegram bot token.
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A tick skipped because the agent's previous poll still runs is normal, not a warning;
+    # every job start and end at INFO would drown the relay's own lines.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     return redactor
 
 

@@ -56,6 +56,7 @@ class PollSettings:
     max_interval: float = 300.0
     drain_max_calls: int = 10
     backoff_base: float = 5.0
+    concurrency: int = 32
 
 
 class Poller:
@@ -93,6 +94,7 @@ class Poller:
         self._intervals: dict[int, float] = {}
         self._reconciled_here: set[int] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.concurrency)
         self._stopping = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -105,7 +107,12 @@ class Poller:
         """No new polls; in-flight ones finish persisting (they make no further heartbeat call)."""
         self._stopping = True
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=grace)
+            _, late = await asyncio.wait(set(self._in_flight), timeout=grace)
+            for task in late:
+                # Its reconcile mark stays set: the next poller reads `recent` for this agent.
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1)
 
     async def sync(self) -> None:
         """Match the scheduled jobs to the linked agents in Redis (other processes link too)."""
@@ -146,9 +153,15 @@ class Poller:
         if task is not None:
             self._in_flight.add(task)
         try:
-            await self.poll_if_due(agent_id)
+            # Thousands of agents fall due together after a restart; a bounded number of polls
+            # at once keeps upstream, Redis and our connection pools out of a stampede.
+            async with self._slots:
+                if not self._stopping:
+                    await self.poll_if_due(agent_id)
         except RedisError as exc:
             log.warning("poller: redis unavailable agent=%s (%s); not polling", agent_id, type(exc).__name__)
+        except asyncio.CancelledError:
+            log.info("poller: poll cancelled at shutdown agent=%s", agent_id)
         except Exception:
             log.exception("poller: unexpected error agent=%s", agent_id)
         finally:
