@@ -29,7 +29,7 @@ from adapters.discord.commands import build_commands
 from adapters.discord.embeds import render
 from adapters.discord.failures import NOT_CONNECTED_RETRY_S, delivery_error
 from adapters.discord.gateway import GatewayHolder, GatewayTiming, IdentifyBackoff
-from adapters.discord.guards import Pacer, RequestGuard
+from adapters.discord.guards import GlobalPacer, RequestGuard
 from adapters.discord.interactions import NO_MENTIONS, InteractionHandler
 from adapters.discord.logfilter import GATEWAY_LOGGER, ModalValuesFilter
 from adapters.discord.settings import DEFAULT_GATEWAY, DiscordSettings
@@ -78,7 +78,9 @@ class DiscordAdapter:
         _apply_urls(settings)
         timing = timing or GatewayTiming()
         self.guard = RequestGuard(redis, keys)
-        self._pacer = Pacer(settings.max_requests_per_second)
+        self.pacer = GlobalPacer(redis, keys.adapter("discord", "global"), settings.max_requests_per_second, settings.api_base)
+        trace = self.guard.trace_config()
+        trace.on_request_start.append(self.pacer.on_request_start)
         self._codec = ActionCodec(redis, keys)
         self._interactions = InteractionHandler(redis, keys, self._codec, self.guard, redactor)
         backoff = IdentifyBackoff(redis, keys.adapter("discord", "identify"), timing)
@@ -90,7 +92,7 @@ class DiscordAdapter:
             on_guild_join=self._on_guild_join,
             on_channel_gone=self._on_channel_gone,
         )
-        self._client = RelayClient(hooks, http_trace=self.guard.trace_config())
+        self._client = RelayClient(hooks, http_trace=trace)
         self._tree = app_commands.CommandTree(self._client)
         for command in build_commands(self._interactions.on_command):
             self._tree.add_command(command)
@@ -187,7 +189,6 @@ class DiscordAdapter:
                 view = await build_view(self._codec, part.actions)
             except RedisError:
                 raise RetryLater(NOT_CONNECTED_RETRY_S, "action store unavailable") from None
-            await self._pacer.wait()
             try:
                 await asyncio.wait_for(
                     channel.send(

@@ -1,6 +1,13 @@
 """Keeps this bot inside Discord's bot-wide limits: request pacing, the invalid-request budget,
 and channels that refused us.
 
+Pacing belongs to the bot token, not to a process: `GlobalPacer` takes one slot of a GCRA on
+Redis (`relay.ratelimit.SharedRateLimiter`) for every REST request, right before aiohttp sends it
+(an aiohttp trace hook), so K relay processes on one Redis together stay under
+DISCORD_MAX_REQUESTS_PER_SECOND, and requests discord.py delays or retries are paced when they
+really leave. Interaction answers are exempt, as they are from Discord's global limit: a user
+never waits behind a delivery backlog.
+
 Discord bans the IP for a while after 10,000 responses of 401, 403 or 429 (except 429s with scope
 "shared") in 10 minutes (discord-api-docs topics/rate-limits). Failed responses are counted in
 Redis per 10-minute window, and a channel that answered 403/404 gets no further requests until
@@ -17,13 +24,21 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import aiohttp
+import yarl
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relay.keys import Keys
+from relay.ratelimit import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
+# Time a request may take between getting its slot and reaching Discord (connection pool, write,
+# the event loop). Slots are spaced for `rate` in (1 + this) seconds, so a sliding second at
+# Discord's end holds at most `rate` requests even when two of them travelled unequally fast.
+PACING_MARGIN_S = 0.05
+# Paths under the API base that Discord does not count against the bot's global limit.
+EXEMPT_PATHS = ("/interactions/", "/webhooks/")
 INVALID_WINDOW_S = 600
 INVALID_BUDGET = 10_000  # Discord's figure per window
 INVALID_STOP_AT = 2_500  # a quarter of it: stop sending well before Cloudflare would ban us
@@ -32,11 +47,11 @@ _GONE_LOCAL_MAX = 10_000
 
 
 class Pacer:
-    """Spaces requests evenly at `rate` per second.
+    """Spaces requests evenly at `rate` per second, in this process only (`GlobalPacer`'s
+    fallback while Redis is unreachable).
 
     discord.py waits on per-route buckets and on a global 429, but nothing stops it from
     *causing* global 429s: it has no bot-wide limiter (Discord allows 50 requests/s).
-    Even spacing keeps any one-second window at or below `rate` + 1 requests.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -50,6 +65,70 @@ class Pacer:
         self._next = slot + self._spacing
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+def paced_rate(ceiling: float) -> float:
+    """The slot rate that keeps any second at Discord's end at or below `ceiling` requests."""
+    return ceiling / (1.0 + PACING_MARGIN_S)
+
+
+class GlobalPacer:
+    """Bot-wide pacing of REST requests, shared by every process on one Redis.
+
+    Within a process one waiter at a time asks Redis (an asyncio.Lock is FIFO), so a hundred
+    channels waiting cost one Redis call per slot, not a hundred, and none is starved. If Redis
+    does not answer, this process paces alone at the full rate rather than stop sending, and
+    asks Redis again only every `retry_shared_s` (a failing call can take seconds of retries).
+    """
+
+    def __init__(
+        self, redis: Redis, key: str, ceiling: float, api_base: str, *, retry_shared_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        rate = paced_rate(ceiling)
+        self._shared = SharedRateLimiter(redis, key, rate)
+        self._local = Pacer(rate, clock)
+        self._queue = asyncio.Lock()
+        self._retry_shared_s = retry_shared_s
+        self._clock = clock
+        self._down_until: float | None = None
+        self.shared_failures = 0
+        base = yarl.URL(api_base)
+        self._origin = (base.scheme, base.host, base.port)
+        self._base_path = base.path.rstrip("/")
+        self.paced = 0  # requests this process paced, for tests and metrics
+
+    def is_paced(self, url: yarl.URL) -> bool:
+        """REST calls to the API base count; interaction answers and the gateway do not."""
+        if (url.scheme, url.host, url.port) != self._origin or not url.path.startswith(self._base_path + "/"):
+            return False
+        return not url.path[len(self._base_path) :].startswith(EXEMPT_PATHS)
+
+    async def wait(self) -> None:
+        async with self._queue:
+            if self._down_until is not None and self._clock() < self._down_until:
+                await self._local.wait()
+            else:
+                try:
+                    await self._shared.acquire()
+                except RedisError:
+                    self.shared_failures += 1
+                    if self._down_until is None:
+                        log.warning("discord shared pacing unavailable: pacing this process alone", exc_info=True)
+                    self._down_until = self._clock() + self._retry_shared_s
+                    await self._local.wait()
+                else:
+                    if self._down_until is not None:
+                        log.info("discord shared pacing available again")
+                    self._down_until = None
+        self.paced += 1
+
+    async def on_request_start(
+        self, _session: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        # Awaited by aiohttp before the connection is used: the request leaves after its slot.
+        if self.is_paced(params.url):
+            await self.wait()
 
 
 class RequestGuard:

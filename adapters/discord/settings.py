@@ -28,9 +28,10 @@ class DiscordSettings(BaseSettings):
     # A non-sharded discord.py Client connects to `DiscordWebSocket.DEFAULT_GATEWAY` directly
     # (2.7 does not ask GET /gateway), so a proxy or test server must be named here.
     gateway_url: str | None = None
-    # Bot-wide pacing of sends per process. Discord allows 50 requests/s per bot and discord.py
-    # has no global limiter; half of it (as MonitoRSS runs) leaves room for a second process and
-    # matches `DiscordAdapter.limits.sends_per_second`.
+    # Bot-wide ceiling on REST requests per second, shared through Redis by every relay process
+    # (interaction answers are exempt, as at Discord). Discord allows 50 requests/s per bot and
+    # discord.py has no global limiter; half of it (as MonitoRSS runs) leaves room for anything
+    # else using the token and matches `DiscordAdapter.limits.sends_per_second`.
     max_requests_per_second: float = Field(default=25.0, gt=0, le=50)
     # Upper bound for one send, including discord.py's own waits and retries.
     send_timeout: float = Field(default=30.0, gt=0)

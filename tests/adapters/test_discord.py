@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import yarl
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
+from adapters.discord.guards import GlobalPacer, paced_rate
+from relay.embedded_redis import connect
 from relay.errors import ChatGone, ConfigError, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.logs import Redactor, configure
@@ -292,6 +297,59 @@ async def test_a_global_429_holds_every_request_until_it_ends(make) -> None:
         limited = [c for c in fake.rate_limited if c.path.endswith("/messages")]
         assert 1 <= len(limited) <= len(chats), "each request hit the global limit at most once"
         assert len(fake.calls_to("POST", "/messages")) == len(chats) + len(limited)
+
+
+# --- pacing -----------------------------------------------------------------------------------
+
+
+async def test_two_processes_together_stay_under_the_bot_wide_ceiling(redis_url, keys, core) -> None:
+    ceiling = 25
+    clients = [connect(redis_url) for _ in range(2)]  # two processes: own connections, one Redis
+    channels = [CHANNEL + 1000 + i for i in range(30)]
+    async with new_fake() as fake:  # no 429s: the ceiling is measured, not enforced, here
+        values = {"bot_token": TOKEN, "api_base": fake.api_base, "gateway_url": fake.gateway_url,
+                  "max_requests_per_second": ceiling, "send_timeout": 20.0}
+        adapters = [DiscordAdapter(DiscordSettings(**values), c, keys, Redactor(), timing=FAST) for c in clients]
+        try:
+            for adapter in adapters:
+                await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
+            await asyncio.gather(*(adapter.send(ChatRef("discord", str(c)), Message(body=f"{n} to {c}"), key=f"{n}:{c}")
+                                   for n, adapter in enumerate(adapters) for c in channels))
+        finally:
+            for adapter in adapters:
+                await adapter.stop()
+            for client in clients:
+                await client.aclose()
+    assert len(fake.channel_messages()) == 2 * len(channels)
+    busiest = fake.busiest_second()
+    assert busiest <= ceiling, f"{busiest} requests in one second"
+    assert busiest >= ceiling - 4, "the load really ran at the ceiling (two unshared pacers would double it)"
+    counted = [c for c in fake.calls if c.counts_globally]
+    assert sum(a.pacer.paced for a in adapters) == len(counted), "every counted request took a slot, logins included"
+
+
+async def test_interaction_answers_do_not_wait_for_the_delivery_budget(adapter, dfake) -> None:
+    before = adapter.pacer.paced
+    interaction = await answered(dfake, await dfake.interaction("help", channel_id=CHANNEL, guild_id=GUILD))
+    assert interaction.messages()
+    assert adapter.pacer.paced == before
+    assert dfake.calls_to("POST", "/interactions/") and dfake.calls_to("PATCH", "/webhooks/")
+    assert adapter.pacer.is_paced(yarl.URL(f"{dfake.api_base}/channels/1/messages"))
+    assert not adapter.pacer.is_paced(yarl.URL(dfake.gateway_url))
+    assert not adapter.pacer.is_paced(yarl.URL(f"{dfake.api_base}/webhooks/1/tok/messages/@original"))
+
+
+async def test_pacing_falls_back_to_this_process_when_redis_is_down(keys) -> None:
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    pacer = GlobalPacer(dead, keys.adapter("discord", "global"), 10.0, "http://127.0.0.1:1/api/v10", retry_shared_s=0.25)
+    stamps = []
+    for _ in range(6):
+        await pacer.wait()
+        stamps.append(time.monotonic())
+    assert pacer.paced == 6, "requests still go out"
+    assert all(b - a >= 1 / paced_rate(10.0) - 0.01 for a, b in zip(stamps[1:], stamps[2:])), "still spaced"
+    assert 2 <= pacer.shared_failures < 6, "Redis is asked again after a while, not for every request"
+    await dead.aclose()
 
 
 # --- buttons ----------------------------------------------------------------------------------

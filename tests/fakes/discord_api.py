@@ -44,7 +44,13 @@ class Call:
     path: str
     status: int
     body: Any
-    at: float
+    at: float  # when the response was ready
+    arrived: float = 0.0  # when the request reached the fake (monotonic)
+
+    @property
+    def counts_globally(self) -> bool:
+        """Discord counts it against the bot's global limit (interaction answers are exempt)."""
+        return not self.path.startswith(_EXEMPT)
 
 
 @dataclass
@@ -338,12 +344,24 @@ class FakeDiscord:
 
     # --- HTTP plumbing ----------------------------------------------------------------------
 
+    def busiest_second(self) -> int:
+        """The most requests counted against the global limit in any sliding second (by arrival)."""
+        times = sorted(c.arrived for c in self.calls if c.counts_globally)
+        best, first = 0, 0
+        for last, t in enumerate(times):
+            while times[first] <= t - 1.0:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        arrived = time.monotonic()
+        request._fake_arrived = arrived  # type: ignore[attr-defined]
         response = await handler(request)
         if request.path.startswith("/api/"):
             body = getattr(request, "_fake_json", None)
-            call = Call(request.method, request.path[len("/api/v10"):], response.status, body, time.monotonic())
+            call = Call(request.method, request.path[len("/api/v10"):], response.status, body, time.monotonic(), arrived)
             self.calls.append(call)
             if response.status == 429:
                 self.rate_limited.append(call)
@@ -520,7 +538,8 @@ class FakeDiscord:
             self._nonces[(channel_id, str(nonce))] = (message.id, time.monotonic())
         if channel_id in self._drop_next:
             self._drop_next.discard(channel_id)
-            self.calls.append(Call("POST", f"/channels/{channel_id}/messages", 0, body, time.monotonic()))
+            arrived = request._fake_arrived  # type: ignore[attr-defined]
+            self.calls.append(Call("POST", f"/channels/{channel_id}/messages", 0, body, time.monotonic(), arrived))
             assert request.transport is not None
             request.transport.close()  # the message exists, but the client never hears so
             raise asyncio.CancelledError
