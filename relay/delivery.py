@@ -195,6 +195,7 @@ class Deliverer:
         if d.times_claimed > 1:
             # An earlier sender took this entry and died; it may have sent it already.
             self._metrics.uncertain_resends.inc()
+            await self._outbox.count("uncertain_resends")
         try:
             # A send that never returns would hold its chat (and its lease) for ever.
             await asyncio.wait_for(adapter.send(d.chat, d.message, key=d.key, silent=d.silent), self._send_timeout)
@@ -232,6 +233,7 @@ class Deliverer:
             return None
         if isinstance(exc, SendUncertain):
             self._metrics.uncertain_resends.inc()
+            await self._outbox.count("uncertain_resends")
         log.info("delivery: transient failure chat=%s attempt=%d (%s)", d.chat.key, attempts, type(exc).__name__)
         return self._clock() + full_jitter(attempts, base=1.0, cap=60.0, rng=self._rng)
 

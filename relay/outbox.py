@@ -208,5 +208,9 @@ class Outbox:
         raw = await self._r.hget(self._k.chat_dead(), chat.key)
         return int(raw) if raw else 0
 
+    async def count(self, counter: str, by: int = 1) -> None:
+        """Bump a shared counter in the stats hash (kept across processes and restarts)."""
+        await self._r.hincrby(self._k.stats(), counter, by)
+
     async def trim_delivered(self, now: float) -> None:
         await self._r.zremrangebyscore(self._k.delivered(), "-inf", now - DELIVERED_TTL)

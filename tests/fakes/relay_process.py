@@ -64,8 +64,8 @@ def relay_env(sim_url: str, redis_url: str, prefix: str, secret: str, **extra: s
     env.update(
         AITRADER_BASE_URL=sim_url, REDIS_URL=redis_url, RELAY_KEY_PREFIX=prefix, RELAY_SECRET_KEY=secret,
         POLL_MIN_SECONDS="1", POLL_MAX_SECONDS="2", LOG_LEVEL="INFO", AITRADER_TIMEOUT_SECONDS="3",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
