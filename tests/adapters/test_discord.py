@@ -463,6 +463,8 @@ async def test_the_bot_token_and_linked_tokens_never_reach_the_logs(make, dfake,
         await answered(dfake, await dfake.interaction("feed", {"keyword": "x"}, channel_id=CHANNEL, guild_id=GUILD))
         opened = await answered(dfake, await dfake.interaction("link", channel_id=CHANNEL, guild_id=GUILD))
         await answered(dfake, await dfake.submit_modal(opened, {"token": agent_token}, guild_id=GUILD))
+        opened = await answered(dfake, await dfake.interaction("link", channel_id=DM_CHANNEL))
+        await answered(dfake, await dfake.submit_modal(opened, {"token": agent_token + "-dm", "mode": "observe"}))
         await adapter.send(ChatRef("discord", str(CHANNEL)), Message(body="hello"), key="c1")
         dfake.refuse(OTHER, 403)
         with pytest.raises(ChatGone):
@@ -474,6 +476,10 @@ async def test_the_bot_token_and_linked_tokens_never_reach_the_logs(make, dfake,
         root.setLevel(level)
     logs = buffer.getvalue()
     assert "WebSocket Event" in logs and "INTERACTION_CREATE" in logs, "DEBUG logging really was on"
+    # Both modal submissions were logged by discord.py, with what was typed masked.
+    submissions = [line for line in logs.splitlines() if "WebSocket Event" in line and "'custom_id': 'rl'" in line
+                   and "'type': 5" in line]
+    assert len(submissions) == 2 and all("'value': '***'" in line for line in submissions)
     assert TOKEN not in logs
     assert agent_token not in logs
     assert "MTAwCANARY" not in logs
