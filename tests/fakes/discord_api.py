@@ -25,6 +25,7 @@ BOT_ID = 900000000000000001
 APP_ID = 900000000000000002
 OWNER_ID = 900000000000000003
 EPHEMERAL = 1 << 6
+ADMINISTRATOR = 1 << 3
 SUPPRESS_NOTIFICATIONS = 1 << 12
 _EXEMPT = ("/interactions/", "/webhooks/")  # interaction endpoints are outside the global limit
 _ISO = "2025-01-01T00:00:00+00:00"
@@ -36,6 +37,10 @@ def user_payload(user_id: int, name: str = "") -> dict[str, Any]:
 
 
 BOT_USER = {**user_payload(BOT_ID, "relay"), "bot": True}
+
+
+class CommandNotAvailable(Exception):
+    """The member could not have run the command: Discord hides it from them."""
 
 
 @dataclass
@@ -164,6 +169,11 @@ class FakeDiscord:
         self.sessions: list[_Session] = []
         self.rate_limited: list[Call] = []  # every 429 sent
         self.session_start_remaining = 1000
+        # Discord only lets a guild member run a command whose default_member_permissions they
+        # lack when a guild admin overrode the command's permissions for them. Off by default: tests
+        # of what the relay does with such an interaction send it regardless.
+        self.enforce_command_permissions = False
+        self._overrides: dict[tuple[int, str], set[int]] = {}
         self._ids = itertools.count(1_000_000_000_000_000_000)
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self._global_window = (0, 0)  # (second, count)
@@ -261,6 +271,21 @@ class FakeDiscord:
 
     # --- interactions -----------------------------------------------------------------------
 
+    def override_command_permissions(self, guild_id: int, name: str, user_id: int) -> None:
+        """What a guild admin does in Server Settings > Integrations (PUT .../commands/{id}/permissions):
+        the member may run /name in this guild although they lack its default_member_permissions."""
+        self._overrides.setdefault((guild_id, name), set()).add(user_id)
+
+    def may_run(self, spec: dict[str, Any], guild_id: int | None, user_id: int, permissions: int) -> bool:
+        """Discord's own check before it delivers a slash command (guilds only; DMs have none)."""
+        raw = spec.get("default_member_permissions")
+        if guild_id is None or raw is None or permissions & ADMINISTRATOR:
+            return True
+        if user_id in self._overrides.get((guild_id, spec["name"]), set()):
+            return True
+        required = int(raw)  # "0": administrators only
+        return required != 0 and permissions & required == required
+
     async def interaction(
         self,
         name: str,
@@ -274,6 +299,8 @@ class FakeDiscord:
         """A user runs a synced slash command; options are typed from the synced definition."""
         spec = next((c for c in self.commands.get(guild_id, []) + self.commands.get(None, []) if c["name"] == name), None)
         assert spec is not None, f"/{name} was never synced"
+        if self.enforce_command_permissions and not self.may_run(spec, guild_id, user_id, permissions):
+            raise CommandNotAvailable(f"Discord does not offer /{name} to user {user_id} in guild {guild_id}")
         types = {o["name"]: o["type"] for o in spec.get("options", [])}
         wire = []
         for key, value in (options or {}).items():
