@@ -43,6 +43,11 @@ from relay.models import ChatRef, CommandSpec, Message
 log = logging.getLogger(__name__)
 
 NONCE_MAX = 25  # Discord's limit for a message nonce
+# relay.app.Relay.stop gives each adapter 2 s: the gateway, the answers in flight and the close
+# must all fit, or the close is cut off and the next process waits for the gateway lease.
+STOP_BUDGET_S = 1.7
+_DRAIN_MIN_S = 0.5  # kept for answers in flight while the gateway closes
+_CLOSE_S = 0.2
 _LOGIN_RETRY_CAP_S = 300.0
 
 
@@ -141,18 +146,23 @@ class DiscordAdapter:
         self._stopped = True
         self._interactions.stopping = True
         self._gateway.stop()  # the gateway first: no new events
-        for task in self._tasks:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5.0)
-            except asyncio.TimeoutError:
-                log.warning("discord gateway did not stop in time: cancelling")
-                task.cancel()
-            except Exception:
-                log.exception("discord background task failed")
-        await self._interactions.drain(timeout=5.0)
-        await self._client.close()
-        logging.getLogger(GATEWAY_LOGGER).removeFilter(self._log_filter)
-        log.info("discord adapter stopped")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_BUDGET_S
+        try:
+            for task in self._tasks:
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), max(0.05, deadline - loop.time() - _DRAIN_MIN_S))
+                except asyncio.TimeoutError:
+                    log.warning("discord gateway did not stop in time: cancelling")
+                    task.cancel()
+                except Exception:
+                    log.exception("discord background task failed")
+            await self._interactions.drain(timeout=max(0.05, deadline - loop.time() - _CLOSE_S))
+        finally:
+            # Even when the caller's own timeout cancels us: close the session and the gateway.
+            await self._client.close()
+            logging.getLogger(GATEWAY_LOGGER).removeFilter(self._log_filter)
+            log.info("discord adapter stopped")
 
     async def _login_then_hold(self) -> None:
         delay = 2.0

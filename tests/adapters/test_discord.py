@@ -448,6 +448,26 @@ async def test_stop_is_idempotent_and_later_sends_retry(adapter) -> None:
         await adapter.send(ChatRef("discord", str(CHANNEL)), Message(body="x"), key="late")
 
 
+async def test_stop_fits_the_cores_budget_with_an_answer_still_in_flight(make, dfake, redis, keys, core) -> None:
+    release = asyncio.Event()
+
+    async def stuck(command):  # a core call that outlives the shutdown (e.g. a slow AI-Trader)
+        await release.wait()
+        return Reply.text("late")
+
+    adapter = await make(start=False)
+    await adapter.start(COMMANDS, stuck, core.on_chat_change)
+    await dfake.wait_for(lambda: dfake.active_session is not None and dfake.commands)
+    pending = await dfake.interaction("feed", {"keyword": "x"}, channel_id=CHANNEL, guild_id=GUILD)
+    await dfake.wait_for(lambda: pending.callbacks)
+    try:
+        await asyncio.wait_for(adapter.stop(), 2.0)  # what Relay.stop allows each adapter
+    finally:
+        release.set()
+    assert adapter._client.is_closed(), "the HTTP session and gateway were closed, not abandoned"
+    assert not await redis.exists(keys.adapter("discord", "gateway")), "the next process can take the gateway now"
+
+
 # --- secrets ----------------------------------------------------------------------------------
 
 
