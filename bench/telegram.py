@@ -34,8 +34,10 @@ import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 import httpx  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
 
 from adapters.telegram import TelegramAdapter, TelegramSettings  # noqa: E402
+from relay.config import RelaySettings  # noqa: E402
 from relay.delivery import Deliverer  # noqa: E402
 from relay.embedded_redis import open_redis  # noqa: E402
 from relay.keys import Keys  # noqa: E402
@@ -70,16 +72,23 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def figures(fake: FakeTelegram, enqueued: dict[int, float], started: float) -> dict[str, float]:
-    arrived: dict[int, float] = {}
+def arrivals(fake: FakeTelegram) -> dict[int, list[float]]:
+    """Notification number -> times the fake accepted it (more than one: a duplicate)."""
+    arrived: dict[int, list[float]] = {}
     for call in fake.sent():
         m = _NUMBER.search(call.params["text"])
         if m:
-            arrived.setdefault(int(m.group(1)), call.at)
+            arrived.setdefault(int(m.group(1)), []).append(call.at)
+    return arrived
+
+
+def figures(fake: FakeTelegram, enqueued: dict[int, float], started: float) -> dict[str, float]:
+    arrived = {n: times[0] for n, times in arrivals(fake).items()}
     latencies = [arrived[n] - enqueued[n] for n in arrived]
     seconds = (max(arrived.values()) - started) if arrived else float("nan")
     return {
         "delivered": len(arrived),
+        "duplicates": len(fake.sent()) - len(arrived),
         "seconds": seconds,
         "per_second": len(arrived) / seconds if arrived else 0.0,
         "429s": len(fake.calls_to("sendMessage", status=429)),
@@ -94,12 +103,63 @@ async def until(predicate, budget: float) -> None:
         await asyncio.sleep(0.2)
 
 
+class Arrivals:
+    """Counts distinct notifications accepted by the fake, reading only calls not seen before
+    (stopping on the count of accepted calls would stop early when some arrived twice)."""
+
+    def __init__(self, fake: FakeTelegram) -> None:
+        self._fake = fake
+        self._read = 0
+        self.numbers: set[int] = set()
+
+    def count(self) -> int:
+        calls = self._fake.calls
+        for call in calls[self._read :]:
+            if call.method == "sendMessage" and call.status == 200:
+                m = _NUMBER.search(call.params["text"])
+                if m:
+                    self.numbers.add(int(m.group(1)))
+        self._read = len(calls)
+        return len(self.numbers)
+
+
+async def stuck_report(redis: Redis, keys: Keys, deliverer: Deliverer, adapter: TelegramAdapter, missing: list[int], work: list[tuple[int, int]]) -> str:
+    """Where the undelivered notifications sit: outbox streams, pending entries, the ready set,
+    chat leases, the deliverer's busy drains and the adapter's per-chat locks and penalties."""
+    chat_of = dict(work)
+    chats = sorted({chat_of[n] for n in missing})
+    now = time.time()
+    ready = {k.decode(): s for k, s in await redis.zrange(keys.outbox_ready(), 0, -1, withscores=True)}
+    lines = [f"undelivered: {len(missing)} notifications in {len(chats)} chats; ready set holds {len(ready)} chats"]
+    sender = adapter._sender  # diagnostics only
+    locks = {cid for cid, lock in list(sender._locks.items()) if lock.locked()}
+    for chat_id in chats[:20]:
+        ref = ChatRef("telegram", str(chat_id))
+        stream = keys.outbox(ref.key)
+        length = await redis.xlen(stream)
+        try:
+            pending = (await redis.xpending(stream, "senders"))["pending"]
+        except Exception:  # noqa: BLE001 - no group yet
+            pending = "no group"
+        score = ready.get(ref.key)
+        due = f"due in {score - now:+.1f}s" if score is not None else "NOT in ready set"
+        lease = await redis.get(keys.chat_lease(ref.key))
+        busy = ref.key in deliverer._busy
+        lines.append(
+            f"  chat {chat_id}: missing {[n for n in missing if chat_of[n] == chat_id][:8]} stream={length} pending={pending} {due} "
+            f"lease={'held' if lease else 'free'} busy={busy} lock={'held' if chat_id in locks else 'free'} "
+            f"penalty={sender._limiter.penalized_for(chat_id):.1f}s"
+        )
+    return "\n".join(lines)
+
+
 async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data: Path) -> dict[str, float]:
     async with FakeTelegram(limits=Limits()) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
         redis = handle.redis
         keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
         settings = TelegramSettings(bot_token=fake.token, api_base=fake.api_base, port=0, webhook_url=None)
         adapter = TelegramAdapter(settings, redis, keys, Redactor())
+        core = RelaySettings(_env_file=None)  # type: ignore[call-arg]  # the product's delivery defaults
 
         async def ignore(_: object) -> None:
             return None
@@ -108,7 +168,8 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
         leases = Leases(redis)
         metrics = Metrics()
         deliverer = Deliverer(Outbox(redis, keys), Store(redis, keys, TokenBox.from_text(new_key_text())), leases, keys,
-                              {"telegram": adapter}, metrics, concurrency=chats)
+                              {"telegram": adapter}, metrics, concurrency=core.delivery_concurrency,
+                              max_attempts=core.delivery_max_attempts, send_timeout=core.delivery_send_timeout_seconds)
         outbox = Outbox(redis, keys)
         enqueued: dict[int, float] = {}
         started = time.monotonic()
@@ -118,15 +179,22 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
             now = time.monotonic()
             enqueued.update((n, now) for n, _ in batch)
         await deliverer.start()
+        seen = Arrivals(fake)
         try:
-            await until(lambda: len(fake.sent()) >= len(work), budget)
+            await until(lambda: seen.count() >= len(work), budget)
+            if seen.count() < len(work):
+                missing = sorted({n for n, _ in work} - seen.numbers)
+                print(await stuck_report(redis, keys, deliverer, adapter, missing, work), file=sys.stderr)
         finally:
             await deliverer.stop(grace=2)
             await adapter.stop()
             async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
                 await redis.delete(key)
         result = figures(fake, enqueued, started)
-        result["dead"] = metrics.registry.get_sample_value("relay_dead_letters_total", {"platform": "telegram"}) or 0.0
+        sample = metrics.registry.get_sample_value
+        result["dead"] = sample("relay_dead_letters_total", {"platform": "telegram"}) or 0.0
+        result["uncertain"] = sample("relay_uncertain_resends_total") or 0.0
+        result["retry_later"] = sample("relay_delivery_retry_later_total", {"platform": "telegram"}) or 0.0
         return result
 
 
@@ -145,6 +213,7 @@ async def run_reference(work: list[tuple[int, int]], budget: float) -> dict[str,
                 await asyncio.sleep(answer.get("parameters", {}).get("retry_after", 1))
         result = figures(fake, enqueued, started)
         result["dead"] = float(len(work) - result["delivered"])
+        result["uncertain"] = result["retry_later"] = float("nan")
         return result
 
 
@@ -166,6 +235,9 @@ def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, floa
         ("wall time to deliver all (s)", "seconds", "{:.1f}"),
         ("messages/s", "per_second", "{:.1f}"),
         ("429s received", "429s", "{:.0f}"),
+        ("sent twice (duplicates)", "duplicates", "{:.0f}"),
+        ("deferred sends (RetryLater)", "retry_later", "{:.0f}"),
+        ("uncertain resends", "uncertain", "{:.0f}"),
         ("given up (dead letters / unsent)", "dead", "{:.0f}"),
         ("p50 enqueue->accepted (s)", "p50", "{:.1f}"),
         ("p99 enqueue->accepted (s)", "p99", "{:.1f}"),
