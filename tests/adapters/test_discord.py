@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import time
@@ -12,9 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import yarl
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -27,7 +28,12 @@ from relay.keys import Keys
 from relay.logs import Redactor, configure
 from relay.models import Action, ChatRef, Message, MessageField, Reply
 from relay.specs import COMMANDS
-from tests.fakes.discord_api import EPHEMERAL, SUPPRESS_NOTIFICATIONS, FakeDiscord, FakeInteraction
+from tests.fakes.discord_api import (
+    EPHEMERAL,
+    SUPPRESS_NOTIFICATIONS,
+    FakeDiscord,
+    FakeInteraction,
+)
 
 # Shaped like a real bot token (base64 id . timestamp . hmac), obviously fake.
 TOKEN = "MTAwCANARY0000000000000000.GcAnRy.canary-bot-token-never-in-logs-000000"
@@ -347,7 +353,7 @@ async def test_pacing_falls_back_to_this_process_when_redis_is_down(keys) -> Non
         await pacer.wait()
         stamps.append(time.monotonic())
     assert pacer.paced == 6, "requests still go out"
-    assert all(b - a >= 1 / paced_rate(10.0) - 0.01 for a, b in zip(stamps[1:], stamps[2:])), "still spaced"
+    assert all(b - a >= 1 / paced_rate(10.0) - 0.01 for a, b in itertools.pairwise(stamps[1:])), "still spaced"
     assert 2 <= pacer.shared_failures < 6, "Redis is asked again after a while, not for every request"
     await dead.aclose()
 

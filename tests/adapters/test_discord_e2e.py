@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
 from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.keys import Keys
