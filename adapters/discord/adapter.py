@@ -77,6 +77,8 @@ class DiscordAdapter:
         self._token = settings.bot_token.get_secret_value().strip()
         redactor.add(self._token)
         self._settings = settings
+        # What this token's sends are paced to (all processes together), as the Telegram adapter does.
+        self.limits = Limits(2000, "codepoints", settings.max_requests_per_second)
         self._redis = redis
         self._keys = keys
         _apply_urls(settings)

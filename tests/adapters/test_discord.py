@@ -330,6 +330,7 @@ async def test_two_processes_together_stay_under_the_bot_wide_ceiling(redis_url,
     busiest = fake.busiest_second()
     assert busiest <= ceiling, f"{busiest} requests in one second"
     assert busiest >= ceiling - 4, "the load really ran at the ceiling (two unshared pacers would double it)"
+    assert all(a.limits.sends_per_second == ceiling for a in adapters), "the core is told the configured ceiling"
     counted = [c for c in fake.calls if c.counts_globally]
     assert sum(a.pacer.paced for a in adapters) == len(counted), "every counted request took a slot, logins included"
 
