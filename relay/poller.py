@@ -196,8 +196,13 @@ class Poller:
             if agent.mode == "observe":
                 await self._observe(agent)
             else:
-                if agent_id not in self._reconciled_here or await self._inbox.needs_reconcile(agent_id):
+                if await self._inbox.needs_reconcile(agent_id):
                     await self.reconcile(agent)
+                elif agent_id not in self._reconciled_here:
+                    # Start-up: a clean stop leaves no mark, but a Redis that lost its last second
+                    # of writes may have lost one too. One view is enough for that; a marked
+                    # agent gets all three.
+                    await self.reconcile(agent, views=RECENT_VIEWS[:1])
                 interval = await self._drain(agent) or interval
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
@@ -245,11 +250,11 @@ class Poller:
                 break
         return interval
 
-    async def reconcile(self, agent: LinkedAgent) -> int:
+    async def reconcile(self, agent: LinkedAgent, views: tuple[str | None, ...] = RECENT_VIEWS) -> int:
         """Insert what `messages/recent` shows and the dedup set lacks (read-only upstream)."""
         assert agent.token is not None
         recovered = 0
-        for view in RECENT_VIEWS:
+        for view in views:
             rows = await self._client.recent(agent.token, category=view, limit=50)
             recovered += await self._store_unseen(agent.agent_id, rows)
         await self._inbox.reconciled(agent.agent_id)
