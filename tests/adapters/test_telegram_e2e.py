@@ -86,9 +86,9 @@ class Telegram:
     async def says(self, chat_id: int, user: dict[str, Any], text: str, expect: str, *, thread_id: int | None = None,
                    reply_to: int | None = None) -> Call:
         """`user` writes `text` in the chat; returns the bot's answer there containing `expect`."""
-        already = len(self.fake.calls)
+        before = {id(c) for c in self.fake.calls}
         self.fake.user_says(chat_id, user, text, thread_id=thread_id, reply_to=reply_to)
-        return await self.fake.wait_for("sendMessage", lambda c: self.fake.calls.index(c) >= already and to_chat(chat_id, expect)(c), 10)
+        return await self.fake.wait_for("sendMessage", lambda c: id(c) not in before and to_chat(chat_id, expect)(c), 10)
 
     async def linked_agent(self, name: str = "ann_bot", user: dict[str, Any] = ANN) -> int:
         agent = self.world.create_agent(name)
