@@ -119,8 +119,12 @@ class Relay:
         self.watcher.start(self._scheduler)
         self._scheduler.start()
         await self.deliverer.start()
-        for adapter in self.adapters.values():
-            await adapter.start(COMMANDS, self.router.dispatch, self.on_chat_change)
+        try:
+            for adapter in self.adapters.values():
+                await adapter.start(COMMANDS, self.router.dispatch, self.on_chat_change)
+        except BaseException:
+            await self.stop()  # a platform that refuses to start must not leave polling running
+            raise
         log.info("relay started adapters=%s", ",".join(self.adapters) or "none")
 
     async def stop(self) -> None:
@@ -130,13 +134,15 @@ class Relay:
             return
         self._stopping = True
         grace = self.settings.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.poller.stop(grace / 2)
-        await self.deliverer.stop(grace / 2)
+        await self.deliverer.stop(max(0.5, deadline - time.monotonic()))
         for adapter in self.adapters.values():
             try:
-                await asyncio.wait_for(adapter.stop(), timeout=2)
+                # What is left of the grace period, and never less than 2 s to close cleanly.
+                await asyncio.wait_for(adapter.stop(), timeout=max(2.0, deadline - time.monotonic()))
             except Exception:
                 log.exception("relay: adapter %s did not stop cleanly", adapter.platform)
         self._stopped.set()

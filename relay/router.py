@@ -67,5 +67,5 @@ def _refusal(spec: CommandSpec, command: Command) -> Reply | None:
             delete_command=True,
         )
     if spec.admin_in_groups and not command.is_private and not command.user.is_chat_admin:
-        return Reply.text(f"Only chat administrators can use /{spec.name} here.")
+        return Reply.text(f"Only chat administrators can use /{spec.name} here.", private=True)
     return None

@@ -109,6 +109,5 @@ def test_renderers_keep_every_chunk_valid_and_within_limits(count: int) -> None:
                 assert all(len(f.name) <= embeds.FIELD_NAME_MAX and len(f.value) <= embeds.FIELD_VALUE_MAX for f in e.fields)
                 total += len(e)
             assert total <= embeds.EMBED_TOTAL_MAX
-            # Footers are plain text on Discord (no markdown, no mentions); everything else renders.
-            rendered = "".join(f"{e.title}{e.description}" + "".join(f.name + f.value for f in e.fields) for e in part.embeds)
+            rendered = "".join(str(e.to_dict()) for e in part.embeds)
             assert "@everyone" not in rendered and "@here" not in rendered
