@@ -158,6 +158,10 @@ class Relay:
     async def on_chat_change(self, change: ChatChange) -> None:
         if change.change == "gone":
             dropped = await self.store.drop_chat(change.chat)
+            if change.chat.thread_id is None:
+                # The bot left the whole chat: its forum topics are gone with it.
+                for topic in await self.store.topics_of(change.chat):
+                    dropped += await self.store.drop_chat(topic)
             log.info("relay: chat gone chat=%s subscriptions_removed=%d", change.chat.key, dropped)
         elif change.change == "moved" and change.new_chat is not None:
             await self.store.move_chat(change.chat, change.new_chat)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from relay.adapter import ChatAdapter
 from relay.backoff import full_jitter
@@ -73,6 +74,7 @@ class Deliverer:
         self._rng = rng or random.Random()
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._not_before: dict[str, float] = {}
+        self._sent_unacked: set[str] = set()
         self._attempts: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -185,8 +187,9 @@ class Deliverer:
     async def _deliver(self, d: Delivery) -> float | None:
         """Send one entry. Returns None to continue with the chat, or when to try the chat again."""
         now = self._clock()
-        if await self._outbox.is_delivered(d.key):
-            await self._outbox.ack(d, now=now, counter="duplicates_skipped")
+        if d.key in self._sent_unacked or await self._outbox.is_delivered(d.key):
+            # Sent already (its acknowledgement failed earlier, or it entered the outbox twice).
+            await self._ack_sent(d, counter="duplicates_skipped")
             return None
         adapter = self._adapters.get(d.chat.platform)
         if adapter is None:
@@ -219,10 +222,21 @@ class Deliverer:
             return await self._transient(d, exc)
         self._attempts.pop(d.key, None)
         await self._faults.reached("after_send")
-        await self._outbox.ack(d, now=self._clock())
+        await self._ack_sent(d)
         self._metrics.delivered.labels(d.chat.platform).inc()
         self._metrics.delivery_latency.observe(max(0.0, self._clock() - d.enqueued_at))
         return None
+
+    async def _ack_sent(self, d: Delivery, counter: str = "delivered") -> None:
+        """Acknowledge a delivery the platform accepted. Redis may be briefly unavailable: retry,
+        and remember the key meanwhile so this process never sends it a second time."""
+        self._sent_unacked.add(d.key)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(RedisError), stop=stop_after_delay(30), wait=wait_random_exponential(0.1, 3), reraise=True
+        ):
+            with attempt:
+                await self._outbox.ack(d, now=self._clock(), counter=counter)
+        self._sent_unacked.discard(d.key)
 
     async def _transient(self, d: Delivery, exc: BaseException) -> float | None:
         attempts = self._attempts.get(d.key, 0) + 1

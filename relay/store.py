@@ -263,6 +263,17 @@ class Store:
         raw = await self._r.get(self._k.chat_error(chat.key))
         return raw.decode() if raw else ""
 
+    async def topics_of(self, chat: ChatRef) -> list[ChatRef]:
+        """Forum topics of a chat that have subscriptions (chat keys with a thread id)."""
+        pattern = self._k.chat_subs(f"{chat.platform}:{chat.chat_id}:*")
+        topics = []
+        async for key in self._r.scan_iter(match=pattern, count=1000):
+            chat_key = key.decode()[len(self._k.prefix) + len(":chat:") : -len(":subs")]
+            ref = ChatRef.from_key(chat_key)
+            if ref.thread_id:
+                topics.append(ref)
+        return topics
+
     async def drop_chat(self, chat: ChatRef) -> int:
         k = self._k
         return int(await self._drop_chat(keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.prefix]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from relay.app import Relay
 from relay.errors import ChatGone, ChatMoved, RetryLater, SendUncertain, Undeliverable
@@ -181,3 +182,34 @@ async def test_the_delivery_loop_waits_instead_of_spinning_while_a_chat_is_busy(
     finally:
         await relay.deliverer.stop(2)
     assert calls <= 12  # about 4 per second at most while waiting; a spinning loop makes thousands
+
+
+async def test_a_failed_acknowledgement_is_retried_and_never_causes_a_second_send(relay: Relay, adapter: RecordingAdapter) -> None:
+    chat = adapter.chat("ack")
+    await enqueue(relay, chat, 1)
+    real_ack = relay.outbox.ack
+    failures = [RedisConnectionError("blip")]
+
+    async def flaky_ack(d, **kw):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        await real_ack(d, **kw)
+
+    relay.outbox.ack = flaky_ack  # type: ignore[method-assign]
+    await relay.deliverer.drain(chat)
+    await relay.deliverer.drain(chat)
+    assert len(adapter.to(chat)) == 1
+    assert await relay.outbox.pending(chat) == 0
+
+
+async def test_bot_removed_from_a_forum_drops_its_topic_subscriptions_too(relay: Relay, adapter: RecordingAdapter) -> None:
+    from relay.adapter import ChatChange
+
+    group, topic = adapter.chat("-77"), ChatRef("rec", "-77", "5")
+    await relay.store.add_subscription(Subscription(0, "feed", group, keyword="a"))
+    await relay.store.add_subscription(Subscription(0, "feed", topic, keyword="b"))
+    await relay.store.add_subscription(Subscription(0, "feed", adapter.chat("-78"), keyword="c"))
+    await relay.on_chat_change(ChatChange(group, "gone"))
+    assert await relay.store.chat_subscriptions(group) == []
+    assert await relay.store.chat_subscriptions(topic) == []
+    assert len(await relay.store.chat_subscriptions(adapter.chat("-78"))) == 1
