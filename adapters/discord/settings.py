@@ -18,7 +18,7 @@ DEFAULT_GATEWAY = "wss://gateway.discord.gg/"
 class DiscordSettings(BaseSettings):
     """DISCORD_BOT_TOKEN enables the adapter; the rest have production defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="DISCORD_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DISCORD_", env_file=".env", extra="ignore")
 
     bot_token: SecretStr | None = None
     # Comma-separated guild ids: commands sync to these guilds (instant) instead of globally.

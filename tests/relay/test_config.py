@@ -189,3 +189,19 @@ async def test_linked_token_is_not_stored_in_clear_anywhere_in_redis(relay: Rela
     assert leaked == []
     stored = await relay.store.agent(agent.id)
     assert stored is not None and stored.token == agent.token  # it is still recoverable with the key
+
+
+def test_platform_tokens_in_dot_env_reach_the_adapters_settings(tmp_path, monkeypatch) -> None:
+    """The README tells users to put bot tokens in .env: every settings class must read it."""
+    from adapters.discord import DiscordSettings
+    from adapters.main import PlatformSwitches
+    from adapters.telegram import TelegramSettings
+
+    for name in ("TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=123:abc\nDISCORD_BOT_TOKEN=xyz.abc\n")
+    monkeypatch.chdir(tmp_path)
+    switches = PlatformSwitches()
+    assert switches.telegram_bot_token is not None and switches.discord_bot_token is not None
+    assert TelegramSettings().bot_token.get_secret_value() == "123:abc"  # type: ignore[call-arg]
+    assert DiscordSettings().bot_token.get_secret_value() == "xyz.abc"  # type: ignore[union-attr]
