@@ -186,8 +186,8 @@ def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, floa
     out = [
         f"discord benchmark: {args.notifications} notifications to {args.channels} channels, all queued at t=0",
         f"fake Discord limits: 50 requests/s per bot, 5 messages / 5 s per channel -> ceiling {DISCORD_CEILING:.0f}/s; "
-        (f"adapter paces every REST request at {pacing:.1f}/s, shared through Redis "
-         f"(DISCORD_MAX_REQUESTS_PER_SECOND less a {PACING_MARGIN_S:.0%} margin for travel-time jitter)"),
+        f"adapter paces every REST request at {pacing:.1f}/s, shared through Redis "
+        f"(DISCORD_MAX_REQUESTS_PER_SECOND less a {PACING_MARGIN_S:.0%} margin for travel-time jitter)",
         "",
         f"{'figure':32} {'relay (delivery)':>16} {'sequential send':>16} {'ratio':>7}",
     ]

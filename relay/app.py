@@ -135,9 +135,11 @@ class Relay:
         self._stopping = True
         grace = self.settings.shutdown_grace_seconds
         deadline = time.monotonic() + grace
+        # The poller first: shutting the scheduler down cancels the jobs still running, and a
+        # poll cancelled between the heartbeat and its persist leaves work for a reconcile.
+        await self.poller.stop(grace / 2)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
-        await self.poller.stop(grace / 2)
         await self.deliverer.stop(max(0.5, deadline - time.monotonic()))
         for adapter in self.adapters.values():
             try:

@@ -214,3 +214,25 @@ async def test_an_upstream_outage_is_probed_once_per_interval_and_all_agents_res
         await relay.poller.poll_if_due(a)  # ...so the others are polled at their next tick
     await deliver_all(relay)
     assert sorted(message_ids(adapter)) == sorted(ids.values())
+
+
+async def test_stop_lets_a_heartbeat_in_flight_finish_and_persist(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+    """SIGTERM while a heartbeat is on the wire: the relay waits for it and stores its answer
+    instead of cancelling it (which would leave the messages read upstream and unstored)."""
+    agent_id = await linked(relay, world, dm)
+    ids = world.push_messages(agent_id, 3, type="custom_note", content_fmt="t {i}")
+    world.faults.slow_seconds = 1.0
+    await relay.start()
+    try:
+        async def heartbeat_on_the_wire() -> None:
+            while world.heartbeats_in_flight[agent_id] == 0:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(heartbeat_on_the_wire(), 15)
+    finally:
+        await relay.stop()
+    assert sorted(world.handed_out(agent_id)) == sorted(ids)
+    assert not await relay.inbox.needs_reconcile(agent_id)  # its answer was stored
+    stored = [e.notification.message_id for e in await relay.inbox.entries(agent_id)]
+    queued = await relay.outbox.pending(dm.chat)
+    assert len(stored) + queued + len(message_ids(adapter)) >= 3
