@@ -1,0 +1,26 @@
+"""The benchmarks still run end to end (tiny workloads; their figures are not checked here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "figure"),
+    [
+        ("bench.pipeline", ["--agents", "3", "--messages", "4"], "notifications/s"),
+        ("bench.telegram", ["--chats", "4", "--groups", "1", "--notifications", "8", "--budget", "60"], "messages/s"),
+        ("bench.discord", ["--channels", "4", "--notifications", "8", "--budget", "60"], "messages/s"),
+    ],
+)
+def test_benchmark_runs_and_prints_its_table(module: str, args: list[str], figure: str) -> None:
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert figure in done.stdout and "ratio" in done.stdout
+    assert "Traceback" not in done.stderr
