@@ -129,7 +129,7 @@ class _Poll:
 class FakeTelegram:
     """`async with FakeTelegram() as fake:` then point PTB at `fake.api_base`."""
 
-    def __init__(self, token: str = "123456789:TESTtokenTESTtokenTESTtokenTESTtoke", *, limits: Limits | None = Limits()) -> None:
+    def __init__(self, token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken", *, limits: Limits | None = Limits()) -> None:
         self.token = token
         self.limits = limits
         self.bot = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "Relay", "username": "relay_test_bot",

@@ -26,7 +26,7 @@ from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.relay_process import RelayProcess, relay_env
 from tests.fakes.telegram_api import FakeTelegram
 
-TG_TOKEN = "123456789:STORMtokenSTORMtokenSTORMtokenSTORM"
+TG_TOKEN = "1234567:FAKEstormFAKEstormFAKEstormFAKEstorm"
 DC_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.STORM.fake-discord-token-for-the-kill-storm"
 MARK = re.compile(r"storm-(\d+)\b")
 GUILD = 900
