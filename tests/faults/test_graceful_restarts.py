@@ -13,7 +13,7 @@ from tests.fakes.relay_process import RelayProcess, relay_env
 from tests.relay.test_kill_points import delivered_counts, prepared
 
 
-@pytest.mark.parametrize("restarts", [pytest.param(4, id="short"), pytest.param(50, id="long", marks=pytest.mark.faults)])
+@pytest.mark.parametrize("restarts", [pytest.param(4, id="short"), pytest.param(50, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
 async def test_overlapping_sigterm_restarts_lose_and_duplicate_nothing(
     restarts: int, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
 ) -> None:

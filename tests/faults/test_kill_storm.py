@@ -44,8 +44,8 @@ def counts(texts: list[str]) -> dict[int, int]:
     ("agents", "messages", "kills"),
     [
         pytest.param(6, 120, 8, id="ci"),
-        pytest.param(50, 10_000, 50, id="short", marks=pytest.mark.faults),
-        pytest.param(50, 10_000, 200, id="long", marks=pytest.mark.faults),
+        pytest.param(50, 10_000, 50, id="short", marks=[pytest.mark.faults, pytest.mark.timeout(3600)]),
+        pytest.param(50, 10_000, 200, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)]),
     ],
 )
 async def test_kill_storm_loses_nothing_on_either_platform(

@@ -13,7 +13,7 @@ from tests.conftest import Chat
 from tests.fakes.recording import RecordingAdapter
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(25, id="short"), pytest.param(300, id="long", marks=pytest.mark.faults)])
+@pytest.mark.parametrize("rounds", [pytest.param(25, id="short"), pytest.param(300, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
 async def test_ten_percent_lost_heartbeat_responses_lose_nothing(rounds: int, relay: Relay, world: World, adapter: RecordingAdapter) -> None:
     agents = []
     for i in range(8):

@@ -34,7 +34,7 @@ def start_valkey(port: int, data: Path) -> ValkeyServer:
     return server
 
 
-@pytest.mark.parametrize("outage_seconds", [pytest.param(6, id="short"), pytest.param(60, id="long", marks=pytest.mark.faults)])
+@pytest.mark.parametrize("outage_seconds", [pytest.param(6, id="short"), pytest.param(60, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
 async def test_redis_down_then_back_loses_nothing_and_never_heartbeats_blind(outage_seconds: int, prefix: str, secret_key: str) -> None:
     world = World(seed=9, poll_interval_seconds=1)
     port, data = free_port(), Path(tempfile.mkdtemp(prefix="relay-outage-"))

@@ -22,7 +22,7 @@ from tests.relay.test_kill_points import delivered_counts
 
 @pytest.mark.parametrize(
     ("seconds", "kill_every"),
-    [pytest.param(12, 4, id="short"), pytest.param(600, 60, id="long", marks=pytest.mark.faults)],
+    [pytest.param(12, 4, id="short"), pytest.param(600, 60, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])],
 )
 async def test_three_processes_one_killed_at_intervals(
     seconds: float, kill_every: float, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
