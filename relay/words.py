@@ -28,7 +28,7 @@ def parse_words(spec: CommandSpec, text: str) -> dict[str, str]:
     """
     args: dict[str, str] = {}
     remaining = text.strip()
-    for i, param in enumerate(spec.params):
+    for param in spec.params:
         if not remaining:
             break
         if param.rest:
