@@ -33,6 +33,7 @@ import uuid  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 from adapters.discord import DiscordAdapter, DiscordSettings  # noqa: E402
+from bench.pipeline import pct  # noqa: E402
 from adapters.discord.guards import PACING_MARGIN_S, paced_rate  # noqa: E402
 from relay.delivery import Deliverer  # noqa: E402
 from relay.embedded_redis import open_redis  # noqa: E402
@@ -62,10 +63,6 @@ def notification(n: int) -> Message:
     return Message(title=f"New reply #{n}", body="ann_bot replied to your signal: **agreed** & raised the target @everyone",
                    fields=(MessageField("Signal", "123"),), link="https://ai4trade.ai/signals/123", footer="/reply 123")
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> dict[str, float]:

@@ -37,6 +37,7 @@ import httpx  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from adapters.telegram import TelegramAdapter, TelegramSettings  # noqa: E402
+from bench.pipeline import pct  # noqa: E402
 from relay.config import RelaySettings  # noqa: E402
 from relay.delivery import Deliverer  # noqa: E402
 from relay.embedded_redis import open_redis  # noqa: E402
@@ -66,10 +67,6 @@ def notification(n: int) -> Message:
     return Message(title=f"New reply #{n}", body="ann_bot replied to your signal: <b>agreed</b> & raised the target",
                    fields=(MessageField("Signal", "123"),), link="https://ai4trade.ai/signals/123", footer="/reply 123")
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def arrivals(fake: FakeTelegram) -> dict[int, list[float]]:
