@@ -137,6 +137,18 @@ class Chat:
         return "\n".join(m.plain_text() for m in reply.messages)
 
 
+async def agents_with_own_chats(relay: Relay, world: World, adapter: RecordingAdapter, count: int, name: str) -> list[int]:
+    """`count` agents, each linked by its own user and routed (all kinds) into its own chat."""
+    ids = []
+    for i in range(count):
+        agent = world.create_agent(f"{name}{i}")
+        chat = Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}"))
+        await chat.text("link", token=agent.token)
+        await chat.text("subscribe", what="all")
+        ids.append(agent.id)
+    return ids
+
+
 @pytest.fixture
 def dm(relay: Relay, adapter: RecordingAdapter) -> Chat:
     return Chat(relay, adapter.chat("100"), UserRef("rec", "100", "ann"))

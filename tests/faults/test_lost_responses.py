@@ -8,20 +8,13 @@ import pytest
 
 from aitrader_sim.world import World
 from relay.app import Relay
-from relay.models import UserRef
-from tests.conftest import Chat
+from tests.conftest import agents_with_own_chats
 from tests.fakes.recording import RecordingAdapter
 
 
 @pytest.mark.parametrize("rounds", [pytest.param(25, id="short"), pytest.param(300, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
 async def test_ten_percent_lost_heartbeat_responses_lose_nothing(rounds: int, relay: Relay, world: World, adapter: RecordingAdapter) -> None:
-    agents = []
-    for i in range(8):
-        agent = world.create_agent(f"l{i}")
-        chat = Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}"))
-        await chat.text("link", token=agent.token)
-        await chat.text("subscribe", what="all")
-        agents.append(agent.id)
+    agents = await agents_with_own_chats(relay, world, adapter, 8, "l")
     world.faults.lose_heartbeat_responses = 0.1
     world.faults.lose_mode = "cut"
     pushed: list[int] = []

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import UserRef
-from tests.conftest import Chat
+from tests.conftest import Chat, agents_with_own_chats
 from tests.fakes.recording import RecordingAdapter
 
 
@@ -166,14 +166,8 @@ async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_n
     adapter = RecordingAdapter()
     relay = Relay(settings, small, http, box, [adapter], redactor=Redactor())
     try:
-        expected = []
-        for i in range(12):
-            agent = world.create_agent(f"a{i}")
-            chat = Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}"))
-            await chat.text("link", token=agent.token)
-            await chat.text("subscribe", what="all")
-            expected += world.push_messages(agent.id, 60, type="custom_note", content_fmt="n {i}")
-        agent_ids = await relay.store.agent_ids()
+        agent_ids = await agents_with_own_chats(relay, world, adapter, 12, "a")
+        expected = [m for a in agent_ids for m in world.push_messages(a, 60, type="custom_note", content_fmt="n {i}")]
         await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agent_ids))
         await asyncio.gather(*(relay.deliverer.drain(c) for c in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100)))
         while await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
@@ -188,13 +182,7 @@ async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_n
 async def test_an_upstream_outage_is_probed_once_per_interval_and_all_agents_resume_together(
     relay: Relay, world: World, adapter: RecordingAdapter
 ) -> None:
-    agent_ids = []
-    for i in range(6):
-        agent = world.create_agent(f"o{i}")
-        chat = Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}"))
-        await chat.text("link", token=agent.token)
-        await chat.text("subscribe", what="all")
-        agent_ids.append(agent.id)
+    agent_ids = await agents_with_own_chats(relay, world, adapter, 6, "o")
     world.faults.outage = "503"
     before = sum(world.route_counts.values())
     for _ in range(3):  # every agent due every round, as if their backoff had passed
