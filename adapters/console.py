@@ -55,7 +55,9 @@ class ConsoleAdapter:
     platform = "console"
     limits = Limits(max_text=100_000, measure="codepoints", sends_per_second=1000.0)
 
-    def __init__(self, reader: asyncio.StreamReader, out: TextSink, *, chat_id: str = "local", user_id: str = "you") -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, out: TextSink, *, chat_id: str = "local", user_id: str = "you"
+    ) -> None:
         self._reader = reader
         self._out = out
         self.chat = ChatRef(self.platform, chat_id)

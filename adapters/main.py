@@ -88,7 +88,9 @@ async def _serve_metrics(relay: Relay, port: int) -> asyncio.Task[None]:
     import uvicorn
     from prometheus_client import make_asgi_app
 
-    config = uvicorn.Config(make_asgi_app(relay.metrics.registry), host="0.0.0.0", port=port, log_level="warning", log_config=None)
+    config = uvicorn.Config(
+        make_asgi_app(relay.metrics.registry), host="0.0.0.0", port=port, log_level="warning", log_config=None
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
     return asyncio.create_task(server.serve(), name="metrics")
@@ -148,7 +150,10 @@ async def demo(seconds: float | None, activity_every: float) -> int:
             )
             box = load_or_create_key(None, data_dir, embedded=True)
             console = ConsoleAdapter(await stdin_reader(), sys.stdout)
-            async with build_http(settings) as http, Relay(settings, handle.redis, http, box, [console], redactor=redactor):
+            async with (
+                build_http(settings) as http,
+                Relay(settings, handle.redis, http, box, [console], redactor=redactor),
+            ):
                 print(f"AI-Trader simulator on {sim.url}; you are agent {seed.you.name!r} (#{seed.you.id}).")
                 print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")
                 await console.run_line(f"/link {seed.you.token}")
@@ -190,7 +195,9 @@ def check_key(settings: RelaySettings) -> None:
     if settings.relay_secret_key is not None:
         TokenBox.from_text(settings.relay_secret_key.get_secret_value())
     elif settings.redis_url:
-        raise ConfigError("RELAY_SECRET_KEY: required when REDIS_URL is set (generate one with `aitrader-relay keygen`)")
+        raise ConfigError(
+            "RELAY_SECRET_KEY: required when REDIS_URL is set (generate one with `aitrader-relay keygen`)"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -226,7 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         switches = PlatformSwitches()
         check_key(settings)
         if args.command == "check":
-            print("configuration ok; platforms: " + (", ".join(n for n, t in (("telegram", switches.telegram_bot_token), ("discord", switches.discord_bot_token)) if t) or "none"))
+            print(
+                "configuration ok; platforms: "
+                + (
+                    ", ".join(
+                        n
+                        for n, t in (("telegram", switches.telegram_bot_token), ("discord", switches.discord_bot_token))
+                        if t
+                    )
+                    or "none"
+                )
+            )
             return 0
         if args.command == "stats":
             return asyncio.run(stats(settings))

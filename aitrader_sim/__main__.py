@@ -26,14 +26,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true", help="seed demo agents and keep them active")
     parser.add_argument("--every", type=float, default=4.0, help="seconds between demo events")
     parser.add_argument("--timestamp-style", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--poll-interval", type=int, default=30,
-                        help="recommended_poll_interval_seconds in heartbeat replies")
+    parser.add_argument(
+        "--poll-interval", type=int, default=30, help="recommended_poll_interval_seconds in heartbeat replies"
+    )
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    world = World(seed=args.seed, timestamp_style=args.timestamp_style,
-                  poll_interval_seconds=args.poll_interval)
+    world = World(seed=args.seed, timestamp_style=args.timestamp_style, poll_interval_seconds=args.poll_interval)
     seed = seed_demo(world) if args.demo else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -46,9 +46,7 @@ async def _serve(args: argparse.Namespace) -> int:
         if seed is not None:
             print(f"AITRADER_DEMO_TOKEN={seed.you.token}", flush=True)
             print(f"AITRADER_DEMO_AGENT_ID={seed.you.id}", flush=True)
-            activity = asyncio.create_task(
-                run_activity(world, seed.you.id, args.every, random.Random(args.seed))
-            )
+            activity = asyncio.create_task(run_activity(world, seed.you.id, args.every, random.Random(args.seed)))
         await stop.wait()
         if activity is not None:
             activity.cancel()

@@ -104,10 +104,14 @@ class _Api:
         assert body is not None
         agent = self.world.create_agent(body.name, body.password)
         agent.cash = body.initial_balance
-        return JSONResponse({
-            "token": agent.token, "agent_id": agent.id, "name": agent.name,
-            "initial_balance": body.initial_balance,
-        })
+        return JSONResponse(
+            {
+                "token": agent.token,
+                "agent_id": agent.id,
+                "name": agent.name,
+                "initial_balance": body.initial_balance,
+            }
+        )
 
     async def login(self, request: Request) -> Response:
         p = v.Params(request)

@@ -84,10 +84,7 @@ class _Control:
         if count is None:
             ids = [self.world.push_message(agent_id, kind, content, data)]
         else:
-            ids = [
-                self.world.push_message(agent_id, kind, content.replace("{i}", str(i)), data)
-                for i in range(count)
-            ]
+            ids = [self.world.push_message(agent_id, kind, content.replace("{i}", str(i)), data) for i in range(count)]
         return JSONResponse({"ids": ids})
 
     async def tasks(self, request: Request) -> Response:
@@ -124,9 +121,11 @@ class _Control:
 
     async def accept(self, request: Request) -> Response:
         body = await _body(request)
-        return JSONResponse(self.world.accept_reply(
-            _get(body, "signal_id", int), _get(body, "reply_id", int), _get(body, "by_agent_id", int)
-        ))
+        return JSONResponse(
+            self.world.accept_reply(
+                _get(body, "signal_id", int), _get(body, "reply_id", int), _get(body, "by_agent_id", int)
+            )
+        )
 
     async def follow(self, request: Request) -> Response:
         body = await _body(request)
@@ -164,9 +163,11 @@ class _Control:
 
     async def inbox(self, request: Request) -> Response:
         agent_id = _path_id(request)
-        return JSONResponse({
-            "agent_id": agent_id,
-            "all": self.world.all_message_ids(agent_id),
-            "unread": self.world.unread_ids(agent_id),
-            "handed_out": self.world.handed_out(agent_id),
-        })
+        return JSONResponse(
+            {
+                "agent_id": agent_id,
+                "all": self.world.all_message_ids(agent_id),
+                "unread": self.world.unread_ids(agent_id),
+                "handed_out": self.world.handed_out(agent_id),
+            }
+        )

@@ -22,17 +22,28 @@ SYMBOLS = {
     "crypto": ("BTC", "ETH", "SOL", "DOGE"),
 }
 STRATEGY_IDEAS = (
-    "{s} breakout above resistance", "Mean reversion on {s}", "{s} momentum into the close",
-    "Pairs trade: {s} vs sector", "Scaling out of {s} on strength", "{s} covered calls for income",
+    "{s} breakout above resistance",
+    "Mean reversion on {s}",
+    "{s} momentum into the close",
+    "Pairs trade: {s} vs sector",
+    "Scaling out of {s} on strength",
+    "{s} covered calls for income",
 )
 DISCUSSION_OPENERS = (
-    "{s} into earnings", "Is {s} overextended?", "{s} volume looks odd today",
-    "Who is still long {s}?", "{s} and the Fed decision",
+    "{s} into earnings",
+    "Is {s} overextended?",
+    "{s} volume looks odd today",
+    "Who is still long {s}?",
+    "{s} and the Fed decision",
 )
 REPLY_LINES = (
-    "Agree, the volume confirms it.", "I'd wait for a retest first.", "What's your stop?",
-    "Took a starter position here.", "Not convinced, the macro is against it.",
-    "Nice call, this played out.", "How are you sizing this?",
+    "Agree, the volume confirms it.",
+    "I'd wait for a retest first.",
+    "What's your stop?",
+    "Took a starter position here.",
+    "Not convinced, the macro is against it.",
+    "Nice call, this played out.",
+    "How are you sizing this?",
 )
 
 
@@ -54,19 +65,23 @@ def seed_demo(world: World) -> DemoSeed:
     world.follow(you.id, bob.id)
     world.follow(alice.id, you.id)
     world.follow(carol.id, you.id)
-    btc = world.create_signal(alice.id, "strategy", "crypto", "BTC breakout above 70k",
-                              "Long BTC on a daily close above 70k, stop at 66k.")
-    nvda = world.create_signal(bob.id, "discussion", "us-stock", "NVDA into earnings",
-                               "Anyone trimming before the print?", symbol="NVDA")
-    spy = world.create_signal(you.id, "strategy", "us-stock", "SPY mean reversion",
-                              "Fade 2-sigma intraday moves on SPY, flat by the close.")
+    btc = world.create_signal(
+        alice.id, "strategy", "crypto", "BTC breakout above 70k", "Long BTC on a daily close above 70k, stop at 66k."
+    )
+    nvda = world.create_signal(
+        bob.id, "discussion", "us-stock", "NVDA into earnings", "Anyone trimming before the print?", symbol="NVDA"
+    )
+    spy = world.create_signal(
+        you.id, "strategy", "us-stock", "SPY mean reversion", "Fade 2-sigma intraday moves on SPY, flat by the close."
+    )
     seed.signal_ids += [btc, nvda, spy]
     world.add_reply(spy, carol.id, "Nice. Which timeframe for the bands?")
     world.add_reply(nvda, dave.id, f"@{you.name} what's your read on the guidance?")
     accepted = world.add_reply(btc, you.id, "Watching the same level, volume is building.")
     world.accept_reply(btc, accepted, alice.id)
-    world.push_message(you.id, "price_alert", "NVDA moved +4.2% in the last hour",
-                       {"symbol": "NVDA", "change_pct": 4.2})
+    world.push_message(
+        you.id, "price_alert", "NVDA moved +4.2% in the last hour", {"symbol": "NVDA", "change_pct": 4.2}
+    )
     world.create_task(you.id, "analyze_symbol", {"symbol": "AAPL"})
     return seed
 
@@ -140,13 +155,18 @@ class _Actor:
 
     def leader_publishes(self) -> None:
         market, symbol, title = self._idea(STRATEGY_IDEAS)
-        self.world.create_signal(self._leader().id, "strategy", market, title,
-                                 f"Plan for {symbol}: entries, stops and targets inside.", symbol)
+        self.world.create_signal(
+            self._leader().id,
+            "strategy",
+            market,
+            title,
+            f"Plan for {symbol}: entries, stops and targets inside.",
+            symbol,
+        )
 
     def leader_discusses(self) -> None:
         market, symbol, title = self._idea(DISCUSSION_OPENERS)
-        self.world.create_signal(self._leader().id, "discussion", market, title,
-                                 f"Thoughts on {symbol}?", symbol)
+        self.world.create_signal(self._leader().id, "discussion", market, title, f"Thoughts on {symbol}?", symbol)
 
     def _own_post(self) -> int:
         mine = [s.signal_id for s in self.world.signals.values() if s.agent_id == self.you.id]
@@ -179,10 +199,17 @@ class _Actor:
         change = round(self.rng.uniform(-6, 6), 2)
         price = round(self.rng.uniform(10, 900), 2)
         # What any agent can do through POST /api/claw/messages: a custom type, no sender.
-        self.world.push_message(self.you.id, "price_alert", f"{symbol} at {price} ({change:+.2f}%)",
-                                {"symbol": symbol, "market": market, "price": price, "change_pct": change})
+        self.world.push_message(
+            self.you.id,
+            "price_alert",
+            f"{symbol} at {price} ({change:+.2f}%)",
+            {"symbol": symbol, "market": market, "price": price, "change_pct": change},
+        )
 
     def new_task(self) -> None:
         market = self.rng.choice(list(SYMBOLS))
-        self.world.create_task(self.you.id, self.rng.choice(("analyze_symbol", "rebalance_check")),
-                               {"symbol": self.rng.choice(SYMBOLS[market]), "market": market})
+        self.world.create_task(
+            self.you.id,
+            self.rng.choice(("analyze_symbol", "rebalance_check")),
+            {"symbol": self.rng.choice(SYMBOLS[market]), "market": market},
+        )

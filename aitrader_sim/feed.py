@@ -33,6 +33,7 @@ class FeedMixin:
     clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by SocialMixin
+
         def is_following(self, follower_id: int, leader_id: int) -> bool: ...
 
     def feed(
@@ -56,7 +57,8 @@ class FeedMixin:
             rows = [s for s in rows if s.market == market]
         if pattern is not None:
             rows = [
-                s for s in rows
+                s
+                for s in rows
                 if (s.title is not None and pattern.fullmatch(s.title))
                 or (s.content is not None and pattern.fullmatch(s.content))
             ]
@@ -74,7 +76,7 @@ class FeedMixin:
         else:
             rows.sort(key=lambda s: s.created_at, reverse=True)
 
-        page = rows[offset: offset + limit]
+        page = rows[offset : offset + limit]
         items = []
         for sig in page:
             item = sig.to_json()
@@ -135,31 +137,34 @@ class FeedMixin:
         offset = max(0, offset)
         week_ago = db_time(self.clock() - _WEEK_SECONDS, "sqlite")
         subs = [
-            s for s in self.subscriptions.values()
+            s
+            for s in self.subscriptions.values()
             if s.follower_id == follower_id and s.active and s.leader_id in self.agents
         ]
         entries: list[dict[str, Any]] = []
         for sub in subs:
             theirs = [s for s in self.signals.values() if s.agent_id == sub.leader_id]
             latest = {t: _latest(theirs, t) for t in ("strategy", "discussion")}
-            entries.append({
-                "leader_id": sub.leader_id,
-                "leader_name": self.agents[sub.leader_id].name,
-                "subscribed_at": sub.created_at,
-                "follower_count": sum(
-                    1 for x in self.subscriptions.values() if x.leader_id == sub.leader_id and x.active
-                ),
-                "recent_trade_count_7d": _count_since(theirs, "operation", week_ago),
-                "recent_strategy_count_7d": _count_since(theirs, "strategy", week_ago),
-                "recent_discussion_count_7d": _count_since(theirs, "discussion", week_ago),
-                "recent_activity_at": max((s.created_at for s in theirs), default=None),
-                "latest_strategy_signal_id": latest["strategy"].signal_id if latest["strategy"] else None,
-                "latest_strategy_title": latest["strategy"].title if latest["strategy"] else None,
-                "latest_discussion_signal_id": latest["discussion"].signal_id if latest["discussion"] else None,
-                "latest_discussion_title": latest["discussion"].title if latest["discussion"] else None,
-            })
+            entries.append(
+                {
+                    "leader_id": sub.leader_id,
+                    "leader_name": self.agents[sub.leader_id].name,
+                    "subscribed_at": sub.created_at,
+                    "follower_count": sum(
+                        1 for x in self.subscriptions.values() if x.leader_id == sub.leader_id and x.active
+                    ),
+                    "recent_trade_count_7d": _count_since(theirs, "operation", week_ago),
+                    "recent_strategy_count_7d": _count_since(theirs, "strategy", week_ago),
+                    "recent_discussion_count_7d": _count_since(theirs, "discussion", week_ago),
+                    "recent_activity_at": max((s.created_at for s in theirs), default=None),
+                    "latest_strategy_signal_id": latest["strategy"].signal_id if latest["strategy"] else None,
+                    "latest_strategy_title": latest["strategy"].title if latest["strategy"] else None,
+                    "latest_discussion_signal_id": latest["discussion"].signal_id if latest["discussion"] else None,
+                    "latest_discussion_title": latest["discussion"].title if latest["discussion"] else None,
+                }
+            )
         entries.sort(key=lambda e: e["recent_activity_at"] or e["subscribed_at"], reverse=True)
-        page = entries[offset: offset + limit]
+        page = entries[offset : offset + limit]
         return {
             "following": page,
             "total": len(entries),

@@ -57,8 +57,6 @@ class ContentRateLimiter:
 
         recent.append(now)
         state.timestamps = recent
-        state.fingerprints = {
-            k: ts for k, ts in state.fingerprints.items() if now - ts < DUPLICATE_WINDOW_SECONDS
-        }
+        state.fingerprints = {k: ts for k, ts in state.fingerprints.items() if now - ts < DUPLICATE_WINDOW_SECONDS}
         state.fingerprints[key] = now
         state.last_ts = now

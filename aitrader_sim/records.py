@@ -205,8 +205,10 @@ class Faults:
                 isinstance(value, bool) or not isinstance(value, (int, float))
             ):
                 raise ValueError(f"{key} must be a number")
-            if key == "outage_until" and value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
+            if (
+                key == "outage_until"
+                and value is not None
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))
             ):
                 raise ValueError("outage_until must be a number or null")
         for key, value in changes.items():

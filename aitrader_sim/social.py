@@ -37,10 +37,9 @@ class SocialMixin:
     _next_reply_id: int
 
     if TYPE_CHECKING:  # provided by World
+
         def agent(self, agent_id: int) -> Agent: ...
-        def push_message(
-            self, agent_id: int, type: str, content: str, data: dict[str, Any] | None = None
-        ) -> int: ...
+        def push_message(self, agent_id: int, type: str, content: str, data: dict[str, Any] | None = None) -> int: ...
         def now_db(self) -> str: ...
         def now_iso(self) -> str: ...
 
@@ -138,20 +137,32 @@ class SocialMixin:
                 self.push_message(follower_id, kind, content, payload)
 
     def post_strategy(
-        self, agent_id: int, market: str, title: str, content: str,
-        symbols: str | None = None, tags: str | None = None,
+        self,
+        agent_id: int,
+        market: str,
+        title: str,
+        content: str,
+        symbols: str | None = None,
+        tags: str | None = None,
     ) -> dict[str, Any]:
         """POST /api/signals/strategy (no rate limit upstream)."""
         sid = self.create_signal(agent_id, "strategy", market, title, content, symbols=symbols, tags=tags)
         return {"success": True, "signal_id": sid, "points_earned": STRATEGY_POINTS}
 
     def post_discussion(
-        self, agent_id: int, market: str, title: str, content: str,
-        symbol: str | None = None, tags: str | None = None,
+        self,
+        agent_id: int,
+        market: str,
+        title: str,
+        content: str,
+        symbol: str | None = None,
+        tags: str | None = None,
     ) -> dict[str, Any]:
         """POST /api/signals/discussion, with the discussion limits."""
         self.rate_limiter.enforce(
-            agent_id, "discussion", f"{title}\n{content}",
+            agent_id,
+            "discussion",
+            f"{title}\n{content}",
             target_key=f"{market}:{symbol or ''}:{title.strip().lower()}",
         )
         sid = self.create_signal(agent_id, "discussion", market, title, content, symbol, tags=tags)

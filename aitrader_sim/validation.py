@@ -117,10 +117,15 @@ class Params:
             value = json.loads(raw)
         except ValueError as exc:
             pos = getattr(exc, "pos", 0)
-            self.errors.append({
-                "type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error",
-                "input": {}, "ctx": {"error": getattr(exc, "msg", str(exc))},
-            })
+            self.errors.append(
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", pos],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": getattr(exc, "msg", str(exc))},
+                }
+            )
             return None
         try:
             return model.model_validate(value)
@@ -143,7 +148,8 @@ def _with_loc(exc: ValidationError, prefix: list[Any]) -> list[dict[str, Any]]:
             "input": err["input"],
         }
         if "ctx" in err:
-            item["ctx"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
-                           for k, v in err["ctx"].items()}
+            item["ctx"] = {
+                k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in err["ctx"].items()
+            }
         out.append(item)
     return out

@@ -186,9 +186,7 @@ class World(SocialMixin, FeedMixin):
 
     # ---- inbox ------------------------------------------------------------------------
 
-    def push_message(
-        self, agent_id: int, type: str, content: str, data: dict[str, Any] | None = None
-    ) -> int:
+    def push_message(self, agent_id: int, type: str, content: str, data: dict[str, Any] | None = None) -> int:
         """Insert one agent_messages row. The recipient is not checked, as on SQLite."""
         message = Message(
             id=self._next_message_id,

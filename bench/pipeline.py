@@ -76,7 +76,12 @@ async def seed(control: httpx.AsyncClient, agents: int, messages: int) -> tuple[
         agent = (await control.post("/_sim/agents", json={"name": f"bench{i}"})).json()
         made.append(agent)
     for agent in made:
-        ids = (await control.post("/_sim/messages", json={"agent_id": agent["agent_id"], "type": "price_alert", "content": "x", "count": messages})).json()["ids"]
+        ids = (
+            await control.post(
+                "/_sim/messages",
+                json={"agent_id": agent["agent_id"], "type": "price_alert", "content": "x", "count": messages},
+            )
+        ).json()["ids"]
         now = time.monotonic()
         created.update({m: now for m in ids})
     return made, created
@@ -96,14 +101,23 @@ async def run_relay(agents: int, messages: int) -> dict[str, float]:
         async with httpx.AsyncClient(base_url=url, timeout=30) as control, open_redis(None, data) as handle:
             made, created = await seed(control, agents, messages)
             settings = RelaySettings(
-                _env_file=None, aitrader_base_url=url, relay_data_dir=data, poll_min_seconds=1, poll_max_seconds=2, delivery_concurrency=128  # type: ignore[call-arg]
+                _env_file=None,
+                aitrader_base_url=url,
+                relay_data_dir=data,
+                poll_min_seconds=1,
+                poll_max_seconds=2,
+                delivery_concurrency=128,  # type: ignore[call-arg]
             )
             keys = Keys(settings.relay_key_prefix)
             box = load_or_create_key(None, data, embedded=True)
             store = Store(handle.redis, keys, box)
             for agent in made:
-                await store.link(f"sink:{agent['agent_id']}", agent["agent_id"], agent["name"], agent["token"], "consume")
-                await store.add_subscription(Subscription(0, "agent", ChatRef("sink", str(agent["agent_id"])), agent_id=agent["agent_id"]))
+                await store.link(
+                    f"sink:{agent['agent_id']}", agent["agent_id"], agent["name"], agent["token"], "consume"
+                )
+                await store.add_subscription(
+                    Subscription(0, "agent", ChatRef("sink", str(agent["agent_id"])), agent_id=agent["agent_id"])
+                )
             sink = CountingSink(expected=agents * messages)
             await handle.redis.config_resetstat()
             async with httpx.AsyncClient(base_url=url, timeout=10) as http:
@@ -141,7 +155,11 @@ async def run_reference(agents: int, messages: int) -> dict[str, float]:
             async with httpx.AsyncClient(base_url=url, timeout=10) as http:
                 while len(arrived) < agents * messages:
                     for agent in made:
-                        body = (await http.post("/api/claw/agents/heartbeat", headers={"Authorization": f"Bearer {agent['token']}"})).json()
+                        body = (
+                            await http.post(
+                                "/api/claw/agents/heartbeat", headers={"Authorization": f"Bearer {agent['token']}"}
+                            )
+                        ).json()
                         for m in body.get("messages", []):
                             arrived[m["id"]] = time.monotonic()
             elapsed = max(arrived.values()) - started

@@ -48,8 +48,16 @@ class RelayChild:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.main", "run", "--console", cwd=str(ROOT), env=self.env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "adapters.main",
+            "run",
+            "--console",
+            cwd=str(ROOT),
+            env=self.env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         self._reader = asyncio.create_task(self._read())
 
@@ -78,8 +86,15 @@ async def linked_world(control: httpx.AsyncClient, redis, keys: Keys, box: Token
 
 def child_env(sim_url: str, redis_url: str, key: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
-    env.update(AITRADER_BASE_URL=sim_url, REDIS_URL=redis_url, RELAY_SECRET_KEY=key, POLL_MIN_SECONDS="1",
-               POLL_MAX_SECONDS="2", LOG_LEVEL="WARNING", DELIVERY_CONCURRENCY="256")
+    env.update(
+        AITRADER_BASE_URL=sim_url,
+        REDIS_URL=redis_url,
+        RELAY_SECRET_KEY=key,
+        POLL_MIN_SECONDS="1",
+        POLL_MAX_SECONDS="2",
+        LOG_LEVEL="WARNING",
+        DELIVERY_CONCURRENCY="256",
+    )
     return env
 
 
@@ -95,7 +110,9 @@ async def run_processes(k: int, agents: int, messages: int) -> dict[str, float]:
             n = 0
             for a in made:
                 for _ in range(messages):
-                    await control.post("/_sim/messages", json={"agent_id": a["agent_id"], "type": "note", "content": f"rpt-{n}"})
+                    await control.post(
+                        "/_sim/messages", json={"agent_id": a["agent_id"], "type": "note", "content": f"rpt-{n}"}
+                    )
                     created[n] = time.monotonic()
                     n += 1
             env = child_env(url, f"unix://{data / 'valkey.sock'}", key)
@@ -144,7 +161,9 @@ async def run_kills(kills: int, agents: int, messages: int) -> dict[str, float]:
             await child.start()
             for n in range(total):
                 a = made[n % agents]
-                await control.post("/_sim/messages", json={"agent_id": a["agent_id"], "type": "note", "content": f"rpt-{n}"})
+                await control.post(
+                    "/_sim/messages", json={"agent_id": a["agent_id"], "type": "note", "content": f"rpt-{n}"}
+                )
                 await asyncio.sleep(0.01)
                 if n % every == every - 1 and len(done) < kills:
                     await asyncio.sleep(rng.uniform(0.2, 1.5))  # land the kill anywhere in a cycle
@@ -157,28 +176,50 @@ async def run_kills(kills: int, agents: int, messages: int) -> dict[str, float]:
                 await asyncio.sleep(0.2)
             await child.stop()
             seen = [i for c in (*done, child) for i, _ in c.arrivals]
-            return {"kills": len(done), "lost": total - len(set(seen)), "duplicates": len(seen) - len(set(seen)), "messages": total}
+            return {
+                "kills": len(done),
+                "lost": total - len(set(seen)),
+                "duplicates": len(seen) - len(set(seen)),
+                "messages": total,
+            }
     finally:
         sim.terminate()
         await sim.wait()
 
 
 async def platform_bench(module: str, extra: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", module, *extra, cwd=str(ROOT), stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", module, *extra, cwd=str(ROOT), stdout=asyncio.subprocess.PIPE
+    )
     out = (await proc.communicate())[0].decode()
     figures = {}
-    for label, pattern in (("per_second", r"^messages/s\s+([\d.]+)"), ("429s", r"^429s received\s+([\d.]+)"),
-                           ("p50", r"^p50 [^\d]*?\s+([\d.]+)"), ("p99", r"^p99 [^\d]*?\s+([\d.]+)")):
+    for label, pattern in (
+        ("per_second", r"^messages/s\s+([\d.]+)"),
+        ("429s", r"^429s received\s+([\d.]+)"),
+        ("p50", r"^p50 [^\d]*?\s+([\d.]+)"),
+        ("p99", r"^p99 [^\d]*?\s+([\d.]+)"),
+    ):
         m = re.search(pattern, out, re.MULTILINE)
         figures[label] = m.group(1) if m else "n/a"
     return out, figures
 
 
-def row(name: str, ceiling: str, per_second: float | str, ratio: str, r429: str, p50: float | str, p99: float | str,
-        lost: str, rss: float | str) -> str:
+def row(
+    name: str,
+    ceiling: str,
+    per_second: float | str,
+    ratio: str,
+    r429: str,
+    p50: float | str,
+    p99: float | str,
+    lost: str,
+    rss: float | str,
+) -> str:
     f = lambda v, fmt: fmt.format(v) if isinstance(v, float | int) else str(v)
-    return (f"| {name} | {f(per_second, '{:.0f}')} | {ceiling} | {ratio} | {r429} | {f(p50, '{:.2f}')} | "
-            f"{f(p99, '{:.2f}')} | {lost} | {f(rss, '{:.0f}')} |")
+    return (
+        f"| {name} | {f(per_second, '{:.0f}')} | {ceiling} | {ratio} | {r429} | {f(p50, '{:.2f}')} | "
+        f"{f(p99, '{:.2f}')} | {lost} | {f(rss, '{:.0f}')} |"
+    )
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
@@ -193,8 +234,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
     three = await run_processes(3, *((100, 100) if not q else (20, 20)))
     one = await run_processes(1, *((100, 100) if not q else (20, 20)))
     kills = await run_kills(10 if q else 50, 10, 30 if q else 60)
-    tg_out, tg = await platform_bench("bench.telegram", ("--notifications", "600") if q else ())
-    dc_out, dc = await platform_bench("bench.discord", ("--notifications", "600") if q else ())
+    tg_out, tg = await platform_bench("bench.telegram_send", ("--notifications", "600") if q else ())
+    dc_out, dc = await platform_bench("bench.discord_send", ("--notifications", "600") if q else ())
 
     lines = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
@@ -203,16 +244,71 @@ async def main(argv: Sequence[str] | None = None) -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for (agents, msgs), r in pipe.items():
-        lines.append(row(f"pipeline, {agents:,} agents x {msgs}, 1 process", "–", r["per_second"], "–", "–", r["p50"], r["p99"],
-                         f"{agents * msgs - r['delivered']:.0f}", r["rss_mb"]))
-    lines.append(row(f"reference loop, {scales[0][0]} agents x {scales[0][1]} (stores nothing)", "–", ref["per_second"],
-                     f"relay/ref {pipe[scales[0]]['per_second'] / ref['per_second']:.2f}", "–", ref["p50"], ref["p99"], "–", "–"))
-    lines.append(row("pipeline, 1 process, console sink", "–", one["per_second"], "–", "–", one["p50"], one["p99"],
-                     f"{one['lost']:.0f}", one["rss_mb"]))
-    lines.append(row("pipeline, 3 processes, one Redis", "–", three["per_second"], f"x{three['per_second'] / one['per_second']:.2f} of 1",
-                     "–", three["p50"], three["p99"], f"{three['lost']:.0f}", three["rss_mb"]))
-    lines.append(row(f"{kills['kills']:.0f} SIGKILLs, {kills['messages']:.0f} messages", "–", "–", "–", "–", "–", "–",
-                     f"{kills['lost']:.0f} (dup {kills['duplicates']:.0f})", "–"))
+        lines.append(
+            row(
+                f"pipeline, {agents:,} agents x {msgs}, 1 process",
+                "–",
+                r["per_second"],
+                "–",
+                "–",
+                r["p50"],
+                r["p99"],
+                f"{agents * msgs - r['delivered']:.0f}",
+                r["rss_mb"],
+            )
+        )
+    lines.append(
+        row(
+            f"reference loop, {scales[0][0]} agents x {scales[0][1]} (stores nothing)",
+            "–",
+            ref["per_second"],
+            f"relay/ref {pipe[scales[0]]['per_second'] / ref['per_second']:.2f}",
+            "–",
+            ref["p50"],
+            ref["p99"],
+            "–",
+            "–",
+        )
+    )
+    lines.append(
+        row(
+            "pipeline, 1 process, console sink",
+            "–",
+            one["per_second"],
+            "–",
+            "–",
+            one["p50"],
+            one["p99"],
+            f"{one['lost']:.0f}",
+            one["rss_mb"],
+        )
+    )
+    lines.append(
+        row(
+            "pipeline, 3 processes, one Redis",
+            "–",
+            three["per_second"],
+            f"x{three['per_second'] / one['per_second']:.2f} of 1",
+            "–",
+            three["p50"],
+            three["p99"],
+            f"{three['lost']:.0f}",
+            three["rss_mb"],
+        )
+    )
+    lines.append(
+        row(
+            f"{kills['kills']:.0f} SIGKILLs, {kills['messages']:.0f} messages",
+            "–",
+            "–",
+            "–",
+            "–",
+            "–",
+            "–",
+            f"{kills['lost']:.0f} (dup {kills['duplicates']:.0f})",
+            "–",
+        )
+    )
     for name, fig, ceiling in (("telegram, 100 chats (20 groups)", tg, 25.0), ("discord, 100 channels", dc, 25.0)):
         ps = fig["per_second"]
         ratio = f"{float(ps) / ceiling:.0%}" if ps != "n/a" else "n/a"

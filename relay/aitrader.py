@@ -91,7 +91,9 @@ class AITraderClient:
         agent_id = body.get("id", body.get("agent_id"))
         if not isinstance(agent_id, int) or isinstance(agent_id, bool):
             raise UnexpectedResponse("agents/me answered without an id")
-        return Agent(agent_id, parse.text(body.get("name")), parse.number(body.get("points")), parse.number(body.get("cash")))
+        return Agent(
+            agent_id, parse.text(body.get("name")), parse.number(body.get("points")), parse.number(body.get("cash"))
+        )
 
     # --- signals -------------------------------------------------------------------------
     async def feed(
@@ -115,7 +117,9 @@ class AITraderClient:
         has_more = body.get("has_more")
         return FeedPage(signals, total, params["offset"], bool(has_more) if has_more is not None else False)
 
-    async def agent_signals(self, agent_id: int, *, message_type: str | None = None, limit: int = 50) -> tuple[Signal, ...]:
+    async def agent_signals(
+        self, agent_id: int, *, message_type: str | None = None, limit: int = 50
+    ) -> tuple[Signal, ...]:
         params: dict[str, Any] = {"limit": max(1, min(limit, 100))}
         if message_type:
             params["message_type"] = message_type
@@ -149,14 +153,18 @@ class AITraderClient:
         body = {"signal_id": checked_id(signal_id, "signal_id"), "content": content}
         await self._call("POST", "/api/signals/reply", token, json=body, idempotent=False)
 
-    async def send_message(self, token: str, agent_id: int, kind: str, content: str, data: Mapping[str, Any] | None = None) -> int | None:
+    async def send_message(
+        self, token: str, agent_id: int, kind: str, content: str, data: Mapping[str, Any] | None = None
+    ) -> int | None:
         body: dict[str, Any] = {"agent_id": checked_id(agent_id, "agent_id"), "type": kind, "content": content}
         if data:
             body["data"] = dict(data)
         answer = await self._call("POST", "/api/claw/messages", token, json=body, idempotent=False)
         return answer.get("message_id") if isinstance(answer.get("message_id"), int) else None
 
-    async def create_task(self, token: str, agent_id: int, kind: str, input_data: Mapping[str, Any] | None = None) -> int | None:
+    async def create_task(
+        self, token: str, agent_id: int, kind: str, input_data: Mapping[str, Any] | None = None
+    ) -> int | None:
         body: dict[str, Any] = {"agent_id": checked_id(agent_id, "agent_id"), "type": kind}
         if input_data is not None:
             body["input_data"] = dict(input_data)
@@ -165,7 +173,9 @@ class AITraderClient:
 
     async def follow(self, token: str, leader_id: int) -> bool:
         """True when newly followed, False when already following."""
-        answer = await self._call("POST", "/api/signals/follow", token, json={"leader_id": checked_id(leader_id, "agent_id")})
+        answer = await self._call(
+            "POST", "/api/signals/follow", token, json={"leader_id": checked_id(leader_id, "agent_id")}
+        )
         # The server answers {"message": "Already following"} without `success` in that case.
         return "already" not in str(answer.get("message", "")).lower()
 

@@ -86,7 +86,16 @@ class Relay:
             faults=faults,
             redact=redactor.redact,
         )
-        self.fanout = FanOut(self.inbox, self.outbox, self.store, self.client, k, self.metrics, on_enqueued=self.deliverer.wake, clock=clock)
+        self.fanout = FanOut(
+            self.inbox,
+            self.outbox,
+            self.store,
+            self.client,
+            k,
+            self.metrics,
+            on_enqueued=self.deliverer.wake,
+            clock=clock,
+        )
         self.poller = Poller(
             redis,
             k,
@@ -97,7 +106,10 @@ class Relay:
             self.leases,
             self.metrics,
             PollSettings(
-                settings.poll_min_seconds, settings.poll_max_seconds, settings.drain_max_calls, concurrency=settings.poll_concurrency
+                settings.poll_min_seconds,
+                settings.poll_max_seconds,
+                settings.drain_max_calls,
+                concurrency=settings.poll_concurrency,
             ),
             on_revoked=self._tell_revoked,
             clock=clock,
@@ -105,16 +117,28 @@ class Relay:
             faults=faults,
         )
         self.watcher = Watcher(
-            redis, k, self.client, self.store, self.outbox, self.leases, interval=settings.feed_poll_seconds, on_enqueued=self.deliverer.wake, clock=clock
+            redis,
+            k,
+            self.client,
+            self.store,
+            self.outbox,
+            self.leases,
+            interval=settings.feed_poll_seconds,
+            on_enqueued=self.deliverer.wake,
+            clock=clock,
         )
-        self.commands = Commands(self.store, self.client, self.poller, self.watcher, self.outbox, register_secret=redactor.add, clock=clock)
+        self.commands = Commands(
+            self.store, self.client, self.poller, self.watcher, self.outbox, register_secret=redactor.add, clock=clock
+        )
         self.router = Router(self.commands)
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
 
     async def start(self) -> None:
-        self._scheduler = AsyncIOScheduler(job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
+        self._scheduler = AsyncIOScheduler(
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
+        )
         self.poller.start(self._scheduler)
         self.watcher.start(self._scheduler)
         self._scheduler.start()

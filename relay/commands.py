@@ -144,7 +144,9 @@ class Commands:
         agent_id = await self._store.unlink(command.user.key)
         if agent_id is None:
             return Reply.text("No agent is linked to you.", private=True)
-        return Reply.text(f"Unlinked agent #{agent_id}. Its routes are removed unless someone else linked it too.", private=True)
+        return Reply.text(
+            f"Unlinked agent #{agent_id}. Its routes are removed unless someone else linked it too.", private=True
+        )
 
     # --- subscriptions -------------------------------------------------------------------
     async def cmd_subscribe(self, command: Command) -> Reply:
@@ -166,7 +168,9 @@ class Commands:
             Subscription(0, "agent", command.chat, agent_id=agent.agent_id, kinds=chosen, created_by=command.user.key)
         )
         what = ", ".join(sorted(chosen)) if chosen else "all kinds"
-        return Reply.text(f"Subscribed #{sub_id}: {agent.name or 'agent'} (#{agent.agent_id}) — {what} — into this chat.")
+        return Reply.text(
+            f"Subscribed #{sub_id}: {agent.name or 'agent'} (#{agent.agent_id}) — {what} — into this chat."
+        )
 
     async def _subscribe_feed(self, command: Command, words: list[str]) -> Reply:
         if not words or len(words) > 2:
@@ -175,17 +179,23 @@ class Commands:
         message_type = words[1].lower() if len(words) == 2 else ""
         if message_type and message_type not in FEED_TYPES:
             raise UsageError(f"type must be one of {', '.join(FEED_TYPES)}")
-        sub = Subscription(0, "feed", command.chat, keyword=keyword, message_type=message_type, created_by=command.user.key)
+        sub = Subscription(
+            0, "feed", command.chat, keyword=keyword, message_type=message_type, created_by=command.user.key
+        )
         sub_id = await self._store.add_subscription(sub)
         await self._baseline_watch(sub_id)
         kind = f" ({message_type})" if message_type else ""
-        return Reply.text(f"Watching the feed for “{keyword}”{kind} as #{sub_id}. New signals will appear here; nothing old is posted.")
+        return Reply.text(
+            f"Watching the feed for “{keyword}”{kind} as #{sub_id}. New signals will appear here; nothing old is posted."
+        )
 
     async def _subscribe_trader(self, command: Command, words: list[str]) -> Reply:
         if len(words) != 1:
             raise UsageError("trader needs one agent id")
         trader = _id(words[0], "agent_id")
-        sub_id = await self._store.add_subscription(Subscription(0, "trader", command.chat, trader_id=trader, created_by=command.user.key))
+        sub_id = await self._store.add_subscription(
+            Subscription(0, "trader", command.chat, trader_id=trader, created_by=command.user.key)
+        )
         await self._baseline_watch(sub_id)
         return Reply.text(f"Watching trader {trader} as #{sub_id}. Their new signals will appear here.")
 
@@ -240,8 +250,12 @@ class Commands:
         if not page_raw.isascii() or not page_raw.isdigit() or not 1 <= int(page_raw) <= 1000:
             raise UsageError("page must be a number from 1 to 1000")
         page_no = int(page_raw)
-        page = await self._client.feed(keyword=keyword, message_type=message_type or None, limit=FEED_PAGE, offset=(page_no - 1) * FEED_PAGE)
-        return Reply((render.feed(page, keyword=keyword, message_type=message_type, page_no=page_no, per_page=FEED_PAGE),))
+        page = await self._client.feed(
+            keyword=keyword, message_type=message_type or None, limit=FEED_PAGE, offset=(page_no - 1) * FEED_PAGE
+        )
+        return Reply(
+            (render.feed(page, keyword=keyword, message_type=message_type, page_no=page_no, per_page=FEED_PAGE),)
+        )
 
     async def cmd_replies(self, command: Command) -> Reply:
         signal_id = _id(command.args["signal_id"], "signal_id")
@@ -277,7 +291,7 @@ class Commands:
             except ValueError:
                 raise UsageError("json is not valid JSON") from None
             if not isinstance(data, dict):
-                raise UsageError("json must be an object like {\"symbol\": \"BTC\"}")
+                raise UsageError('json must be an object like {"symbol": "BTC"}')
         agent = await self._linked(command)
         task_id = await self._client.create_task(agent.token or "", target, task_type, data)
         suffix = f" (task #{task_id})" if task_id else ""
@@ -287,7 +301,9 @@ class Commands:
         keyword = command.args.get("keyword", "").strip()[:100] or None
         agent = await self._linked(command)
         items = await self._client.my_discussions(agent.token or "", agent.agent_id, keyword)
-        return Reply((render.signals(f"{agent.name or 'Your agent'}: discussions and strategies", items, "Nothing found."),))
+        return Reply(
+            (render.signals(f"{agent.name or 'Your agent'}: discussions and strategies", items, "Nothing found."),)
+        )
 
     async def cmd_follow(self, command: Command) -> Reply:
         leader = _id(command.args["agent_id"], "agent_id")

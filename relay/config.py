@@ -29,7 +29,9 @@ class RelaySettings(BaseSettings):
     poll_concurrency: int = Field(32, ge=1, le=1000, description="agents polled at once per process")
     drain_max_calls: int = Field(10, ge=1, le=100, description="heartbeat calls per drain at most")
     delivery_concurrency: int = Field(256, ge=1, le=1000, description="chats sent to at once")
-    delivery_send_timeout_seconds: float = Field(120.0, gt=0, le=3600, description="one send, rate-limit waits included")
+    delivery_send_timeout_seconds: float = Field(
+        120.0, gt=0, le=3600, description="one send, rate-limit waits included"
+    )
     delivery_max_attempts: int = Field(5, ge=1, le=50, description="transient failures before a dead letter")
     shutdown_grace_seconds: float = Field(8.0, gt=0, le=25, description="time for in-flight work on SIGTERM")
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="log level")

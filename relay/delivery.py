@@ -232,7 +232,10 @@ class Deliverer:
         and remember the key meanwhile so this process never sends it a second time."""
         self._sent_unacked.add(d.key)
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(RedisError), stop=stop_after_delay(30), wait=wait_random_exponential(0.1, 3), reraise=True
+            retry=retry_if_exception_type(RedisError),
+            stop=stop_after_delay(30),
+            wait=wait_random_exponential(0.1, 3),
+            reraise=True,
         ):
             with attempt:
                 await self._outbox.ack(d, now=self._clock(), counter=counter)

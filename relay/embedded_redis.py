@@ -69,7 +69,12 @@ def connect(url: str, max_connections: int = 40) -> Redis:
     """A client whose pool makes callers wait for a free connection instead of failing: many
     chats and agents are worked on at once, and managed plans cap connections (e.g. 20)."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=30, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5
+        url,
+        max_connections=max_connections,
+        timeout=30,
+        health_check_interval=30,
+        socket_timeout=10,
+        socket_connect_timeout=5,
     )
     return Redis(connection_pool=pool)
 

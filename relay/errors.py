@@ -62,7 +62,9 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class OutcomeUnknown(UpstreamUnavailable):
-    sentence = "AI-Trader did not answer in time, so it is unknown whether this went through. Check before sending it again."
+    sentence = (
+        "AI-Trader did not answer in time, so it is unknown whether this went through. Check before sending it again."
+    )
 
 
 class UnexpectedResponse(UpstreamError):

@@ -95,8 +95,12 @@ class FanOut:
         if targets:
             message = render.notification(n, is_task=entry.is_task, reply=await self._reply_for(n, replies))
             for chat_key, (sub, silent) in targets.items():
-                items.append(Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent))
-        added = await self._outbox.enqueue(items, now=self._clock(), inbox=self._keys.inbox(agent_id), inbox_entry=entry.entry_id)
+                items.append(
+                    Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent)
+                )
+        added = await self._outbox.enqueue(
+            items, now=self._clock(), inbox=self._keys.inbox(agent_id), inbox_entry=entry.entry_id
+        )
         if added > 0:
             self._metrics.enqueued.inc(added)
         return max(added, 0)

@@ -15,12 +15,18 @@ class Metrics:
         r = self.registry
         self.polls = Counter("relay_polls", "Heartbeat or recent polls", ["mode", "outcome"], registry=r)
         self.persisted = Counter("relay_notifications_persisted", "New notifications stored", registry=r)
-        self.reconciled = Counter("relay_notifications_recovered", "Notifications recovered through messages/recent", registry=r)
+        self.reconciled = Counter(
+            "relay_notifications_recovered", "Notifications recovered through messages/recent", registry=r
+        )
         self.enqueued = Counter("relay_deliveries_enqueued", "Deliveries written to outboxes", registry=r)
         self.delivered = Counter("relay_deliveries", "Deliveries accepted by a platform", ["platform"], registry=r)
-        self.retry_later = Counter("relay_delivery_retry_later", "Sends deferred by a platform (429 and the like)", ["platform"], registry=r)
+        self.retry_later = Counter(
+            "relay_delivery_retry_later", "Sends deferred by a platform (429 and the like)", ["platform"], registry=r
+        )
         self.dead_letters = Counter("relay_dead_letters", "Deliveries given up", ["platform"], registry=r)
-        self.uncertain_resends = Counter("relay_uncertain_resends", "Resends whose first attempt may have arrived", registry=r)
+        self.uncertain_resends = Counter(
+            "relay_uncertain_resends", "Resends whose first attempt may have arrived", registry=r
+        )
         self.upstream_errors = Counter("relay_upstream_errors", "AI-Trader errors by class", ["error"], registry=r)
         self.delivery_latency = Histogram(
             "relay_delivery_seconds",

@@ -144,7 +144,10 @@ class Outbox:
         stream = self._k.outbox(chat.key)
         # Who read each pending entry last: another (dead) sender may have sent it already; an
         # entry this process read and did not send (it stopped at a retry-after) was not sent.
-        owners = {p["message_id"]: p["consumer"] for p in await self._r.xpending_range(stream, GROUP, min="-", max="+", count=count)}
+        owners = {
+            p["message_id"]: p["consumer"]
+            for p in await self._r.xpending_range(stream, GROUP, min="-", max="+", count=count)
+        }
         out: list[Delivery] = []
         if owners:
             claimed = await self._r.xautoclaim(stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)
@@ -191,7 +194,11 @@ class Outbox:
 
     async def move(self, old: ChatRef, new: ChatRef, *, now: float) -> int:
         k = self._k
-        return int(await self._move(keys=[k.outbox(old.key), k.outbox(new.key), k.outbox_ready()], args=[old.key, new.key, now]))
+        return int(
+            await self._move(
+                keys=[k.outbox(old.key), k.outbox(new.key), k.outbox_ready()], args=[old.key, new.key, now]
+            )
+        )
 
     async def due_chats(self, now: float, limit: int) -> list[ChatRef]:
         raw = await self._r.zrangebyscore(self._k.outbox_ready(), "-inf", now, start=0, num=limit)

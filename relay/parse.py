@@ -170,4 +170,6 @@ def notification_to_json(n: Notification) -> str:
 
 def task_to_notification(t: Task) -> Notification:
     """Tasks are delivered through the same pipeline as messages, under kind `task`."""
-    return Notification(t.agent_id, t.task_id, "task", t.type, {"task_id": t.task_id, "input": dict(t.input)}, t.created_at)
+    return Notification(
+        t.agent_id, t.task_id, "task", t.type, {"task_id": t.task_id, "input": dict(t.input)}, t.created_at
+    )

@@ -176,7 +176,9 @@ class Poller:
         if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK:
             # AI-Trader looks down for everyone: one probe per interval across all processes,
             # instead of every agent's own backoff hammering it (and lagging after recovery).
-            if not await self._r.set(self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)):
+            if not await self._r.set(
+                self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)
+            ):
                 return False
         async with self._leases.hold(self._k.poll_lease(agent_id), LEASE_MS) as held:
             if held:
@@ -233,12 +235,17 @@ class Poller:
             # The response is the only copy of these messages: keep retrying while Redis
             # recovers rather than drop it (`recent` reaches back only 50 rows).
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(RedisError), stop=stop_after_delay(PERSIST_PATIENCE), wait=wait_random_exponential(0.1, 3), reraise=True
+                retry=retry_if_exception_type(RedisError),
+                stop=stop_after_delay(PERSIST_PATIENCE),
+                wait=wait_random_exponential(0.1, 3),
+                reraise=True,
             ):
                 with attempt:
                     new = await self._inbox.persist(agent.agent_id, beat.notifications)
                     if call == 0:
-                        await self._inbox.persist_tasks(agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock())
+                        await self._inbox.persist_tasks(
+                            agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock()
+                        )
                     await self._inbox.reconciled(agent.agent_id)
             self._metrics.persisted.inc(new)
             if beat.unparsable:
@@ -271,7 +278,9 @@ class Poller:
         new = await self._store_unseen(agent.agent_id, rows)
         if new and len(rows) >= 50:
             for view in RECENT_VIEWS[1:]:  # a busy inbox: the per-category views reach further back
-                new += await self._store_unseen(agent.agent_id, await self._client.recent(agent.token, category=view, limit=50))
+                new += await self._store_unseen(
+                    agent.agent_id, await self._client.recent(agent.token, category=view, limit=50)
+                )
         self._metrics.persisted.inc(new)
 
     async def _store_unseen(self, agent_id: int, rows: tuple[Notification, ...]) -> int:
@@ -307,7 +316,9 @@ class Poller:
         wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
         await self._r.set(self._k.next_poll(agent.agent_id), self._clock() + wait, ex=int(self._s.max_interval * 4))
         await self._store.record_poll(agent.agent_id, ok=False, error=exc.sentence)
-        log.info("poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent.agent_id, fails, wait, type(exc).__name__)
+        log.info(
+            "poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent.agent_id, fails, wait, type(exc).__name__
+        )
 
     async def _revoked(self, agent: LinkedAgent, reason: str) -> None:
         await self._store.pause_agent(agent.agent_id, reason)

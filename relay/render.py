@@ -93,10 +93,16 @@ def notification(n: Notification, *, is_task: bool = False, reply: SignalReply |
             if data.get(key):
                 fields.append(MessageField(label, clip(_value(data[key]), FIELD_LIMIT)))
         if reply is not None:
-            fields.append(MessageField(f"Reply by {clip(reply.agent_name or str(reply.agent_id), 80)}", clip(reply.content, 1000)))
+            fields.append(
+                MessageField(f"Reply by {clip(reply.agent_name or str(reply.agent_id), 80)}", clip(reply.content, 1000))
+            )
         if n.kind == "trade_copied" and isinstance(data.get("trade"), Mapping):
             trade = data["trade"]
-            fields += [MessageField(k.capitalize(), clip(_value(trade[k]), FIELD_LIMIT)) for k in ("symbol", "side", "quantity", "price") if k in trade]
+            fields += [
+                MessageField(k.capitalize(), clip(_value(trade[k]), FIELD_LIMIT))
+                for k in ("symbol", "side", "quantity", "price")
+                if k in trade
+            ]
         if n.kind not in _TITLES:
             # Unknown types come from any agent: show their data so nothing they sent is hidden.
             extra = [(k, v) for k, v in data.items() if k not in ("market", "symbol")][:10]
@@ -158,7 +164,9 @@ def new_signal(s: Signal, *, watch: str) -> Message:
     return Message(
         title=f"New {s.message_type or 'signal'} by {clip(s.agent_name or str(s.agent_id), 80)}",
         body=clip("\n".join(x for x in (s.title, s.content) if x), BODY_LIMIT),
-        fields=tuple(MessageField(k, clip(v, FIELD_LIMIT)) for k, v in (("Market", s.market), ("Symbol", s.symbol)) if v),
+        fields=tuple(
+            MessageField(k, clip(v, FIELD_LIMIT)) for k, v in (("Market", s.market), ("Symbol", s.symbol)) if v
+        ),
         footer=f"signal {s.signal_id} · {watch}",
         actions=signal_actions(s.signal_id),
     )

@@ -43,7 +43,9 @@ class Router:
             return Reply.text(exc.sentence, private=True)
         except Exception:
             log.exception("router: command failed name=%s chat=%s", command.name, command.chat.key)
-            return Reply.text("Something went wrong on our side; it has been logged. Please try again later.", private=True)
+            return Reply.text(
+                "Something went wrong on our side; it has been logged. Please try again later.", private=True
+            )
 
 
 def _validate(spec: CommandSpec, command: Command) -> None:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from relay.models import CommandSpec, Param
 
-KINDS: tuple[str, ...] = ("replies", "mentions", "accepted", "followers", "strategies", "discussions", "messages", "tasks")
+KINDS: tuple[str, ...] = (
+    "replies",
+    "mentions",
+    "accepted",
+    "followers",
+    "strategies",
+    "discussions",
+    "messages",
+    "tasks",
+)
 KIND_MODES: tuple[str, ...] = ("on", "silent", "off")
 FEED_TYPES: tuple[str, ...] = ("operation", "strategy", "discussion")
 LINK_MODES: tuple[str, ...] = ("consume", "observe")
@@ -29,10 +38,22 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "subscribe",
         "Route notifications here: kinds, feed <keyword> [type], or trader <agent_id>",
-        (Param("what", "kinds (replies mentions … all), feed <keyword> [type], or trader <agent_id>", required=False, rest=True),),
+        (
+            Param(
+                "what",
+                "kinds (replies mentions … all), feed <keyword> [type], or trader <agent_id>",
+                required=False,
+                rest=True,
+            ),
+        ),
         admin_in_groups=True,
     ),
-    CommandSpec("unsubscribe", "Remove a subscription by its id", (Param("id", "subscription id from /subscriptions"),), admin_in_groups=True),
+    CommandSpec(
+        "unsubscribe",
+        "Remove a subscription by its id",
+        (Param("id", "subscription id from /subscriptions"),),
+        admin_in_groups=True,
+    ),
     CommandSpec("subscriptions", "List this chat's subscriptions"),
     CommandSpec(
         "notify",
@@ -53,14 +74,26 @@ COMMANDS: tuple[CommandSpec, ...] = (
         ),
     ),
     CommandSpec("replies", "Show the replies to a signal", (Param("signal_id", "signal id"),)),
-    CommandSpec("reply", "Reply to a signal as your agent", (Param("signal_id", "signal id"), Param("text", "your reply", rest=True))),
-    CommandSpec("send", "Send a message to an agent", (Param("agent_id", "agent id"), Param("text", "message", rest=True))),
+    CommandSpec(
+        "reply",
+        "Reply to a signal as your agent",
+        (Param("signal_id", "signal id"), Param("text", "your reply", rest=True)),
+    ),
+    CommandSpec(
+        "send", "Send a message to an agent", (Param("agent_id", "agent id"), Param("text", "message", rest=True))
+    ),
     CommandSpec(
         "task",
         "Create a task for an agent",
-        (Param("agent_id", "agent id"), Param("type", "task type"), Param("json", "input data as a JSON object", required=False, rest=True)),
+        (
+            Param("agent_id", "agent id"),
+            Param("type", "task type"),
+            Param("json", "input data as a JSON object", required=False, rest=True),
+        ),
     ),
-    CommandSpec("discussions", "Your agent's discussions and strategies", (Param("keyword", "filter", required=False),)),
+    CommandSpec(
+        "discussions", "Your agent's discussions and strategies", (Param("keyword", "filter", required=False),)
+    ),
     CommandSpec("follow", "Follow a trader", (Param("agent_id", "trader's agent id"),)),
     CommandSpec("unfollow", "Stop following a trader", (Param("agent_id", "trader's agent id"),)),
     CommandSpec("following", "Traders your agent follows"),

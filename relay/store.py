@@ -164,7 +164,13 @@ class Store:
             return None
         k = self._k
         await self._unlink(
-            keys=[k.user_link(user_key), k.agent(agent_id), k.agent_users(agent_id), k.agent_subs(agent_id), k.agents()],
+            keys=[
+                k.user_link(user_key),
+                k.agent(agent_id),
+                k.agent_users(agent_id),
+                k.agent_subs(agent_id),
+                k.agents(),
+            ],
             args=[k.prefix, user_key, agent_id],
         )
         return agent_id
@@ -276,7 +282,9 @@ class Store:
 
     async def drop_chat(self, chat: ChatRef) -> int:
         k = self._k
-        return int(await self._drop_chat(keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.prefix]))
+        return int(
+            await self._drop_chat(keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.prefix])
+        )
 
     async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
         k = self._k

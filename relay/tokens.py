@@ -64,7 +64,9 @@ def load_or_create_key(configured: str | None, data_dir: Path, *, embedded: bool
     if configured:
         return TokenBox.from_text(configured)
     if not embedded:
-        raise ConfigError("RELAY_SECRET_KEY: required when REDIS_URL is set (generate one with `aitrader-relay keygen`)")
+        raise ConfigError(
+            "RELAY_SECRET_KEY: required when REDIS_URL is set (generate one with `aitrader-relay keygen`)"
+        )
     path = data_dir / "secret.key"
     if path.exists():
         return TokenBox.from_text(path.read_text())

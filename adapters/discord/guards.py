@@ -82,7 +82,13 @@ class GlobalPacer:
     """
 
     def __init__(
-        self, redis: Redis, key: str, ceiling: float, api_base: str, *, retry_shared_s: float = 5.0,
+        self,
+        redis: Redis,
+        key: str,
+        ceiling: float,
+        api_base: str,
+        *,
+        retry_shared_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         rate = paced_rate(ceiling)

@@ -60,7 +60,7 @@ class InteractionHandler:
         self.stopping = True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("discord interactions still running at stop count=%d", self._inflight)
 
     # --- entry points -----------------------------------------------------------------------
@@ -101,7 +101,9 @@ class InteractionHandler:
             return
         if action.kind == "prompt":
             title = _button_label(interaction) or "Reply"
-            await self._respond(interaction.response.send_modal(prompt_modal(PROMPT_PREFIX + token, title, action.text_param)))
+            await self._respond(
+                interaction.response.send_modal(prompt_modal(PROMPT_PREFIX + token, title, action.text_param))
+            )
             return
         command = self._command(interaction, action.command, dict(action.args))
         await self._run(interaction, command, update=action.replace)
@@ -166,7 +168,9 @@ class InteractionHandler:
         chat = ChatRef("discord", str(interaction.channel_id))
         return Command(name, args, chat, user, is_private=is_dm)
 
-    async def _run(self, interaction: discord.Interaction, command: Command, *, update: bool, private: bool = False) -> None:
+    async def _run(
+        self, interaction: discord.Interaction, command: Command, *, update: bool, private: bool = False
+    ) -> None:
         self._inflight += 1
         self._idle.clear()
         try:
@@ -221,7 +225,9 @@ class InteractionHandler:
             await self._followups(interaction, parts, private=private)
             await self._respond(interaction.delete_original_response())
 
-    async def _edit_original(self, interaction: discord.Interaction, part: RenderedPart, *, clear_buttons: bool = False) -> bool:
+    async def _edit_original(
+        self, interaction: discord.Interaction, part: RenderedPart, *, clear_buttons: bool = False
+    ) -> bool:
         view = await self._view(part)
         kwargs: dict[str, Any] = {"content": None, "embeds": list(part.embeds), "allowed_mentions": NO_MENTIONS}
         if view is not None or clear_buttons:
@@ -231,7 +237,11 @@ class InteractionHandler:
     async def _followups(self, interaction: discord.Interaction, parts: list[RenderedPart], *, private: bool) -> None:
         for part in parts:
             view = await self._view(part)
-            kwargs: dict[str, Any] = {"embeds": list(part.embeds), "ephemeral": private, "allowed_mentions": NO_MENTIONS}
+            kwargs: dict[str, Any] = {
+                "embeds": list(part.embeds),
+                "ephemeral": private,
+                "allowed_mentions": NO_MENTIONS,
+            }
             if view is not None:
                 kwargs["view"] = view
             if not await self._respond(interaction.followup.send(**kwargs)):

@@ -179,7 +179,9 @@ class TelegramAdapter:
     async def _start_webhook(self) -> None:
         url = self._settings.webhook_url or ""
         secret = self._settings.webhook_secret.get_secret_value()
-        self._webhook = WebhookServer(self._app.bot, self._app.update_queue, secret, urlsplit(url).path, self._settings.port)
+        self._webhook = WebhookServer(
+            self._app.bot, self._app.update_queue, secret, urlsplit(url).path, self._settings.port
+        )
         await self._webhook.start()
         await self._app.bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))
 

@@ -55,7 +55,7 @@ class ButtonStore:
         self.specs: Mapping[str, CommandSpec] = specs or {}
 
     def inline(self, action: Action) -> str | None:
-        """"flag|command|text_param|v1|v2…" with values in the spec's parameter order, or None
+        """ "flag|command|text_param|v1|v2…" with values in the spec's parameter order, or None
         when the action cannot be encoded exactly in 64 bytes."""
         spec = self.specs.get(action.command)
         if spec is None:

@@ -70,7 +70,9 @@ class Inbound:
     async def drop_replays(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Runs first: an update seen before (redelivered after a crash or a poller handover) stops here."""
         try:
-            first = await self._redis.set(self._keys.command_seen("telegram", str(update.update_id)), 1, nx=True, ex=SEEN_TTL)
+            first = await self._redis.set(
+                self._keys.command_seen("telegram", str(update.update_id)), 1, nx=True, ex=SEEN_TTL
+            )
         except RedisError as exc:
             log.warning("replay check unavailable, handling update anyway error=%s", type(exc).__name__)
             return
@@ -114,7 +116,9 @@ class Inbound:
             # In a group an unaddressed unknown command may belong to another bot: stay quiet there.
             if name and (message.chat.type == ChatType.PRIVATE or addressed):
                 ref = chat_ref(message.chat, message)
-                await self._reply(ref, Reply.text(f"Unknown command /{name}, see /help."), f"unknown:{update.update_id}")
+                await self._reply(
+                    ref, Reply.text(f"Unknown command /{name}, see /help."), f"unknown:{update.update_id}"
+                )
             return
         await self._run(update, name, parse_words(spec, rest), message, delete_id=message.message_id)
 
@@ -181,7 +185,9 @@ class Inbound:
 
     # --- helpers -------------------------------------------------------------------------
 
-    async def _run(self, update: Update, name: str, args: Mapping[str, str], message: TgMessage, *, delete_id: int) -> None:
+    async def _run(
+        self, update: Update, name: str, args: Mapping[str, str], message: TgMessage, *, delete_id: int
+    ) -> None:
         chat = message.chat
         user = message.from_user
         if user is None:
@@ -249,7 +255,10 @@ class Inbound:
         if chat.type != ChatType.PRIVATE:
             # selective ForceReply shows the reply box only to users mentioned in the text.
             spans += [link(user.full_name or str(user.id), f"tg://user?id={user.id}"), Span(" ")]
-        spans += [Span(f"{action.label}: /{action.command} {words}".rstrip(), (BOLD,)), Span(f"\nWrite {wanted} as a reply to this message.")]
+        spans += [
+            Span(f"{action.label}: /{action.command} {words}".rstrip(), (BOLD,)),
+            Span(f"\nWrite {wanted} as a reply to this message."),
+        ]
         markup = ForceReply(selective=True, input_field_placeholder=wanted[:64] or None)
         try:
             sent = await self._sender.post_spans(ref, spans, markup)

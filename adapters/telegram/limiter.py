@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 # Bot API FAQ / PTB constants.FloodLimit: ~1 msg/s per chat, 20 msgs/min per group, ~30/s overall.
 PER_CHAT = (1, 1.0)
 # One second of slack on the minute: our clock starts before the request reaches Telegram, and a
-# group 429 costs far more than the second (measured with bench/telegram.py against the fake).
+# group 429 costs far more than the second (measured with bench/telegram_send.py against the fake).
 PER_GROUP = (20, 61.0)
 _PRUNE_EVERY = 1024
 

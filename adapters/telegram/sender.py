@@ -216,4 +216,3 @@ class Sender:
             await self._redis.set(key, done, ex=PROGRESS_TTL)
         except RedisError:
             log.warning("chunk progress not saved; a resend may repeat chunks")
-

@@ -39,7 +39,9 @@ class _EmbeddedServer(uvicorn.Server):
 class WebhookServer:
     """A small starlette app on `port` (0 picks a free one) serving POST `path`."""
 
-    def __init__(self, bot: Bot, queue: asyncio.Queue[object], secret: str, path: str, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self, bot: Bot, queue: asyncio.Queue[object], secret: str, path: str, port: int, host: str = "0.0.0.0"
+    ) -> None:
         self._bot = bot
         self._queue = queue
         self._secret = secret.encode()

@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.limiter import SendLimiter
+from platform_fakes.telegram_api import FakeTelegram
 from relay.adapter import ChatChange
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import Command, Reply
 from relay.specs import COMMANDS
-from tests.fakes.telegram_api import FakeTelegram
 
 
 class Recorder:
@@ -76,8 +76,14 @@ AdapterFactory = Callable[..., Awaitable[TelegramAdapter]]
 
 
 def telegram_settings(fake: FakeTelegram, **overrides: Any) -> TelegramSettings:
-    values: dict[str, Any] = {"bot_token": fake.token, "api_base": fake.api_base, "port": 0, "webhook_url": None,
-                              "request_timeout": 5.0, **overrides}
+    values: dict[str, Any] = {
+        "bot_token": fake.token,
+        "api_base": fake.api_base,
+        "port": 0,
+        "webhook_url": None,
+        "request_timeout": 5.0,
+        **overrides,
+    }
     return TelegramSettings(**values)
 
 
@@ -86,10 +92,23 @@ async def make_adapter(fake: FakeTelegram, redis: Redis, keys: Keys, core: Recor
     """Builds and starts adapters against the fake; stops them all after the test."""
     started: list[TelegramAdapter] = []
 
-    async def make(*, start: bool = True, recorder: Recorder | None = None, redactor: Redactor | None = None,
-                   limiter: SendLimiter | None = None, lease_ttl: float = 30.0, **overrides: Any) -> TelegramAdapter:
-        adapter = TelegramAdapter(telegram_settings(fake, **overrides), redis, keys, redactor or Redactor(),
-                                  limiter=limiter or fast_limiter(), lease_ttl=lease_ttl)
+    async def make(
+        *,
+        start: bool = True,
+        recorder: Recorder | None = None,
+        redactor: Redactor | None = None,
+        limiter: SendLimiter | None = None,
+        lease_ttl: float = 30.0,
+        **overrides: Any,
+    ) -> TelegramAdapter:
+        adapter = TelegramAdapter(
+            telegram_settings(fake, **overrides),
+            redis,
+            keys,
+            redactor or Redactor(),
+            limiter=limiter or fast_limiter(),
+            lease_ttl=lease_ttl,
+        )
         started.append(adapter)
         if start:
             rec = recorder or core

@@ -22,26 +22,33 @@ from redis.backoff import NoBackoff
 
 from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
 from adapters.discord.guards import GlobalPacer, paced_rate
+from platform_fakes.discord_api import (
+    EPHEMERAL,
+    SUPPRESS_NOTIFICATIONS,
+    FakeDiscord,
+    FakeInteraction,
+)
 from relay.embedded_redis import connect
 from relay.errors import ChatGone, ConfigError, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.logs import Redactor, configure
 from relay.models import Action, ChatRef, Message, MessageField, Reply
 from relay.specs import COMMANDS
-from tests.fakes.discord_api import (
-    EPHEMERAL,
-    SUPPRESS_NOTIFICATIONS,
-    FakeDiscord,
-    FakeInteraction,
-)
 
 # Shaped like a real bot token (base64 id . timestamp . hmac), obviously fake.
 TOKEN = "MTAwCANARY0000000000000000.GcAnRy.canary-bot-token-never-in-logs-000000"
 GUILD, CHANNEL, OTHER = 500000000000000001, 500000000000000011, 500000000000000012
 DM_CHANNEL = 600000000000000001
 MANAGE_CHANNELS, ADMINISTRATOR = 1 << 4, 1 << 3
-FAST = GatewayTiming(lease_ttl=2.0, renew_every=0.2, retry_every=0.2, identify_base=0.5, identify_cap=2.0,
-                     stable_after=30.0, max_hook_wait=2.0)
+FAST = GatewayTiming(
+    lease_ttl=2.0,
+    renew_every=0.2,
+    retry_every=0.2,
+    identify_base=0.5,
+    identify_cap=2.0,
+    stable_after=30.0,
+    max_hook_wait=2.0,
+)
 Make = Callable[..., Awaitable[DiscordAdapter]]
 
 
@@ -60,11 +67,24 @@ async def dfake() -> AsyncIterator[FakeDiscord]:
 async def make(dfake: FakeDiscord, redis: Redis, keys: Keys, core) -> AsyncIterator[Make]:
     made: list[DiscordAdapter] = []
 
-    async def build(*, fake: FakeDiscord | None = None, redactor: Redactor | None = None, start: bool = True,
-                    timing: GatewayTiming = FAST, token: str = TOKEN, **overrides: Any) -> DiscordAdapter:
+    async def build(
+        *,
+        fake: FakeDiscord | None = None,
+        redactor: Redactor | None = None,
+        start: bool = True,
+        timing: GatewayTiming = FAST,
+        token: str = TOKEN,
+        **overrides: Any,
+    ) -> DiscordAdapter:
         fake = fake or dfake
-        values = {"bot_token": token, "api_base": fake.api_base, "gateway_url": fake.gateway_url,
-                  "max_requests_per_second": 50, "send_timeout": 5.0, **overrides}
+        values = {
+            "bot_token": token,
+            "api_base": fake.api_base,
+            "gateway_url": fake.gateway_url,
+            "max_requests_per_second": 50,
+            "send_timeout": 5.0,
+            **overrides,
+        }
         adapter = DiscordAdapter(DiscordSettings(**values), redis, keys, redactor or Redactor(), timing=timing)
         made.append(adapter)
         if start:
@@ -110,8 +130,10 @@ async def test_every_command_reaches_the_core_with_its_options_by_name(adapter, 
             continue
         options = sample_options(definition)
         before = len(core.commands)
-        interaction = await answered(dfake, await dfake.interaction(
-            name, options, channel_id=CHANNEL, guild_id=GUILD, permissions=MANAGE_CHANNELS))
+        interaction = await answered(
+            dfake,
+            await dfake.interaction(name, options, channel_id=CHANNEL, guild_id=GUILD, permissions=MANAGE_CHANNELS),
+        )
         command = core.commands[before]
         assert command.name == name
         assert dict(command.args) == {k: str(v) for k, v in options.items()}
@@ -120,8 +142,11 @@ async def test_every_command_reaches_the_core_with_its_options_by_name(adapter, 
         assert command.is_private is False
         assert interaction.callbacks[0]["type"] == 5, "deferred before dispatch"
         assert [m.text for m in interaction.messages()] == [f"ok {name}"]
-    assert all(c.body is None or c.body.get("allowed_mentions") == {"parse": []}
-               for c in dfake.calls if c.method in ("POST", "PATCH") and "/webhooks/" in c.path)
+    assert all(
+        c.body is None or c.body.get("allowed_mentions") == {"parse": []}
+        for c in dfake.calls
+        if c.method in ("POST", "PATCH") and "/webhooks/" in c.path
+    )
 
 
 async def test_commands_sync_once_and_only_when_changed(make, dfake, redis, keys) -> None:
@@ -157,8 +182,12 @@ async def test_chat_admin_comes_from_the_channel_permissions_not_the_command_def
     subscribe = next(c for c in dfake.commands[None] if c["name"] == "subscribe")
     assert str(subscribe["default_member_permissions"]) == str(MANAGE_CHANNELS)
     # A guild admin may have opened the command to everyone: it still arrives, and the flag says who.
-    await answered(dfake, await dfake.interaction("subscribe", {"what": "all"}, channel_id=CHANNEL, guild_id=GUILD,
-                                                  permissions=permissions))
+    await answered(
+        dfake,
+        await dfake.interaction(
+            "subscribe", {"what": "all"}, channel_id=CHANNEL, guild_id=GUILD, permissions=permissions
+        ),
+    )
     assert core.commands[-1].user.is_chat_admin is admin
 
 
@@ -180,8 +209,9 @@ async def test_link_asks_for_the_token_in_a_modal_and_answers_privately(adapter,
     core.replies["link"] = Reply.text("Linked agent 7", private=False)
     opened = await answered(dfake, await dfake.interaction("link", channel_id=CHANNEL, guild_id=GUILD))
     assert opened.callbacks[0]["type"] == 9 and not core.commands
-    submitted = await answered(dfake, await dfake.submit_modal(opened, {"token": agent_token, "mode": "observe"},
-                                                               guild_id=GUILD))
+    submitted = await answered(
+        dfake, await dfake.submit_modal(opened, {"token": agent_token, "mode": "observe"}, guild_id=GUILD)
+    )
     command = core.commands[-1]
     assert command.name == "link" and dict(command.args) == {"token": agent_token, "mode": "observe"}
     assert command.is_private, "only the bot saw the token"
@@ -194,8 +224,12 @@ async def test_link_asks_for_the_token_in_a_modal_and_answers_privately(adapter,
 
 
 async def test_send_posts_an_embed_with_nonce_and_no_mentions(adapter, dfake) -> None:
-    await adapter.send(ChatRef("discord", str(CHANNEL)), Message(title="Hi @everyone", body="<@&123456789012345678>"),
-                       key="d1", silent=True)
+    await adapter.send(
+        ChatRef("discord", str(CHANNEL)),
+        Message(title="Hi @everyone", body="<@&123456789012345678>"),
+        key="d1",
+        silent=True,
+    )
     [message] = dfake.channel_messages(CHANNEL)
     body = message.payload
     assert body["allowed_mentions"] == {"parse": []}
@@ -206,21 +240,35 @@ async def test_send_posts_an_embed_with_nonce_and_no_mentions(adapter, dfake) ->
 
 
 async def test_a_long_message_becomes_several_valid_messages(adapter, dfake) -> None:
-    await adapter.send(ChatRef("discord", str(CHANNEL)), Message(title="Long", body="word " * 6000,
-                       fields=tuple(MessageField(f"f{i}", "v" * 900) for i in range(30))), key="long")
+    await adapter.send(
+        ChatRef("discord", str(CHANNEL)),
+        Message(title="Long", body="word " * 6000, fields=tuple(MessageField(f"f{i}", "v" * 900) for i in range(30))),
+        key="long",
+    )
     messages = dfake.channel_messages(CHANNEL)
     assert len(messages) >= 8
     assert len({m.payload["nonce"] for m in messages}) == len(messages)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("*_~`|>#-[]()<@&!\n")),
-                    max_size=3000),
-       extra=st.sampled_from(["@everyone", "@here", "<@&123456789012345678>", "<@123>", "https://x.io/a_b", ""]))
+@given(
+    text=st.text(
+        st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from("*_~`|>#-[]()<@&!\n")), max_size=3000
+    ),
+    extra=st.sampled_from(["@everyone", "@here", "<@&123456789012345678>", "<@123>", "https://x.io/a_b", ""]),
+)
 async def test_any_text_is_accepted_by_discord_and_can_never_ping(adapter, dfake, text: str, extra: str) -> None:
     before = len(dfake.calls)
-    await adapter.send(ChatRef("discord", str(OTHER)), Message(title=extra + text[:300], body=text + extra,
-                       fields=(MessageField(extra or "f", text[:2000]),), footer=text[:100]), key=f"p{len(dfake.calls)}")
+    await adapter.send(
+        ChatRef("discord", str(OTHER)),
+        Message(
+            title=extra + text[:300],
+            body=text + extra,
+            fields=(MessageField(extra or "f", text[:2000]),),
+            footer=text[:100],
+        ),
+        key=f"p{len(dfake.calls)}",
+    )
     posts = [c for c in dfake.calls[before:] if c.method == "POST"]
     assert posts and all(c.status == 200 for c in posts), "the fake validates every Discord limit"
     assert all(c.body["allowed_mentions"] == {"parse": []} for c in posts)
@@ -296,7 +344,9 @@ async def test_a_global_429_holds_every_request_until_it_ends(make) -> None:
         fake.block_globally(0.8)
         blocked_until = time.monotonic() + 0.8
         chats = [CHANNEL, OTHER, CHANNEL + 100, CHANNEL + 101, CHANNEL + 102]
-        await asyncio.gather(*(adapter.send(ChatRef("discord", str(c)), Message(body=str(c)), key=f"G{c}") for c in chats))
+        await asyncio.gather(
+            *(adapter.send(ChatRef("discord", str(c)), Message(body=str(c)), key=f"G{c}") for c in chats)
+        )
         created = fake.channel_messages()
         assert sorted(m.channel_id for m in created) == sorted(chats)
         assert all(m.created_at >= time.time() - (time.monotonic() - blocked_until) - 0.05 for m in created)
@@ -313,14 +363,24 @@ async def test_two_processes_together_stay_under_the_bot_wide_ceiling(redis_url,
     clients = [connect(redis_url) for _ in range(2)]  # two processes: own connections, one Redis
     channels = [CHANNEL + 1000 + i for i in range(30)]
     async with new_fake() as fake:  # no 429s: the ceiling is measured, not enforced, here
-        values = {"bot_token": TOKEN, "api_base": fake.api_base, "gateway_url": fake.gateway_url,
-                  "max_requests_per_second": ceiling, "send_timeout": 20.0}
+        values = {
+            "bot_token": TOKEN,
+            "api_base": fake.api_base,
+            "gateway_url": fake.gateway_url,
+            "max_requests_per_second": ceiling,
+            "send_timeout": 20.0,
+        }
         adapters = [DiscordAdapter(DiscordSettings(**values), c, keys, Redactor(), timing=FAST) for c in clients]
         try:
             for adapter in adapters:
                 await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
-            await asyncio.gather(*(adapter.send(ChatRef("discord", str(c)), Message(body=f"{n} to {c}"), key=f"{n}:{c}")
-                                   for n, adapter in enumerate(adapters) for c in channels))
+            await asyncio.gather(
+                *(
+                    adapter.send(ChatRef("discord", str(c)), Message(body=f"{n} to {c}"), key=f"{n}:{c}")
+                    for n, adapter in enumerate(adapters)
+                    for c in channels
+                )
+            )
         finally:
             for adapter in adapters:
                 await adapter.stop()
@@ -348,7 +408,9 @@ async def test_interaction_answers_do_not_wait_for_the_delivery_budget(adapter, 
 
 async def test_pacing_falls_back_to_this_process_when_redis_is_down(keys) -> None:
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    pacer = GlobalPacer(dead, keys.adapter("discord", "global"), 10.0, "http://127.0.0.1:1/api/v10", retry_shared_s=0.25)
+    pacer = GlobalPacer(
+        dead, keys.adapter("discord", "global"), 10.0, "http://127.0.0.1:1/api/v10", retry_shared_s=0.25
+    )
     stamps = []
     for _ in range(6):
         await pacer.wait()
@@ -364,10 +426,15 @@ async def test_pacing_falls_back_to_this_process_when_redis_is_down(keys) -> Non
 
 async def test_buttons_run_commands_prompt_for_text_and_page_in_place(adapter, dfake, core, redis, keys) -> None:
     long_args = {"signal_id": "9", "keyword": "k" * 150}
-    actions = (Action("Show replies", "replies", {"signal_id": "9"}), Action("Mute this kind", "notify", {"kind": "replies", "mode": "off"}),
-               Action("Reply", "reply", {"signal_id": "9"}, kind="prompt", text_param="text"),
-               Action("Next", "feed", long_args, replace=True))
-    await adapter.send(ChatRef("discord", str(CHANNEL)), Message(title="Signal 9", body="body", actions=actions), key="btn")
+    actions = (
+        Action("Show replies", "replies", {"signal_id": "9"}),
+        Action("Mute this kind", "notify", {"kind": "replies", "mode": "off"}),
+        Action("Reply", "reply", {"signal_id": "9"}, kind="prompt", text_param="text"),
+        Action("Next", "feed", long_args, replace=True),
+    )
+    await adapter.send(
+        ChatRef("discord", str(CHANNEL)), Message(title="Signal 9", body="body", actions=actions), key="btn"
+    )
     [message] = dfake.channel_messages(CHANNEL)
     ids = message.custom_ids()
     assert len(ids) == 4 and all(len(i) <= 100 for i in ids)
@@ -375,7 +442,11 @@ async def test_buttons_run_commands_prompt_for_text_and_page_in_place(adapter, d
     assert len(stored) == 1 and 6 * 86400 < await redis.ttl(stored[0]) <= 7 * 86400
 
     await answered(dfake, await dfake.press(message.id, ids[0], guild_id=GUILD, user_id=222))
-    assert (core.commands[-1].name, dict(core.commands[-1].args), core.commands[-1].user.user_id) == ("replies", {"signal_id": "9"}, "222")
+    assert (core.commands[-1].name, dict(core.commands[-1].args), core.commands[-1].user.user_id) == (
+        "replies",
+        {"signal_id": "9"},
+        "222",
+    )
     await answered(dfake, await dfake.press(message.id, ids[1], guild_id=GUILD, permissions=MANAGE_CHANNELS))
     assert dict(core.commands[-1].args) == {"kind": "replies", "mode": "off"} and core.commands[-1].user.is_chat_admin
 
@@ -395,7 +466,11 @@ async def test_buttons_run_commands_prompt_for_text_and_page_in_place(adapter, d
 
 
 async def test_an_expired_button_says_so_privately(adapter, dfake, redis, keys, core) -> None:
-    await adapter.send(ChatRef("discord", str(CHANNEL)), Message(body="x", actions=(Action("Next", "feed", {"keyword": "k" * 200}),)), key="exp")
+    await adapter.send(
+        ChatRef("discord", str(CHANNEL)),
+        Message(body="x", actions=(Action("Next", "feed", {"keyword": "k" * 200}),)),
+        key="exp",
+    )
     [message] = dfake.channel_messages(CHANNEL)
     async for key in redis.scan_iter(match=keys.adapter("discord", "cb", "*")):
         await redis.delete(key)
@@ -504,8 +579,11 @@ async def test_the_bot_token_and_linked_tokens_never_reach_the_logs(make, dfake,
     logs = buffer.getvalue()
     assert "WebSocket Event" in logs and "INTERACTION_CREATE" in logs, "DEBUG logging really was on"
     # Both modal submissions were logged by discord.py, with what was typed masked.
-    submissions = [line for line in logs.splitlines() if "WebSocket Event" in line and "'custom_id': 'rl'" in line
-                   and "'type': 5" in line]
+    submissions = [
+        line
+        for line in logs.splitlines()
+        if "WebSocket Event" in line and "'custom_id': 'rl'" in line and "'type': 5" in line
+    ]
     assert len(submissions) == 2 and all("'value': '***'" in line for line in submissions)
     assert TOKEN not in logs
     assert agent_token not in logs

@@ -22,6 +22,7 @@ import pytest
 from redis.asyncio import Redis
 
 from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
+from platform_fakes.discord_api import CommandNotAvailable, FakeDiscord, FakeInteraction
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.keys import Keys
@@ -30,15 +31,21 @@ from relay.models import ChatRef
 from relay.specs import COMMANDS
 from relay.store import Subscription
 from relay.tokens import TokenBox
-from tests.fakes.discord_api import CommandNotAvailable, FakeDiscord, FakeInteraction
 
 TOKEN = "MTAwAUTHZ0000000000000000.GaUtHz.authz-bot-token-never-real-00000000"
 GUILD = 520000000000000001
 DM_BASE, CHANNEL_BASE = 620000000000000000, 520000000000000100
 USER = 333333333333333333
 MANAGE_CHANNELS, ADMINISTRATOR, SEND_MESSAGES = 1 << 4, 1 << 3, 1 << 11
-FAST = GatewayTiming(lease_ttl=2.0, renew_every=0.2, retry_every=0.2, identify_base=0.5, identify_cap=2.0,
-                     stable_after=30.0, max_hook_wait=2.0)
+FAST = GatewayTiming(
+    lease_ttl=2.0,
+    renew_every=0.2,
+    retry_every=0.2,
+    identify_base=0.5,
+    identify_cap=2.0,
+    stable_after=30.0,
+    max_hook_wait=2.0,
+)
 PRIVILEGED = tuple(spec.name for spec in COMMANDS if spec.admin_in_groups)
 
 
@@ -54,24 +61,39 @@ class Context:
 CONTEXTS = (
     Context("DM", guild=False, permissions=0, override=False, allowed=True),
     Context("member without Manage Channels", guild=True, permissions=SEND_MESSAGES, override=False, allowed=False),
-    Context("member with Manage Channels", guild=True, permissions=SEND_MESSAGES | MANAGE_CHANNELS, override=False, allowed=True),
+    Context(
+        "member with Manage Channels",
+        guild=True,
+        permissions=SEND_MESSAGES | MANAGE_CHANNELS,
+        override=False,
+        allowed=True,
+    ),
     Context("Administrator", guild=True, permissions=ADMINISTRATOR, override=False, allowed=True),
-    Context("member with a command permission override", guild=True, permissions=SEND_MESSAGES, override=True, allowed=False),
+    Context(
+        "member with a command permission override", guild=True, permissions=SEND_MESSAGES, override=True, allowed=False
+    ),
 )
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(token=TOKEN, guilds={GUILD: [CHANNEL_BASE + i for i in range(20)]}, global_limit=None,
-                           channel_limit=None) as server:
+    async with FakeDiscord(
+        token=TOKEN, guilds={GUILD: [CHANNEL_BASE + i for i in range(20)]}, global_limit=None, channel_limit=None
+    ) as server:
         yield server
 
 
 @pytest.fixture
-async def live(settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox,
-               fake: FakeDiscord) -> AsyncIterator[Relay]:
+async def live(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, fake: FakeDiscord
+) -> AsyncIterator[Relay]:
     redactor = Redactor()
-    values = {"bot_token": TOKEN, "api_base": fake.api_base, "gateway_url": fake.gateway_url, "max_requests_per_second": 50}
+    values = {
+        "bot_token": TOKEN,
+        "api_base": fake.api_base,
+        "gateway_url": fake.gateway_url,
+        "max_requests_per_second": 50,
+    }
     adapter = DiscordAdapter(DiscordSettings(**values), redis, Keys(settings.relay_key_prefix), redactor, timing=FAST)
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(5))
     async with relay:
@@ -95,30 +117,41 @@ async def _prepare(relay: Relay, command: str, chat: ChatRef) -> dict[str, str]:
     """State the command acts on: /unsubscribe needs a subscription to remove."""
     if command != "unsubscribe":
         return {}
-    sub_id = await relay.store.add_subscription(Subscription(0, "feed", chat, keyword="eth", created_by="discord:setup"))
+    sub_id = await relay.store.add_subscription(
+        Subscription(0, "feed", chat, keyword="eth", created_by="discord:setup")
+    )
     return {"id": str(sub_id)}
 
 
 def _case(command: str, prepared: dict[str, str]) -> Case:
     if command == "subscribe":
+
         async def subscribed(relay: Relay, chat: ChatRef) -> bool:
             return [(s.kind, s.keyword) for s in await relay.store.chat_subscriptions(chat)] == [("feed", "btc")]
+
         return Case({"what": "feed btc"}, "Watching the feed for “btc” as #", subscribed)
     if command == "unsubscribe":
+
         async def removed(relay: Relay, chat: ChatRef) -> bool:
             return await relay.store.chat_subscriptions(chat) == []
+
         return Case(prepared, f"Removed subscription #{prepared['id']}.", removed)
     if command == "notify":
+
         async def muted(relay: Relay, chat: ChatRef) -> bool:
             return (await relay.store.kind_modes(chat)).get("mentions") == "off"
+
         return Case({"kind": "mentions", "mode": "off"}, "Mentions are now off in this chat.", muted)
     raise AssertionError(f"no case for privileged command /{command}: add one")
 
 
-async def _run(fake: FakeDiscord, command: str, options: dict[str, str], context: Context, channel: int) -> FakeInteraction:
+async def _run(
+    fake: FakeDiscord, command: str, options: dict[str, str], context: Context, channel: int
+) -> FakeInteraction:
     guild = GUILD if context.guild else None
-    interaction = await fake.interaction(command, options, channel_id=channel, user_id=USER, guild_id=guild,
-                                         permissions=context.permissions)
+    interaction = await fake.interaction(
+        command, options, channel_id=channel, user_id=USER, guild_id=guild, permissions=context.permissions
+    )
     await fake.wait_for(lambda: interaction.answered and all(m.text != "…" for m in interaction.messages()), timeout=10)
     return interaction
 
@@ -163,8 +196,9 @@ async def test_an_override_is_what_lets_the_member_run_the_command(live: Relay, 
     fake.enforce_command_permissions = True
     channel = CHANNEL_BASE + 19
     with pytest.raises(CommandNotAvailable):
-        await fake.interaction("subscribe", {"what": "all"}, channel_id=channel, user_id=USER, guild_id=GUILD,
-                               permissions=SEND_MESSAGES)
+        await fake.interaction(
+            "subscribe", {"what": "all"}, channel_id=channel, user_id=USER, guild_id=GUILD, permissions=SEND_MESSAGES
+        )
     fake.override_command_permissions(GUILD, "subscribe", USER)
     interaction = await _run(fake, "subscribe", {"what": "all"}, CONTEXTS[-1], channel)
     assert [m.text for m in interaction.messages()] == ["Only chat administrators can use /subscribe here."]

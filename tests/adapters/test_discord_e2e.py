@@ -25,13 +25,13 @@ from redis.asyncio import Redis
 from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
 from aitrader_sim.server import SimulatorServer
 from aitrader_sim.world import World
+from platform_fakes.discord_api import FakeDiscord, FakeInteraction, StoredMessage
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef
 from relay.tokens import TokenBox
-from tests.fakes.discord_api import FakeDiscord, FakeInteraction, StoredMessage
 from tests.fakes.relay_process import ROOT, relay_env
 
 TOKEN = "MTAwE2E00000000000000000.GeTwOe.e2e-bot-token-never-real-000000000"
@@ -40,8 +40,15 @@ CHANNEL, OTHER, THIRD = 510000000000000011, 510000000000000012, 5100000000000000
 DM = 610000000000000001
 ALICE, BOB = 311111111111111111, 322222222222222222
 MANAGE_CHANNELS = 1 << 4
-FAST = GatewayTiming(lease_ttl=2.0, renew_every=0.2, retry_every=0.2, identify_base=0.5, identify_cap=2.0,
-                     stable_after=30.0, max_hook_wait=2.0)
+FAST = GatewayTiming(
+    lease_ttl=2.0,
+    renew_every=0.2,
+    retry_every=0.2,
+    identify_base=0.5,
+    identify_cap=2.0,
+    stable_after=30.0,
+    max_hook_wait=2.0,
+)
 DELIVERY_TIMEOUT = 15.0  # the relay's own schedule: sync, 1 s polls, delivery
 
 
@@ -59,12 +66,18 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-async def live(settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox,
-               fake: FakeDiscord) -> AsyncIterator[Relay]:
+async def live(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, fake: FakeDiscord
+) -> AsyncIterator[Relay]:
     """A started Relay whose only adapter is the real DiscordAdapter."""
     redactor = Redactor()
-    discord_settings = DiscordSettings(bot_token=TOKEN, api_base=fake.api_base, gateway_url=fake.gateway_url,
-                                       max_requests_per_second=45, send_timeout=5.0)
+    discord_settings = DiscordSettings(
+        bot_token=TOKEN,
+        api_base=fake.api_base,
+        gateway_url=fake.gateway_url,
+        max_requests_per_second=45,
+        send_timeout=5.0,
+    )
     adapter = DiscordAdapter(discord_settings, redis, Keys(settings.relay_key_prefix), redactor, timing=FAST)
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(5))
     async with relay:
@@ -80,21 +93,36 @@ class Member:
     user_id: int
     permissions: int = 0
 
-    async def run(self, name: str, options: dict[str, Any] | None = None, *, channel: int = CHANNEL,
-                  guild: int | None = GUILD) -> FakeInteraction:
-        return await answered(self.fake, await self.fake.interaction(
-            name, options, channel_id=channel, user_id=self.user_id, guild_id=guild, permissions=self.permissions))
+    async def run(
+        self, name: str, options: dict[str, Any] | None = None, *, channel: int = CHANNEL, guild: int | None = GUILD
+    ) -> FakeInteraction:
+        return await answered(
+            self.fake,
+            await self.fake.interaction(
+                name, options, channel_id=channel, user_id=self.user_id, guild_id=guild, permissions=self.permissions
+            ),
+        )
 
     async def press(self, message: StoredMessage, label: str) -> FakeInteraction:
         custom_id = next((cid for cid, text in message.labels().items() if text == label), None)
         assert custom_id is not None, f"no {label!r} button; buttons are {list(message.labels().values())}"
         guild = GUILD if message.channel_id != DM else None
-        return await answered(self.fake, await self.fake.press(message.id, custom_id, user_id=self.user_id,
-                                                               guild_id=guild, permissions=self.permissions))
+        return await answered(
+            self.fake,
+            await self.fake.press(
+                message.id, custom_id, user_id=self.user_id, guild_id=guild, permissions=self.permissions
+            ),
+        )
 
-    async def submit(self, opened: FakeInteraction, values: dict[str, str], *, guild: int | None = GUILD) -> FakeInteraction:
-        return await answered(self.fake, await self.fake.submit_modal(opened, values, user_id=self.user_id, guild_id=guild,
-                                                                      permissions=self.permissions))
+    async def submit(
+        self, opened: FakeInteraction, values: dict[str, str], *, guild: int | None = GUILD
+    ) -> FakeInteraction:
+        return await answered(
+            self.fake,
+            await self.fake.submit_modal(
+                opened, values, user_id=self.user_id, guild_id=guild, permissions=self.permissions
+            ),
+        )
 
 
 async def answered(fake: FakeDiscord, interaction: FakeInteraction) -> FakeInteraction:
@@ -110,7 +138,8 @@ def said(interaction: FakeInteraction) -> str:
 async def arrived(fake: FakeDiscord, channel: int, words: str) -> StoredMessage:
     """The notification containing `words` once the relay has delivered it to the channel."""
     return await fake.wait_for(
-        lambda: next((m for m in fake.channel_messages(channel) if words in m.text), None), timeout=DELIVERY_TIMEOUT)
+        lambda: next((m for m in fake.channel_messages(channel) if words in m.text), None), timeout=DELIVERY_TIMEOUT
+    )
 
 
 async def link_and_subscribe(relay: Relay, fake: FakeDiscord, world: World, alice: Member, *channels: int) -> int:
@@ -159,7 +188,9 @@ async def test_link_subscribe_notification_buttons_and_mute(live: Relay, fake: F
     posted = await alice.submit(opened, {"text": "thanks, holding to 80k"})
     assert f"Reply posted to signal {signal_id}" in said(posted)
     assert [(r["agent_id"], r["content"]) for r in world.list_replies(signal_id)] == [
-        (quant.id, "agreed @everyone, target 80k"), (ann, "thanks, holding to 80k")]
+        (quant.id, "agreed @everyone, target 80k"),
+        (ann, "thanks, holding to 80k"),
+    ]
 
     not_allowed = await bob.press(notice, "Mute this kind")
     assert said(not_allowed) == "Only chat administrators can use /notify here."
@@ -196,7 +227,9 @@ async def test_feed_pages_edit_the_message_in_place(live: Relay, fake: FakeDisco
 
 
 @pytest.mark.parametrize("status", [403, 404])
-async def test_a_refusing_channel_loses_its_subscriptions(live: Relay, fake: FakeDiscord, world: World, status: int) -> None:
+async def test_a_refusing_channel_loses_its_subscriptions(
+    live: Relay, fake: FakeDiscord, world: World, status: int
+) -> None:
     alice = Member(fake, ALICE, MANAGE_CHANNELS)
     ann = await link_and_subscribe(live, fake, world, alice, CHANNEL, OTHER)
     gone = ChatRef("discord", str(OTHER))
@@ -246,10 +279,27 @@ async def _pump(stream: asyncio.StreamReader | None, sink: list[str]) -> None:
 async def test_the_relay_process_serves_discord_and_stops_on_sigterm(
     fake: FakeDiscord, sim: SimulatorServer, world: World, redis_url: str, prefix: str, secret_key: str, redis: Redis
 ) -> None:
-    env = relay_env(sim.url, redis_url, prefix, secret_key, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_BASE=fake.api_base,
-                    DISCORD_GATEWAY_URL=fake.gateway_url, LOG_LEVEL="DEBUG", SHUTDOWN_GRACE_SECONDS="4")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "adapters.main", "run", cwd=str(ROOT), env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    env = relay_env(
+        sim.url,
+        redis_url,
+        prefix,
+        secret_key,
+        DISCORD_BOT_TOKEN=TOKEN,
+        DISCORD_API_BASE=fake.api_base,
+        DISCORD_GATEWAY_URL=fake.gateway_url,
+        LOG_LEVEL="DEBUG",
+        SHUTDOWN_GRACE_SECONDS="4",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adapters.main",
+        "run",
+        cwd=str(ROOT),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out: list[str] = []
     err: list[str] = []
     pumps = [asyncio.create_task(_pump(proc.stdout, out)), asyncio.create_task(_pump(proc.stderr, err))]
@@ -263,7 +313,9 @@ async def test_the_relay_process_serves_discord_and_stops_on_sigterm(
         assert "Subscribed #" in said(await alice.run("subscribe", {"what": "all"}))
         world.follow(world.create_agent("fan").id, ann.id)
         notice = await fake.wait_for(  # the process syncs agents every 5 s, then polls every 1-2 s
-            lambda: next((m for m in fake.channel_messages(CHANNEL) if "started following you" in m.text), None), timeout=20)
+            lambda: next((m for m in fake.channel_messages(CHANNEL) if "started following you" in m.text), None),
+            timeout=20,
+        )
         assert notice.payload["allowed_mentions"] == {"parse": []} and notice.labels()
 
         started = time.monotonic()

@@ -63,18 +63,44 @@ HOSTILE = st.text(
     ),
     max_size=200,
 )
-TOKENS = st.sampled_from(["@everyone", "@here", "<@&123456789012345678>", "<@!123456789012345678>", "<@123>",
-                          "[click](https://evil.example/x_y)", "https://example.com/a_b*c", "```", "||spoiler||",
-                          "# heading", "> quote", "-# small", "**bold**", "\\", "\n\n", " " * 30])
+TOKENS = st.sampled_from(
+    [
+        "@everyone",
+        "@here",
+        "<@&123456789012345678>",
+        "<@!123456789012345678>",
+        "<@123>",
+        "[click](https://evil.example/x_y)",
+        "https://example.com/a_b*c",
+        "```",
+        "||spoiler||",
+        "# heading",
+        "> quote",
+        "-# small",
+        "**bold**",
+        "\\",
+        "\n\n",
+        " " * 30,
+    ]
+)
 UNTRUSTED = st.lists(st.one_of(HOSTILE, TOKENS), max_size=20).map("".join)
 
 
 @settings(max_examples=200, deadline=None)
-@given(title=UNTRUSTED, body=st.one_of(UNTRUSTED, UNTRUSTED.map(lambda s: s * 6)),
-       fields=st.lists(st.tuples(UNTRUSTED, UNTRUSTED), max_size=30), footer=UNTRUSTED)
+@given(
+    title=UNTRUSTED,
+    body=st.one_of(UNTRUSTED, UNTRUSTED.map(lambda s: s * 6)),
+    fields=st.lists(st.tuples(UNTRUSTED, UNTRUSTED), max_size=30),
+    footer=UNTRUSTED,
+)
 def test_any_message_renders_within_limits_escaped_and_lossless(title: str, body: str, fields, footer: str) -> None:
-    message = Message(title=title, body=body, fields=tuple(MessageField(n, v) for n, v in fields), footer=footer,
-                      actions=(Action("Show replies", "replies", {"signal_id": "1"}),))
+    message = Message(
+        title=title,
+        body=body,
+        fields=tuple(MessageField(n, v) for n, v in fields),
+        footer=footer,
+        actions=(Action("Show replies", "replies", {"signal_id": "1"}),),
+    )
     parts = render(message)
     assert_within_limits(parts)
     assert parts[-1].actions == message.actions
@@ -93,7 +119,9 @@ def test_any_message_renders_within_limits_escaped_and_lossless(title: str, body
 
 
 def test_hostile_text_is_shown_literally() -> None:
-    [part] = render(Message(title="**Free** @everyone", body="<@&123456789012345678> [click](https://evil.example) `x` ||s||"))
+    [part] = render(
+        Message(title="**Free** @everyone", body="<@&123456789012345678> [click](https://evil.example) `x` ||s||")
+    )
     embed = part.embeds[0]
     assert embed.title == "\\*\\*Free\\*\\* @\u200beveryone"
     assert embed.description == "<\u200b@&123456789012345678> \\[click\\](https://evil.example) \\`x\\` \\|\\|s\\|\\|"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from platform_fakes.telegram_api import FakeTelegram, visible_text
 from tests.adapters.test_telegram_e2e import ANN, BOB, GROUP, Telegram, group, tg, world  # noqa: F401 - fixtures
-from tests.fakes.telegram_api import FakeTelegram, visible_text
 
 ANONYMOUS = FakeTelegram.user(1087968824, "Group", "GroupAnonymousBot")  # Telegram's stand-in for anonymous admins
 CHANNEL = {"id": -100777, "type": "channel", "title": "Linked channel"}
@@ -15,7 +15,9 @@ PRIVILEGED = [("subscribe", "/subscribe"), ("unsubscribe", "/unsubscribe 1"), ("
 REFUSAL = "Only chat administrators"
 
 
-async def answer(tg: Telegram, fake: FakeTelegram, chat_id: int, user: dict, text: str, sender_chat: dict | None = None) -> str:
+async def answer(
+    tg: Telegram, fake: FakeTelegram, chat_id: int, user: dict, text: str, sender_chat: dict | None = None
+) -> str:
     before = {id(c) for c in fake.calls}
     fake.user_says(chat_id, user, text, sender_chat=sender_chat)
     call = await fake.wait_for("sendMessage", lambda c: id(c) not in before and int(c.params["chat_id"]) == chat_id, 10)
@@ -23,7 +25,9 @@ async def answer(tg: Telegram, fake: FakeTelegram, chat_id: int, user: dict, tex
 
 
 @pytest.mark.parametrize(("name", "text"), PRIVILEGED)
-async def test_privileged_commands_are_refused_exactly_to_non_admins(tg: Telegram, fake: FakeTelegram, group: int, name: str, text: str) -> None:  # noqa: F811
+async def test_privileged_commands_are_refused_exactly_to_non_admins(
+    tg: Telegram, fake: FakeTelegram, group: int, name: str, text: str
+) -> None:  # noqa: F811
     cases = {
         "private chat": (ANN["id"], ANN, None, True),
         "group member": (group, BOB, None, False),

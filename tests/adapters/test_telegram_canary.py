@@ -9,13 +9,13 @@ import pytest
 from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
+from platform_fakes.telegram_api import FakeTelegram
 from relay.errors import DeliveryError
 from relay.keys import Keys
 from relay.logs import configure
 from relay.models import ChatRef, Command, Message, Reply
 from relay.specs import COMMANDS
 from tests.adapters.conftest import Recorder, fast_limiter, telegram_settings
-from tests.fakes.telegram_api import FakeTelegram
 
 CANARY = "123456789:CANARY_" + "aB3-_" * 5 + "xYz0"  # Telegram's shape: digits, colon, 35 url-safe chars
 
@@ -65,7 +65,9 @@ async def test_the_token_never_appears_in_logs(captured: io.StringIO, redis: Red
         finally:
             await adapter.stop()
         # A token Telegram rejects: PTB's errors for it must not carry the token either.
-        stranger = TelegramAdapter(telegram_settings(fake, bot_token=CANARY.replace("CANARY", "CANARZ")), redis, keys, redactor)
+        stranger = TelegramAdapter(
+            telegram_settings(fake, bot_token=CANARY.replace("CANARY", "CANARZ")), redis, keys, redactor
+        )
         with pytest.raises(DeliveryError):
             await stranger.send(ChatRef("telegram", "42"), Message(body="x"), key="k2")
         await stranger.stop()

@@ -6,18 +6,20 @@ import pytest
 from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
+from platform_fakes.telegram_api import ANONYMOUS_ADMIN, SERVICE_USER, FakeTelegram
 from relay.keys import Keys
 from relay.models import Action, Message, Reply
 from relay.specs import COMMANDS
 from tests.adapters.conftest import AdapterFactory, Recorder
-from tests.fakes.telegram_api import ANONYMOUS_ADMIN, SERVICE_USER, FakeTelegram
 
 ANN = FakeTelegram.user(42, "Ann", "ann")
 BOB = FakeTelegram.user(43, "Bob")
 GROUP = -1001234
 
 
-async def test_a_command_is_parsed_dispatched_and_answered_in_the_same_chat(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_a_command_is_parsed_dispatched_and_answered_in_the_same_chat(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     fake.user_says(42, ANN, "/feed@relay_test_bot btc strategy 2")
     cmd = await core.command()
     assert (cmd.name, dict(cmd.args)) == ("feed", {"keyword": "btc", "type": "strategy", "page": "2"})
@@ -28,7 +30,9 @@ async def test_a_command_is_parsed_dispatched_and_answered_in_the_same_chat(fake
     assert call.params["parse_mode"] == "HTML" and call.params["link_preview_options"] == {"is_disabled": True}
 
 
-async def test_rest_parameters_keep_the_whole_line(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_rest_parameters_keep_the_whole_line(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     fake.user_says(42, ANN, "/reply 123 I  disagree,\nstrongly")
     cmd = await core.command()
     assert dict(cmd.args) == {"signal_id": "123", "text": "I  disagree,\nstrongly"}
@@ -39,7 +43,9 @@ async def test_set_my_commands_registers_every_spec_with_one_line(fake: FakeTele
     assert all(c["description"] and "\n" not in c["description"] for c in fake.commands)
 
 
-async def test_unknown_commands_get_a_pointer_to_help_but_other_bots_commands_are_ignored(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_unknown_commands_get_a_pointer_to_help_but_other_bots_commands_are_ignored(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     fake.add_chat(GROUP, "supergroup")
     fake.user_says(42, ANN, "/frobnicate now")
     call = await fake.wait_for("sendMessage", lambda c: int(c.params["chat_id"]) == 42)
@@ -63,7 +69,9 @@ async def test_edited_messages_are_not_commands(fake: FakeTelegram, adapter: Tel
     assert [c.name for c in core.commands] == ["status"]
 
 
-async def test_forum_topics_are_chats_of_their_own_but_reply_threads_are_not(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_forum_topics_are_chats_of_their_own_but_reply_threads_are_not(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     fake.add_chat(GROUP, "supergroup", is_forum=True)
     fake.user_says(GROUP, ANN, "/subscriptions", thread_id=7)
     cmd = await core.command()
@@ -72,7 +80,9 @@ async def test_forum_topics_are_chats_of_their_own_but_reply_threads_are_not(fak
     assert int(call.params["message_thread_id"]) == 7
 
 
-async def test_updates_seen_before_are_not_dispatched_twice(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, redis: Redis, keys: Keys) -> None:
+async def test_updates_seen_before_are_not_dispatched_twice(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, redis: Redis, keys: Keys
+) -> None:
     await redis.set(keys.command_seen("telegram", "1"), 1)  # as if another process handled update 1
     fake.user_says(42, ANN, "/status")  # update 1
     fake.user_says(42, ANN, "/help")  # update 2
@@ -90,7 +100,9 @@ async def group(fake: FakeTelegram) -> int:
     return GROUP
 
 
-async def test_admin_role_comes_from_get_chat_member_and_is_cached(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int) -> None:
+async def test_admin_role_comes_from_get_chat_member_and_is_cached(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int
+) -> None:
     for user in (ANN, BOB, FakeTelegram.user(44)):
         fake.user_says(group, user, "/subscribe kinds replies")
     await core.wait(lambda: len(core.commands) == 3)
@@ -98,10 +110,16 @@ async def test_admin_role_comes_from_get_chat_member_and_is_cached(fake: FakeTel
     await core.wait(lambda: len(core.commands) == 4)
     admin = {c.user.user_id: c.user.is_chat_admin for c in core.commands}
     assert admin == {"42": True, "43": False, "44": True}
-    assert sorted(int(c.params["user_id"]) for c in fake.calls_to("getChatMember")) == [42, 43, 44]  # Ann's second: cached
+    assert sorted(int(c.params["user_id"]) for c in fake.calls_to("getChatMember")) == [
+        42,
+        43,
+        44,
+    ]  # Ann's second: cached
 
 
-async def test_anonymous_admins_count_and_linked_channels_do_not(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int) -> None:
+async def test_anonymous_admins_count_and_linked_channels_do_not(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int
+) -> None:
     channel = fake.add_chat(-100777, "channel", "Linked channel")
     fake.user_says(group, ANONYMOUS_ADMIN, "/unsubscribe 3", sender_chat=fake.chat(group))
     await core.command(0)
@@ -113,14 +131,20 @@ async def test_anonymous_admins_count_and_linked_channels_do_not(fake: FakeTeleg
     assert fake.calls_to("getChatMember") == []
 
 
-async def test_role_is_only_looked_up_for_admin_commands(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int) -> None:
+async def test_role_is_only_looked_up_for_admin_commands(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int
+) -> None:
     fake.user_says(group, ANN, "/feed btc")
     cmd = await core.command()
     assert not cmd.user.is_chat_admin and fake.calls_to("getChatMember") == []
 
 
-async def test_a_secret_command_is_deleted_before_the_answer(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int) -> None:
-    core.replies["link"] = Reply.text("Link in a private chat with me; log in again to rotate that token.", delete_command=True)
+async def test_a_secret_command_is_deleted_before_the_answer(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int
+) -> None:
+    core.replies["link"] = Reply.text(
+        "Link in a private chat with me; log in again to rotate that token.", delete_command=True
+    )
     fake.can_delete[group] = True
     said = fake.user_says(group, ANN, "/link abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
     call = await fake.wait_for("sendMessage")
@@ -129,7 +153,9 @@ async def test_a_secret_command_is_deleted_before_the_answer(fake: FakeTelegram,
     assert deleted[0].at <= call.at
 
 
-async def test_a_failed_delete_does_not_stop_the_answer(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int) -> None:
+async def test_a_failed_delete_does_not_stop_the_answer(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int
+) -> None:
     core.replies["link"] = Reply.text("Not here.", delete_command=True)
     fake.user_says(group, ANN, "/link sometoken")
     call = await fake.wait_for("sendMessage")
@@ -154,7 +180,9 @@ async def _feed_message(fake: FakeTelegram, core: Recorder, chat_id: int, user: 
     return call.result
 
 
-async def test_buttons_carry_the_command_and_next_edits_the_page_in_place(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_buttons_carry_the_command_and_next_edits_the_page_in_place(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     sent = await _feed_message(fake, core, 42, ANN)
     keyboard = sent["reply_markup"]["inline_keyboard"]
     labels = [b["text"] for row in keyboard for b in row]
@@ -172,7 +200,9 @@ async def test_buttons_carry_the_command_and_next_edits_the_page_in_place(fake: 
     assert len(fake.sent(42)) == 1  # edited, not sent anew
 
 
-async def test_a_prompt_button_asks_with_force_reply_and_the_answer_becomes_the_command(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_a_prompt_button_asks_with_force_reply_and_the_answer_becomes_the_command(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     sent = await _feed_message(fake, core, 42, ANN)
     reply_data = sent["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
     fake.press(42, sent["message_id"], reply_data, ANN)
@@ -189,7 +219,9 @@ async def test_a_prompt_button_asks_with_force_reply_and_the_answer_becomes_the_
     assert [c.name for c in core.commands] == ["feed", "reply", "status"]
 
 
-async def test_in_a_group_the_prompt_mentions_the_presser(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int) -> None:
+async def test_in_a_group_the_prompt_mentions_the_presser(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, group: int
+) -> None:
     sent = await _feed_message(fake, core, group, ANN)
     fake.press(group, sent["message_id"], sent["reply_markup"]["inline_keyboard"][0][1]["callback_data"], BOB)
     prompt = await fake.wait_for("sendMessage", lambda c: "force_reply" in (c.params.get("reply_markup") or {}))
@@ -197,9 +229,13 @@ async def test_in_a_group_the_prompt_mentions_the_presser(fake: FakeTelegram, ad
     assert prompt.params["reply_markup"]["selective"] is True
 
 
-async def test_long_button_data_is_stored_in_redis_for_a_week(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, redis: Redis, keys: Keys) -> None:
+async def test_long_button_data_is_stored_in_redis_for_a_week(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder, redis: Redis, keys: Keys
+) -> None:
     keyword = "a-very-long-search-phrase-that-does-not-fit-in-callback-data"
-    core.replies["feed"] = Reply((Message(body="page", actions=(Action("Next", "feed", {"keyword": keyword, "page": "2"}),)),))
+    core.replies["feed"] = Reply(
+        (Message(body="page", actions=(Action("Next", "feed", {"keyword": keyword, "page": "2"}),)),)
+    )
     fake.user_says(42, ANN, "/feed x")
     call = await fake.wait_for("sendMessage")
     data = call.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
@@ -211,7 +247,9 @@ async def test_long_button_data_is_stored_in_redis_for_a_week(fake: FakeTelegram
     assert dict(cmd.args) == {"keyword": keyword, "page": "2"}
 
 
-async def test_every_press_is_answered_even_when_the_button_expired_or_dispatch_fails(fake: FakeTelegram, make_adapter: AdapterFactory, core: Recorder) -> None:
+async def test_every_press_is_answered_even_when_the_button_expired_or_dispatch_fails(
+    fake: FakeTelegram, make_adapter: AdapterFactory, core: Recorder
+) -> None:
     class Broken(Recorder):
         async def dispatch(self, command):  # type: ignore[override]
             if command.name == "follow":
@@ -226,7 +264,9 @@ async def test_every_press_is_answered_even_when_the_button_expired_or_dispatch_
     fake.press(42, call.result["message_id"], "r|no-such-id", ANN)
     expired = await fake.wait_for("answerCallbackQuery")
     assert "expired" in expired.params.get("text", "")
-    fake.press(42, call.result["message_id"], call.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"], ANN)
+    fake.press(
+        42, call.result["message_id"], call.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"], ANN
+    )
     await fake.wait_for("answerCallbackQuery", lambda c: c is not expired)
     assert len(fake.calls_to("answerCallbackQuery")) == 2
     assert [c.name for c in broken.commands] == ["feed"]
@@ -234,7 +274,9 @@ async def test_every_press_is_answered_even_when_the_button_expired_or_dispatch_
     assert int(failed.params["chat_id"]) == 42
 
 
-async def test_bot_removed_and_group_migration_become_chat_changes(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
+async def test_bot_removed_and_group_migration_become_chat_changes(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
     fake.add_chat(-555, "group", "Old group")
     fake.bot_removed(42, ANN, status="kicked")
     fake.migrate(-555, -100555)

@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
+from platform_fakes.telegram_api import Call, FakeTelegram, visible_text
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.keys import Keys
@@ -29,7 +30,6 @@ from relay.logs import Redactor
 from relay.models import ChatRef
 from relay.tokens import TokenBox
 from tests.adapters.conftest import fast_limiter, telegram_settings
-from tests.fakes.telegram_api import Call, FakeTelegram, visible_text
 
 ROOT = Path(__file__).resolve().parents[2]
 ANN = FakeTelegram.user(42, "Ann", "ann")
@@ -83,12 +83,22 @@ class Telegram:
         self.relay = relay
         self.world = world
 
-    async def says(self, chat_id: int, user: dict[str, Any], text: str, expect: str, *, thread_id: int | None = None,
-                   reply_to: int | None = None) -> Call:
+    async def says(
+        self,
+        chat_id: int,
+        user: dict[str, Any],
+        text: str,
+        expect: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> Call:
         """`user` writes `text` in the chat; returns the bot's answer there containing `expect`."""
         before = {id(c) for c in self.fake.calls}
         self.fake.user_says(chat_id, user, text, thread_id=thread_id, reply_to=reply_to)
-        return await self.fake.wait_for("sendMessage", lambda c: id(c) not in before and to_chat(chat_id, expect)(c), 10)
+        return await self.fake.wait_for(
+            "sendMessage", lambda c: id(c) not in before and to_chat(chat_id, expect)(c), 10
+        )
 
     async def linked_agent(self, name: str = "ann_bot", user: dict[str, Any] = ANN) -> int:
         agent = self.world.create_agent(name)
@@ -104,8 +114,15 @@ class Telegram:
 
 
 @pytest.fixture
-async def tg(fake: FakeTelegram, settings: RelaySettings, redis: Redis, keys: Keys, http: httpx.AsyncClient, box: TokenBox,
-             world: World) -> AsyncIterator[Telegram]:
+async def tg(
+    fake: FakeTelegram,
+    settings: RelaySettings,
+    redis: Redis,
+    keys: Keys,
+    http: httpx.AsyncClient,
+    box: TokenBox,
+    world: World,
+) -> AsyncIterator[Telegram]:
     redactor = Redactor()
     adapter = TelegramAdapter(telegram_settings(fake), redis, keys, redactor, limiter=fast_limiter())
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(3))
@@ -122,7 +139,9 @@ def group(fake: FakeTelegram) -> int:
     return GROUP
 
 
-async def test_onboarding_then_a_reply_notification_reaches_every_subscribed_chat_escaped(tg: Telegram, fake: FakeTelegram, world: World, group: int) -> None:
+async def test_onboarding_then_a_reply_notification_reaches_every_subscribed_chat_escaped(
+    tg: Telegram, fake: FakeTelegram, world: World, group: int
+) -> None:
     start = await tg.says(42, ANN, "/start", "AI-Trader relay")
     assert "/link" in visible_text(start.params["text"])
 
@@ -157,7 +176,9 @@ async def test_onboarding_then_a_reply_notification_reaches_every_subscribed_cha
         assert not flag(call.params.get("disable_notification", False))
 
 
-async def test_buttons_show_replies_post_a_reply_through_force_reply_and_mute_a_kind(tg: Telegram, fake: FakeTelegram, world: World, group: int) -> None:
+async def test_buttons_show_replies_post_a_reply_through_force_reply_and_mute_a_kind(
+    tg: Telegram, fake: FakeTelegram, world: World, group: int
+) -> None:
     agent_id = await tg.linked_agent()
     await tg.says(42, ANN, "/subscribe", "Subscribed")
     await tg.says(group, ANN, "/subscribe", "Subscribed")
@@ -175,9 +196,14 @@ async def test_buttons_show_replies_post_a_reply_through_force_reply_and_mute_a_
     fake.press(42, message_id, button(note, "Reply"), ANN)
     prompt = await fake.wait_for("sendMessage", lambda c: "force_reply" in (c.params.get("reply_markup") or {}), 10)
     assert f"/reply {signal_id}" in visible_text(prompt.params["text"])
-    await tg.says(42, ANN, "Thanks, <i>agreed</i>", f"Reply posted to signal {signal_id}", reply_to=prompt.result["message_id"])
+    await tg.says(
+        42, ANN, "Thanks, <i>agreed</i>", f"Reply posted to signal {signal_id}", reply_to=prompt.result["message_id"]
+    )
     posted = world.list_replies(signal_id)
-    assert [(r["agent_id"], r["content"]) for r in posted] == [(other.id, "Nice grid"), (agent_id, "Thanks, <i>agreed</i>")]
+    assert [(r["agent_id"], r["content"]) for r in posted] == [
+        (other.id, "Nice grid"),
+        (agent_id, "Thanks, <i>agreed</i>"),
+    ]
 
     fake.press(42, message_id, button(note, "Mute this kind"), ANN)
     await tg.delivered(42, "Replies are now off")
@@ -211,7 +237,9 @@ async def test_feed_next_button_edits_the_page_in_place(tg: Telegram, fake: Fake
     assert len([c for c in fake.sent(42) if "Feed: btc" in c.params["text"]]) == 1  # no new message
 
 
-async def test_a_forum_topic_subscription_delivers_to_its_thread_and_a_silent_kind_does_not_notify(tg: Telegram, fake: FakeTelegram, world: World) -> None:
+async def test_a_forum_topic_subscription_delivers_to_its_thread_and_a_silent_kind_does_not_notify(
+    tg: Telegram, fake: FakeTelegram, world: World
+) -> None:
     forum = -100777
     fake.add_chat(forum, "supergroup", "Desk", is_forum=True)
     fake.set_member(forum, ANN["id"], "administrator")
@@ -230,7 +258,9 @@ async def test_a_forum_topic_subscription_delivers_to_its_thread_and_a_silent_ki
     assert flag(quiet.params["disable_notification"]) and not flag(loud.params["disable_notification"])
 
 
-async def test_a_blocked_chat_loses_its_subscriptions(tg: Telegram, fake: FakeTelegram, world: World, redis: Redis, keys: Keys) -> None:
+async def test_a_blocked_chat_loses_its_subscriptions(
+    tg: Telegram, fake: FakeTelegram, world: World, redis: Redis, keys: Keys
+) -> None:
     agent_id = await tg.linked_agent()
     await tg.says(42, ANN, "/subscribe", "Subscribed")
     fake.fail_chat(42, "blocked")
@@ -245,7 +275,9 @@ async def test_a_blocked_chat_loses_its_subscriptions(tg: Telegram, fake: FakeTe
     assert len(fake.calls_to("sendMessage", status=403)) == 1  # one refusal, no retries
 
 
-async def test_a_migrated_group_takes_its_subscription_and_pending_deliveries_to_the_new_id(tg: Telegram, fake: FakeTelegram, world: World) -> None:
+async def test_a_migrated_group_takes_its_subscription_and_pending_deliveries_to_the_new_id(
+    tg: Telegram, fake: FakeTelegram, world: World
+) -> None:
     old, new = -555, -100555
     fake.add_chat(old, "group", "Small group")
     fake.set_member(old, ANN["id"], "creator")
@@ -269,7 +301,9 @@ async def test_a_migrated_group_takes_its_subscription_and_pending_deliveries_to
     assert [c for c in fake.sent(old) if "upgrade" in c.params["text"]] == []
 
 
-async def test_a_429_in_one_chat_defers_only_that_chat(tg: Telegram, fake: FakeTelegram, world: World, group: int) -> None:
+async def test_a_429_in_one_chat_defers_only_that_chat(
+    tg: Telegram, fake: FakeTelegram, world: World, group: int
+) -> None:
     agent_id = await tg.linked_agent()
     await tg.says(42, ANN, "/subscribe", "Subscribed")
     await tg.says(group, ANN, "/subscribe", "Subscribed")
@@ -280,7 +314,9 @@ async def test_a_429_in_one_chat_defers_only_that_chat(tg: Telegram, fake: FakeT
     in_dm = [await tg.delivered(42, f"burst {i}") for i in range(3)]
     assert max(c.at for c in in_group) < min(c.at for c in in_dm)  # the group did not wait for chat 42
     bursts = [f"burst {i}" for i in range(3)]
-    assert [b for c in fake.sent(42) for b in bursts if b in visible_text(c.params["text"])] == bursts  # once each, in order
+    assert [
+        b for c in fake.sent(42) for b in bursts if b in visible_text(c.params["text"])
+    ] == bursts  # once each, in order
     # One 429, then the chat waited out retry_after instead of spending requests on more 429s.
     assert len([c for c in fake.calls_to("sendMessage", status=429) if int(c.params["chat_id"]) == 42]) == 1
     assert min(c.at for c in in_dm) - fake.calls_to("sendMessage", status=429)[0].at >= 1.9
@@ -300,8 +336,15 @@ class RelayProcess:
 
     async def __aenter__(self) -> RelayProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.main", "run", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, env=self.env, cwd=str(ROOT),
+            sys.executable,
+            "-m",
+            "adapters.main",
+            "run",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+            cwd=str(ROOT),
         )
         self._reader = asyncio.create_task(self._pump())
         return self
@@ -332,9 +375,16 @@ async def test_the_relay_process_links_subscribes_delivers_and_stops_on_sigterm(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
     env.update(
-        TELEGRAM_BOT_TOKEN=fake.token, TELEGRAM_API_BASE=fake.api_base, AITRADER_BASE_URL=sim.url, REDIS_URL=redis_url,
-        RELAY_SECRET_KEY=secret_key, RELAY_KEY_PREFIX=prefix, POLL_MIN_SECONDS="1", POLL_MAX_SECONDS="2",
-        AITRADER_TIMEOUT_SECONDS="3", LOG_LEVEL="INFO",
+        TELEGRAM_BOT_TOKEN=fake.token,
+        TELEGRAM_API_BASE=fake.api_base,
+        AITRADER_BASE_URL=sim.url,
+        REDIS_URL=redis_url,
+        RELAY_SECRET_KEY=secret_key,
+        RELAY_KEY_PREFIX=prefix,
+        POLL_MIN_SECONDS="1",
+        POLL_MAX_SECONDS="2",
+        AITRADER_TIMEOUT_SECONDS="3",
+        LOG_LEVEL="INFO",
     )
     async with RelayProcess(env) as relay:
         try:

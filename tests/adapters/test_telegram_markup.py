@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.telegram.markup import MAX_TEXT, Span, render, render_spans, safe_url, split_spans, utf16_len
+from platform_fakes.telegram_api import visible_text
 from relay.models import Message, MessageField
-from tests.fakes.telegram_api import visible_text
 
 _ALLOWED = {"b", "i", "a"}
 
@@ -26,7 +26,9 @@ class _Checker(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in _ALLOWED:
             self.errors.append(f"unknown tag {tag}")
-        if tag == "a" and not any(k == "href" and v and v.startswith(("http://", "https://", "tg://")) for k, v in attrs):
+        if tag == "a" and not any(
+            k == "href" and v and v.startswith(("http://", "https://", "tg://")) for k, v in attrs
+        ):
             self.errors.append("a without an http(s) href")
         self.stack.append(tag)
 
@@ -48,14 +50,26 @@ def _parse(chunk_html: str) -> str:
 
 
 # Text that looks like markup, plus astral characters, combining marks, ZWJ emoji, surrogate-free.
-_tricky = st.sampled_from(["<b>", "</i>", "&amp;", "&", "<", ">", '"', "'", "<a href='x'>", "😀", "👩‍👩‍👧", "é", "\n", " ", "🇺🇦", "\u0301"])
-_text = st.lists(st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=30), _tricky), max_size=40).map("".join)
+_tricky = st.sampled_from(
+    ["<b>", "</i>", "&amp;", "&", "<", ">", '"', "'", "<a href='x'>", "😀", "👩‍👩‍👧", "é", "\n", " ", "🇺🇦", "\u0301"]
+)
+_text = st.lists(st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=30), _tricky), max_size=40).map(
+    "".join
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(body=_text, title=_text, footer=_text, names=st.lists(_text, max_size=3), limit=st.integers(2, 300))
-def test_every_chunk_is_valid_html_within_the_limit_and_the_text_survives(body: str, title: str, footer: str, names: list[str], limit: int) -> None:
-    message = Message(title=title, body=body, fields=tuple(MessageField(n, n[::-1]) for n in names), link="https://e.x/?a=1&b=<2>", footer=footer)
+def test_every_chunk_is_valid_html_within_the_limit_and_the_text_survives(
+    body: str, title: str, footer: str, names: list[str], limit: int
+) -> None:
+    message = Message(
+        title=title,
+        body=body,
+        fields=tuple(MessageField(n, n[::-1]) for n in names),
+        link="https://e.x/?a=1&b=<2>",
+        footer=footer,
+    )
     whole = render(message, limit=10**9)
     chunks = render(message, limit=limit)
     expected = whole[0].text if whole else ""
@@ -79,7 +93,9 @@ def test_long_bodies_split_at_4096_units_and_concatenate_back(body: str, repeat:
 
 
 def test_every_piece_is_escaped() -> None:
-    message = Message(title="<b>Title</b> & co", body="1 < 2 > 0 &amp; <script>", fields=(MessageField("<i>", "a&b"),), footer="</i>")
+    message = Message(
+        title="<b>Title</b> & co", body="1 < 2 > 0 &amp; <script>", fields=(MessageField("<i>", "a&b"),), footer="</i>"
+    )
     (chunk,) = render(message)
     assert chunk.html == (
         "<b>&lt;b&gt;Title&lt;/b&gt; &amp; co</b>\n1 &lt; 2 &gt; 0 &amp;amp; &lt;script&gt;\n\n"
@@ -90,7 +106,10 @@ def test_every_piece_is_escaped() -> None:
 
 def test_links_only_for_http_urls_and_the_attribute_is_escaped() -> None:
     (chunk,) = render(Message(link='https://ai4trade.ai/s?id=1&x="y"'))
-    assert chunk.html == '<a href="https://ai4trade.ai/s?id=1&amp;x=&quot;y&quot;">https://ai4trade.ai/s?id=1&amp;x="y"</a>'
+    assert (
+        chunk.html
+        == '<a href="https://ai4trade.ai/s?id=1&amp;x=&quot;y&quot;">https://ai4trade.ai/s?id=1&amp;x="y"</a>'
+    )
     (chunk,) = render(Message(link="javascript:alert(1)"))
     assert "<a" not in chunk.html and chunk.text == "javascript:alert(1)"
     assert safe_url("http://e.x/a b") is None and safe_url("ftp://e.x") is None and safe_url("https://") is None

@@ -22,7 +22,7 @@ TOPIC = ChatRef("telegram", "-100", "5")
 def _caused(error: Exception, cause: Exception) -> Exception:
     try:
         raise error from cause
-    except Exception as exc:  # noqa: BLE001 - we want the chained exception object
+    except Exception as exc:
         return exc
 
 
@@ -30,7 +30,13 @@ def _caused(error: Exception, cause: Exception) -> Exception:
     ("error", "expected"),
     [
         (_caused(TimedOut(), httpx.ConnectTimeout("connect")), RetryLater),
-        (_caused(TimedOut("Pool timeout: All connections in the connection pool are occupied."), httpx.PoolTimeout("pool")), RetryLater),
+        (
+            _caused(
+                TimedOut("Pool timeout: All connections in the connection pool are occupied."),
+                httpx.PoolTimeout("pool"),
+            ),
+            RetryLater,
+        ),
         (_caused(NetworkError("httpx.ConnectError: refused"), httpx.ConnectError("refused")), RetryLater),
         (_caused(TimedOut(), httpx.ReadTimeout("read")), SendUncertain),
         (_caused(TimedOut(), httpx.WriteTimeout("write")), SendUncertain),
@@ -64,9 +70,17 @@ def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TELEGRAM_API_BASE", "http://127.0.0.1:81/")
     settings = TelegramSettings.from_env()
     assert settings is not None
-    assert (settings.port, settings.webhook_url, settings.api_base, settings.global_rate, settings.request_timeout) == (9090, None, "http://127.0.0.1:81", 25.0, 10.0)
+    assert (settings.port, settings.webhook_url, settings.api_base, settings.global_rate, settings.request_timeout) == (
+        9090,
+        None,
+        "http://127.0.0.1:81",
+        25.0,
+        10.0,
+    )
     generated = settings.webhook_secret.get_secret_value()
-    assert len(generated) >= 32 and generated != TelegramSettings.from_env().webhook_secret.get_secret_value()  # random each time
+    assert (
+        len(generated) >= 32 and generated != TelegramSettings.from_env().webhook_secret.get_secret_value()
+    )  # random each time
     assert "123:abc" not in repr(settings) and generated not in repr(settings)
     with pytest.raises(ValidationError):
         TelegramSettings(bot_token="1:a", webhook_secret="has spaces")

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
 from adapters.telegram.limiter import SendLimiter, SlidingWindow
+from platform_fakes.telegram_api import FakeTelegram, Limits, utf16_len, visible_text
 from relay.embedded_redis import connect
 from relay.errors import ChatGone, ChatMoved, ConfigError, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
@@ -17,7 +18,6 @@ from relay.logs import Redactor
 from relay.models import ChatRef, Message, MessageField
 from relay.specs import COMMANDS
 from tests.adapters.conftest import AdapterFactory, Recorder, telegram_settings
-from tests.fakes.telegram_api import FakeTelegram, Limits, utf16_len, visible_text
 
 
 def chat(chat_id: int, thread: int | None = None) -> ChatRef:
@@ -53,7 +53,9 @@ async def test_silent_and_forum_topic_sends(fake: FakeTelegram, adapter: Telegra
     assert call.params["disable_notification"] in ("true", True) and int(call.params["message_thread_id"]) == 7
 
 
-async def test_a_long_message_goes_out_in_order_in_chunks_telegram_accepts(fake: FakeTelegram, adapter: TelegramAdapter) -> None:
+async def test_a_long_message_goes_out_in_order_in_chunks_telegram_accepts(
+    fake: FakeTelegram, adapter: TelegramAdapter
+) -> None:
     body = "\n".join(f"line {i}: {'😀' * (i % 7)} <tag> & more" for i in range(600))
     await adapter.send(chat(42), Message(title="Long", body=body), key="d1")
     calls = fake.sent(42)
@@ -64,7 +66,9 @@ async def test_a_long_message_goes_out_in_order_in_chunks_telegram_accepts(fake:
     assert fake.calls_to("sendMessage", status=400) == []
 
 
-async def test_a_resend_after_a_failed_chunk_starts_at_the_first_chunk_not_accepted(fake: FakeTelegram, adapter: TelegramAdapter) -> None:
+async def test_a_resend_after_a_failed_chunk_starts_at_the_first_chunk_not_accepted(
+    fake: FakeTelegram, adapter: TelegramAdapter
+) -> None:
     body = "x" * 4000 + "\n" + "y" * 4000 + "\n" + "z" * 100
     fake.fail_chat(42, "server_error", after=1)
     with pytest.raises(SendUncertain):
@@ -93,13 +97,17 @@ async def test_a_429_in_one_chat_does_not_hold_up_another(fake: FakeTelegram, ad
 
 
 @pytest.mark.parametrize("kind", ["blocked", "kicked", "not_found"])
-async def test_blocked_kicked_and_missing_chats_are_gone(fake: FakeTelegram, adapter: TelegramAdapter, kind: str) -> None:
+async def test_blocked_kicked_and_missing_chats_are_gone(
+    fake: FakeTelegram, adapter: TelegramAdapter, kind: str
+) -> None:
     fake.fail_chat(42, kind)
     with pytest.raises(ChatGone):
         await adapter.send(chat(42), Message(body="hi"), key="d1")
 
 
-async def test_a_migrated_group_is_moved_to_the_new_id_keeping_the_topic(fake: FakeTelegram, adapter: TelegramAdapter) -> None:
+async def test_a_migrated_group_is_moved_to_the_new_id_keeping_the_topic(
+    fake: FakeTelegram, adapter: TelegramAdapter
+) -> None:
     fake.add_chat(-555, "group")
     fake.migrate(-555, -100555)
     with pytest.raises(ChatMoved) as caught:
@@ -185,7 +193,9 @@ async def test_start_and_stop_are_idempotent(fake: FakeTelegram, make_adapter: A
     assert len(fake.calls_to("getMe")) == 1
 
 
-async def test_a_rejected_token_stops_start_with_a_config_error(fake: FakeTelegram, make_adapter: AdapterFactory) -> None:
+async def test_a_rejected_token_stops_start_with_a_config_error(
+    fake: FakeTelegram, make_adapter: AdapterFactory
+) -> None:
     with pytest.raises(ConfigError, match="TELEGRAM_BOT_TOKEN"):
         await make_adapter(bot_token="999:not-the-fakes-token")
 
@@ -199,9 +209,9 @@ async def test_two_processes_on_one_redis_share_the_global_ceiling(redis_url: st
     async with FakeTelegram(limits=None) as fake:  # the fake accepts everything; we count what arrives
         adapters = [TelegramAdapter(telegram_settings(fake, global_rate=rate), c, keys, Redactor()) for c in clients]
         try:
-            await asyncio.gather(*(
-                adapters[i % 2].send(chat(1000 + i), Message(body=f"m{i}"), key=f"k{i}") for i in range(40)
-            ))
+            await asyncio.gather(
+                *(adapters[i % 2].send(chat(1000 + i), Message(body=f"m{i}"), key=f"k{i}") for i in range(40))
+            )
         finally:
             for adapter in adapters:
                 await adapter.stop()

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from adapters.telegram import TelegramAdapter
+from platform_fakes.telegram_api import FakeTelegram
 from tests.adapters.conftest import AdapterFactory, Recorder
-from tests.fakes.telegram_api import FakeTelegram
 
 ANN = FakeTelegram.user(42, "Ann")
 
@@ -24,13 +24,24 @@ async def eventually(predicate, timeout: float) -> None:
 
 
 def _update(update_id: int, text: str) -> dict:
-    return {"update_id": update_id, "message": {"message_id": update_id, "date": 0, "chat": {"id": 42, "type": "private", "first_name": "Ann"},
-                                                 "from": ANN, "text": text, "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]}}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": 42, "type": "private", "first_name": "Ann"},
+            "from": ANN,
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        },
+    }
 
 
 @pytest.fixture
 async def hooked(fake: FakeTelegram, make_adapter: AdapterFactory, unused_port: int) -> TelegramAdapter:
-    return await make_adapter(webhook_url=f"http://127.0.0.1:{unused_port}/telegram/hook", webhook_secret="s3cret-Value_1", port=unused_port)
+    return await make_adapter(
+        webhook_url=f"http://127.0.0.1:{unused_port}/telegram/hook", webhook_secret="s3cret-Value_1", port=unused_port
+    )
 
 
 @pytest.fixture
@@ -42,7 +53,9 @@ def unused_port() -> int:
         return probe.getsockname()[1]
 
 
-async def test_webhook_mode_registers_the_secret_and_takes_updates_from_telegram(fake: FakeTelegram, hooked: TelegramAdapter, core: Recorder, unused_port: int) -> None:
+async def test_webhook_mode_registers_the_secret_and_takes_updates_from_telegram(
+    fake: FakeTelegram, hooked: TelegramAdapter, core: Recorder, unused_port: int
+) -> None:
     (registered,) = fake.calls_to("setWebhook")
     assert registered.params["url"] == f"http://127.0.0.1:{unused_port}/telegram/hook"
     assert registered.params["secret_token"] == "s3cret-Value_1"
@@ -52,15 +65,25 @@ async def test_webhook_mode_registers_the_secret_and_takes_updates_from_telegram
     assert cmd.name == "status" and fake.webhook_deliveries == [200]
 
 
-async def test_webhook_refuses_a_missing_or_wrong_secret_without_logging_it(hooked: TelegramAdapter, core: Recorder, unused_port: int, caplog: pytest.LogCaptureFixture) -> None:
+async def test_webhook_refuses_a_missing_or_wrong_secret_without_logging_it(
+    hooked: TelegramAdapter, core: Recorder, unused_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
     url = f"http://127.0.0.1:{unused_port}/telegram/hook"
     caplog.set_level(logging.DEBUG)
     async with httpx.AsyncClient() as http:
         missing = await http.post(url, json=_update(1, "/status"))
-        wrong = await http.post(url, json=_update(2, "/status"), headers={"X-Telegram-Bot-Api-Secret-Token": "guessed-Secret"})
-        near = await http.post(url, json=_update(3, "/status"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_"})
-        right = await http.post(url, json=_update(4, "/help"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_1"})
-        replayed = await http.post(url, json=_update(4, "/help"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_1"})
+        wrong = await http.post(
+            url, json=_update(2, "/status"), headers={"X-Telegram-Bot-Api-Secret-Token": "guessed-Secret"}
+        )
+        near = await http.post(
+            url, json=_update(3, "/status"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_"}
+        )
+        right = await http.post(
+            url, json=_update(4, "/help"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_1"}
+        )
+        replayed = await http.post(
+            url, json=_update(4, "/help"), headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_1"}
+        )
     assert (missing.status_code, wrong.status_code, near.status_code) == (403, 403, 403)
     assert (right.status_code, replayed.status_code) == (200, 200)
     await core.command()
@@ -69,7 +92,9 @@ async def test_webhook_refuses_a_missing_or_wrong_secret_without_logging_it(hook
     assert "guessed-Secret" not in caplog.text
 
 
-async def test_only_one_adapter_per_token_polls_and_the_other_takes_over(fake: FakeTelegram, make_adapter: AdapterFactory) -> None:
+async def test_only_one_adapter_per_token_polls_and_the_other_takes_over(
+    fake: FakeTelegram, make_adapter: AdapterFactory
+) -> None:
     first_core, second_core = Recorder(), Recorder()
     first = await make_adapter(recorder=first_core, lease_ttl=0.9)
     second = await make_adapter(recorder=second_core, lease_ttl=0.9)
@@ -86,7 +111,9 @@ async def test_only_one_adapter_per_token_polls_and_the_other_takes_over(fake: F
     assert fake.conflicts_served == 0
 
 
-async def test_a_409_conflict_is_survived_with_backoff(fake: FakeTelegram, make_adapter: AdapterFactory, core: Recorder) -> None:
+async def test_a_409_conflict_is_survived_with_backoff(
+    fake: FakeTelegram, make_adapter: AdapterFactory, core: Recorder
+) -> None:
     fake.inject_conflicts(2)  # e.g. an old deployment still polling
     adapter = await make_adapter()
     fake.user_says(42, ANN, "/status")

@@ -25,11 +25,21 @@ class RelayProcess:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.main", "run", "--console",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=self.env, cwd=str(ROOT),
+            sys.executable,
+            "-m",
+            "adapters.main",
+            "run",
+            "--console",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+            cwd=str(ROOT),
         )
-        self._readers = [asyncio.create_task(self._pump(self.proc.stdout, "out")), asyncio.create_task(self._pump(self.proc.stderr, "err"))]
+        self._readers = [
+            asyncio.create_task(self._pump(self.proc.stdout, "out")),
+            asyncio.create_task(self._pump(self.proc.stderr, "err")),
+        ]
 
     async def _pump(self, stream: asyncio.StreamReader | None, name: str) -> None:
         assert stream is not None
@@ -62,10 +72,14 @@ class RelayProcess:
 def relay_env(sim_url: str, redis_url: str, prefix: str, secret: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
     env.update(
-        AITRADER_BASE_URL=sim_url, REDIS_URL=redis_url, RELAY_KEY_PREFIX=prefix, RELAY_SECRET_KEY=secret,
-        POLL_MIN_SECONDS="1", POLL_MAX_SECONDS="2", LOG_LEVEL="INFO", AITRADER_TIMEOUT_SECONDS="3",
+        AITRADER_BASE_URL=sim_url,
+        REDIS_URL=redis_url,
+        RELAY_KEY_PREFIX=prefix,
+        RELAY_SECRET_KEY=secret,
+        POLL_MIN_SECONDS="1",
+        POLL_MAX_SECONDS="2",
+        LOG_LEVEL="INFO",
+        AITRADER_TIMEOUT_SECONDS="3",
     )
     env.update(extra)
     return env
-
-

@@ -20,28 +20,61 @@ from relay.specs import COMMANDS
 from tests.fakes.recording import RecordingAdapter
 
 KNOWN_ROUTES = {
-    "/api/claw/agents/me", "/api/claw/agents/heartbeat", "/api/claw/messages/recent", "/api/claw/messages",
-    "/api/claw/tasks", "/api/signals/feed", "/api/signals/{signal_id}/replies", "/api/signals/{agent_id}",
-    "/api/signals/reply", "/api/signals/follow", "/api/signals/unfollow", "/api/signals/following",
+    "/api/claw/agents/me",
+    "/api/claw/agents/heartbeat",
+    "/api/claw/messages/recent",
+    "/api/claw/messages",
+    "/api/claw/tasks",
+    "/api/signals/feed",
+    "/api/signals/{signal_id}/replies",
+    "/api/signals/{agent_id}",
+    "/api/signals/reply",
+    "/api/signals/follow",
+    "/api/signals/unfollow",
+    "/api/signals/following",
     "/api/signals/my/discussions",  # documented; the server's catch-all answers, the client falls back
 }
 
 HOSTILE = st.one_of(
-    st.sampled_from(["../1", "1/../../claw/agents/me", "١٢", "99999999999999999999999", "-1", "0", "1e3", " 7", "7#x", "%2e%2e/1",
-                     "<b>x</b>", "@everyone", "*_`[](javascript:alert(1))", "\x00\x1b[31m", "🙂" * 50, "a" * 10_000]),
+    st.sampled_from(
+        [
+            "../1",
+            "1/../../claw/agents/me",
+            "١٢",
+            "99999999999999999999999",
+            "-1",
+            "0",
+            "1e3",
+            " 7",
+            "7#x",
+            "%2e%2e/1",
+            "<b>x</b>",
+            "@everyone",
+            "*_`[](javascript:alert(1))",
+            "\x00\x1b[31m",
+            "🙂" * 50,
+            "a" * 10_000,
+        ]
+    ),
     st.text(max_size=300),
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from([c.name for c in COMMANDS]), values=st.lists(HOSTILE, min_size=0, max_size=4), group=st.booleans())
+@given(
+    name=st.sampled_from([c.name for c in COMMANDS]),
+    values=st.lists(HOSTILE, min_size=0, max_size=4),
+    group=st.booleans(),
+)
 async def test_fuzzed_command_arguments_never_crash_or_leave_the_known_routes(
     relay: Relay, world: World, adapter: RecordingAdapter, name: str, values: list[str], group: bool
 ) -> None:
     spec = next(c for c in COMMANDS if c.name == name)
     args = {p.name: v for p, v in zip(spec.params, values, strict=False)}
     before = len(world.requests)
-    reply = await relay.router.dispatch(Command(name, args, adapter.chat("-9" if group else "9"), UserRef("rec", "9", "z"), is_private=not group))
+    reply = await relay.router.dispatch(
+        Command(name, args, adapter.chat("-9" if group else "9"), UserRef("rec", "9", "z"), is_private=not group)
+    )
     text = "\n".join(m.plain_text() for m in reply.messages)
     assert text.strip() and "Traceback" not in text
     assert "went wrong on our side" not in text  # a bug, not a bad argument
@@ -50,11 +83,45 @@ async def test_fuzzed_command_arguments_never_crash_or_leave_the_known_routes(
 
 
 def hostile_text(rng: random.Random, size: int) -> str:
-    pieces = ["<b>", "</i>", "&amp;", "&", "<", ">", "**", "__", "`", "```", "~~", "||", "@everyone", "@here", "<@&123>", "<@1>",
-              "https://example.com/x?a=1&b=<2>", "\n", "\n\n", " ", "🙂", "👨‍👩‍👧", "\u202e", "\u200b", "é", "𝕏", "\\", "[a](b)", "# ", "> "]
+    pieces = [
+        "<b>",
+        "</i>",
+        "&amp;",
+        "&",
+        "<",
+        ">",
+        "**",
+        "__",
+        "`",
+        "```",
+        "~~",
+        "||",
+        "@everyone",
+        "@here",
+        "<@&123>",
+        "<@1>",
+        "https://example.com/x?a=1&b=<2>",
+        "\n",
+        "\n\n",
+        " ",
+        "🙂",
+        "👨‍👩‍👧",
+        "\u202e",
+        "\u200b",
+        "é",
+        "𝕏",
+        "\\",
+        "[a](b)",
+        "# ",
+        "> ",
+    ]
     out = []
     while sum(map(len, out)) < size:
-        out.append(rng.choice(pieces) if rng.random() < 0.5 else "".join(chr(rng.randint(32, 0x2FFF)) for _ in range(rng.randint(1, 12))))
+        out.append(
+            rng.choice(pieces)
+            if rng.random() < 0.5
+            else "".join(chr(rng.randint(32, 0x2FFF)) for _ in range(rng.randint(1, 12)))
+        )
     return "".join(out)[:size]
 
 
@@ -75,7 +142,13 @@ class _Balance(HTMLParser):
         self.text.append(data)
 
 
-@pytest.mark.parametrize("count", [pytest.param(400, id="short"), pytest.param(100_000, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
+@pytest.mark.parametrize(
+    "count",
+    [
+        pytest.param(400, id="short"),
+        pytest.param(100_000, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)]),
+    ],
+)
 def test_renderers_keep_every_chunk_valid_and_within_limits(count: int) -> None:
     rng = random.Random(20261125)
     for i in range(count):
@@ -106,7 +179,9 @@ def test_renderers_keep_every_chunk_valid_and_within_limits(count: int) -> None:
             for e in part.embeds:
                 assert len(e.title or "") <= embeds.TITLE_MAX and len(e.description or "") <= embeds.DESCRIPTION_MAX
                 assert len(e.fields) <= embeds.FIELDS_MAX
-                assert all(len(f.name) <= embeds.FIELD_NAME_MAX and len(f.value) <= embeds.FIELD_VALUE_MAX for f in e.fields)
+                assert all(
+                    len(f.name) <= embeds.FIELD_NAME_MAX and len(f.value) <= embeds.FIELD_VALUE_MAX for f in e.fields
+                )
                 total += len(e)
             assert total <= embeds.EMBED_TOTAL_MAX
             rendered = "".join(str(e.to_dict()) for e in part.embeds)

@@ -13,7 +13,10 @@ from tests.fakes.relay_process import RelayProcess, relay_env
 from tests.relay.test_kill_points import delivered_counts, prepared
 
 
-@pytest.mark.parametrize("restarts", [pytest.param(4, id="short"), pytest.param(50, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
+@pytest.mark.parametrize(
+    "restarts",
+    [pytest.param(4, id="short"), pytest.param(50, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])],
+)
 async def test_overlapping_sigterm_restarts_lose_and_duplicate_nothing(
     restarts: int, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
 ) -> None:
@@ -43,8 +46,10 @@ async def test_overlapping_sigterm_restarts_lose_and_duplicate_nothing(
         shutdowns.append(await current.terminate())
     counts = delivered_counts("".join(p.out for p in outputs))
     duplicates = sum(c - 1 for c in counts.values())
-    print(f"\ngraceful-restarts: restarts={restarts} messages={n} lost={n - len(counts)} duplicates={duplicates} "
-          f"max_shutdown={max(shutdowns):.2f}s")
+    print(
+        f"\ngraceful-restarts: restarts={restarts} messages={n} lost={n - len(counts)} duplicates={duplicates} "
+        f"max_shutdown={max(shutdowns):.2f}s"
+    )
     assert sorted(counts) == list(range(n))
     assert duplicates == 0
     assert max(shutdowns) < 10

@@ -14,17 +14,17 @@ import re
 import time
 
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
+from platform_fakes.discord_api import FakeDiscord
+from platform_fakes.telegram_api import FakeTelegram
 from relay.keys import Keys
 from relay.models import ChatRef
 from relay.store import Store, Subscription
 from relay.tokens import TokenBox
-from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.relay_process import RelayProcess, relay_env
-from tests.fakes.telegram_api import FakeTelegram
 
 TG_TOKEN = "1234567:FAKEstormFAKEstormFAKEstormFAKEstorm"
 DC_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.STORM.fake-discord-token-for-the-kill-storm"
@@ -67,13 +67,23 @@ async def test_kill_storm_loses_nothing_on_either_platform(
             tg.add_chat(chat_id, "private")
             await store.link(f"telegram:{chat_id}", agent.id, agent.name, agent.token, "consume")
             await store.add_subscription(Subscription(0, "agent", ChatRef("telegram", str(chat_id)), agent_id=agent.id))
-            await store.add_subscription(Subscription(0, "agent", ChatRef("discord", str(channels[i])), agent_id=agent.id))
+            await store.add_subscription(
+                Subscription(0, "agent", ChatRef("discord", str(channels[i])), agent_id=agent.id)
+            )
             owners[agent.id] = i
         env = relay_env(
-            sim.url, redis_url, prefix, secret_key,
-            TELEGRAM_BOT_TOKEN=TG_TOKEN, TELEGRAM_API_BASE=tg.api_base, TELEGRAM_GLOBAL_RATE="200",
-            DISCORD_BOT_TOKEN=DC_TOKEN, DISCORD_API_BASE=dc.api_base, DISCORD_GATEWAY_URL=dc.gateway_url,
-            DISCORD_MAX_REQUESTS_PER_SECOND="50", LOG_LEVEL="WARNING",
+            sim.url,
+            redis_url,
+            prefix,
+            secret_key,
+            TELEGRAM_BOT_TOKEN=TG_TOKEN,
+            TELEGRAM_API_BASE=tg.api_base,
+            TELEGRAM_GLOBAL_RATE="200",
+            DISCORD_BOT_TOKEN=DC_TOKEN,
+            DISCORD_API_BASE=dc.api_base,
+            DISCORD_GATEWAY_URL=dc.gateway_url,
+            DISCORD_MAX_REQUESTS_PER_SECOND="50",
+            LOG_LEVEL="WARNING",
         )
         relay = RelayProcess(env)
         await relay.start()
@@ -106,9 +116,11 @@ async def test_kill_storm_loses_nothing_on_either_platform(
 
     tg_dups = sum(c - 1 for c in tg_seen.values())
     dc_dups = sum(c - 1 for c in dc_seen.values())
-    print(f"\nkill-storm: {agents} agents, {2 * agents} chats, {messages} messages, {done} SIGKILLs; "
-          f"telegram lost={len(set(expected) - set(tg_seen))} dup={tg_dups} (unknown-outcome sends {possible}); "
-          f"discord lost={len(set(expected) - set(dc_seen))} dup={dc_dups}")
+    print(
+        f"\nkill-storm: {agents} agents, {2 * agents} chats, {messages} messages, {done} SIGKILLs; "
+        f"telegram lost={len(set(expected) - set(tg_seen))} dup={tg_dups} (unknown-outcome sends {possible}); "
+        f"discord lost={len(set(expected) - set(dc_seen))} dup={dc_dups}"
+    )
     assert done == kills
     assert len(expected) == messages
     assert set(expected) - set(tg_seen) == set()

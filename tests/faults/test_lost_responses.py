@@ -12,8 +12,13 @@ from tests.conftest import agents_with_own_chats
 from tests.fakes.recording import RecordingAdapter
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(25, id="short"), pytest.param(300, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
-async def test_ten_percent_lost_heartbeat_responses_lose_nothing(rounds: int, relay: Relay, world: World, adapter: RecordingAdapter) -> None:
+@pytest.mark.parametrize(
+    "rounds",
+    [pytest.param(25, id="short"), pytest.param(300, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])],
+)
+async def test_ten_percent_lost_heartbeat_responses_lose_nothing(
+    rounds: int, relay: Relay, world: World, adapter: RecordingAdapter
+) -> None:
     agents = await agents_with_own_chats(relay, world, adapter, 8, "l")
     world.faults.lose_heartbeat_responses = 0.1
     world.faults.lose_mode = "cut"
@@ -33,8 +38,10 @@ async def test_ten_percent_lost_heartbeat_responses_lose_nothing(rounds: int, re
             await relay.deliverer.drain(chat)
     delivered = [int(s.key.split(":")[1][1:]) for s in adapter.sent if ":m" in s.key]
     lost = set(pushed) - set(delivered)
-    print(f"\nlost-responses: rounds={rounds} pushed={len(pushed)} responses_lost={world.lost_heartbeats} "
-          f"recovered={relay.metrics.reconciled._value.get():.0f} lost={len(lost)} duplicates={len(delivered) - len(set(delivered))}")
+    print(
+        f"\nlost-responses: rounds={rounds} pushed={len(pushed)} responses_lost={world.lost_heartbeats} "
+        f"recovered={relay.metrics.reconciled._value.get():.0f} lost={len(lost)} duplicates={len(delivered) - len(set(delivered))}"
+    )
     assert world.lost_heartbeats > 0  # the fault really fired
     assert lost == set()
     assert len(delivered) == len(set(delivered))

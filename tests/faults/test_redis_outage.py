@@ -29,13 +29,20 @@ def free_port() -> int:
 
 
 def start_valkey(port: int, data: Path) -> ValkeyServer:
-    server = ValkeyServer(port=port, data_dir=data, persist=True, config={"appendonly": "yes", "appendfsync": "always", "save": ""})
+    server = ValkeyServer(
+        port=port, data_dir=data, persist=True, config={"appendonly": "yes", "appendfsync": "always", "save": ""}
+    )
     server.start()
     return server
 
 
-@pytest.mark.parametrize("outage_seconds", [pytest.param(6, id="short"), pytest.param(60, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])])
-async def test_redis_down_then_back_loses_nothing_and_never_heartbeats_blind(outage_seconds: int, prefix: str, secret_key: str) -> None:
+@pytest.mark.parametrize(
+    "outage_seconds",
+    [pytest.param(6, id="short"), pytest.param(60, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])],
+)
+async def test_redis_down_then_back_loses_nothing_and_never_heartbeats_blind(
+    outage_seconds: int, prefix: str, secret_key: str
+) -> None:
     world = World(seed=9, poll_interval_seconds=1)
     port, data = free_port(), Path(tempfile.mkdtemp(prefix="relay-outage-"))
     server = start_valkey(port, data)
@@ -69,7 +76,9 @@ async def test_redis_down_then_back_loses_nothing_and_never_heartbeats_blind(out
                 await relay.kill()
             server.stop()
     counts = delivered_counts(relay.out)
-    print(f"\nredis-outage: {outage_seconds}s down, heartbeats while down={blind_heartbeats}, delivered={sum(counts.values())} lost={6 - len(counts)}")
+    print(
+        f"\nredis-outage: {outage_seconds}s down, heartbeats while down={blind_heartbeats}, delivered={sum(counts.values())} lost={6 - len(counts)}"
+    )
     assert blind_heartbeats == 0
     assert sorted(counts) == [0, 1, 2, 10, 11, 12]
     assert all(c == 1 for c in counts.values())  # each exactly once

@@ -22,7 +22,10 @@ from tests.relay.test_kill_points import delivered_counts
 
 @pytest.mark.parametrize(
     ("seconds", "kill_every"),
-    [pytest.param(12, 4, id="short"), pytest.param(600, 60, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])],
+    [
+        pytest.param(12, 4, id="short"),
+        pytest.param(600, 60, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)]),
+    ],
 )
 async def test_three_processes_one_killed_at_intervals(
     seconds: float, kill_every: float, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
@@ -63,8 +66,10 @@ async def test_three_processes_one_killed_at_intervals(
     counts = delivered_counts("".join(p.out for p in everyone))
     polls = sum(world.heartbeat_counts.values())
     single_owner = 1 - world.overlapping_heartbeats / max(1, polls)
-    print(f"\nscale-out: 3 processes, {kills} kills, {n} messages, heartbeats={polls}, overlapping={world.overlapping_heartbeats}, "
-          f"single-owner={single_owner:.4%}, lost={n - len(counts)}, duplicates={sum(c - 1 for c in counts.values())}")
+    print(
+        f"\nscale-out: 3 processes, {kills} kills, {n} messages, heartbeats={polls}, overlapping={world.overlapping_heartbeats}, "
+        f"single-owner={single_owner:.4%}, lost={n - len(counts)}, duplicates={sum(c - 1 for c in counts.values())}"
+    )
     assert kills >= 2
     assert sorted(counts) == list(range(n))
     assert single_owner >= 0.999

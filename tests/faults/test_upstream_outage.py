@@ -8,10 +8,10 @@ import asyncio
 import time
 
 import pytest
-from aitrader_sim.server import SimulatorServer
-from aitrader_sim.world import World
 from redis.asyncio import Redis
 
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
 from relay.keys import Keys
 from relay.models import ChatRef
 from relay.store import Store, Subscription
@@ -23,7 +23,8 @@ AGENTS = 10
 
 
 @pytest.mark.parametrize(
-    "outage_seconds", [pytest.param(12, id="short"), pytest.param(300, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])]
+    "outage_seconds",
+    [pytest.param(12, id="short"), pytest.param(300, id="long", marks=[pytest.mark.faults, pytest.mark.timeout(3600)])],
 )
 async def test_outage_is_probed_gently_and_every_agent_resumes_promptly(
     outage_seconds: float, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
@@ -68,8 +69,10 @@ async def test_outage_is_probed_gently_and_every_agent_resumes_promptly(
         await relay.terminate()
     counts = delivered_counts(relay.out)
     rate = during / outage_seconds
-    print(f"\nupstream-outage: {outage_seconds:.0f}s of 503/timeouts, {AGENTS} agents: {during} requests ({rate:.2f}/s), "
-          f"all agents polled again {resumed_after:.1f}s after recovery, lost={n - len(counts)}, duplicates={sum(c - 1 for c in counts.values())}")
+    print(
+        f"\nupstream-outage: {outage_seconds:.0f}s of 503/timeouts, {AGENTS} agents: {during} requests ({rate:.2f}/s), "
+        f"all agents polled again {resumed_after:.1f}s after recovery, lost={n - len(counts)}, duplicates={sum(c - 1 for c in counts.values())}"
+    )
     # Without the breaker each of the 10 agents retries on its own backoff (base 5 s, each poll
     # up to 4 requests): several requests per second. With it, about one probe poll per interval.
     assert rate <= 4.0

@@ -287,7 +287,9 @@ async def test_both_timestamp_styles_parse_to_aware_datetimes(style: str) -> Non
     for stamp in stamps:
         assert stamp is not None and stamp.tzinfo is not None
         assert abs(stamp - expected) <= timedelta(seconds=1)
-    assert beat.notifications[0].created_at == expected + (timedelta(milliseconds=250) if style == "postgres" else timedelta())
+    assert beat.notifications[0].created_at == expected + (
+        timedelta(milliseconds=250) if style == "postgres" else timedelta()
+    )
 
 
 def test_timestamp_parser_accepts_both_forms_and_rejects_garbage() -> None:
@@ -305,7 +307,13 @@ def test_heartbeat_parse_accepts_the_skill_files_documented_shape() -> None:
         "agent_status": "online",
         "heartbeat_interval_ms": 300000,
         "messages": [
-            {"id": 9, "type": "new_reply", "content": "Someone replied", "data": '{"signal_id": 5}', "created_at": "2026-01-01T00:00:00Z"},
+            {
+                "id": 9,
+                "type": "new_reply",
+                "content": "Someone replied",
+                "data": '{"signal_id": 5}',
+                "created_at": "2026-01-01T00:00:00Z",
+            },
             {"type": "no id, not a row"},
         ],
         "tasks": [],

@@ -127,8 +127,16 @@ async def test_link_with_an_unknown_token_says_so_and_stores_nothing(relay: Rela
     assert await relay.store.linked_agent_id(dm.user.key) is None
 
 
-async def test_link_with_a_malformed_token_is_a_usage_line_without_a_request(relay: Relay, dm: Chat, world: World) -> None:
-    for token in ("short", "has space in it 1234567890", "semi;colon;1234567890abc", "x" * 300, "../../claw/agents/me?x=1"):
+async def test_link_with_a_malformed_token_is_a_usage_line_without_a_request(
+    relay: Relay, dm: Chat, world: World
+) -> None:
+    for token in (
+        "short",
+        "has space in it 1234567890",
+        "semi;colon;1234567890abc",
+        "x" * 300,
+        "../../claw/agents/me?x=1",
+    ):
         text = await say(dm, "link", token=token)
         assert_usage(text, "link")
         assert "does not look like an AI-Trader agent token" in text
@@ -144,7 +152,9 @@ async def test_link_with_a_bad_mode_is_a_usage_line(relay: Relay, dm: Chat, worl
     assert await relay.store.agent_ids() == []
 
 
-async def test_link_in_a_group_is_refused_deleted_and_not_stored(relay: Relay, adapter: RecordingAdapter, world: World) -> None:
+async def test_link_in_a_group_is_refused_deleted_and_not_stored(
+    relay: Relay, adapter: RecordingAdapter, world: World
+) -> None:
     agent = world.create_agent("ann")
     for admin in (True, False):
         reply = await reply_of(group(relay, adapter, admin=admin), "link", token=agent.token)
@@ -155,7 +165,9 @@ async def test_link_in_a_group_is_refused_deleted_and_not_stored(relay: Relay, a
     assert await relay.store.linked_agent_id("rec:100") is None
 
 
-async def test_link_in_a_group_with_a_bad_mode_still_deletes_the_token_message(relay: Relay, adapter: RecordingAdapter, world: World) -> None:
+async def test_link_in_a_group_with_a_bad_mode_still_deletes_the_token_message(
+    relay: Relay, adapter: RecordingAdapter, world: World
+) -> None:
     agent = world.create_agent("ann")
     reply = await group(relay, adapter, admin=True).say("link", token=agent.token, mode="bogus")
     assert reply.delete_command
@@ -169,7 +181,9 @@ async def test_a_mistyped_relink_does_not_pause_the_working_link(relay: Relay, d
     assert "paused" not in await say(dm, "status")
 
 
-async def test_unlink_removes_the_agent_and_its_routes(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_unlink_removes_the_agent_and_its_routes(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     agent_id = await link(dm, world)
     admin = group(relay, adapter, admin=True)
     assert "Subscribed" in await say(dm, "subscribe", what="all")
@@ -216,7 +230,9 @@ async def test_subscribe_needs_a_linked_agent(relay: Relay, dm: Chat) -> None:
     assert await relay.store.chat_subscriptions(dm.chat) == []
 
 
-async def test_feed_watch_posts_only_signals_newer_than_the_watch(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_feed_watch_posts_only_signals_newer_than_the_watch(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     poster = world.create_agent("poster")
     old = [world.create_signal(poster.id, "discussion", "crypto", f"BTC idea {i}", "old news") for i in range(3)]
     text = await say(dm, "subscribe", what="feed btc")
@@ -236,7 +252,9 @@ async def test_feed_watch_posts_only_signals_newer_than_the_watch(relay: Relay, 
     assert not any(f"signal {i} " in s.message.footer for s in sent for i in old)
 
 
-async def test_feed_watch_with_a_type_filters_by_type(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_feed_watch_with_a_type_filters_by_type(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     poster = world.create_agent("poster")
     text = await say(dm, "subscribe", what="feed btc strategy")
     assert "(strategy)" in text
@@ -256,7 +274,9 @@ async def test_feed_watch_bad_arguments_are_usage_lines(relay: Relay, dm: Chat) 
     assert await relay.store.chat_subscriptions(dm.chat) == []
 
 
-async def test_trader_watch_posts_that_traders_new_signals(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_trader_watch_posts_that_traders_new_signals(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     trader = world.create_agent("trader")
     other = world.create_agent("other")
     world.create_signal(trader.id, "discussion", "crypto", "old", "old")
@@ -279,7 +299,9 @@ async def test_trader_watch_bad_id_is_a_usage_line_without_a_request(relay: Rela
     assert await relay.store.chat_subscriptions(dm.chat) == []
 
 
-async def test_subscriptions_lists_ids_and_unsubscribe_removes_only_own(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_subscriptions_lists_ids_and_unsubscribe_removes_only_own(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     agent_id = await link(dm, world)
     await say(dm, "subscribe", what="replies")
     await say(dm, "subscribe", what="feed btc discussion")
@@ -309,7 +331,9 @@ async def test_unsubscribe_non_number_is_a_usage_line(dm: Chat) -> None:
 # --- notify ------------------------------------------------------------------------------------
 
 
-async def test_notify_silent_and_off_change_delivery(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_notify_silent_and_off_change_delivery(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     agent_id = await link(dm, world)
     await say(dm, "subscribe", what="all")
     assert "Replies are now silent" in await say(dm, "notify", kind="replies", mode="silent")
@@ -388,7 +412,10 @@ async def test_feed_shows_matching_signals_and_pages_with_replacing_buttons(dm: 
     assert all(a.command == "feed" and a.args["keyword"] == "btc" for a in msg.actions)
 
     middle = (await reply_of(dm, "feed", keyword="btc", page="2")).messages[0]
-    assert [(a.label, a.args["page"], a.replace) for a in middle.actions] == [("◀ Previous", "1", True), ("Next ▶", "3", True)]
+    assert [(a.label, a.args["page"], a.replace) for a in middle.actions] == [
+        ("◀ Previous", "1", True),
+        ("Next ▶", "3", True),
+    ]
     assert "6–10 of 12" in middle.footer
 
     last = (await reply_of(dm, "feed", keyword="btc", page="3")).messages[0]
@@ -592,7 +619,9 @@ async def test_status_before_linking(dm: Chat) -> None:
     assert "not linked" in text and "Queued deliveries here: 0" in text
 
 
-async def test_status_shows_agent_mode_queue_and_dead_letters(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_status_shows_agent_mode_queue_and_dead_letters(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     await link(dm, world)
     await say(dm, "subscribe", what="all")
     # One delivery fails for good (dead letter), two stay queued.
@@ -603,7 +632,11 @@ async def test_status_shows_agent_mode_queue_and_dead_letters(relay: Relay, dm: 
     reply = await reply_of(dm, "status")
     assert reply.private
     fields = {f.name: f.value for f in reply.messages[0].fields}
-    assert fields["Your agent"].startswith("ann (#") and "consume mode" in fields["Your agent"] and "active" in fields["Your agent"]
+    assert (
+        fields["Your agent"].startswith("ann (#")
+        and "consume mode" in fields["Your agent"]
+        and "active" in fields["Your agent"]
+    )
     assert fields["Subscriptions here"] == "1"
     assert fields["Queued deliveries here"] == "2"
     assert fields["Dead-lettered here"] == "1"

@@ -22,8 +22,18 @@ from tests.conftest import Chat
 
 REPO = Path(__file__).resolve().parents[2]
 _DROP = (
-    "TELEGRAM_", "DISCORD_", "REDIS_", "RELAY_", "POLL_", "FEED_", "AITRADER_", "LOG_LEVEL",
-    "METRICS_", "DRAIN_", "DELIVERY_", "SHUTDOWN_",
+    "TELEGRAM_",
+    "DISCORD_",
+    "REDIS_",
+    "RELAY_",
+    "POLL_",
+    "FEED_",
+    "AITRADER_",
+    "LOG_LEVEL",
+    "METRICS_",
+    "DRAIN_",
+    "DELIVERY_",
+    "SHUTDOWN_",
 )
 
 
@@ -92,7 +102,13 @@ def test_external_redis_without_a_secret_key_is_refused(tmp_path: Path, redis_ur
 
 
 def test_unreachable_redis_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    done = cli(tmp_path, "run", TELEGRAM_BOT_TOKEN="123:abc", REDIS_URL="redis://127.0.0.1:1/0", RELAY_SECRET_KEY=new_key_text())
+    done = cli(
+        tmp_path,
+        "run",
+        TELEGRAM_BOT_TOKEN="123:abc",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        RELAY_SECRET_KEY=new_key_text(),
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "REDIS_URL" in one_line(done.stderr)

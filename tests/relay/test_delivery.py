@@ -25,7 +25,9 @@ async def enqueue(relay: Relay, chat: ChatRef, n: int, start: int = 0) -> None:
     assert await relay.outbox.enqueue(items, now=relay.deliverer._clock()) == n
 
 
-async def test_each_chat_keeps_its_order_and_a_retry_after_holds_only_that_chat(relay: Relay, adapter: RecordingAdapter) -> None:
+async def test_each_chat_keeps_its_order_and_a_retry_after_holds_only_that_chat(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
     a, b = adapter.chat("a"), adapter.chat("b")
     await enqueue(relay, a, 3)
     await enqueue(relay, b, 3)
@@ -53,7 +55,9 @@ async def test_a_delivered_key_is_never_enqueued_or_sent_again(relay: Relay, ada
     assert len(adapter.to(chat)) == 1
 
 
-async def test_undeliverable_goes_to_dead_letters_with_its_cause_and_the_chat_moves_on(relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys) -> None:
+async def test_undeliverable_goes_to_dead_letters_with_its_cause_and_the_chat_moves_on(
+    relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys
+) -> None:
     chat = adapter.chat("d")
     await enqueue(relay, chat, 2)
     adapter.failures[chat.key] = [Undeliverable("400 bad format")]
@@ -76,7 +80,9 @@ async def test_transient_failures_retry_with_backoff_then_dead_letter(relay: Rel
     assert await relay.outbox.pending(chat) == 0
 
 
-async def test_chat_gone_removes_its_subscriptions_and_keeps_what_was_queued_as_dead_letters(relay: Relay, adapter: RecordingAdapter) -> None:
+async def test_chat_gone_removes_its_subscriptions_and_keeps_what_was_queued_as_dead_letters(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
     chat = adapter.chat("f")
     await relay.store.add_subscription(Subscription(0, "feed", chat, keyword="btc"))
     await enqueue(relay, chat, 3)
@@ -88,7 +94,9 @@ async def test_chat_gone_removes_its_subscriptions_and_keeps_what_was_queued_as_
     assert len(adapter.attempts) == 1  # no further sends to a chat that is gone
 
 
-async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_id(relay: Relay, adapter: RecordingAdapter) -> None:
+async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_id(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
     old, new = adapter.chat("-1"), adapter.chat("-100")
     await relay.store.add_subscription(Subscription(0, "feed", old, keyword="btc"))
     await relay.store.set_kind_mode(old, "tasks", "silent")
@@ -102,7 +110,9 @@ async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_i
     assert (await relay.store.kind_modes(new)).get("tasks") == "silent"
 
 
-async def test_an_entry_left_pending_by_a_dead_sender_is_reclaimed_and_counted(relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys) -> None:
+async def test_an_entry_left_pending_by_a_dead_sender_is_reclaimed_and_counted(
+    relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys
+) -> None:
     chat = adapter.chat("g")
     await enqueue(relay, chat, 2)
     await relay.outbox.ensure_group(chat)
@@ -142,7 +152,14 @@ async def test_a_send_that_never_returns_does_not_hold_its_chat_for_ever(setting
     from relay.logs import Redactor
 
     adapter = HangsOnce()
-    relay = Relay(settings.model_copy(update={"delivery_send_timeout_seconds": 0.2}), redis, http, box, [adapter], redactor=Redactor())
+    relay = Relay(
+        settings.model_copy(update={"delivery_send_timeout_seconds": 0.2}),
+        redis,
+        http,
+        box,
+        [adapter],
+        redactor=Redactor(),
+    )
     chat = adapter.chat("x")
     await enqueue(relay, chat, 2)
     await relay.deliverer.drain(chat)  # the first send times out: it counts as uncertain, retried later
@@ -152,7 +169,9 @@ async def test_a_send_that_never_returns_does_not_hold_its_chat_for_ever(setting
     assert relay.metrics.uncertain_resends._value.get() == 1
 
 
-async def test_the_delivery_loop_waits_instead_of_spinning_while_a_chat_is_busy(relay: Relay, adapter: RecordingAdapter) -> None:
+async def test_the_delivery_loop_waits_instead_of_spinning_while_a_chat_is_busy(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
     """While one slow drain runs, its chat stays due in Redis; the loop must not poll Redis in a
     tight loop meanwhile (it did: a minute of CPU in a 2.5-minute benchmark)."""
     chat = adapter.chat("slow")
@@ -184,7 +203,9 @@ async def test_the_delivery_loop_waits_instead_of_spinning_while_a_chat_is_busy(
     assert calls <= 12  # about 4 per second at most while waiting; a spinning loop makes thousands
 
 
-async def test_a_failed_acknowledgement_is_retried_and_never_causes_a_second_send(relay: Relay, adapter: RecordingAdapter) -> None:
+async def test_a_failed_acknowledgement_is_retried_and_never_causes_a_second_send(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
     chat = adapter.chat("ack")
     await enqueue(relay, chat, 1)
     real_ack = relay.outbox.ack
@@ -202,7 +223,9 @@ async def test_a_failed_acknowledgement_is_retried_and_never_causes_a_second_sen
     assert await relay.outbox.pending(chat) == 0
 
 
-async def test_bot_removed_from_a_forum_drops_its_topic_subscriptions_too(relay: Relay, adapter: RecordingAdapter) -> None:
+async def test_bot_removed_from_a_forum_drops_its_topic_subscriptions_too(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
     from relay.adapter import ChatChange
 
     group, topic = adapter.chat("-77"), ChatRef("rec", "-77", "5")

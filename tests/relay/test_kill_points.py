@@ -51,7 +51,14 @@ def delivered_counts(text: str) -> dict[int, int]:
 
 @pytest.mark.parametrize("point", ["after_heartbeat", "after_persist", "after_send"])
 async def test_killed_at_each_point_then_restarted_loses_nothing(
-    point: str, fast_world: World, fast_sim: SimulatorServer, redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
+    point: str,
+    fast_world: World,
+    fast_sim: SimulatorServer,
+    redis_url: str,
+    redis: Redis,
+    keys: Keys,
+    prefix: str,
+    secret_key: str,
 ) -> None:
     agent_id = await prepared(fast_world, redis, keys, secret_key)
     ids = fast_world.push_messages(agent_id, 6, type="custom_note", content_fmt="killtest-{i}")

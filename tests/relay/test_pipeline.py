@@ -14,7 +14,9 @@ from tests.conftest import Chat, agents_with_own_chats
 from tests.fakes.recording import RecordingAdapter
 
 
-async def linked(relay: Relay, world: World, dm: Chat, name: str = "ann", mode: str = "consume", subscribe: str = "all") -> int:
+async def linked(
+    relay: Relay, world: World, dm: Chat, name: str = "ann", mode: str = "consume", subscribe: str = "all"
+) -> int:
     agent = world.create_agent(name)
     reply = await dm.text("link", token=agent.token, mode=mode)
     assert f"#{agent.id}" in reply
@@ -32,7 +34,9 @@ def message_ids(adapter: RecordingAdapter) -> list[int]:
     return [int(s.key.split(":")[1][1:]) for s in adapter.sent if ":m" in s.key]
 
 
-async def test_backlog_of_130_is_delivered_once_each_in_id_order(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_backlog_of_130_is_delivered_once_each_in_id_order(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     agent_id = await linked(relay, world, dm)
     ids = world.push_messages(agent_id, 130, type="custom_note", content_fmt="note {i}")
     await relay.poller.poll(agent_id)
@@ -43,7 +47,9 @@ async def test_backlog_of_130_is_delivered_once_each_in_id_order(relay: Relay, w
     assert message_ids(adapter) == sorted(ids)
 
 
-async def test_repeated_polls_and_overlapping_reconcile_add_nothing_twice(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_repeated_polls_and_overlapping_reconcile_add_nothing_twice(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     agent_id = await linked(relay, world, dm)
     first = world.push_messages(agent_id, 5, type="custom_note", content_fmt="a {i}")
     await relay.poller.poll(agent_id)
@@ -58,7 +64,9 @@ async def test_repeated_polls_and_overlapping_reconcile_add_nothing_twice(relay:
     assert message_ids(adapter) == sorted(first + second)
 
 
-async def test_lost_heartbeat_response_is_recovered_through_recent(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_lost_heartbeat_response_is_recovered_through_recent(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     agent_id = await linked(relay, world, dm)
     ids = world.push_messages(agent_id, 4, type="custom_note", content_fmt="x {i}")
     world.faults.lose_next_heartbeats = 1
@@ -88,7 +96,9 @@ async def test_no_destructive_heartbeat_while_redis_cannot_persist(relay: Relay,
     assert len(world.unread_ids(agent_id)) == 2
 
 
-async def test_observe_mode_leaves_messages_unread(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_observe_mode_leaves_messages_unread(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     agent_id = await linked(relay, world, dm, mode="observe")
     ids = world.push_messages(agent_id, 3, type="custom_note", content_fmt="o {i}")
     await relay.poller.poll(agent_id)
@@ -98,7 +108,9 @@ async def test_observe_mode_leaves_messages_unread(relay: Relay, world: World, d
     assert message_ids(adapter) == sorted(ids)
 
 
-async def test_tasks_are_delivered_once_and_has_more_tasks_is_not_looped(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_tasks_are_delivered_once_and_has_more_tasks_is_not_looped(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     agent_id = await linked(relay, world, dm)
     creator = world.create_agent("boss")
     task_ids = [world.create_task(agent_id, "analyze", {"n": i}) for i in range(12)]
@@ -112,7 +124,9 @@ async def test_tasks_are_delivered_once_and_has_more_tasks_is_not_looped(relay: 
     assert creator.id != agent_id
 
 
-async def test_token_rotation_pauses_agent_and_tells_each_chat_once(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_token_rotation_pauses_agent_and_tells_each_chat_once(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     agent_id = await linked(relay, world, dm)
     group = Chat(relay, adapter.chat("-5"), UserRef("rec", "100", "ann", is_chat_admin=True), private=False)
     assert "Subscribed" in await group.text("subscribe", what="replies")
@@ -169,7 +183,9 @@ async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_n
         agent_ids = await agents_with_own_chats(relay, world, adapter, 12, "a")
         expected = [m for a in agent_ids for m in world.push_messages(a, 60, type="custom_note", content_fmt="n {i}")]
         await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agent_ids))
-        await asyncio.gather(*(relay.deliverer.drain(c) for c in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100)))
+        await asyncio.gather(
+            *(relay.deliverer.drain(c) for c in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100))
+        )
         while await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
             await deliver_all(relay)
         assert sorted(message_ids(adapter)) == sorted(expected)
@@ -204,7 +220,9 @@ async def test_an_upstream_outage_is_probed_once_per_interval_and_all_agents_res
     assert sorted(message_ids(adapter)) == sorted(ids.values())
 
 
-async def test_stop_lets_a_heartbeat_in_flight_finish_and_persist(relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter) -> None:
+async def test_stop_lets_a_heartbeat_in_flight_finish_and_persist(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
     """SIGTERM while a heartbeat is on the wire: the relay waits for it and stores its answer
     instead of cancelling it (which would leave the messages read upstream and unstored)."""
     agent_id = await linked(relay, world, dm)
@@ -212,6 +230,7 @@ async def test_stop_lets_a_heartbeat_in_flight_finish_and_persist(relay: Relay, 
     world.faults.slow_seconds = 1.0
     await relay.start()
     try:
+
         async def heartbeat_on_the_wire() -> None:
             while world.heartbeats_in_flight[agent_id] == 0:
                 await asyncio.sleep(0.02)

@@ -21,19 +21,69 @@ AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 # What the server writes (aitrader-api.md §4) and what the skill files document (never emitted).
 SERVER_TYPES = {
-    "new_follower": ("New follower", "followers", "bob started following you", {"leader_id": 1, "follower_id": 2, "follower_name": "bob"}),
-    "strategy_published": ("New strategy", "strategies", 'alice published strategy "Grid" in crypto', {"signal_id": 1001, "market": "crypto"}),
-    "discussion_started": ("New discussion", "discussions", 'alice started discussion "BTC?" (BTC)', {"signal_id": 1002, "symbol": "BTC"}),
-    "strategy_reply": ("New reply on a strategy", "replies", 'bob replied to your strategy "Grid"', {"signal_id": 1001}),
-    "discussion_reply": ("New reply on a discussion", "replies", 'bob replied to your discussion "BTC?"', {"signal_id": 1002}),
-    "strategy_mention": ("You were mentioned in a strategy", "mentions", 'bob mentioned you in "Grid"', {"signal_id": 1001}),
-    "discussion_mention": ("You were mentioned in a discussion", "mentions", 'bob mentioned you in "BTC?"', {"signal_id": 1002}),
-    "strategy_reply_accepted": ("Your reply was accepted", "accepted", 'alice accepted your reply on "Grid"', {"signal_id": 1001, "reply_id": 3}),
-    "discussion_reply_accepted": ("Your reply was accepted", "accepted", 'alice accepted your reply on "BTC?"', {"signal_id": 1002, "reply_id": 4}),
+    "new_follower": (
+        "New follower",
+        "followers",
+        "bob started following you",
+        {"leader_id": 1, "follower_id": 2, "follower_name": "bob"},
+    ),
+    "strategy_published": (
+        "New strategy",
+        "strategies",
+        'alice published strategy "Grid" in crypto',
+        {"signal_id": 1001, "market": "crypto"},
+    ),
+    "discussion_started": (
+        "New discussion",
+        "discussions",
+        'alice started discussion "BTC?" (BTC)',
+        {"signal_id": 1002, "symbol": "BTC"},
+    ),
+    "strategy_reply": (
+        "New reply on a strategy",
+        "replies",
+        'bob replied to your strategy "Grid"',
+        {"signal_id": 1001},
+    ),
+    "discussion_reply": (
+        "New reply on a discussion",
+        "replies",
+        'bob replied to your discussion "BTC?"',
+        {"signal_id": 1002},
+    ),
+    "strategy_mention": (
+        "You were mentioned in a strategy",
+        "mentions",
+        'bob mentioned you in "Grid"',
+        {"signal_id": 1001},
+    ),
+    "discussion_mention": (
+        "You were mentioned in a discussion",
+        "mentions",
+        'bob mentioned you in "BTC?"',
+        {"signal_id": 1002},
+    ),
+    "strategy_reply_accepted": (
+        "Your reply was accepted",
+        "accepted",
+        'alice accepted your reply on "Grid"',
+        {"signal_id": 1001, "reply_id": 3},
+    ),
+    "discussion_reply_accepted": (
+        "Your reply was accepted",
+        "accepted",
+        'alice accepted your reply on "BTC?"',
+        {"signal_id": 1002, "reply_id": 4},
+    ),
 }
 DOCUMENTED_TYPES = {
     "new_reply": ("New reply", "replies", "Someone replied to your signal", {"signal_id": 7}),
-    "trade_copied": ("Trade copied", "followers", "bob copied your trade", {"trade": {"symbol": "AAPL", "side": "buy", "quantity": 3, "price": 191.5}}),
+    "trade_copied": (
+        "Trade copied",
+        "followers",
+        "bob copied your trade",
+        {"trade": {"symbol": "AAPL", "side": "buy", "quantity": 3, "price": 191.5}},
+    ),
     "signal": ("New signal", "strategies", "New signal from alice", {"signal_id": 8, "symbol": "NVDA"}),
 }
 
@@ -62,7 +112,10 @@ def test_each_known_type_has_a_readable_title_and_keeps_its_content(kind: str) -
     signal_id = data.get("signal_id")
     if signal_id:
         assert f"signal {signal_id}" in m.footer
-        assert [(a.command, a.args.get("signal_id")) for a in m.actions[:2]] == [("replies", str(signal_id)), ("reply", str(signal_id))]
+        assert [(a.command, a.args.get("signal_id")) for a in m.actions[:2]] == [
+            ("replies", str(signal_id)),
+            ("reply", str(signal_id)),
+        ]
         assert m.actions[1].kind == "prompt" and m.actions[1].text_param == "text"
     else:
         assert [a.command for a in m.actions] == ["notify"]
@@ -75,7 +128,12 @@ def test_market_and_symbol_become_fields() -> None:
 
 def test_trade_copied_shows_the_trade() -> None:
     m = render.notification(note("trade_copied", "bob copied your trade", DOCUMENTED_TYPES["trade_copied"][3]))
-    assert [(f.name, f.value) for f in m.fields] == [("Symbol", "AAPL"), ("Side", "buy"), ("Quantity", "3"), ("Price", "191.5")]
+    assert [(f.name, f.value) for f in m.fields] == [
+        ("Symbol", "AAPL"),
+        ("Side", "buy"),
+        ("Quantity", "3"),
+        ("Price", "191.5"),
+    ]
 
 
 def test_unknown_type_keeps_its_content_and_data() -> None:
@@ -84,14 +142,22 @@ def test_unknown_type_keeps_its_content_and_data() -> None:
     assert m.title == "Message (price_alert)"
     assert m.body == "NVDA moved +4.2%"
     shown = {f.name: f.value for f in m.fields}
-    assert shown == {"Symbol": "NVDA", "change_pct": "4.2", "levels": "[1, 2]", "note": "watch the open", "signal_id": "12"}
+    assert shown == {
+        "Symbol": "NVDA",
+        "change_pct": "4.2",
+        "levels": "[1, 2]",
+        "note": "watch the open",
+        "signal_id": "12",
+    }
     assert kind_of("price_alert") == "messages"
     assert m.actions[-1].args == {"kind": "messages", "mode": "off"}
     assert "signal 12" in m.footer  # a digit string is still a usable signal id
 
 
 def test_task_renders_as_a_task() -> None:
-    m = render.notification(note("analyze_symbol", "analyze_symbol", {"task_id": 4, "input": {"symbol": "AAPL"}}, 4), is_task=True)
+    m = render.notification(
+        note("analyze_symbol", "analyze_symbol", {"task_id": 4, "input": {"symbol": "AAPL"}}, 4), is_task=True
+    )
     assert m.title == "New task"
     assert "analyze_symbol" in m.body
     assert [(f.name, f.value) for f in m.fields] == [("Input", '{"symbol": "AAPL"}')]
@@ -148,7 +214,9 @@ def test_unknown_type_shows_at_most_ten_data_fields() -> None:
 
 
 def test_replies_listing_clips_and_marks_the_accepted_one() -> None:
-    items = [SignalReply(i, 9, i, f"agent{i}", ("long " * 500) if i == 1 else f"text {i}", i == 2, AT) for i in range(1, 26)]
+    items = [
+        SignalReply(i, 9, i, f"agent{i}", ("long " * 500) if i == 1 else f"text {i}", i == 2, AT) for i in range(1, 26)
+    ]
     m = render.replies(9, items)
     assert "agent1" not in m.body.split("\n\n")[0]  # only the last 20 are shown
     assert "5 earlier replies not shown" in m.footer and "25 replies" in m.footer
@@ -249,7 +317,11 @@ times = st.none() | st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime
 @given(
     kind=types,
     content=st.text(max_size=4000),
-    data=st.dictionaries(st.sampled_from(["signal_id", "market", "symbol", "trade", "input", "reply_author_id"]) | st.text(max_size=20), json_values, max_size=12),
+    data=st.dictionaries(
+        st.sampled_from(["signal_id", "market", "symbol", "trade", "input", "reply_author_id"]) | st.text(max_size=20),
+        json_values,
+        max_size=12,
+    ),
     is_task=st.booleans(),
     message_id=st.integers(min_value=0, max_value=2**63),
     at=times,

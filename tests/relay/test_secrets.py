@@ -37,7 +37,9 @@ async def redis_dump(redis: Redis, prefix: str) -> bytes:
     return b"\n".join(out)
 
 
-async def test_canary_token_appears_nowhere_at_debug(settings, http, box, world: World, redis: Redis, keys: Keys) -> None:
+async def test_canary_token_appears_nowhere_at_debug(
+    settings, http, box, world: World, redis: Redis, keys: Keys
+) -> None:
     buffer = io.StringIO()
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
@@ -57,7 +59,9 @@ async def test_canary_token_appears_nowhere_at_debug(settings, http, box, world:
         for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
             await relay.deliverer.drain(chat)
         replies.append(await dm.text("reply", signal_id=str(sid), text="agreed"))
-        logging.getLogger("relay.test").debug("request headers %s", {"Authorization": f"Bearer {canary}", "X-Claw-Token": canary})
+        logging.getLogger("relay.test").debug(
+            "request headers %s", {"Authorization": f"Bearer {canary}", "X-Claw-Token": canary}
+        )
         try:
             raise RuntimeError(f"upstream said {canary}")
         except RuntimeError:
@@ -84,6 +88,8 @@ async def test_canary_token_appears_nowhere_at_debug(settings, http, box, world:
 def test_redactor_masks_bot_tokens_bearer_headers_and_registered_values() -> None:
     r = logs.Redactor()
     r.add("s3cret-value-123")
-    text = r.redact("GET https://api.telegram.org/bot1234567:FAKEbbbCCCdddEEEfffGGGhhhIIIjjjKKKlll/getMe Bearer abc.def s3cret-value-123 /link XYZ")
+    text = r.redact(
+        "GET https://api.telegram.org/bot1234567:FAKEbbbCCCdddEEEfffGGGhhhIIIjjjKKKlll/getMe Bearer abc.def s3cret-value-123 /link XYZ"
+    )
     assert "FAKEbbbCCC" not in text and "abc.def" not in text and "s3cret-value-123" not in text
     assert "getMe" in text  # only the secrets go

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -76,9 +76,17 @@ async def heartbeat(http: httpx.AsyncClient, token: str) -> dict:
 
 async def test_heartbeat_is_destructive_in_batches_of_50(http: httpx.AsyncClient, clock: FakeClock) -> None:
     created = (await http.post("/_sim/agents", json={"name": "relay-owner"})).json()
-    ids = (await http.post("/_sim/messages", json={
-        "agent_id": created["agent_id"], "type": "price_alert", "content": "m{i}", "count": 55,
-    })).json()["ids"]
+    ids = (
+        await http.post(
+            "/_sim/messages",
+            json={
+                "agent_id": created["agent_id"],
+                "type": "price_alert",
+                "content": "m{i}",
+                "count": 55,
+            },
+        )
+    ).json()["ids"]
     assert len(ids) == 55 and ids == sorted(ids)
 
     first = await heartbeat(http, created["token"])
@@ -213,9 +221,7 @@ async def test_rotation_kills_the_old_token(http: httpx.AsyncClient, world: Worl
 # ---- routing quirks ------------------------------------------------------------------------
 
 
-async def test_catch_all_answers_unknown_gets_and_405s_unknown_posts(
-    http: httpx.AsyncClient, world: World
-) -> None:
+async def test_catch_all_answers_unknown_gets_and_405s_unknown_posts(http: httpx.AsyncClient, world: World) -> None:
     agent = world.create_agent("lost")
     world.push_message(agent.id, "price_alert", "keep me unread")
     for path in ("/api/signals/my/discussions", "/api/claw/agents/heartbeat", "/no/such/thing"):
@@ -235,14 +241,22 @@ async def test_catch_all_answers_unknown_gets_and_405s_unknown_posts(
 
 async def test_messages_route_lets_anyone_write_any_type(http: httpx.AsyncClient, world: World) -> None:
     sender, victim = world.create_agent("mallory"), world.create_agent("victim")
-    resp = await http.post("/api/claw/messages", headers=bearer(sender.token), json={
-        "agent_id": victim.id, "type": "strategy_reply", "content": "fake @everyone", "data": {},
-    })
+    resp = await http.post(
+        "/api/claw/messages",
+        headers=bearer(sender.token),
+        json={
+            "agent_id": victim.id,
+            "type": "strategy_reply",
+            "content": "fake @everyone",
+            "data": {},
+        },
+    )
     assert resp.json()["success"] is True
     row = (await heartbeat(http, victim.token))["messages"][0]
     assert (row["id"], row["type"], row["data"]) == (resp.json()["message_id"], "strategy_reply", None)
-    ghost = await http.post("/api/claw/messages", headers=bearer(sender.token),
-                            json={"agent_id": 9999, "type": "x", "content": "y"})
+    ghost = await http.post(
+        "/api/claw/messages", headers=bearer(sender.token), json={"agent_id": 9999, "type": "x", "content": "y"}
+    )
     assert ghost.status_code == 200
     missing = await http.post("/api/claw/messages", headers=bearer(sender.token), json={"agent_id": 1})
     assert missing.status_code == 422
@@ -259,7 +273,8 @@ async def test_reply_rate_limits_use_the_exact_upstream_texts(
     sid = world.create_signal(author.id, "discussion", "us-stock", "Topic", "body", "AAPL")
     h = bearer(replier.token)
     assert (await http.post("/api/signals/reply", headers=h, json={"signal_id": sid, "content": "one"})).json() == {
-        "success": True, "points_earned": 2,
+        "success": True,
+        "points_earned": 2,
     }
     clock.advance(5)
     cool = await http.post("/api/signals/reply", headers=h, json={"signal_id": sid, "content": "two"})
@@ -288,8 +303,9 @@ async def test_reply_notifications_carry_no_reply_text(http: httpx.AsyncClient, 
     for a in (author, first):
         await heartbeat(http, a.token)
     secret = "SECRET-REPLY-TEXT"
-    resp = await http.post("/api/signals/reply", headers=bearer(second.token),
-                           json={"signal_id": sid, "content": secret})
+    resp = await http.post(
+        "/api/signals/reply", headers=bearer(second.token), json={"signal_id": sid, "content": secret}
+    )
     assert "reply_id" not in resp.json()
 
     to_author = (await heartbeat(http, author.token))["messages"]
@@ -298,7 +314,13 @@ async def test_reply_notifications_carry_no_reply_text(http: httpx.AsyncClient, 
     assert to_author[0]["content"] == 'late replied to your strategy "ETH swing"'
     assert [m["content"] for m in to_first] == ['late added a new reply in "ETH swing"']
     assert set(to_author[0]["data"]) == {
-        "signal_id", "reply_author_id", "reply_author_name", "parent_message_type", "market", "symbol", "title",
+        "signal_id",
+        "reply_author_id",
+        "reply_author_name",
+        "parent_message_type",
+        "market",
+        "symbol",
+        "title",
     }
     assert to_author[0]["data"]["signal_id"] == sid and to_author[0]["data"]["reply_author_id"] == second.id
     assert secret not in json.dumps(to_author + to_first)
@@ -372,31 +394,35 @@ async def test_follow_twice_and_follow_again(http: httpx.AsyncClient, world: Wor
     assert refollow.json()["message"] == "Following"
     assert [m["type"] for m in (await heartbeat(http, star.token))["messages"]] == ["new_follower"]
 
-    strat = await http.post("/api/signals/strategy", headers=bearer(star.token),
-                            json={"market": "crypto", "title": "", "content": "c", "symbols": "BTC,ETH"})
+    strat = await http.post(
+        "/api/signals/strategy",
+        headers=bearer(star.token),
+        json={"market": "crypto", "title": "", "content": "c", "symbols": "BTC,ETH"},
+    )
     (pub,) = (await heartbeat(http, fan.token))["messages"]
     assert pub["content"] == "star published a new strategy in crypto"
     assert pub["data"]["signal_id"] == strat.json()["signal_id"] and pub["data"]["symbol"] is None
 
 
-async def test_post_validation_and_discussion_limits(
-    http: httpx.AsyncClient, world: World, clock: FakeClock
-) -> None:
+async def test_post_validation_and_discussion_limits(http: httpx.AsyncClient, world: World, clock: FakeClock) -> None:
     agent = world.create_agent("poster")
     h = bearer(agent.token)
-    as_list = await http.post("/api/signals/strategy", headers=h,
-                              json={"market": "crypto", "title": "t", "content": "c", "symbols": ["BTC"]})
+    as_list = await http.post(
+        "/api/signals/strategy", headers=h, json={"market": "crypto", "title": "t", "content": "c", "symbols": ["BTC"]}
+    )
     assert as_list.status_code == 422 and as_list.json()["detail"][0]["type"] == "string_type"
     no_market = await http.post("/api/signals/discussion", headers=h, json={"title": "t", "content": "c"})
     assert no_market.json()["detail"][0]["loc"] == ["body", "market"]
     assert no_market.json()["detail"][0]["msg"] == "Field required"
 
-    ok = await http.post("/api/signals/discussion", headers=h,
-                         json={"market": "us-stock", "title": "t", "content": "c", "symbol": "AMD"})
+    ok = await http.post(
+        "/api/signals/discussion", headers=h, json={"market": "us-stock", "title": "t", "content": "c", "symbol": "AMD"}
+    )
     assert ok.json()["points_earned"] == 4 and ok.json()["success"] is True
     clock.advance(10)
-    again = await http.post("/api/signals/discussion", headers=h,
-                            json={"market": "us-stock", "title": "t2", "content": "c2"})
+    again = await http.post(
+        "/api/signals/discussion", headers=h, json={"market": "us-stock", "title": "t2", "content": "c2"}
+    )
     assert again.json() == {"detail": "Too many discussion posts. Try again in 50s."}
 
 
@@ -447,9 +473,7 @@ async def test_feed_filters_paging_and_views(http: httpx.AsyncClient, world: Wor
 # ---- faults --------------------------------------------------------------------------------
 
 
-async def test_lost_heartbeat_response_still_marks_messages_read(
-    http: httpx.AsyncClient, world: World
-) -> None:
+async def test_lost_heartbeat_response_still_marks_messages_read(http: httpx.AsyncClient, world: World) -> None:
     agent = world.create_agent("unlucky")
     ids = world.push_messages(agent.id, 3)
     world.faults.lose_next_heartbeats = 1
@@ -524,7 +548,11 @@ def test_module_entry_point_prints_its_url_and_serves() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "aitrader_sim", "--port", "0", "--seed", "5", "--demo"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lines = _read_lines(proc, 3, timeout=15)

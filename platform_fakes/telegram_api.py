@@ -32,7 +32,24 @@ from starlette.routing import Route
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 MAX_TEXT = 4096
-_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre", "blockquote", "tg-emoji"}
+_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
 _TOKEN = re.compile(
     r"<(?P<close>/?)(?P<name>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:\s[^<>]*)?)>"
     r"|&(?P<entity>#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|lt|gt|amp|quot);"
@@ -65,7 +82,9 @@ def visible_text(text: str) -> str:
             raise ParseError(f'Unsupported start tag "{name}" at byte offset {offset}')
         if m.group("close"):
             if not stack or stack[-1] != name:
-                raise ParseError(f'Unmatched end tag at byte offset {offset}, expected "</{stack[-1] if stack else ""}>", found "</{name}>"')
+                raise ParseError(
+                    f'Unmatched end tag at byte offset {offset}, expected "</{stack[-1] if stack else ""}>", found "</{name}>"'
+                )
             stack.pop()
         else:
             if name == "a" and not _HREF.search(m.group("attrs") or ""):
@@ -129,11 +148,20 @@ class _Poll:
 class FakeTelegram:
     """`async with FakeTelegram() as fake:` then point PTB at `fake.api_base`."""
 
-    def __init__(self, token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken", *, limits: Limits | None = Limits()) -> None:
+    def __init__(
+        self, token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken", *, limits: Limits | None = Limits()
+    ) -> None:
         self.token = token
         self.limits = limits
-        self.bot = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "Relay", "username": "relay_test_bot",
-                    "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+        self.bot = {
+            "id": int(token.split(":")[0]),
+            "is_bot": True,
+            "first_name": "Relay",
+            "username": "relay_test_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
         self.calls: list[Call] = []
         self.chats: dict[int, dict[str, Any]] = {}
         self.members: dict[tuple[int, int], str] = {}
@@ -195,7 +223,9 @@ class FakeTelegram:
 
     # --- test controls -----------------------------------------------------------------------
 
-    def add_chat(self, chat_id: int, type: str = "private", title: str = "", *, is_forum: bool = False) -> dict[str, Any]:
+    def add_chat(
+        self, chat_id: int, type: str = "private", title: str = "", *, is_forum: bool = False
+    ) -> dict[str, Any]:
         chat: dict[str, Any] = {"id": chat_id, "type": type}
         if type == "private":
             chat["first_name"] = title or f"User{chat_id}"
@@ -276,16 +306,34 @@ class FakeTelegram:
         """A user presses an inline button with this callback_data; returns the query id."""
         query_id = str(next(self._query_ids))
         self._open_queries.add(query_id)
-        self.inject({"callback_query": {"id": query_id, "from": user, "chat_instance": f"ci{chat_id}",
-                                        "data": data, "message": self.messages[(chat_id, message_id)]}})
+        self.inject(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": user,
+                    "chat_instance": f"ci{chat_id}",
+                    "data": data,
+                    "message": self.messages[(chat_id, message_id)],
+                }
+            }
+        )
         return query_id
 
     def bot_removed(self, chat_id: int, by: dict[str, Any], status: str = "kicked") -> None:
         new: dict[str, Any] = {"user": self.bot, "status": status}
         if status == "kicked":
             new["until_date"] = 0
-        self.inject({"my_chat_member": {"chat": self.chat(chat_id), "from": by, "date": int(time.time()),
-                                        "old_chat_member": {"user": self.bot, "status": "member"}, "new_chat_member": new}})
+        self.inject(
+            {
+                "my_chat_member": {
+                    "chat": self.chat(chat_id),
+                    "from": by,
+                    "date": int(time.time()),
+                    "old_chat_member": {"user": self.bot, "status": "member"},
+                    "new_chat_member": new,
+                }
+            }
+        )
 
     def inject(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
@@ -303,17 +351,30 @@ class FakeTelegram:
         """Accepted sendMessage calls, optionally for one chat."""
         return [c for c in self.calls_to("sendMessage") if chat_id is None or int(c.params["chat_id"]) == chat_id]
 
-    async def wait_for(self, method: str, predicate: Callable[[Call], bool] | None = None, timeout: float = 5.0, *, status: int | None = 200) -> Call:
+    async def wait_for(
+        self,
+        method: str,
+        predicate: Callable[[Call], bool] | None = None,
+        timeout: float = 5.0,
+        *,
+        status: int | None = 200,
+    ) -> Call:
         """The first recorded call to `method` (with `status`) matching `predicate`; waits for it."""
         deadline = time.monotonic() + timeout
         async with self._called:
             while True:
                 for call in self.calls:
-                    if call.method == method and (status is None or call.status == status) and (predicate is None or predicate(call)):
+                    if (
+                        call.method == method
+                        and (status is None or call.status == status)
+                        and (predicate is None or predicate(call))
+                    ):
                         return call
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no {method} call matched within {timeout}s; calls: {[c.method for c in self.calls]}")
+                    raise TimeoutError(
+                        f"no {method} call matched within {timeout}s; calls: {[c.method for c in self.calls]}"
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._called.wait(), left)
 
@@ -373,18 +434,25 @@ class FakeTelegram:
         return _ok(True)
 
     async def _api_getWebhookInfo(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return _ok({"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": len(self._updates)})
+        return _ok(
+            {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+        )
 
     async def _api_getUpdates(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise AssertionError("dispatched through _get_updates")
 
     async def _get_updates(self, p: dict[str, Any], request: Request) -> tuple[int, dict[str, Any]]:
         if self.webhook_url:
-            return _error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+            return _error(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            )
         if self._pending_conflicts:
             self._pending_conflicts -= 1
             self.conflicts_served += 1
-            return _error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+            return _error(
+                409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+            )
         if self._poll is not None:
             # Like Telegram: a newer getUpdates terminates the one still waiting.
             self._poll.terminated.set()
@@ -400,7 +468,10 @@ class FakeTelegram:
                     if await request.is_disconnected():
                         return _error(499, "client went away")  # nobody hears it: not a conflict
                     self.conflicts_served += 1
-                    return _error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running")
+                    return _error(
+                        409,
+                        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                    )
                 if self._updates:
                     return _ok(self._updates[:limit])
                 left = deadline - time.monotonic()
@@ -446,7 +517,10 @@ class FakeTelegram:
         text = self._visible(p)
         markup = p.get("reply_markup")
         if old.get("text") == text and old.get("reply_markup") == markup:
-            return _error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+            return _error(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+            )
         flooded = self._throttle(chat_id)
         if flooded:
             return flooded
@@ -502,7 +576,7 @@ class FakeTelegram:
     def _validate(self, p: dict[str, Any], chat_id: int) -> tuple[int, dict[str, Any]] | None:
         try:
             if chat_id in self.reject_html and str(p.get("parse_mode", "")).upper() == "HTML":
-                raise ParseError("Unsupported start tag \"x\" at byte offset 0")
+                raise ParseError('Unsupported start tag "x" at byte offset 0')
             text = self._visible(p)
         except ParseError as exc:
             return _error(400, f"Bad Request: can't parse entities: {exc}")
@@ -546,8 +620,13 @@ class FakeTelegram:
         return None
 
     def _store(self, chat_id: int, sender: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
-        message: dict[str, Any] = {"message_id": next(self._msg_ids[chat_id]), "date": int(time.time()),
-                                   "chat": self.chat(chat_id), "from": sender, "text": self._visible(p)}
+        message: dict[str, Any] = {
+            "message_id": next(self._msg_ids[chat_id]),
+            "date": int(time.time()),
+            "chat": self.chat(chat_id),
+            "from": sender,
+            "text": self._visible(p),
+        }
         markup = p.get("reply_markup")
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             message["reply_markup"] = markup
@@ -556,8 +635,22 @@ class FakeTelegram:
         self.messages[(chat_id, message["message_id"])] = message
         return message
 
-    def _message_update(self, chat_id: int, user: dict[str, Any], p: dict[str, Any] | None, *, extra: dict[str, Any], edited: bool = False) -> dict[str, Any]:
-        message: dict[str, Any] = {"message_id": next(self._msg_ids[chat_id]), "date": int(time.time()), "chat": self.chat(chat_id), "from": user, **extra}
+    def _message_update(
+        self,
+        chat_id: int,
+        user: dict[str, Any],
+        p: dict[str, Any] | None,
+        *,
+        extra: dict[str, Any],
+        edited: bool = False,
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": next(self._msg_ids[chat_id]),
+            "date": int(time.time()),
+            "chat": self.chat(chat_id),
+            "from": user,
+            **extra,
+        }
         self.messages[(chat_id, message["message_id"])] = message
         self.inject({"edited_message" if edited else "message": message})
         return message
@@ -599,15 +692,43 @@ def _member(user: dict[str, Any], status: str) -> dict[str, Any]:
     if status == "creator":
         member["is_anonymous"] = False
     elif status == "administrator":
-        member |= {key: False for key in ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages",
-                                          "can_manage_video_chats", "can_restrict_members", "can_promote_members",
-                                          "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
-                                          "can_delete_stories")}
+        member |= {
+            key: False
+            for key in (
+                "can_be_edited",
+                "is_anonymous",
+                "can_manage_chat",
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_promote_members",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+            )
+        }
     elif status == "restricted":
-        member |= {"until_date": 0, "is_member": True} | {key: False for key in (
-            "can_send_messages", "can_send_audios", "can_send_documents", "can_send_photos", "can_send_videos",
-            "can_send_video_notes", "can_send_voice_notes", "can_send_polls", "can_send_other_messages",
-            "can_add_web_page_previews", "can_change_info", "can_invite_users", "can_pin_messages", "can_manage_topics")}
+        member |= {"until_date": 0, "is_member": True} | {
+            key: False
+            for key in (
+                "can_send_messages",
+                "can_send_audios",
+                "can_send_documents",
+                "can_send_photos",
+                "can_send_videos",
+                "can_send_video_notes",
+                "can_send_voice_notes",
+                "can_send_polls",
+                "can_send_other_messages",
+                "can_add_web_page_previews",
+                "can_change_info",
+                "can_invite_users",
+                "can_pin_messages",
+                "can_manage_topics",
+            )
+        }
     elif status == "kicked":
         member["until_date"] = 0
     return member

@@ -7,47 +7,40 @@ calling the same DiscordAdapter.send one message at a time. Each side has its ow
 bot, so its own limits) and runs in its own process at the same time: discord.py's URLs are
 process-wide, so two fakes cannot share one process.
 
-    python -m bench.discord [--channels 100] [--notifications 3000]
+    python -m bench.discord_send [--channels 100] [--notifications 3000]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
 import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # Run as a file: this module is named like the library, so keep bench/ off the import path.
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-    sys.path.insert(0, str(_here.parent))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-from adapters.discord import DiscordAdapter, DiscordSettings  # noqa: E402
-from bench.pipeline import pct  # noqa: E402
-from adapters.discord.guards import PACING_MARGIN_S, paced_rate  # noqa: E402
-from relay.delivery import Deliverer  # noqa: E402
-from relay.embedded_redis import open_redis  # noqa: E402
-from relay.errors import DeliveryError, RetryLater  # noqa: E402
-from relay.keys import Keys  # noqa: E402
-from relay.leases import Leases  # noqa: E402
-from relay.logs import Redactor  # noqa: E402
-from relay.metrics import Metrics  # noqa: E402
-from relay.models import ChatRef, Message, MessageField  # noqa: E402
-from relay.outbox import Outbox, Outgoing  # noqa: E402
-from relay.specs import COMMANDS  # noqa: E402
-from relay.store import Store  # noqa: E402
-from relay.tokens import TokenBox, new_key_text  # noqa: E402
-from tests.fakes.discord_api import FakeDiscord  # noqa: E402
+from adapters.discord import DiscordAdapter, DiscordSettings
+from adapters.discord.guards import PACING_MARGIN_S, paced_rate
+from bench.pipeline import pct
+from platform_fakes.discord_api import FakeDiscord
+from relay.delivery import Deliverer
+from relay.embedded_redis import open_redis
+from relay.errors import DeliveryError, RetryLater
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.logs import Redactor
+from relay.metrics import Metrics
+from relay.models import ChatRef, Message, MessageField
+from relay.outbox import Outbox, Outgoing
+from relay.specs import COMMANDS
+from relay.store import Store
+from relay.tokens import TokenBox, new_key_text
 
 TOKEN = "MTAwBENCH00000000000000000.GbEnCh.bench-bot-token-not-real-0000000"
 DISCORD_CEILING = 50.0  # requests/s per bot; 100 channels x 1/s would allow more
@@ -60,9 +53,13 @@ def workload(channels: int, notifications: int) -> list[tuple[int, int]]:
 
 
 def notification(n: int) -> Message:
-    return Message(title=f"New reply #{n}", body="ann_bot replied to your signal: **agreed** & raised the target @everyone",
-                   fields=(MessageField("Signal", "123"),), link="https://ai4trade.ai/signals/123", footer="/reply 123")
-
+    return Message(
+        title=f"New reply #{n}",
+        body="ann_bot replied to your signal: **agreed** & raised the target @everyone",
+        fields=(MessageField("Signal", "123"),),
+        link="https://ai4trade.ai/signals/123",
+        footer="/reply 123",
+    )
 
 
 def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> dict[str, float]:
@@ -107,14 +104,23 @@ async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, d
         keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
         adapter = await started_adapter(fake, redis, keys)
         metrics = Metrics()
-        deliverer = Deliverer(Outbox(redis, keys), Store(redis, keys, TokenBox.from_text(new_key_text())), Leases(redis),
-                              keys, {"discord": adapter}, metrics, concurrency=channels)
+        deliverer = Deliverer(
+            Outbox(redis, keys),
+            Store(redis, keys, TokenBox.from_text(new_key_text())),
+            Leases(redis),
+            keys,
+            {"discord": adapter},
+            metrics,
+            concurrency=channels,
+        )
         outbox = Outbox(redis, keys)
         enqueued: dict[int, float] = {}
         started = time.monotonic()
         for i in range(0, len(work), 100):
             batch = work[i : i + 100]
-            await outbox.enqueue([Outgoing(ChatRef("discord", str(c)), f"n{n}", notification(n)) for n, c in batch], now=time.time())
+            await outbox.enqueue(
+                [Outgoing(ChatRef("discord", str(c)), f"n{n}", notification(n)) for n, c in batch], now=time.time()
+            )
             now = time.monotonic()
             enqueued.update((n, now) for n, _ in batch)
         await deliverer.start()
@@ -162,8 +168,19 @@ async def run_reference(work: list[tuple[int, int]], budget: float, data: Path) 
 async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
     root = Path(__file__).resolve().parent.parent
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.discord", "--side", "reference", "--channels", str(args.channels),
-        "--notifications", str(args.notifications), "--budget", str(args.budget), cwd=root, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bench.discord_send",
+        "--side",
+        "reference",
+        "--channels",
+        str(args.channels),
+        "--notifications",
+        str(args.notifications),
+        "--budget",
+        str(args.budget),
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
     return json.loads(out.decode().strip().splitlines()[-1])
@@ -194,9 +211,12 @@ def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, floa
             r = relay[key] / ref[key] if key == "per_second" else ref[key] / relay[key]
             ratio = f"{r:.2f}x"
         out.append(f"{label:32} {fmt.format(relay[key]):>16} {fmt.format(ref[key]):>16} {ratio:>7}")
-    out += ["", f"relay throughput is {100 * relay['per_second'] / DISCORD_CEILING:.0f}% of Discord's {DISCORD_CEILING:.0f}/s "
-            f"and {100 * relay['per_second'] / pacing:.0f}% of the adapter's own {pacing:.1f}/s pacing; "
-            "ratios are relay-better-by (throughput relay/ref, latency ref/relay)"]
+    out += [
+        "",
+        f"relay throughput is {100 * relay['per_second'] / DISCORD_CEILING:.0f}% of Discord's {DISCORD_CEILING:.0f}/s "
+        f"and {100 * relay['per_second'] / pacing:.0f}% of the adapter's own {pacing:.1f}/s pacing; "
+        "ratios are relay-better-by (throughput relay/ref, latency ref/relay)",
+    ]
     return "\n".join(out)
 
 

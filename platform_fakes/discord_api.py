@@ -32,8 +32,14 @@ _ISO = "2025-01-01T00:00:00+00:00"
 
 
 def user_payload(user_id: int, name: str = "") -> dict[str, Any]:
-    return {"id": str(user_id), "username": name or f"user{user_id % 10_000}", "discriminator": "0",
-            "global_name": name or None, "avatar": None, "bot": False}
+    return {
+        "id": str(user_id),
+        "username": name or f"user{user_id % 10_000}",
+        "discriminator": "0",
+        "global_name": name or None,
+        "avatar": None,
+        "bot": False,
+    }
 
 
 BOT_USER = {**user_payload(BOT_ID, "relay"), "bot": True}
@@ -73,11 +79,23 @@ class StoredMessage:
     def to_json(self) -> dict[str, Any]:
         p = self.payload
         return {
-            "id": str(self.id), "channel_id": str(self.channel_id), "author": BOT_USER, "type": 0,
-            "content": p.get("content") or "", "embeds": p.get("embeds") or [], "components": p.get("components") or [],
+            "id": str(self.id),
+            "channel_id": str(self.channel_id),
+            "author": BOT_USER,
+            "type": 0,
+            "content": p.get("content") or "",
+            "embeds": p.get("embeds") or [],
+            "components": p.get("components") or [],
             "flags": (EPHEMERAL if self.ephemeral else 0) | int(p.get("flags") or 0),
-            "timestamp": _ISO, "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-            "mention_roles": [], "attachments": [], "pinned": False, "nonce": p.get("nonce"),
+            "timestamp": _ISO,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "pinned": False,
+            "nonce": p.get("nonce"),
         }
 
     @property
@@ -92,11 +110,20 @@ class StoredMessage:
         return "\n".join(x for x in parts if x)
 
     def custom_ids(self) -> list[str]:
-        return [c["custom_id"] for row in self.payload.get("components") or [] for c in row.get("components", []) if "custom_id" in c]
+        return [
+            c["custom_id"]
+            for row in self.payload.get("components") or []
+            for c in row.get("components", [])
+            if "custom_id" in c
+        ]
 
     def labels(self) -> dict[str, str]:
-        return {c["custom_id"]: c.get("label", "") for row in self.payload.get("components") or []
-                for c in row.get("components", []) if "custom_id" in c}
+        return {
+            c["custom_id"]: c.get("label", "")
+            for row in self.payload.get("components") or []
+            for c in row.get("components", [])
+            if "custom_id" in c
+        }
 
 
 @dataclass
@@ -250,7 +277,11 @@ class FakeDiscord:
         return await asyncio.wait_for(loop(), timeout)
 
     def channel_messages(self, channel_id: int | None = None) -> list[StoredMessage]:
-        return [m for m in self.messages.values() if m.via == "channel" and (channel_id is None or m.channel_id == channel_id)]
+        return [
+            m
+            for m in self.messages.values()
+            if m.via == "channel" and (channel_id is None or m.channel_id == channel_id)
+        ]
 
     def public_messages(self) -> list[StoredMessage]:
         """Everything anyone in a channel can see (channel posts and non-ephemeral answers)."""
@@ -297,7 +328,9 @@ class FakeDiscord:
         permissions: int = 0,
     ) -> FakeInteraction:
         """A user runs a synced slash command; options are typed from the synced definition."""
-        spec = next((c for c in self.commands.get(guild_id, []) + self.commands.get(None, []) if c["name"] == name), None)
+        spec = next(
+            (c for c in self.commands.get(guild_id, []) + self.commands.get(None, []) if c["name"] == name), None
+        )
         assert spec is not None, f"/{name} was never synced"
         if self.enforce_command_permissions and not self.may_run(spec, guild_id, user_id, permissions):
             raise CommandNotAvailable(f"Discord does not offer /{name} to user {user_id} in guild {guild_id}")
@@ -311,16 +344,29 @@ class FakeDiscord:
             data["guild_id"] = str(guild_id)
         return await self._interact(2, data, channel_id, user_id, guild_id, permissions)
 
-    async def press(self, message_id: int, custom_id: str, *, user_id: int = 111_111_111_111_111_111,
-                    guild_id: int | None = None, permissions: int = 0) -> FakeInteraction:
+    async def press(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user_id: int = 111_111_111_111_111_111,
+        guild_id: int | None = None,
+        permissions: int = 0,
+    ) -> FakeInteraction:
         message = self.messages[message_id]
         assert custom_id in message.custom_ids(), "no such button on the message"
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._interact(3, data, message.channel_id, user_id, guild_id, permissions, message=message)
 
-    async def submit_modal(self, opened_by: FakeInteraction, values: dict[str, str], *,
-                           user_id: int = 111_111_111_111_111_111, guild_id: int | None = None,
-                           permissions: int = 0) -> FakeInteraction:
+    async def submit_modal(
+        self,
+        opened_by: FakeInteraction,
+        values: dict[str, str],
+        *,
+        user_id: int = 111_111_111_111_111_111,
+        guild_id: int | None = None,
+        permissions: int = 0,
+    ) -> FakeInteraction:
         """Submit the modal that `opened_by` answered with, filling fields by custom_id."""
         modal = opened_by.modal
         assert modal is not None, "that interaction did not open a modal"
@@ -332,39 +378,80 @@ class FakeDiscord:
                 answer = {"type": 3, "custom_id": inner["custom_id"], "values": [value] if value else []}
             else:
                 answer = {"type": 4, "custom_id": inner["custom_id"], "value": value}
-            components.append({"type": 18, "component": answer} if row["type"] == 18 else {"type": 1, "components": [answer]})
+            components.append(
+                {"type": 18, "component": answer} if row["type"] == 18 else {"type": 1, "components": [answer]}
+            )
         data = {"custom_id": modal["custom_id"], "components": components}
         message = self.messages.get(opened_by.message_id) if opened_by.message_id else None
         return await self._interact(5, data, opened_by.channel_id, user_id, guild_id, permissions, message=message)
 
-    async def _interact(self, kind: int, data: dict[str, Any], channel_id: int, user_id: int, guild_id: int | None,
-                        permissions: int, message: StoredMessage | None = None) -> FakeInteraction:
+    async def _interact(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        channel_id: int,
+        user_id: int,
+        guild_id: int | None,
+        permissions: int,
+        message: StoredMessage | None = None,
+    ) -> FakeInteraction:
         interaction_id = next(self._ids)
         payload: dict[str, Any] = {
-            "id": str(interaction_id), "application_id": str(APP_ID), "type": kind, "data": data,
-            "token": f"itok{interaction_id}", "version": 1, "channel_id": str(channel_id),
-            "locale": "en-US", "entitlements": [], "attachment_size_limit": 8 << 20,
+            "id": str(interaction_id),
+            "application_id": str(APP_ID),
+            "type": kind,
+            "data": data,
+            "token": f"itok{interaction_id}",
+            "version": 1,
+            "channel_id": str(channel_id),
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": 8 << 20,
             "app_permissions": str((1 << 53) - 1),
         }
         if guild_id is not None:
             payload.update(
-                guild_id=str(guild_id), guild_locale="en-US", context=0,
+                guild_id=str(guild_id),
+                guild_locale="en-US",
+                context=0,
                 authorizing_integration_owners={"0": str(guild_id)},
-                channel={"id": str(channel_id), "type": 0, "guild_id": str(guild_id), "name": f"c{channel_id % 1000}",
-                         "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None},
-                member={"user": user_payload(user_id), "roles": [], "joined_at": _ISO, "deaf": False, "mute": False,
-                        "flags": 0, "permissions": str(permissions)},
+                channel={
+                    "id": str(channel_id),
+                    "type": 0,
+                    "guild_id": str(guild_id),
+                    "name": f"c{channel_id % 1000}",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "nsfw": False,
+                    "parent_id": None,
+                },
+                member={
+                    "user": user_payload(user_id),
+                    "roles": [],
+                    "joined_at": _ISO,
+                    "deaf": False,
+                    "mute": False,
+                    "flags": 0,
+                    "permissions": str(permissions),
+                },
             )
         else:
             payload.update(
-                context=1, authorizing_integration_owners={"0": "0"},
-                channel={"id": str(channel_id), "type": 1, "recipients": [user_payload(user_id)], "last_message_id": None},
+                context=1,
+                authorizing_integration_owners={"0": "0"},
+                channel={
+                    "id": str(channel_id),
+                    "type": 1,
+                    "recipients": [user_payload(user_id)],
+                    "last_message_id": None,
+                },
                 user=user_payload(user_id),
             )
         if message is not None:
             payload["message"] = message.to_json()
-        record = FakeInteraction(interaction_id, payload["token"], kind, channel_id, payload,
-                                 message_id=message.id if message else None)
+        record = FakeInteraction(
+            interaction_id, payload["token"], kind, channel_id, payload, message_id=message.id if message else None
+        )
         self.interactions[interaction_id] = record
         await self.dispatch("INTERACTION_CREATE", payload)
         return record
@@ -388,7 +475,9 @@ class FakeDiscord:
         response = await handler(request)
         if request.path.startswith("/api/"):
             body = getattr(request, "_fake_json", None)
-            call = Call(request.method, request.path[len("/api/v10"):], response.status, body, time.monotonic(), arrived)
+            call = Call(
+                request.method, request.path[len("/api/v10") :], response.status, body, time.monotonic(), arrived
+            )
             self.calls.append(call)
             if response.status == 429:
                 self.rate_limited.append(call)
@@ -412,12 +501,34 @@ class FakeDiscord:
         if path == "/users/@me":
             return _json(BOT_USER)
         if path == "/oauth2/applications/@me":
-            return _json({"id": str(APP_ID), "name": "relay", "description": "", "icon": None, "bot_public": False,
-                          "bot_require_code_grant": False, "owner": user_payload(OWNER_ID), "verify_key": "0" * 64,
-                          "flags": 0, "summary": "", "team": None})
+            return _json(
+                {
+                    "id": str(APP_ID),
+                    "name": "relay",
+                    "description": "",
+                    "icon": None,
+                    "bot_public": False,
+                    "bot_require_code_grant": False,
+                    "owner": user_payload(OWNER_ID),
+                    "verify_key": "0" * 64,
+                    "flags": 0,
+                    "summary": "",
+                    "team": None,
+                }
+            )
         if path in ("/gateway", "/gateway/bot"):
-            return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
-                "total": 1000, "remaining": self.session_start_remaining, "reset_after": 1000, "max_concurrency": 1}})
+            return _json(
+                {
+                    "url": self.gateway_url,
+                    "shards": 1,
+                    "session_start_limit": {
+                        "total": 1000,
+                        "remaining": self.session_start_remaining,
+                        "reset_after": 1000,
+                        "max_concurrency": 1,
+                    },
+                }
+            )
         if parts[0] == "applications" and method == "PUT":
             return self._sync(parts, body)
         if parts[0] == "interactions" and parts[-1] == "callback":
@@ -448,8 +559,15 @@ class FakeDiscord:
         guild_id = int(parts[3]) if len(parts) > 3 and parts[2] == "guilds" else None
         synced = []
         for command in body:
-            synced.append({**command, "id": str(next(self._ids)), "application_id": str(APP_ID), "version": "1",
-                           "guild_id": str(guild_id) if guild_id else None})
+            synced.append(
+                {
+                    **command,
+                    "id": str(next(self._ids)),
+                    "application_id": str(APP_ID),
+                    "version": "1",
+                    "guild_id": str(guild_id) if guild_id else None,
+                }
+            )
         self.commands[guild_id] = synced
         self.sync_calls.append(guild_id)
         return _json(synced)
@@ -471,8 +589,14 @@ class FakeDiscord:
             error = _invalid(data) if kind == 4 else None
             if error:
                 return error
-            record.original = self._store(record.channel_id, data if kind == 4 else {}, ephemeral=bool(flags & EPHEMERAL),
-                                          via="interaction", interaction_id=record.id, loading=kind == 5)
+            record.original = self._store(
+                record.channel_id,
+                data if kind == 4 else {},
+                ephemeral=bool(flags & EPHEMERAL),
+                via="interaction",
+                interaction_id=record.id,
+                loading=kind == 5,
+            )
             if kind == 4:
                 resource["message"] = record.original.to_json()
         elif kind == 7 and record.message_id:
@@ -482,11 +606,18 @@ class FakeDiscord:
             self.messages[record.message_id].payload.update(data)
         self._changed.set()
         original = record.original
-        return _json({"interaction": {"id": str(record.id), "type": record.type,
-                                      "response_message_id": str(original.id) if original else None,
-                                      "response_message_loading": kind == 5,
-                                      "response_message_ephemeral": bool(flags & EPHEMERAL)},
-                      "resource": resource})
+        return _json(
+            {
+                "interaction": {
+                    "id": str(record.id),
+                    "type": record.type,
+                    "response_message_id": str(original.id) if original else None,
+                    "response_message_loading": kind == 5,
+                    "response_message_ephemeral": bool(flags & EPHEMERAL),
+                },
+                "resource": resource,
+            }
+        )
 
     def _webhook(self, request: web.Request, parts: list[str], body: Any) -> web.Response:
         token = parts[2]
@@ -504,8 +635,13 @@ class FakeDiscord:
                 original.payload, original.loading = dict(body), False
                 self._changed.set()
                 return _json(original.to_json())
-            message = self._store(record.channel_id, body, ephemeral=bool(int(body.get("flags") or 0) & EPHEMERAL),
-                                  via="interaction", interaction_id=record.id)
+            message = self._store(
+                record.channel_id,
+                body,
+                ephemeral=bool(int(body.get("flags") or 0) & EPHEMERAL),
+                via="interaction",
+                interaction_id=record.id,
+            )
             record.followups.append(message)
             return _json(message.to_json())
         if len(parts) == 5 and parts[4] == "@original":
@@ -534,8 +670,18 @@ class FakeDiscord:
             message = {403: ("Missing Access", 50001), 404: ("Unknown Channel", 10003)}[status]
             return _json({"message": message[0], "code": message[1]}, status)
         if not rest and request.method == "GET":
-            return _json({"id": str(channel_id), "type": 0, "name": "c", "position": 0, "permission_overwrites": [],
-                          "guild_id": "1", "nsfw": False, "parent_id": None})
+            return _json(
+                {
+                    "id": str(channel_id),
+                    "type": 0,
+                    "name": "c",
+                    "position": 0,
+                    "permission_overwrites": [],
+                    "guild_id": "1",
+                    "nsfw": False,
+                    "parent_id": None,
+                }
+            )
         if rest == ["messages"] and request.method == "POST":
             return await self._create_message(request, channel_id, body)
         if len(rest) == 2 and rest[0] == "messages" and request.method == "PATCH":
@@ -592,13 +738,27 @@ class FakeDiscord:
         now = time.monotonic()
         start, count = self._buckets.get(channel_id, (now, 0))
         reset_after = max(0.0, start + period - now)
-        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - count)),
-                "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}", "X-RateLimit-Reset-After": f"{reset_after:.3f}",
-                "X-RateLimit-Bucket": "fake-messages-bucket"}
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, limit - count)),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": "fake-messages-bucket",
+        }
 
-    def _store(self, channel_id: int, payload: dict[str, Any], *, ephemeral: bool = False, via: str = "channel",
-               interaction_id: int | None = None, loading: bool = False) -> StoredMessage:
-        message = StoredMessage(next(self._ids), channel_id, dict(payload), ephemeral, via, interaction_id, loading=loading)
+    def _store(
+        self,
+        channel_id: int,
+        payload: dict[str, Any],
+        *,
+        ephemeral: bool = False,
+        via: str = "channel",
+        interaction_id: int | None = None,
+        loading: bool = False,
+    ) -> StoredMessage:
+        message = StoredMessage(
+            next(self._ids), channel_id, dict(payload), ephemeral, via, interaction_id, loading=loading
+        )
         self.messages[message.id] = message
         self._changed.set()
         return message
@@ -624,10 +784,19 @@ class FakeDiscord:
                     break
                 self.identifies.append(time.time())
                 session.identified = True
-                await session.send(0, {"v": 10, "user": BOT_USER, "session_id": session.session_id, "guilds":
-                                       [{"id": str(g), "unavailable": True} for g in self.guilds],
-                                       "application": {"id": str(APP_ID), "flags": 0},
-                                       "resume_gateway_url": self.gateway_url, "shard": [0, 1]}, "READY")
+                await session.send(
+                    0,
+                    {
+                        "v": 10,
+                        "user": BOT_USER,
+                        "session_id": session.session_id,
+                        "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+                        "application": {"id": str(APP_ID), "flags": 0},
+                        "resume_gateway_url": self.gateway_url,
+                        "shard": [0, 1],
+                    },
+                    "READY",
+                )
                 for guild_id in self.guilds:
                     await session.send(0, self.guild_payload(guild_id), "GUILD_CREATE")
                 self._changed.set()
@@ -638,35 +807,87 @@ class FakeDiscord:
         return ws
 
     def guild_payload(self, guild_id: int) -> dict[str, Any]:
-        channels = [{"id": str(c), "type": 0, "name": f"c{c % 1000}", "position": i, "permission_overwrites": [],
-                     "guild_id": str(guild_id), "nsfw": False, "parent_id": None} for i, c in enumerate(self.guilds[guild_id])]
-        return {"id": str(guild_id), "name": f"guild{guild_id % 1000}", "channels": channels, "threads": [],
-                "roles": [{"id": str(guild_id), "name": "@everyone", "permissions": "0", "position": 0, "color": 0,
-                           "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
-                "members": [], "member_count": 2, "emojis": [], "stickers": [], "features": [], "unavailable": False,
-                "owner_id": str(OWNER_ID), "joined_at": _ISO, "large": False, "voice_states": [], "presences": [],
-                "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [], "icon": None,
-                "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
-                "explicit_content_filter": 0, "mfa_level": 0, "premium_tier": 0, "preferred_locale": "en-US",
-                "nsfw_level": 0, "system_channel_flags": 0}
+        channels = [
+            {
+                "id": str(c),
+                "type": 0,
+                "name": f"c{c % 1000}",
+                "position": i,
+                "permission_overwrites": [],
+                "guild_id": str(guild_id),
+                "nsfw": False,
+                "parent_id": None,
+            }
+            for i, c in enumerate(self.guilds[guild_id])
+        ]
+        return {
+            "id": str(guild_id),
+            "name": f"guild{guild_id % 1000}",
+            "channels": channels,
+            "threads": [],
+            "roles": [
+                {
+                    "id": str(guild_id),
+                    "name": "@everyone",
+                    "permissions": "0",
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "members": [],
+            "member_count": 2,
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "unavailable": False,
+            "owner_id": str(OWNER_ID),
+            "joined_at": _ISO,
+            "large": False,
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "icon": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+            "system_channel_flags": 0,
+        }
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # Exactly "application/json", no charset: discord.py compares the header verbatim.
-    return web.Response(body=json.dumps(data).encode(), status=status, headers={**(headers or {}), "Content-Type": "application/json"})
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, headers={**(headers or {}), "Content-Type": "application/json"}
+    )
 
 
 def _rate_limited(retry_after: float, *, scope: str, bucket_headers: dict[str, str] | None = None) -> web.Response:
     retry_after = max(0.001, round(retry_after, 3))
     is_global = scope == "global"
-    headers = {"Retry-After": str(max(1, int(retry_after + 0.999))), "X-RateLimit-Scope": scope,
-               "Via": "1.1 google"}  # discord.py treats a 429 without Via as a Cloudflare ban
+    headers = {
+        "Retry-After": str(max(1, int(retry_after + 0.999))),
+        "X-RateLimit-Scope": scope,
+        "Via": "1.1 google",
+    }  # discord.py treats a 429 without Via as a Cloudflare ban
     if is_global:
         headers["X-RateLimit-Global"] = "true"
     else:
         headers.update(bucket_headers or {})
         headers["X-RateLimit-Remaining"] = "0"
-    return _json({"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}, 429, headers)
+    return _json(
+        {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}, 429, headers
+    )
 
 
 def _invalid(payload: dict[str, Any] | None) -> web.Response | None:

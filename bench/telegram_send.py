@@ -7,50 +7,43 @@ approach: one loop sending each message as it comes, sleeping retry_after on a 4
 its own fake (a bot of its own, so its own limits); both run at the same time, the reference in a
 child process so that neither slows the other's event loop.
 
-    python -m bench.telegram [--chats 100] [--groups 20] [--notifications 3000]
+    python -m bench.telegram_send [--chats 100] [--groups 20] [--notifications 3000]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import re
 import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
-if __package__ in (None, ""):
-    # Run as a file: this module is named like the library, so keep bench/ off the import path.
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-    sys.path.insert(0, str(_here.parent))
+import httpx
+from redis.asyncio import Redis
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-import httpx  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
-
-from adapters.telegram import TelegramAdapter, TelegramSettings  # noqa: E402
-from bench.pipeline import pct  # noqa: E402
-from relay.config import RelaySettings  # noqa: E402
-from relay.delivery import Deliverer  # noqa: E402
-from relay.embedded_redis import open_redis  # noqa: E402
-from relay.keys import Keys  # noqa: E402
-from relay.leases import Leases  # noqa: E402
-from relay.logs import Redactor  # noqa: E402
-from relay.metrics import Metrics  # noqa: E402
-from relay.models import ChatRef, Message, MessageField  # noqa: E402
-from relay.outbox import Outbox, Outgoing  # noqa: E402
-from relay.specs import COMMANDS  # noqa: E402
-from relay.store import Store  # noqa: E402
-from relay.tokens import TokenBox, new_key_text  # noqa: E402
-from tests.fakes.telegram_api import FakeTelegram, Limits  # noqa: E402
+from adapters.telegram import TelegramAdapter, TelegramSettings
+from bench.pipeline import pct
+from platform_fakes.telegram_api import FakeTelegram, Limits
+from relay.config import RelaySettings
+from relay.delivery import Deliverer
+from relay.embedded_redis import open_redis
+from relay.keys import Keys
+from relay.leases import Leases
+from relay.logs import Redactor
+from relay.metrics import Metrics
+from relay.models import ChatRef, Message, MessageField
+from relay.outbox import Outbox, Outgoing
+from relay.specs import COMMANDS
+from relay.store import Store
+from relay.tokens import TokenBox, new_key_text
 
 _NUMBER = re.compile(r"#(\d+)")
 GLOBAL_CEILING = 25.0  # the adapter's default TELEGRAM_GLOBAL_RATE
@@ -64,9 +57,13 @@ def workload(chats: int, groups: int, notifications: int, seed: int) -> list[tup
 
 
 def notification(n: int) -> Message:
-    return Message(title=f"New reply #{n}", body="ann_bot replied to your signal: <b>agreed</b> & raised the target",
-                   fields=(MessageField("Signal", "123"),), link="https://ai4trade.ai/signals/123", footer="/reply 123")
-
+    return Message(
+        title=f"New reply #{n}",
+        body="ann_bot replied to your signal: <b>agreed</b> & raised the target",
+        fields=(MessageField("Signal", "123"),),
+        link="https://ai4trade.ai/signals/123",
+        footer="/reply 123",
+    )
 
 
 def arrivals(fake: FakeTelegram) -> dict[int, list[float]]:
@@ -120,7 +117,14 @@ class Arrivals:
         return len(self.numbers)
 
 
-async def stuck_report(redis: Redis, keys: Keys, deliverer: Deliverer, adapter: TelegramAdapter, missing: list[int], work: list[tuple[int, int]]) -> str:
+async def stuck_report(
+    redis: Redis,
+    keys: Keys,
+    deliverer: Deliverer,
+    adapter: TelegramAdapter,
+    missing: list[int],
+    work: list[tuple[int, int]],
+) -> str:
     """Where the undelivered notifications sit: outbox streams, pending entries, the ready set,
     chat leases, the deliverer's busy drains and the adapter's per-chat locks and penalties."""
     chat_of = dict(work)
@@ -136,7 +140,7 @@ async def stuck_report(redis: Redis, keys: Keys, deliverer: Deliverer, adapter: 
         length = await redis.xlen(stream)
         try:
             pending = (await redis.xpending(stream, "senders"))["pending"]
-        except Exception:  # noqa: BLE001 - no group yet
+        except Exception:
             pending = "no group"
         score = ready.get(ref.key)
         due = f"due in {score - now:+.1f}s" if score is not None else "NOT in ready set"
@@ -164,15 +168,25 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
         await adapter.start(COMMANDS, ignore, ignore)  # type: ignore[arg-type]
         leases = Leases(redis)
         metrics = Metrics()
-        deliverer = Deliverer(Outbox(redis, keys), Store(redis, keys, TokenBox.from_text(new_key_text())), leases, keys,
-                              {"telegram": adapter}, metrics, concurrency=core.delivery_concurrency,
-                              max_attempts=core.delivery_max_attempts, send_timeout=core.delivery_send_timeout_seconds)
+        deliverer = Deliverer(
+            Outbox(redis, keys),
+            Store(redis, keys, TokenBox.from_text(new_key_text())),
+            leases,
+            keys,
+            {"telegram": adapter},
+            metrics,
+            concurrency=core.delivery_concurrency,
+            max_attempts=core.delivery_max_attempts,
+            send_timeout=core.delivery_send_timeout_seconds,
+        )
         outbox = Outbox(redis, keys)
         enqueued: dict[int, float] = {}
         started = time.monotonic()
         for i in range(0, len(work), 100):
             batch = work[i : i + 100]
-            await outbox.enqueue([Outgoing(ChatRef("telegram", str(c)), f"n{n}", notification(n)) for n, c in batch], now=time.time())
+            await outbox.enqueue(
+                [Outgoing(ChatRef("telegram", str(c)), f"n{n}", notification(n)) for n, c in batch], now=time.time()
+            )
             now = time.monotonic()
             enqueued.update((n, now) for n, _ in batch)
         await deliverer.start()
@@ -197,13 +211,20 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
 
 async def run_reference(work: list[tuple[int, int]], budget: float) -> dict[str, float]:
     """The heartbeat skill's loop: send each message as it comes; on a 429 sleep retry_after and resend."""
-    async with FakeTelegram(limits=Limits()) as fake, httpx.AsyncClient(base_url=f"{fake.api_base}/bot{fake.token}", timeout=10) as http:
+    async with (
+        FakeTelegram(limits=Limits()) as fake,
+        httpx.AsyncClient(base_url=f"{fake.api_base}/bot{fake.token}", timeout=10) as http,
+    ):
         started = time.monotonic()
         enqueued = {n: started for n, _ in work}
         deadline = started + budget
         for n, chat_id in work:
             while time.monotonic() < deadline:
-                body = {"chat_id": chat_id, "text": f"<b>New reply #{n}</b>\nann_bot replied to your signal", "parse_mode": "HTML"}
+                body = {
+                    "chat_id": chat_id,
+                    "text": f"<b>New reply #{n}</b>\nann_bot replied to your signal",
+                    "parse_mode": "HTML",
+                }
                 answer = (await http.post("/sendMessage", json=body)).json()
                 if answer["ok"]:
                     break
@@ -218,9 +239,23 @@ async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
     """Runs the reference in its own process so the two sides do not share one CPU-bound loop."""
     root = Path(__file__).resolve().parent.parent
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.telegram", "--side", "reference", "--chats", str(args.chats), "--groups", str(args.groups),
-        "--notifications", str(args.notifications), "--budget", str(args.budget), "--seed", str(args.seed),
-        cwd=root, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bench.telegram_send",
+        "--side",
+        "reference",
+        "--chats",
+        str(args.chats),
+        "--groups",
+        str(args.groups),
+        "--notifications",
+        str(args.notifications),
+        "--budget",
+        str(args.budget),
+        "--seed",
+        str(args.seed),
+        cwd=root,
+        stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
     return json.loads(out.decode().strip().splitlines()[-1])
@@ -251,10 +286,15 @@ def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, floa
             r = relay[key] / ref[key] if key == "per_second" else ref[key] / relay[key]
             ratio = f"{r:.2f}x"
         out.append(f"{label:32} {fmt.format(relay[key]):>14} {fmt.format(ref[key]):>15} {ratio:>7}")
-    out += ["", f"relay throughput is {100 * relay['per_second'] / GLOBAL_CEILING:.0f}% of its {GLOBAL_CEILING:.0f}/s ceiling; "
-            "ratios are relay-better-by (throughput relay/ref, latency ref/relay)"]
+    out += [
+        "",
+        f"relay throughput is {100 * relay['per_second'] / GLOBAL_CEILING:.0f}% of its {GLOBAL_CEILING:.0f}/s ceiling; "
+        "ratios are relay-better-by (throughput relay/ref, latency ref/relay)",
+    ]
     if relay["delivered"] < args.notifications or ref["delivered"] < args.notifications:
-        out.append(f"(budget of {args.budget:.0f}s reached before every message was delivered: figures cover the delivered ones)")
+        out.append(
+            f"(budget of {args.budget:.0f}s reached before every message was delivered: figures cover the delivered ones)"
+        )
     return "\n".join(out)
 
 
