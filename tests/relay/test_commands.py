@@ -6,6 +6,8 @@ would show; every one must be at least one line and never leak a traceback.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from aitrader_sim.world import World
@@ -50,11 +52,6 @@ async def link(dm: Chat, world: World, name: str = "ann", mode: str = "consume")
     text = await say(dm, "link", token=agent.token, mode=mode)
     assert f"#{agent.id}" in text
     return agent.id
-
-
-async def deliver_all(relay: Relay) -> None:
-    for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 3600, 1000):
-        await relay.deliverer.drain(chat)
 
 
 def group(relay: Relay, adapter: RecordingAdapter, *, admin: bool, chat_id: str = "-5", user_id: str = "100") -> Chat:
@@ -348,7 +345,7 @@ async def test_notify_silent_and_off_change_delivery(
     world.follow(bob.id, agent_id)  # new_follower -> followers (off)
     world.push_message(agent_id, "price_alert", "BTC up")  # custom -> messages (on)
     await relay.poller.poll(agent_id)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     sent = adapter.to(dm.chat)
     by_title = {s.message.title: s.silent for s in sent}
     assert by_title == {"New reply on a discussion": True, "Message (price_alert)": False}

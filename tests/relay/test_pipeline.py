@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,11 +26,6 @@ async def linked(
     return agent.id
 
 
-async def deliver_all(relay: Relay) -> None:
-    for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 3600, 1000):
-        await relay.deliverer.drain(chat)
-
-
 def message_ids(adapter: RecordingAdapter) -> list[int]:
     return [int(s.key.split(":")[1][1:]) for s in adapter.sent if ":m" in s.key]
 
@@ -42,8 +38,7 @@ async def test_backlog_of_130_is_delivered_once_each_in_id_order(
     await relay.poller.poll(agent_id)
     # 130 unread need three heartbeat calls (50 + 50 + 30), all in one drain.
     assert world.heartbeat_counts[agent_id] == 3
-    while await relay.outbox.due_chats(relay.deliverer._clock() + 3600, 10):
-        await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert message_ids(adapter) == sorted(ids)
 
 
@@ -60,7 +55,7 @@ async def test_repeated_polls_and_overlapping_reconcile_add_nothing_twice(
     second = world.push_messages(agent_id, 3, type="custom_note", content_fmt="b {i}")
     await relay.poller.reconcile(agent)  # recent takes the 3 unread rows first
     await relay.poller.poll(agent_id)  # then the heartbeat hands the same 3 out
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert message_ids(adapter) == sorted(first + second)
 
 
@@ -76,7 +71,7 @@ async def test_lost_heartbeat_response_is_recovered_through_recent(
     assert await relay.inbox.needs_reconcile(agent_id)
     await relay.redis.delete(relay.keys.next_poll(agent_id))
     await relay.poller.poll(agent_id)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert message_ids(adapter) == sorted(ids)
 
 
@@ -102,7 +97,7 @@ async def test_observe_mode_leaves_messages_unread(
     agent_id = await linked(relay, world, dm, mode="observe")
     ids = world.push_messages(agent_id, 3, type="custom_note", content_fmt="o {i}")
     await relay.poller.poll(agent_id)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert world.heartbeat_counts[agent_id] == 0
     assert sorted(world.unread_ids(agent_id)) == sorted(ids)
     assert message_ids(adapter) == sorted(ids)
@@ -117,7 +112,7 @@ async def test_tasks_are_delivered_once_and_has_more_tasks_is_not_looped(
     await relay.poller.poll(agent_id)
     await relay.redis.delete(relay.keys.next_poll(agent_id))
     await relay.poller.poll(agent_id)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert world.heartbeat_counts[agent_id] == 2  # one call per poll although has_more_tasks stays true
     delivered = sorted(int(s.key.split(":")[1][1:]) for s in adapter.sent if ":t" in s.key)
     assert delivered == sorted(task_ids)[:10]  # the server only ever shows the oldest 10
@@ -135,7 +130,7 @@ async def test_token_rotation_pauses_agent_and_tells_each_chat_once(
     calls = world.heartbeat_counts[agent_id]
     await relay.redis.delete(relay.keys.next_poll(agent_id))
     await relay.poller.poll(agent_id)  # paused: no further call with the rejected token
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert world.heartbeat_counts[agent_id] == calls
     notices = [s for s in adapter.sent if "paused" in s.message.title]
     assert sorted(s.chat.chat_id for s in notices) == ["-5", "100"]
@@ -186,8 +181,7 @@ async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_n
         await asyncio.gather(
             *(relay.deliverer.drain(c) for c in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100))
         )
-        while await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
-            await deliver_all(relay)
+        await relay.deliverer.drain_due(math.inf)
         assert sorted(message_ids(adapter)) == sorted(expected)
     finally:
         async for key in small.scan_iter(match=f"{settings.relay_key_prefix}:*"):
@@ -216,7 +210,7 @@ async def test_an_upstream_outage_is_probed_once_per_interval_and_all_agents_res
         await relay.poller.poll_if_due(a)  # the probe succeeds and clears every backoff...
     for a in agent_ids:
         await relay.poller.poll_if_due(a)  # ...so the others are polled at their next tick
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     assert sorted(message_ids(adapter)) == sorted(ids.values())
 
 

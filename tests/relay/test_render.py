@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import pytest
@@ -236,11 +237,6 @@ async def linked(dm: Chat, world: World, name: str = "ann") -> int:
     return agent.id
 
 
-async def deliver_all(relay: Relay) -> None:
-    for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 3600, 1000):
-        await relay.deliverer.drain(chat)
-
-
 async def test_reply_and_mention_notifications_carry_the_reply_text(
     relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
 ) -> None:
@@ -254,7 +250,7 @@ async def test_reply_and_mention_notifications_carry_the_reply_text(
     world.accept_reply(theirs, accepted, bob.id)
     replies_before = world.route_counts["/api/signals/{signal_id}/replies"]
     await relay.poller.poll(ann)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     got = {s.message.title: s.message for s in adapter.to(dm.chat)}
     assert set(got) == {"New reply on a strategy", "You were mentioned in a discussion", "Your reply was accepted"}
     reply_fields = {f.name: f.value for f in got["New reply on a strategy"].fields}
@@ -297,7 +293,7 @@ async def test_two_replies_by_one_author_each_show_their_own_text(
     world_clock.t += 60
     world.add_reply(mine, bob.id, "second: never mind, found it")
     await relay.poller.poll(ann)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     texts = [f.value for s in adapter.to(dm.chat) for f in s.message.fields if f.name == "Reply by bob"]
     assert texts == ["first: what spacing?", "second: never mind, found it"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 
 from redis.asyncio import Redis
 
@@ -56,8 +57,7 @@ async def test_canary_token_appears_nowhere_at_debug(
         world.push_messages(agent.id, 3, type="custom", content_fmt="m {i}")
         await relay.poller.poll(agent.id)
         adapter.failures[dm.chat.key] = [Undeliverable(f"pretend the platform echoed {canary}")]
-        for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
-            await relay.deliverer.drain(chat)
+        await relay.deliverer.drain_due(math.inf)
         replies.append(await dm.text("reply", signal_id=str(sid), text="agreed"))
         logging.getLogger("relay.test").debug(
             "request headers %s", {"Authorization": f"Bearer {canary}", "X-Claw-Token": canary}
@@ -69,8 +69,7 @@ async def test_canary_token_appears_nowhere_at_debug(
         world.rotate_token(agent.id)
         await relay.redis.delete(keys.next_poll(agent.id))
         await relay.poller.poll(agent.id)  # 401 path
-        for chat in await relay.outbox.due_chats(relay.deliverer._clock() + 60, 100):
-            await relay.deliverer.drain(chat)
+        await relay.deliverer.drain_due(math.inf)
     finally:
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
