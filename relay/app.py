@@ -128,14 +128,33 @@ class Relay:
             clock=clock,
         )
         self.commands = Commands(
-            self.store, self.client, self.poller, self.watcher, self.outbox, register_secret=redactor.add, clock=clock
+            self.store,
+            self.client,
+            self.poller,
+            self.watcher,
+            self.outbox,
+            register_secret=redactor.add,
+            forget_secret=redactor.discard,
+            clock=clock,
         )
         self.router = Router(self.commands)
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
 
+    async def mask_stored_tokens(self) -> int:
+        """Registers every linked agent's token with the log filter, so a token this process did not
+        link itself (another process, an earlier run) is masked too. Returns how many."""
+        count = 0
+        for agent_id in await self.store.agent_ids():
+            agent = await self.store.agent(agent_id)
+            if agent is not None and agent.token:
+                self._redactor.add(agent.token)
+                count += 1
+        return count
+
     async def start(self) -> None:
+        await self.mask_stored_tokens()
         self._scheduler = AsyncIOScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
         )

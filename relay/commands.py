@@ -71,6 +71,7 @@ class Commands:
         outbox: Outbox,
         *,
         register_secret: Callable[[str], None],
+        forget_secret: Callable[[str], None] = lambda _: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -79,6 +80,7 @@ class Commands:
         self._watcher = watcher
         self._outbox = outbox
         self._register_secret = register_secret
+        self._forget_secret = forget_secret
         self._clock = clock
 
     async def _linked(self, command: Command) -> LinkedAgent:
@@ -120,14 +122,24 @@ class Commands:
         token = command.args["token"].strip()
         if not _TOKEN.match(token):
             raise UsageError("that does not look like an AI-Trader agent token")
+        # Masked while it is checked (an upstream error may quote it); kept only once it is linked.
         self._register_secret(token)
+        linked = False
         mode = (command.args.get("mode") or "consume").lower()
+        before = await self._store.agent_for_user(command.user.key)
         try:
-            agent = await self._client.me(token)
-        except TokenRejected:
-            # The new token is wrong; an agent the user linked earlier keeps working.
-            return Reply.text(TokenRejected.sentence, private=True, delete_command=True)
-        await self._store.link(command.user.key, agent.agent_id, agent.name, token, mode)  # type: ignore[arg-type]
+            try:
+                agent = await self._client.me(token)
+            except TokenRejected:
+                # The new token is wrong; an agent the user linked earlier keeps working.
+                return Reply.text(TokenRejected.sentence, private=True, delete_command=True)
+            previous = await self._store.link(command.user.key, agent.agent_id, agent.name, token, mode)  # type: ignore[arg-type]
+            linked = True
+        finally:
+            if not linked and not (before is not None and before.token == token):
+                self._forget_secret(token)
+        if previous is not None and before is not None and before.token and before.token != token:
+            await self._forget_if_gone(before)
         await self._poller.baseline(agent.agent_id, token, mode)
         return Reply(
             (
@@ -141,12 +153,21 @@ class Commands:
         )
 
     async def cmd_unlink(self, command: Command) -> Reply:
-        agent_id = await self._store.unlink(command.user.key)
-        if agent_id is None:
+        before = await self._store.agent_for_user(command.user.key)
+        agent_ids = await self._store.unlink(command.user.key)
+        if before is not None:
+            await self._forget_if_gone(before)
+        if not agent_ids:
             return Reply.text("No agent is linked to you.", private=True)
+        named = ", ".join(f"#{a}" for a in agent_ids)
         return Reply.text(
-            f"Unlinked agent #{agent_id}. Its routes are removed unless someone else linked it too.", private=True
+            f"Unlinked agent {named}. Its routes are removed unless someone else linked it too.", private=True
         )
+
+    async def _forget_if_gone(self, agent: LinkedAgent) -> None:
+        """Stop masking an agent's token once no user links that agent any more."""
+        if agent.token and await self._store.agent(agent.agent_id) is None:
+            self._forget_secret(agent.token)
 
     # --- subscriptions -------------------------------------------------------------------
     async def cmd_subscribe(self, command: Command) -> Reply:

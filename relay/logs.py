@@ -18,6 +18,9 @@ _PATTERNS = (
     re.compile(r"\d{5,12}:[A-Za-z0-9_-]{30,}"),
     re.compile(r"(?i)(bearer\s+)[^\s'\",]+"),
     re.compile(r"(?i)(x-claw-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",]+"),
+    # The argument of a /link command wherever a library prints the message text (PTB logs every raw
+    # update at DEBUG before any handler runs), also as an escaped newline inside a repr or JSON.
+    re.compile(r"(?i)(/link(?:@\w+)?(?:\s|\\[nrt])+)[^\s'\"\\,}]+"),
 )
 MASK = "***"
 
@@ -28,15 +31,34 @@ class Redactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__("redactor")
         self._secrets: set[str] = set()
+        self._matcher: re.Pattern[str] | None = None
 
     def add(self, *secrets: str | None) -> None:
         # Very short values would mask ordinary words; real tokens are long.
         self._secrets.update(s for s in secrets if s and len(s) >= 8)
+        self._matcher = None
+
+    def discard(self, *secrets: str | None) -> None:
+        """Stop masking values no longer in use (a rejected or unlinked token): the list stays as
+        long as the tokens actually linked, not as long as every attempt ever made."""
+        for secret in secrets:
+            if secret:
+                self._secrets.discard(secret)
+        self._matcher = None
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+    def __contains__(self, secret: object) -> bool:
+        return secret in self._secrets
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
+        if self._secrets:
+            if self._matcher is None:
+                # One alternation, longest first so a secret containing another is masked whole.
+                ordered = sorted(self._secrets, key=len, reverse=True)
+                self._matcher = re.compile("|".join(map(re.escape, ordered)))
+            text = self._matcher.sub(MASK, text)
         for pattern in _PATTERNS:
             text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + MASK, text)
         return text

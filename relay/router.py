@@ -35,7 +35,8 @@ class Router:
             return await handler(command)
         except UsageError as exc:
             reason = f" ({exc})" if str(exc) else ""
-            return Reply.text(f"Usage: {spec.usage}{reason}", private=True)
+            # A private-only command carries a secret (the /link token): a mistyped one is deleted too.
+            return Reply.text(f"Usage: {spec.usage}{reason}", private=True, delete_command=spec.private_only)
         except TokenRejected as exc:
             await self._commands.token_rejected(command)
             return Reply.text(exc.sentence, private=True)

@@ -45,25 +45,72 @@ class Subscription:
     created_by: str = ""
 
 
-# Removes every route of an agent linked by nobody any more, and the agent itself.
-_UNLINK = """
-local user_key, agent_key, users_key, agent_subs, agents_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local prefix, user, agent_id = ARGV[1], ARGV[2], ARGV[3]
-redis.call('DEL', user_key)
-redis.call('SREM', users_key, user)
-local removed = 0
-if redis.call('SCARD', users_key) == 0 then
+# Takes `user` off one agent; when nobody links that agent any more, removes its routes, its sealed
+# token and its polling state. Shared by unlink and relink so both leave nothing behind.
+_DROP_USER_FROM_AGENT = """
+local function drop_user(prefix, user, agent_id)
+  local agent_key = prefix .. ':agent:' .. agent_id
+  local users_key = agent_key .. ':users'
+  local agent_subs = agent_key .. ':subs'
+  redis.call('SREM', users_key, user)
+  if redis.call('SCARD', users_key) > 0 then return 0 end
+  local removed = 0
   for _, sid in ipairs(redis.call('SMEMBERS', agent_subs)) do
     local chat = redis.call('HGET', prefix .. ':sub:' .. sid, 'chat')
     if chat then redis.call('SREM', prefix .. ':chat:' .. chat .. ':subs', sid) end
     redis.call('DEL', prefix .. ':sub:' .. sid)
     removed = removed + 1
   end
-  redis.call('DEL', agent_subs, agent_key, users_key)
-  redis.call('SREM', agents_key, agent_id)
+  redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':next', agent_key .. ':fails')
+  redis.call('SREM', prefix .. ':agents', agent_id)
+  return removed
 end
-return removed
 """
+
+# Unlink: the user's link and every agent that still lists the user (links left behind by older
+# versions included). Returns the agent ids the user was taken off, the linked one first.
+_UNLINK = (
+    _DROP_USER_FROM_AGENT
+    + """
+local user_key, agents_key = KEYS[1], KEYS[2]
+local prefix, user = ARGV[1], ARGV[2]
+local current = redis.call('HGET', user_key, 'agent_id')
+redis.call('DEL', user_key)
+local out = {}
+if current then
+  drop_user(prefix, user, current)
+  table.insert(out, current)
+end
+for _, agent_id in ipairs(redis.call('SMEMBERS', agents_key)) do
+  if agent_id ~= current and redis.call('SISMEMBER', prefix .. ':agent:' .. agent_id .. ':users', user) == 1 then
+    drop_user(prefix, user, agent_id)
+    table.insert(out, agent_id)
+  end
+end
+return out
+"""
+)
+
+# Link (or relink): an agent the user linked before is dropped exactly as /unlink would, in the same
+# script that records the new link, so a crash cannot leave the old agent polled with nobody behind it.
+_LINK = (
+    _DROP_USER_FROM_AGENT
+    + """
+local user_key, agents_key = KEYS[1], KEYS[2]
+local prefix, user, agent_id, now, sealed, name, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local previous = redis.call('HGET', user_key, 'agent_id')
+if previous and previous ~= agent_id then drop_user(prefix, user, previous) end
+local agent_key = prefix .. ':agent:' .. agent_id
+redis.call('HSET', user_key, 'agent_id', agent_id, 'linked_at', now)
+redis.call('HSET', agent_key, 'token', sealed, 'name', name, 'mode', mode, 'state', 'active',
+  'paused_reason', '', 'last_error', '', 'linked_at', now)
+redis.call('SADD', agent_key .. ':users', user)
+redis.call('SADD', agents_key, agent_id)
+redis.call('DEL', agent_key .. ':next', agent_key .. ':fails')
+if previous and previous ~= agent_id then return tonumber(previous) end
+return 0
+"""
+)
 
 # Drops every subscription of a chat (bot blocked or removed).
 _DROP_CHAT = """
@@ -104,30 +151,19 @@ class Store:
         self._k = keys
         self._box = box
         self._unlink = redis.register_script(_UNLINK)
+        self._link = redis.register_script(_LINK)
         self._drop_chat = redis.register_script(_DROP_CHAT)
         self._move_chat = redis.register_script(_MOVE_CHAT)
 
     # --- accounts ------------------------------------------------------------------------
-    async def link(self, user_key: str, agent_id: int, name: str, token: str, mode: Mode) -> None:
-        now = time.time()
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._k.user_link(user_key), mapping={"agent_id": agent_id, "linked_at": now})
-        pipe.hset(
-            self._k.agent(agent_id),
-            mapping={
-                "token": self._box.seal(token, agent_id),
-                "name": name,
-                "mode": mode,
-                "state": "active",
-                "paused_reason": "",
-                "last_error": "",
-                "linked_at": now,
-            },
+    async def link(self, user_key: str, agent_id: int, name: str, token: str, mode: Mode) -> int | None:
+        """Links the user to the agent; returns the agent the user linked before, now unlinked."""
+        k = self._k
+        previous = await self._link(
+            keys=[k.user_link(user_key), k.agents()],
+            args=[k.prefix, user_key, agent_id, time.time(), self._box.seal(token, agent_id), name, mode],
         )
-        pipe.sadd(self._k.agent_users(agent_id), user_key)
-        pipe.sadd(self._k.agents(), agent_id)
-        pipe.delete(self._k.next_poll(agent_id), self._k.backoff(agent_id))
-        await pipe.execute()
+        return int(previous) or None
 
     async def linked_agent_id(self, user_key: str) -> int | None:
         raw = await self._r.hget(self._k.user_link(user_key), "agent_id")
@@ -157,23 +193,12 @@ class Store:
     async def agent_ids(self) -> list[int]:
         return sorted(int(x) for x in await self._r.smembers(self._k.agents()))
 
-    async def unlink(self, user_key: str) -> int | None:
-        """Removes the user's link; the agent's routes go too when no other user links it."""
-        agent_id = await self.linked_agent_id(user_key)
-        if agent_id is None:
-            return None
+    async def unlink(self, user_key: str) -> list[int]:
+        """Takes the user off every agent that lists them; an agent's routes go too when no other
+        user links it. Returns those agent ids, the currently linked one first (empty: none)."""
         k = self._k
-        await self._unlink(
-            keys=[
-                k.user_link(user_key),
-                k.agent(agent_id),
-                k.agent_users(agent_id),
-                k.agent_subs(agent_id),
-                k.agents(),
-            ],
-            args=[k.prefix, user_key, agent_id],
-        )
-        return agent_id
+        raw = await self._unlink(keys=[k.user_link(user_key), k.agents()], args=[k.prefix, user_key])
+        return [int(x) for x in raw]
 
     async def pause_agent(self, agent_id: int, reason: str) -> None:
         await self._r.hset(self._k.agent(agent_id), mapping={"state": "paused", "paused_reason": reason})
