@@ -216,19 +216,25 @@ class Deliverer:
         if adapter is None:
             await self._dead(d, f"no adapter for platform {d.chat.platform!r} in this relay")
             return None
-        if d.times_claimed > 1:
-            # An earlier sender took this entry and died; it may have sent it already.
+        if d.times_claimed > 1 and await self._outbox.was_in_flight(d):
+            # An earlier sender started sending this entry and died before its outcome was
+            # recorded: it may have arrived. Entries it only took are not counted.
             self._metrics.uncertain_resends.inc()
             await self._outbox.count("uncertain_resends")
+        # Marked before the platform call and cleared once its outcome is known, so whoever
+        # reclaims the entry after a crash knows whether this send may have happened.
+        await self._outbox.mark_in_flight(d)
         try:
             # A send that never returns would hold its chat (and its lease) for ever.
             await asyncio.wait_for(adapter.send(d.chat, d.message, key=d.key, silent=d.silent), self._send_timeout)
         except TimeoutError:
             return await self._transient(d, SendUncertain(f"no answer within {self._send_timeout:.0f}s"))
         except RetryLater as exc:
+            await self._outbox.clear_in_flight(d)
             self._metrics.retry_later.labels(d.chat.platform).inc()
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
+            await self._outbox.clear_in_flight(d)
             await self._move(d.chat, exc.new_chat)
             return now
         except ChatGone as exc:
@@ -240,6 +246,8 @@ class Deliverer:
         except (SendUncertain, DeliveryError, Exception) as exc:
             if not isinstance(exc, DeliveryError):
                 log.exception("delivery: adapter raised an unexpected error chat=%s", d.chat.key)
+            elif not isinstance(exc, SendUncertain):
+                await self._outbox.clear_in_flight(d)  # the platform refused it: not sent
             return await self._transient(d, exc)
         self._attempts.pop(d.key, None)
         await self._faults.reached("after_send")

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from relay import parse
-from relay.keys import Keys
+from relay.keys import SEEN_CAP, TASKS_CAP, Keys
 from relay.models import Notification, Task
-
-SEEN_WINDOW = 5000  # ids kept per agent; `messages/recent` reaches back at most 3 x 50
 
 _PERSIST = """
 local inserted = 0
@@ -36,7 +34,8 @@ return inserted
 """
 
 # ARGV[1] = 1 when the poll listed every pending task (fewer than 10): then a known task that is
-# absent has left `pending` and its dedup entry can go.
+# absent has left `pending` and its dedup entry can go. KEYS[3] caps the hash: past it, the
+# longest-known ids go first (an agent with thousands of pending tasks never lists them all).
 _PERSIST_TASKS = """
 local complete = ARGV[1] == '1'
 local present = {}
@@ -52,6 +51,16 @@ if complete then
   for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
     if not present[id] then redis.call('HDEL', KEYS[1], id) end
   end
+end
+local extra = redis.call('HLEN', KEYS[1]) - tonumber(KEYS[3])
+if extra > 0 then
+  local all = redis.call('HGETALL', KEYS[1])
+  local ids = {}
+  for i = 1, #all, 2 do
+    if not present[all[i]] then table.insert(ids, {tonumber(all[i + 1]), all[i]}) end
+  end
+  table.sort(ids, function(a, b) return a[1] < b[1] end)
+  for i = 1, math.min(extra, #ids) do redis.call('HDEL', KEYS[1], ids[i][2]) end
 end
 return inserted
 """
@@ -87,7 +96,7 @@ class Inbox:
         for n in sorted(notifications, key=lambda n: n.message_id):
             args += [n.message_id, parse.notification_to_json(n)]
         k = self._k
-        return int(await self._persist(keys=[k.seen(agent_id), k.inbox(agent_id), k.stats(), SEEN_WINDOW], args=args))
+        return int(await self._persist(keys=[k.seen(agent_id), k.inbox(agent_id), k.stats(), SEEN_CAP], args=args))
 
     async def persist_tasks(self, agent_id: int, tasks: Sequence[Task], *, complete: bool, now: float) -> int:
         args: list[str | int | float] = ["1" if complete else "0", now]
@@ -95,7 +104,11 @@ class Inbox:
             args += [t.task_id, parse.notification_to_json(parse.task_to_notification(t))]
         if len(args) == 2 and not complete:
             return 0
-        return int(await self._persist_tasks(keys=[self._k.tasks_seen(agent_id), self._k.inbox(agent_id)], args=args))
+        return int(
+            await self._persist_tasks(
+                keys=[self._k.tasks_seen(agent_id), self._k.inbox(agent_id), TASKS_CAP], args=args
+            )
+        )
 
     async def baseline(self, agent_id: int, message_ids: Iterable[int]) -> None:
         ids = list(message_ids)
@@ -117,6 +130,10 @@ class Inbox:
             if n is not None:
                 out.append(InboxEntry(entry_id.decode(), fields.get(b"k") == b"t", n))
         return out
+
+    async def backlog(self, agent_id: int) -> int:
+        """Entries persisted and not yet fanned out."""
+        return int(await self._r.xlen(self._k.inbox(agent_id)))
 
     async def mark_for_reconcile(self, agent_id: int) -> None:
         await self._r.sadd(self._k.needs_reconcile(), agent_id)

@@ -2,11 +2,29 @@
 
 Each method names one key (or family). Values, types and lifetimes are in the comments, because
 this is where someone reading a Redis dump starts. `chat` arguments are `ChatRef.key` strings.
+
+`FAMILIES` (at the end) declares every family with its Redis type and its bound: a TTL, a size
+cap, or "one per <entity>, deleted with it". The code enforces each bound with the constants
+below, and a test scans Redis after a pipeline workload and matches every key to a family.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+
+# Bounds the code enforces (imported where the keys are written).
+SEEN_CAP = 5000  # ids per agent; `messages/recent` reaches back at most 3 x 50
+TASKS_CAP = 1000  # task ids per agent; pending tasks upstream, pruned when a heartbeat lists them all
+INBOX_CAP = 2000  # entries per agent inbox: past it the poller stops the destructive heartbeat
+WATCH_SEEN_CAP = 1000  # signal ids per feed/trader watch
+DELIVERED_CAP = 100_000  # newest delivery keys kept for dedup ...
+DELIVERED_TTL = 7 * 86400  # ... and none older than this
+DEAD_CAP = 100_000  # dead letters kept (approximate MAXLEN trim)
+LOSS_TTL = 30 * 86400  # a possible-loss notice is shown in /status for this long
+REVOKED_TTL = 30 * 86400
+CHAT_ERROR_TTL = 7 * 86400
+COMMAND_SEEN_TTL = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +53,7 @@ class Keys:
         return self._k("agents")
 
     def seen(self, agent_id: int) -> str:
-        """ZSET message id -> id: dedup of inbox rows. Trimmed to the newest 2,000 ids, far more
+        """ZSET message id -> id: dedup of inbox rows. Trimmed to the newest SEEN_CAP ids, far more
         than `messages/recent` can return (3 views x 50), so a recovered row is never re-added."""
         return self._k("agent", agent_id, "seen")
 
@@ -129,6 +147,12 @@ class Keys:
         """Lease: the one sender draining this chat's outbox."""
         return self._k("lease", "chat", chat)
 
+    def in_flight(self) -> str:
+        """HASH chat -> delivery key whose platform call has started and not returned. Set just
+        before the call, cleared when its outcome is known; a field left by a killed process names
+        the one send whose outcome is unknown (a resend of it may duplicate, no other may)."""
+        return self._k("inflight")
+
     def dead_letters(self) -> str:
         """STREAM of deliveries that failed for good: chat, key, cause, message."""
         return self._k("dead")
@@ -149,3 +173,93 @@ class Keys:
     def command_seen(self, platform: str, event_id: str) -> str:
         """STRING NX EX 1 day: an update/interaction already handled (replays after a crash)."""
         return self._k("cmd", platform, event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One key family: its pattern under the prefix, Redis type and the bound the code enforces.
+
+    Placeholders: {agent} {sub} agent and subscription ids, {chat} a `ChatRef.key`, {user} a
+    `UserRef.key`, {fp} a token fingerprint, {platform}, {event} a platform event id, {any} any
+    rest of the key (adapter-owned names). `ttl`: every key of the family expires within it;
+    `cap`: no key holds more entries than this (None where the bound is per entity).
+    """
+
+    pattern: str
+    type: str
+    bound: str
+    ttl: int | None = None
+    cap: int | None = None
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = re.split(r"(\{\w+\})", self.pattern)
+        rx = "".join(_PLACEHOLDERS[p[1:-1]] if p.startswith("{") else re.escape(p) for p in parts)
+        object.__setattr__(self, "regex", re.compile(rx + r"\Z"))
+
+
+_PLACEHOLDERS = {
+    "agent": r"-?\d+",
+    "sub": r"\d+",
+    "chat": r"[a-z]+:[^:]+:[^:]*",
+    "user": r"[a-z]+:[^:]+",
+    "fp": r"[0-9a-f]+",
+    "platform": r"[a-z]+",
+    "event": r"[^:]+",
+    "any": r".+",
+}
+
+_ENTITY = "one per {}; deleted with it"
+
+# Literal names before patterns that could also match them (outbox:ready before outbox:{chat}).
+FAMILIES: tuple[Family, ...] = (
+    Family("agents", "set", "linked agent ids (one member per linked agent; removed at unlink)"),
+    Family("reconcile", "set", "agent ids with a possibly lost response (<= linked agents; removed at unlink)"),
+    Family("upstream:failures", "string", "one counter"),
+    Family("upstream:probe", "string", "PX one poll interval", ttl=300),
+    Family("sub:seq", "string", "one counter"),
+    Family("watches", "set", "feed/trader subscription ids (removed with the subscription)"),
+    Family("outbox:ready", "zset", "one member per chat with queued deliveries; removed when drained"),
+    Family("delivered", "zset", f"newest {DELIVERED_CAP:,} keys, none older than 7 days", cap=DELIVERED_CAP),
+    Family("inflight", "hash", "one field per chat with a send in flight; cleared with its outcome"),
+    Family("dead", "stream", f"MAXLEN ~ {DEAD_CAP:,}", cap=DEAD_CAP + 1000),
+    Family("dead:count", "hash", "one field per chat that has dead letters"),
+    Family("stats", "hash", "fixed set of counters"),
+    Family("user:{user}", "hash", _ENTITY.format("linked chat user; deleted at unlink")),
+    Family("agent:{agent}", "hash", _ENTITY.format("linked agent; deleted at unlink")),
+    Family("agent:{agent}:users", "set", _ENTITY.format("linked agent; users who linked it")),
+    Family("agent:{agent}:subs", "set", _ENTITY.format("linked agent; its subscription ids")),
+    Family("agent:{agent}:seen", "zset", f"newest {SEEN_CAP:,} ids; deleted at unlink", cap=SEEN_CAP),
+    Family("agent:{agent}:tasks", "hash", f"pending task ids, at most {TASKS_CAP:,}; deleted at unlink", cap=TASKS_CAP),
+    Family(
+        "agent:{agent}:inbox",
+        "stream",
+        f"emptied by each fan-out; no heartbeat past {INBOX_CAP:,} entries; deleted at unlink",
+        cap=INBOX_CAP + 500,  # one last drain may land on top of the threshold
+    ),
+    Family("agent:{agent}:next", "string", "EX 4 x POLL_MAX_SECONDS", ttl=4 * 86400),
+    Family("agent:{agent}:fails", "string", "EX 4 x POLL_MAX_SECONDS; deleted at the next success", ttl=4 * 86400),
+    Family("agent:{agent}:revoked:{fp}", "string", "EX 30 days", ttl=REVOKED_TTL),
+    Family("sub:{sub}", "hash", _ENTITY.format("subscription")),
+    Family(
+        "sub:{sub}:seen", "zset", f"newest {WATCH_SEEN_CAP:,} signal ids; deleted with the watch", cap=WATCH_SEEN_CAP
+    ),
+    Family("chat:{chat}:subs", "set", _ENTITY.format("chat with subscriptions")),
+    Family("chat:{chat}:kinds", "hash", "one field per notification kind; deleted with the chat"),
+    Family("chat:{chat}:error", "string", "EX 7 days", ttl=CHAT_ERROR_TTL),
+    Family("outbox:{chat}", "stream", "sent and dead-lettered entries deleted; the key deleted when empty"),
+    Family("lease:agent:{agent}", "string", "PX 9 s, renewed while held", ttl=60),
+    Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),
+    Family("lease:watch:{sub}", "string", "PX, renewed while held", ttl=600),
+    Family("cmd:{platform}:{event}", "string", "EX 1 day", ttl=COMMAND_SEEN_TTL),
+    # Adapter-owned families are declared by their adapters' owners; until then one catch-all.
+    Family("adapter:{platform}:{any}", "any", "declared per adapter family"),
+)
+
+
+def family_of(prefix: str, key: str) -> Family | None:
+    """The declared family a key belongs to, or None for a key nobody declared."""
+    if not key.startswith(prefix + ":"):
+        return None
+    rest = key[len(prefix) + 1 :]
+    return next((f for f in FAMILIES if f.regex.match(rest)), None)

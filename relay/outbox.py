@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from relay.keys import Keys
+from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
 
 GROUP = "senders"
-DELIVERED_TTL = 7 * 86400
 
 _ENQUEUE = """
 if ARGV[1] ~= '' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return -1 end
@@ -36,28 +35,50 @@ redis.call('HINCRBY', KEYS[4], 'enqueued', n)
 return n
 """
 
-# KEYS: outbox, delivered, stats ; ARGV: entry id, delivery key, now, counter name
-_ACK = """
+# Clears the chat's in-flight mark if it still names this delivery (its outcome is known now).
+_CLEAR_IN_FLIGHT = """
+local function clear_in_flight(hash, chat, key)
+  if redis.call('HGET', hash, chat) == key then redis.call('HDEL', hash, chat) end
+end
+"""
+
+# KEYS: outbox, delivered, stats, in-flight ; ARGV: entry id, delivery key, now, counter name,
+# chat, max age of a delivered key, max delivered keys. The dedup set keeps the newest keys only:
+# by age and by count, so a burst cannot grow it past the cap either.
+_ACK = (
+    _CLEAR_IN_FLIGHT
+    + """
 redis.call('XACK', KEYS[1], 'senders', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[6])))
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1) end
 redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+clear_in_flight(KEYS[4], ARGV[5], ARGV[2])
 return 1
 """
+)
 
-# KEYS: outbox, dead stream, dead count, stats ; ARGV: entry id, chat, key, cause, message, now
-_DEAD = """
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'chat', ARGV[2], 'key', ARGV[3], 'cause', ARGV[4], 'm', ARGV[5], 't', ARGV[6])
+# KEYS: outbox, dead stream, dead count, stats, in-flight ; ARGV: entry id, chat, key, cause, message, now, cap
+_DEAD = (
+    _CLEAR_IN_FLIGHT
+    + """
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'chat', ARGV[2], 'key', ARGV[3], 'cause', ARGV[4], 'm', ARGV[5], 't', ARGV[6])
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[4], 'dead', 1)
 redis.call('XACK', KEYS[1], 'senders', ARGV[1])
 redis.call('XDEL', KEYS[1], ARGV[1])
+clear_in_flight(KEYS[5], ARGV[2], ARGV[3])
 return 1
 """
+)
 
-# Ends a drain: forget the chat when its stream is empty, else keep it due at ARGV[2].
+# Ends a drain: forget the chat (and its stream, group included: the next drain recreates
+# them) when its stream is empty, else keep it due at ARGV[2].
 _FINISH = """
 if redis.call('XLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 0
 end
@@ -119,6 +140,7 @@ class Outbox:
         self._dead = redis.register_script(_DEAD)
         self._finish = redis.register_script(_FINISH)
         self._move = redis.register_script(_MOVE)
+        self._clear = redis.register_script(_CLEAR_IN_FLIGHT + "clear_in_flight(KEYS[1], ARGV[1], ARGV[2])")
 
     async def enqueue(self, items: Sequence[Outgoing], *, now: float, inbox: str = "", inbox_entry: str = "") -> int:
         """Adds deliveries (skipping keys already delivered) and, in the same script, removes
@@ -174,16 +196,32 @@ class Outbox:
     async def is_delivered(self, key: str) -> bool:
         return await self._r.zscore(self._k.delivered(), key) is not None
 
-    async def ack(self, d: Delivery, *, now: float, counter: str = "delivered") -> None:
+    async def ack(self, d: Delivery, *, now: float, counter: str = "delivered", cap: int = DELIVERED_CAP) -> None:
         k = self._k
-        await self._ack(keys=[k.outbox(d.chat.key), k.delivered(), k.stats()], args=[d.entry_id, d.key, now, counter])
+        await self._ack(
+            keys=[k.outbox(d.chat.key), k.delivered(), k.stats(), k.in_flight()],
+            args=[d.entry_id, d.key, now, counter, d.chat.key, DELIVERED_TTL, cap],
+        )
 
     async def dead_letter(self, d: Delivery, cause: str, *, now: float) -> None:
         k = self._k
         await self._dead(
-            keys=[k.outbox(d.chat.key), k.dead_letters(), k.chat_dead(), k.stats()],
-            args=[d.entry_id, d.chat.key, d.key, cause[:500], d.message_json, now],
+            keys=[k.outbox(d.chat.key), k.dead_letters(), k.chat_dead(), k.stats(), k.in_flight()],
+            args=[d.entry_id, d.chat.key, d.key, cause[:500], d.message_json, now, DEAD_CAP],
         )
+
+    async def mark_in_flight(self, d: Delivery) -> None:
+        """Just before the platform call: this chat's send of `d` has started."""
+        await self._r.hset(self._k.in_flight(), d.chat.key, d.key)
+
+    async def clear_in_flight(self, d: Delivery) -> None:
+        """The call returned with a known outcome (accepted is cleared by `ack` instead)."""
+        await self._clear(keys=[self._k.in_flight()], args=[d.chat.key, d.key])
+
+    async def was_in_flight(self, d: Delivery) -> bool:
+        """True when a send of `d` started and its outcome was never recorded (its sender died)."""
+        raw = await self._r.hget(self._k.in_flight(), d.chat.key)
+        return raw is not None and raw.decode() == d.key
 
     async def finish(self, chat: ChatRef, *, due: float) -> bool:
         """True when the chat still has entries (it stays due at `due`)."""
@@ -218,6 +256,3 @@ class Outbox:
     async def count(self, counter: str, by: int = 1) -> None:
         """Bump a shared counter in the stats hash (kept across processes and restarts)."""
         await self._r.hincrby(self._k.stats(), counter, by)
-
-    async def trim_delivered(self, now: float) -> None:
-        await self._r.zremrangebyscore(self._k.delivered(), "-inf", now - DELIVERED_TTL)

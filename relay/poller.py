@@ -32,7 +32,7 @@ from relay.errors import TokenRejected, UpstreamError, UpstreamUnavailable
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.inbox import Inbox
-from relay.keys import Keys
+from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import Notification
@@ -228,6 +228,11 @@ class Poller:
         for call in range(self._s.drain_max_calls):
             if self._stopping:
                 break
+            if await self._inbox.backlog(agent.agent_id) >= INBOX_CAP:
+                # Fan-out is not keeping up (or keeps failing): leave the rest upstream, where
+                # it waits unread, rather than grow the inbox without bound.
+                log.warning("poller: inbox backlog at its cap, not polling agent=%s", agent.agent_id)
+                break
             # Marked before the destructive read; cleared only once its answer is stored.
             await self._inbox.mark_for_reconcile(agent.agent_id)
             beat = await self._client.heartbeat(agent.token)
@@ -313,6 +318,7 @@ class Poller:
         if isinstance(exc, UpstreamUnavailable):
             await self._r.incr(self._k.upstream_failures())
         fails = int(await self._r.incr(self._k.backoff(agent.agent_id)))
+        await self._r.expire(self._k.backoff(agent.agent_id), int(self._s.max_interval * 4))
         wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
         await self._r.set(self._k.next_poll(agent.agent_id), self._clock() + wait, ex=int(self._s.max_interval * 4))
         await self._store.record_poll(agent.agent_id, ok=False, error=exc.sentence)
@@ -324,7 +330,7 @@ class Poller:
         await self._store.pause_agent(agent.agent_id, reason)
         await self._store.record_poll(agent.agent_id, ok=False, error=reason)
         fp = fingerprint(agent.token or "undecryptable")
-        if await self._r.set(self._k.revoked_notice(agent.agent_id, fp), "1", nx=True, ex=30 * 86400):
+        if await self._r.set(self._k.revoked_notice(agent.agent_id, fp), "1", nx=True, ex=REVOKED_TTL):
             log.warning("poller: token rejected, agent paused agent=%s", agent.agent_id)
             await self._on_revoked(agent, reason)
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from relay.keys import Keys
+from relay.keys import CHAT_ERROR_TTL, Keys
 from relay.models import ChatRef
 from relay.tokens import TokenBox
 
@@ -61,8 +61,10 @@ local function drop_user(prefix, user, agent_id)
     redis.call('DEL', prefix .. ':sub:' .. sid)
     removed = removed + 1
   end
-  redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':next', agent_key .. ':fails')
+  redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':next', agent_key .. ':fails',
+    agent_key .. ':seen', agent_key .. ':tasks', agent_key .. ':inbox')
   redis.call('SREM', prefix .. ':agents', agent_id)
+  redis.call('SREM', prefix .. ':reconcile', agent_id)
   return removed
 end
 """
@@ -288,7 +290,7 @@ class Store:
         return {k.decode(): v.decode() for k, v in h.items()}
 
     async def set_chat_error(self, chat: ChatRef, error: str) -> None:
-        await self._r.set(self._k.chat_error(chat.key), f"{int(time.time())} {error[:300]}", ex=7 * 86400)
+        await self._r.set(self._k.chat_error(chat.key), f"{int(time.time())} {error[:300]}", ex=CHAT_ERROR_TTL)
 
     async def chat_error(self, chat: ChatRef) -> str:
         raw = await self._r.get(self._k.chat_error(chat.key))

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from relay import render
 from relay.aitrader import AITraderClient
 from relay.errors import UpstreamError
-from relay.keys import Keys
+from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
 from relay.models import Signal
 from relay.outbox import Outbox, Outgoing
@@ -27,7 +27,7 @@ from relay.store import Store, Subscription
 log = logging.getLogger(__name__)
 
 PAGE = 50
-SEEN_WINDOW = 1000
+SEEN_WINDOW = WATCH_SEEN_CAP
 
 
 class Watcher:

@@ -110,18 +110,38 @@ async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_i
     assert (await relay.store.kind_modes(new)).get("tasks") == "silent"
 
 
-async def test_an_entry_left_pending_by_a_dead_sender_is_reclaimed_and_counted(
+async def test_an_entry_left_pending_by_a_dead_sender_is_reclaimed_and_counted_only_if_its_send_began(
     relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys
 ) -> None:
     chat = adapter.chat("g")
-    await enqueue(relay, chat, 2)
+    await enqueue(relay, chat, 3)
     await relay.outbox.ensure_group(chat)
-    taken = await relay.outbox.take(chat, "dead-process", 1)  # read, never acknowledged
-    assert [d.key for d in taken] == [f"k0:{chat.key}"]
+    taken = await relay.outbox.take(chat, "dead-process", 2)  # read, never acknowledged
+    assert [d.key for d in taken] == [f"k0:{chat.key}", f"k1:{chat.key}"]
+    # A sender sends in order: it died during the platform call for k0 and had merely read k1.
+    await relay.outbox.mark_in_flight(taken[0])
+    assert await redis.hgetall(keys.in_flight()) == {chat.key.encode(): taken[0].key.encode()}
     await relay.deliverer.drain(chat)
-    assert [s.message.title for s in adapter.to(chat)] == ["n0", "n1"]
-    resends = relay.metrics.uncertain_resends._value.get()
-    assert resends == 1
+    assert [s.message.title for s in adapter.to(chat)] == ["n0", "n1", "n2"]
+    assert relay.metrics.uncertain_resends._value.get() == 1  # k0 only: k1 was never sent
+    assert await redis.hlen(keys.in_flight()) == 0  # every outcome is known again
+
+
+async def test_a_send_refused_by_the_platform_clears_its_in_flight_mark_and_a_timeout_keeps_it(
+    relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys
+) -> None:
+    chat = adapter.chat("f")
+    await enqueue(relay, chat, 1)
+    adapter.failures[chat.key] = [RetryLater(0.01)]
+    await relay.deliverer.drain(chat)
+    assert adapter.attempts == [chat.key] and not adapter.sent
+    assert await redis.hlen(keys.in_flight()) == 0  # refused: certainly not sent
+    adapter.failures[chat.key] = [SendUncertain("reset after the request was written")]
+    await relay.deliverer.drain(chat)
+    assert await redis.hget(keys.in_flight(), chat.key) == f"k0:{chat.key}".encode()  # may have arrived
+    await relay.deliverer.drain(chat)
+    assert [s.message.title for s in adapter.to(chat)] == ["n0"]
+    assert await redis.hlen(keys.in_flight()) == 0
 
 
 async def test_running_delivery_loop_sends_what_fan_out_enqueues(relay: Relay, adapter: RecordingAdapter) -> None:
