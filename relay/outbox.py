@@ -221,7 +221,7 @@ class Outbox:
     async def was_in_flight(self, d: Delivery) -> bool:
         """True when a send of `d` started and its outcome was never recorded (its sender died)."""
         raw = await self._r.hget(self._k.in_flight(), d.chat.key)
-        return raw is not None and raw.decode() == d.key
+        return raw in (d.key, d.key.encode())
 
     async def finish(self, chat: ChatRef, *, due: float) -> bool:
         """True when the chat still has entries (it stays due at `due`)."""

@@ -20,8 +20,12 @@ from tests.fakes.recording import RecordingAdapter
 _SIZE = {"zset": "zcard", "set": "scard", "hash": "hlen", "stream": "xlen", "list": "llen"}
 
 
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 async def _scan_all(redis: Redis, prefix: str) -> dict[str, Family | None]:
-    return {k.decode(): family_of(prefix, k.decode()) async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)}
+    return {_text(k): family_of(prefix, _text(k)) async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)}
 
 
 async def _check_bounds(redis: Redis, prefix: str) -> set[str]:
@@ -32,7 +36,7 @@ async def _check_bounds(redis: Redis, prefix: str) -> set[str]:
     assert undeclared == [], f"keys of no declared family: {undeclared[:10]}"
     for key, family in found.items():
         assert family is not None
-        kind = (await redis.type(key)).decode()
+        kind = _text(await redis.type(key))
         if kind == "none":
             continue  # expired or deleted between the scan and now
         if family.type != "any":
@@ -100,7 +104,7 @@ async def test_after_a_pipeline_workload_every_key_is_declared_and_within_its_bo
     assert not [k async for k in redis.scan_iter(match=f"{prefix}:outbox:rec:*")]
     for i in range(len(agents)):
         await Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}")).text("unlink")
-    left = [k.decode() async for k in redis.scan_iter(match=f"{prefix}:agent:*")]
+    left = [_text(k) async for k in redis.scan_iter(match=f"{prefix}:agent:*")]
     assert [k for k in left if ":revoked:" not in k] == []
     assert not await redis.scard(relay.keys.needs_reconcile())
 
@@ -115,10 +119,10 @@ async def test_delivered_dedup_set_keeps_only_the_newest_keys(redis: Redis, keys
     entries = await outbox.take(chat, "me", 100)
     for i, d in enumerate(entries):
         await outbox.ack(d, now=1000.0 + i, cap=cap)
-    kept = [m.decode() for m in await redis.zrange(keys.delivered(), 0, -1)]
+    kept = [_text(m) for m in await redis.zrange(keys.delivered(), 0, -1)]
     assert kept == [f"k{i}" for i in range(7, cap + 7)]
     # ... and nothing older than the age limit, however few there are.
     d = entries[0]
     late = Delivery(d.entry_id, chat, "late", d.message_json, False, 0.0)
     await outbox.ack(late, now=1000.0 + 8 * 86400, cap=cap)
-    assert [m.decode() for m in await redis.zrange(keys.delivered(), 0, -1)] == ["late"]
+    assert [_text(m) for m in await redis.zrange(keys.delivered(), 0, -1)] == ["late"]
