@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ ADMINISTRATOR = 1 << 3
 SUPPRESS_NOTIFICATIONS = 1 << 12
 _EXEMPT = ("/interactions/", "/webhooks/")  # interaction endpoints are outside the global limit
 _ISO = "2025-01-01T00:00:00+00:00"
+_CLOSE_REASONS = {4000: "Unknown error.", 4004: "Authentication failed.", 4014: "Disallowed intent(s)."}
 
 
 def user_payload(user_id: int, name: str = "") -> dict[str, Any]:
@@ -138,6 +140,7 @@ class FakeInteraction:
     original: StoredMessage | None = None
     followups: list[StoredMessage] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    received: float = field(default_factory=time.monotonic)  # when it was dispatched to the bot
 
     @property
     def answered(self) -> bool:
@@ -181,8 +184,17 @@ class FakeDiscord:
         channel_limit: tuple[int, float] | None = (5, 5.0),
         nonce_window: float = 300.0,
         guilds: dict[int, list[int]] | None = None,
+        route_limit: tuple[int, float] | None = (5, 5.0),
+        interaction_deadline: float = 3.0,
+        token_lifetime: float = 900.0,
     ) -> None:
+        """Limits as Discord documents them; tests shrink the periods (never switch a rule off
+        unless the test is about something else). `channel_limit` is the message-create bucket,
+        `route_limit` every other bucketed route (edits, follow-ups, command sync)."""
         self.token = token
+        self.route_limit = route_limit
+        self.interaction_deadline = interaction_deadline
+        self.token_lifetime = token_lifetime
         self.global_limit = global_limit
         self.channel_limit = channel_limit
         self.nonce_window = nonce_window
@@ -196,6 +208,7 @@ class FakeDiscord:
         self.sessions: list[_Session] = []
         self.rate_limited: list[Call] = []  # every 429 sent
         self.session_start_remaining = 1000
+        self.resumes = 0
         # Discord only lets a guild member run a command whose default_member_permissions they
         # lack when a guild admin overrode the command's permissions for them. Off by default: tests
         # of what the relay does with such an interaction send it regardless.
@@ -203,9 +216,14 @@ class FakeDiscord:
         self._overrides: dict[tuple[int, str], set[int]] = {}
         self._ids = itertools.count(1_000_000_000_000_000_000)
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
-        self._global_window = (0, 0)  # (second, count)
+        self._global_window: deque[float] = deque()  # arrivals in the last second (sliding)
         self._global_block_until = 0.0
-        self._buckets: dict[int, tuple[float, int]] = {}
+        self._cloudflare_until = 0.0
+        self._shared_until: dict[int, float] = {}
+        self._denied: dict[int, set[str]] = {}
+        self._buckets: dict[Any, tuple[float, int]] = {}
+        self._sessions_by_id: dict[str, _Session] = {}
+        self._identify_close: int | None = None
         self._refused: dict[int, int] = {}
         self._drop_next: set[int] = set()
         self._fail_next: dict[int, int] = {}
@@ -249,6 +267,51 @@ class FakeDiscord:
 
     def accept(self, channel_id: int) -> None:
         self._refused.pop(channel_id, None)
+        self._denied.pop(channel_id, None)
+
+    def deny(self, channel_id: int, *permissions: str) -> None:
+        """Take permissions from the bot in the channel: "send_messages" (every message) or
+        "embed_links" (messages with embeds) answer 403 50013 Missing Permissions, unlike 50001
+        Missing Access (the channel is not visible at all; `refuse(channel, 403)`)."""
+        self._denied[channel_id] = set(permissions)
+
+    def cloudflare_ban(self, seconds: float) -> None:
+        """Cloudflare blocks the IP: every REST request gets a 429 without Discord's `Via` header
+        and an HTML body (topics/rate-limits#invalid-request-limit-aka-cloudflare-bans)."""
+        self._cloudflare_until = time.monotonic() + seconds
+
+    def shared_limit(self, channel_id: int, seconds: float) -> None:
+        """Message creates in the channel get a 429 with X-RateLimit-Scope: shared, as when a
+        resource's limit is shared by every bot (topics/rate-limits#header-format)."""
+        self._shared_until[channel_id] = time.monotonic() + seconds
+
+    async def request_reconnect(self) -> None:
+        """Opcode 7 Reconnect on the live session: the client should resume elsewhere (topics/gateway#reconnect)."""
+        session = self.active_session
+        assert session is not None, "no identified gateway session"
+        await session.send(7, None)
+
+    async def invalidate_session(self, resumable: bool = False) -> None:
+        """Opcode 9 Invalid Session; with d=false the session is gone and RESUME is refused
+        (topics/gateway#invalid-session)."""
+        session = self.active_session
+        assert session is not None, "no identified gateway session"
+        if not resumable:
+            self._sessions_by_id.pop(session.session_id, None)
+        session.identified = False
+        await session.send(9, resumable)
+
+    async def close_session(self, code: int, reason: str = "") -> None:
+        """Close the live session with a gateway close code (topics/opcodes-and-status-codes#gateway-close-event-codes)."""
+        session = self.active_session
+        assert session is not None, "no identified gateway session"
+        session.identified = False
+        await session.ws.close(code=code, message=(reason or _CLOSE_REASONS.get(code, "")).encode())
+
+    def refuse_identify(self, code: int | None) -> None:
+        """Every later IDENTIFY is closed with `code` (4004 Authentication failed, 4014 Disallowed
+        intent(s)); None accepts them again."""
+        self._identify_close = code
 
     def drop_next_response(self, channel_id: int) -> None:
         """Create the next message in the channel, then cut the connection without answering."""
@@ -260,7 +323,7 @@ class FakeDiscord:
     def exhaust_bucket(self, channel_id: int) -> None:
         """As if another process had just used the channel's whole message bucket."""
         assert self.channel_limit
-        self._buckets[channel_id] = (time.monotonic(), self.channel_limit[0])
+        self._buckets[("POST message", channel_id)] = (time.monotonic(), self.channel_limit[0])
 
     def block_globally(self, seconds: float) -> None:
         """Every (non-interaction) request gets a global 429 for `seconds`."""
@@ -491,6 +554,9 @@ class FakeDiscord:
             raw = await request.read()
             body = json.loads(raw) if raw else None
         request._fake_json = body  # type: ignore[attr-defined]
+        if time.monotonic() < self._cloudflare_until:
+            # Cloudflare answers before Discord does: no Via header, no JSON (topics/rate-limits).
+            return web.Response(text="error code: 1015", status=429, content_type="text/html")
         exempt = path.startswith(_EXEMPT)
         if not exempt and request.headers.get("Authorization") != f"Bot {self.token}":
             return _json({"message": "401: Unauthorized", "code": 0}, 401)
@@ -530,11 +596,17 @@ class FakeDiscord:
                 }
             )
         if parts[0] == "applications" and method == "PUT":
-            return self._sync(parts, body)
+            if limited := self._route_429(("PUT commands", path), self.route_limit):
+                return limited
+            return self._with_bucket(self._sync(parts, body), ("PUT commands", path), self.route_limit)
         if parts[0] == "interactions" and parts[-1] == "callback":
             return self._callback(int(parts[1]), body)
         if parts[0] == "webhooks":
-            return self._webhook(request, parts, body)
+            # Follow-ups are bucketed per interaction token (the webhook is the major parameter).
+            route = (f"{method} webhook", parts[2] if len(parts) > 2 else "")
+            if limited := self._route_429(route, self.route_limit):
+                return limited
+            return self._with_bucket(self._webhook(request, parts, body), route, self.route_limit)
         if parts[0] == "channels" and len(parts) >= 2:
             return await self._channel(request, int(parts[1]), parts[2:], body)
         return _json({"message": "404: Not Found", "code": 0}, 404)
@@ -545,14 +617,14 @@ class FakeDiscord:
             return _rate_limited(self._global_block_until - now, scope="global")
         if self.global_limit is None:
             return None
-        second, count = self._global_window
-        current = int(now)
-        if current != second:
-            second, count = current, 0
-        count += 1
-        self._global_window = (second, count)
-        if count > self.global_limit:
-            return _rate_limited(second + 1 - now, scope="global")
+        # "All bots can make up to 50 requests per second to our API" (topics/rate-limits#global-rate-limit):
+        # any one-second span, not per wall-clock second, so a burst across a second boundary is refused.
+        window = self._global_window
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= self.global_limit:
+            return _rate_limited(window[0] + 1.0 - now, scope="global")
+        window.append(now)
         return None
 
     def _sync(self, parts: list[str], body: list[dict[str, Any]]) -> web.Response:
@@ -574,21 +646,28 @@ class FakeDiscord:
 
     def _callback(self, interaction_id: int, body: dict[str, Any]) -> web.Response:
         record = self.interactions.get(interaction_id)
-        if record is None:
+        # "you must send an initial response within 3 seconds of receiving the event. If the 3
+        # second deadline is exceeded, the token will be invalidated" (interactions/
+        # receiving-and-responding.mdx#responding-to-an-interaction): 404 10062 Unknown interaction.
+        if record is None or time.monotonic() - record.received > self.interaction_deadline:
             return _json({"message": "Unknown interaction", "code": 10062}, 404)
         if record.callbacks:
             return _json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
         kind = body["type"]
         data = body.get("data") or {}
+        # A refused callback acknowledges nothing: validate before recording it.
+        if kind == 9 and (problems := modal_problems(data)):
+            return _json({"message": "Invalid Form Body", "code": 50035, "errors": _nest(problems)}, 400)
+        if kind == 4 and (error := _invalid(data)):
+            return error
+        if kind == 7 and (error := _invalid(data, new=False)):
+            return error
         record.callbacks.append(body)
         flags = int(data.get("flags") or 0)
         resource: dict[str, Any] = {"type": kind}
         if kind == 9:
             record.modal = data
         elif kind in (4, 5):
-            error = _invalid(data) if kind == 4 else None
-            if error:
-                return error
             record.original = self._store(
                 record.channel_id,
                 data if kind == 4 else {},
@@ -600,9 +679,6 @@ class FakeDiscord:
             if kind == 4:
                 resource["message"] = record.original.to_json()
         elif kind == 7 and record.message_id:
-            error = _invalid(data)
-            if error:
-                return error
             self.messages[record.message_id].payload.update(data)
         self._changed.set()
         original = record.original
@@ -624,6 +700,10 @@ class FakeDiscord:
         record = next((r for r in self.interactions.values() if r.token == token), None)
         if record is None:
             return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        if time.monotonic() - record.received > self.token_lifetime:
+            # "Interaction tokens are valid for 15 minutes" (receiving-and-responding.mdx#followup-messages);
+            # an expired one is 401 50027 Invalid Webhook Token (topics/opcodes-and-status-codes).
+            return _json({"message": "Invalid Webhook Token", "code": 50027}, 401)
         method = request.method
         if len(parts) == 3 and method == "POST":
             error = _invalid(body)
@@ -655,7 +735,7 @@ class FakeDiscord:
                 self._changed.set()
                 return web.Response(status=204)
             if method == "PATCH":
-                error = _invalid(body)
+                error = _invalid(body, new=False)
                 if error:
                     return error
                 target.payload = {**target.payload, **{k: v for k, v in body.items()}}
@@ -667,8 +747,12 @@ class FakeDiscord:
 
     async def _channel(self, request: web.Request, channel_id: int, rest: list[str], body: Any) -> web.StreamResponse:
         if status := self._refused.get(channel_id):
+            # 50001 Missing Access: the bot cannot see the channel; 10003: it does not exist
+            # (topics/opcodes-and-status-codes#json-json-error-codes).
             message = {403: ("Missing Access", 50001), 404: ("Unknown Channel", 10003)}[status]
             return _json({"message": message[0], "code": message[1]}, status)
+        if rest == ["messages"] and request.method == "GET":
+            return self._recent(channel_id, request)
         if not rest and request.method == "GET":
             return _json(
                 {
@@ -685,25 +769,35 @@ class FakeDiscord:
         if rest == ["messages"] and request.method == "POST":
             return await self._create_message(request, channel_id, body)
         if len(rest) == 2 and rest[0] == "messages" and request.method == "PATCH":
+            route = ("PATCH message", channel_id)
+            if limited := self._route_429(route, self.route_limit):
+                return limited
             message = self.messages.get(int(rest[1]))
             if message is None or message.channel_id != channel_id:
                 return _json({"message": "Unknown Message", "code": 10008}, 404)
-            if error := _invalid(body):
+            if denied := self._missing_permissions(channel_id, body):
+                return denied
+            if error := _invalid(body, new=False):
                 return error
             message.payload.update(body)
-            return _json(message.to_json())
+            return _json(message.to_json(), 200, self._bucket_headers(route, self.route_limit))
         return _json({"message": "404: Not Found", "code": 0}, 404)
 
     async def _create_message(self, request: web.Request, channel_id: int, body: dict[str, Any]) -> web.StreamResponse:
+        route = ("POST message", channel_id)
         if status := self._fail_next.pop(channel_id, None):
             return _json({"message": "Service Unavailable", "code": 0}, status)
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
             seen = self._nonces.get((channel_id, str(nonce)))
             if seen and time.monotonic() - seen[1] < self.nonce_window:
-                return _json(self.messages[seen[0]].to_json(), 200, self._bucket_headers(channel_id))
-        if limited := self._route_429(channel_id):
+                return _json(self.messages[seen[0]].to_json(), 200, self._bucket_headers(route, self.channel_limit))
+        if (until := self._shared_until.get(channel_id)) and (left := until - time.monotonic()) > 0:
+            return _rate_limited(left, scope="shared", bucket_headers=self._bucket_headers(route, self.channel_limit))
+        if limited := self._route_429(route, self.channel_limit):
             return limited
+        if denied := self._missing_permissions(channel_id, body):
+            return denied
         if error := _invalid(body):
             return error
         message = self._store(channel_id, body)
@@ -716,34 +810,65 @@ class FakeDiscord:
             assert request.transport is not None
             request.transport.close()  # the message exists, but the client never hears so
             raise asyncio.CancelledError
-        return _json(message.to_json(), 200, self._bucket_headers(channel_id))
+        return _json(message.to_json(), 200, self._bucket_headers(route, self.channel_limit))
 
-    def _route_429(self, channel_id: int) -> web.Response | None:
-        if self.channel_limit is None:
+    def _missing_permissions(self, channel_id: int, body: dict[str, Any] | None) -> web.Response | None:
+        """403 50013 Missing Permissions: the bot sees the channel but lacks Send Messages, or
+        Embed Links for a message with embeds (topics/opcodes-and-status-codes, topics/permissions)."""
+        denied = self._denied.get(channel_id, set())
+        if "send_messages" in denied or ("embed_links" in denied and (body or {}).get("embeds")):
+            return _json({"message": "Missing Permissions", "code": 50013}, 403)
+        return None
+
+    def _recent(self, channel_id: int, request: web.Request) -> web.Response:
+        """GET /channels/{id}/messages: newest first, `limit` 1-100 (default 50) (resources/message.mdx#get-channel-messages)."""
+        limit = int(request.query.get("limit", "50"))
+        if not 1 <= limit <= 100:
+            errors = _nest([("limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 100.")])
+            return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, 400)
+        found = sorted(
+            (m for m in self.messages.values() if m.channel_id == channel_id and not m.deleted and not m.ephemeral),
+            key=lambda m: m.id,
+            reverse=True,
+        )
+        return _json([m.to_json() for m in found[:limit]])
+
+    def _route_429(self, route: Any, limits: tuple[int, float] | None) -> web.Response | None:
+        """A per-route bucket (topics/rate-limits#per-route-rate-limits): `limit` requests per
+        `period` for each route and major parameter, answered with scope "user"."""
+        if limits is None:
             return None
-        limit, period = self.channel_limit
+        limit, period = limits
         now = time.monotonic()
-        start, count = self._buckets.get(channel_id, (now, 0))
+        start, count = self._buckets.get(route, (now, 0))
         if now - start >= period:
             start, count = now, 0
         if count >= limit:
-            return _rate_limited(start + period - now, scope="user", bucket_headers=self._bucket_headers(channel_id))
-        self._buckets[channel_id] = (start, count + 1)
+            return _rate_limited(start + period - now, scope="user", bucket_headers=self._bucket_headers(route, limits))
+        self._buckets[route] = (start, count + 1)
         return None
 
-    def _bucket_headers(self, channel_id: int) -> dict[str, str]:
-        if self.channel_limit is None:
+    def _with_bucket(self, response: web.Response, route: Any, limits: tuple[int, float] | None) -> web.Response:
+        if response.status < 400:
+            response.headers.update(self._bucket_headers(route, limits))
+        return response
+
+    def _bucket_headers(self, route: Any, limits: tuple[int, float] | None) -> dict[str, str]:
+        """X-RateLimit-* of topics/rate-limits#header-format; the bucket hash names the route, not
+        the major parameter, as Discord's does."""
+        if limits is None:
             return {}
-        limit, period = self.channel_limit
+        limit, period = limits
         now = time.monotonic()
-        start, count = self._buckets.get(channel_id, (now, 0))
+        start, count = self._buckets.get(route, (now, 0))
         reset_after = max(0.0, start + period - now)
+        name = route[0] if isinstance(route, tuple) else str(route)
         return {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(max(0, limit - count)),
             "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
-            "X-RateLimit-Bucket": "fake-messages-bucket",
+            "X-RateLimit-Bucket": "fake-" + name.replace(" ", "-").lower(),
         }
 
     def _store(
@@ -779,10 +904,19 @@ class FakeDiscord:
             if op == 1:
                 await session.send(11, None)
             elif op == 2:
+                # topics/opcodes-and-status-codes#gateway-close-event-codes: 4004 Authentication
+                # failed, 4014 Disallowed intent(s); both are not reconnectable.
                 if data.get("token") != self.token:
-                    await ws.close(code=4004, message=b"Authentication failed.")
+                    await ws.close(code=4004, message=_CLOSE_REASONS[4004].encode())
                     break
+                if self._identify_close is not None:
+                    code = self._identify_close
+                    await ws.close(code=code, message=_CLOSE_REASONS.get(code, "").encode())
+                    break
+                # Every IDENTIFY spends one of the day's session starts (topics/gateway#session-start-limit).
+                self.session_start_remaining -= 1
                 self.identifies.append(time.time())
+                self._sessions_by_id[session.session_id] = session
                 session.identified = True
                 await session.send(
                     0,
@@ -801,6 +935,18 @@ class FakeDiscord:
                     await session.send(0, self.guild_payload(guild_id), "GUILD_CREATE")
                 self._changed.set()
             elif op == 6:
+                # topics/gateway#resuming: the token must match and the session must still exist
+                # (not invalidated); otherwise opcode 9 with d=false and the client identifies anew.
+                old = self._sessions_by_id.get(str((data or {}).get("session_id")))
+                if data.get("token") != self.token:
+                    await ws.close(code=4004, message=_CLOSE_REASONS[4004].encode())
+                    break
+                if old is None or int(data.get("seq") or 0) > old.seq:
+                    await session.send(9, False)
+                    continue
+                session.session_id, session.seq = old.session_id, old.seq
+                self._sessions_by_id[session.session_id] = session
+                self.resumes += 1
                 session.identified = True
                 await session.send(0, {}, "RESUMED")
         self._changed.set()
@@ -890,50 +1036,131 @@ def _rate_limited(retry_after: float, *, scope: str, bucket_headers: dict[str, s
     )
 
 
-def _invalid(payload: dict[str, Any] | None) -> web.Response | None:
-    """Discord's 400 for a message over its limits (resources/message.mdx)."""
-    problems = message_problems(payload or {})
+def _invalid(payload: dict[str, Any] | None, *, new: bool = True) -> web.Response | None:
+    """Discord's 400 for a message it refuses (resources/message.mdx, topics/opcodes-and-status-codes).
+
+    An empty new message is 50006 "Cannot send an empty message"; anything over a limit is 50035
+    "Invalid Form Body" with the nested `errors` object of reference.mdx#error-messages: one key per
+    JSON path segment (array indices as strings), leaves {"_errors": [{"code", "message"}]}.
+    discord.py flattens exactly that shape into its HTTPException text."""
+    p = payload or {}
+    if new and _is_empty(p):
+        return _json({"message": "Cannot send an empty message", "code": 50006}, 400)
+    problems = message_problems(p)
     if problems:
-        return _json({"message": "Invalid Form Body", "code": 50035, "errors": problems}, 400)
+        return _json({"message": "Invalid Form Body", "code": 50035, "errors": _nest(problems)}, 400)
     return None
 
 
-def message_problems(p: dict[str, Any]) -> list[str]:
-    out: list[str] = []
+def _is_empty(p: dict[str, Any]) -> bool:
+    # A message needs content, an embed, a sticker, a file or a poll (resources/message.mdx#create-message).
+    return not any(p.get(k) for k in ("content", "embeds", "sticker_ids", "attachments", "poll"))
+
+
+def _nest(problems: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """[("embeds.0.description", code, message)] -> {"embeds": {"0": {"description": {"_errors": [...]}}}}."""
+    errors: dict[str, Any] = {}
+    for path, code, message in problems:
+        node = errors
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+        node.setdefault("_errors", []).append({"code": code, "message": message})
+    return errors
+
+
+def _too_long(path: str, limit: int) -> tuple[str, str, str]:
+    return (path, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def message_problems(p: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(path, code, message) for every limit of resources/message.mdx and message components the
+    payload breaks."""
+    out: list[tuple[str, str, str]] = []
     if len(p.get("content") or "") > 2000:
-        out.append("content longer than 2000")
+        out.append(_too_long("content", 2000))
     embeds = p.get("embeds") or []
     if len(embeds) > 10:
-        out.append("more than 10 embeds")
+        out.append(("embeds", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length."))
     total = 0
     for i, e in enumerate(embeds):
-        limits = (("title", 256), ("description", 4096))
-        for key, limit in limits:
+        for key, limit in (("title", 256), ("description", 4096)):
             if len(e.get(key) or "") > limit:
-                out.append(f"embeds.{i}.{key} too long")
+                out.append(_too_long(f"embeds.{i}.{key}", limit))
             total += len(e.get(key) or "")
         if e.get("description") is not None and not e["description"].strip():
-            out.append(f"embeds.{i}.description blank")
+            out.append((f"embeds.{i}.description", "BASE_TYPE_REQUIRED", "This field is required"))
         footer = (e.get("footer") or {}).get("text") or ""
         if len(footer) > 2048:
-            out.append(f"embeds.{i}.footer too long")
+            out.append(_too_long(f"embeds.{i}.footer.text", 2048))
         total += len(footer)
         fields = e.get("fields") or []
         if len(fields) > 25:
-            out.append(f"embeds.{i} more than 25 fields")
-        for f in fields:
-            if not f.get("name") or len(f["name"]) > 256 or not f.get("value") or len(f["value"]) > 1024:
-                out.append(f"embeds.{i} bad field")
+            out.append((f"embeds.{i}.fields", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."))
+        for j, f in enumerate(fields):
+            for key, limit in (("name", 256), ("value", 1024)):
+                if not f.get(key):
+                    out.append((f"embeds.{i}.fields.{j}.{key}", "BASE_TYPE_REQUIRED", "This field is required"))
+                elif len(f[key]) > limit:
+                    out.append(_too_long(f"embeds.{i}.fields.{j}.{key}", limit))
             total += len(f.get("name") or "") + len(f.get("value") or "")
         if e.get("url") and not str(e["url"]).startswith(("http://", "https://")):
-            out.append(f"embeds.{i}.url invalid")
+            out.append((f"embeds.{i}.url", "URL_TYPE_INVALID_URL", "Not a well formed URL."))
     if total > 6000:
-        out.append("embeds longer than 6000 in total")
+        out.append(("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"))
     nonce = p.get("nonce")
     if nonce is not None and len(str(nonce)) > 25:
-        out.append("nonce longer than 25")
-    for row in p.get("components") or []:
-        for c in row.get("components", []):
-            if len(c.get("custom_id") or "") > 100 or len(c.get("label") or "") > 80:
-                out.append("component too long")
+        out.append(_too_long("nonce", 25))
+    rows = p.get("components") or []
+    # Message components: at most 5 action rows, each with at most 5 buttons (components/reference.mdx).
+    if len(rows) > 5:
+        out.append(("components", "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length."))
+    for r, row in enumerate(rows):
+        inner = row.get("components", [])
+        if not 1 <= len(inner) <= 5:
+            out.append((f"components.{r}.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."))
+        for c, comp in enumerate(inner):
+            if len(comp.get("custom_id") or "") > 100:
+                out.append(_too_long(f"components.{r}.components.{c}.custom_id", 100))
+            if len(comp.get("label") or "") > 80:
+                out.append(_too_long(f"components.{r}.components.{c}.label", 80))
+    return out
+
+
+def modal_problems(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Limits of a modal (interactions/receiving-and-responding.mdx#interaction-response-object-modal,
+    components/reference.mdx#text-input and #label): title 1-45, custom_id 1-100, 1-5 components;
+    a text input's label 1-45, placeholder up to 100, value and lengths up to 4000."""
+    out: list[tuple[str, str, str]] = []
+    title = data.get("title") or ""
+    if not 1 <= len(title) <= 45:
+        out.append(("data.title", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length."))
+    if not 1 <= len(data.get("custom_id") or "") <= 100:
+        out.append(("data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+    rows = data.get("components") or []
+    if not 1 <= len(rows) <= 5:
+        out.append(("data.components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."))
+    for r, row in enumerate(rows):
+        path = f"data.components.{r}"
+        if row.get("type") == 18:  # Label: text 1-45, description up to 100, one component inside
+            if not 1 <= len(row.get("label") or "") <= 45:
+                out.append((f"{path}.label", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length."))
+            if len(row.get("description") or "") > 100:
+                out.append(_too_long(f"{path}.description", 100))
+            inner, ipath = row.get("component") or {}, f"{path}.component"
+        else:
+            inner, ipath = (row.get("components") or [{}])[0], f"{path}.components.0"
+            if inner.get("type") == 4 and not 1 <= len(inner.get("label") or "") <= 45:
+                out.append((f"{ipath}.label", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length."))
+        if not 1 <= len(inner.get("custom_id") or "") <= 100:
+            out.append((f"{ipath}.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+        if len(inner.get("placeholder") or "") > 100:
+            out.append(_too_long(f"{ipath}.placeholder", 100))
+        if inner.get("type") == 4:
+            if len(inner.get("value") or "") > 4000:
+                out.append(_too_long(f"{ipath}.value", 4000))
+            out.extend(
+                (f"{ipath}.{key}", "NUMBER_TYPE_MAX", "int value should be less than or equal to 4000.")
+                for key in ("min_length", "max_length")
+                if key in inner and not 0 <= int(inner[key]) <= 4000
+            )
     return out

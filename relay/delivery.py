@@ -23,6 +23,7 @@ from relay.errors import (
     ChatGone,
     ChatMoved,
     DeliveryError,
+    PermissionMissing,
     RetryLater,
     SendUncertain,
     Undeliverable,
@@ -232,6 +233,9 @@ class Deliverer:
         except RetryLater as exc:
             await self._outbox.clear_in_flight(d)
             self._metrics.retry_later.labels(d.chat.platform).inc()
+            if isinstance(exc, PermissionMissing):
+                # Not gone: an admin can grant the right. /status says why nothing arrives meanwhile.
+                await self._store.set_chat_error(d.chat, f"the bot lacks a permission here, retrying: {exc}")
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
             await self._outbox.clear_in_flight(d)

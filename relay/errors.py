@@ -11,6 +11,7 @@
     │   └── UnexpectedResponse   200 with the wrong shape (e.g. the catch-all `{"message": ...}`)
     ├── DeliveryError            raised by ChatAdapter.send
     │   ├── RetryLater           transient: wait `seconds`, then resend to this chat only
+    │   │   └── PermissionMissing  the bot may not post there now (fixable by the chat's admins): keep all, retry
     │   ├── SendUncertain        the request left but no answer came: resending may duplicate
     │   ├── ChatGone             blocked, kicked, deleted: drop the chat's subscriptions
     │   ├── ChatMoved            the chat has a new id (Telegram supergroup migration)
@@ -79,6 +80,12 @@ class RetryLater(DeliveryError):
     def __init__(self, seconds: float, detail: str = "") -> None:
         super().__init__(detail or f"retry after {seconds}s")
         self.seconds = seconds
+
+
+class PermissionMissing(RetryLater):
+    """The chat exists but refuses the bot a right it needs (Discord 50013, Telegram "not enough
+    rights"). An admin can fix it, so nothing is dropped: the chat keeps its subscriptions and
+    queue, the cause shows in /status, and the chat is retried after `seconds`."""
 
 
 class SendUncertain(DeliveryError):

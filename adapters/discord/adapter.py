@@ -13,7 +13,9 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import aiohttp
 import discord
@@ -25,15 +27,15 @@ from redis.exceptions import RedisError
 from adapters.discord.actions import ActionCodec, build_view
 from adapters.discord.client import ClientHooks, RelayClient
 from adapters.discord.commands import build_commands
-from adapters.discord.embeds import render
-from adapters.discord.failures import NOT_CONNECTED_RETRY_S, delivery_error
-from adapters.discord.gateway import GatewayHolder, GatewayTiming, IdentifyBackoff
+from adapters.discord.embeds import RenderedPart, render
+from adapters.discord.failures import NOT_CONNECTED_RETRY_S, delivery_error, is_cloudflare_ban
+from adapters.discord.gateway import FATAL_CLOSE_CODES, GatewayHolder, GatewayTiming, IdentifyBackoff
 from adapters.discord.guards import GlobalPacer, RequestGuard
 from adapters.discord.interactions import NO_MENTIONS, InteractionHandler
 from adapters.discord.logfilter import GATEWAY_LOGGER, ModalValuesFilter
 from adapters.discord.settings import DEFAULT_GATEWAY, DiscordSettings
 from relay.adapter import ChatChange, Dispatch, Limits, OnChatChange
-from relay.errors import ChatGone, ConfigError, RetryLater, Undeliverable
+from relay.errors import ChatGone, ConfigError, PermissionMissing, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
@@ -48,6 +50,19 @@ STOP_BUDGET_S = 1.7
 _DRAIN_MIN_S = 0.5  # kept for answers in flight while the gateway closes
 _CLOSE_S = 0.2
 _LOGIN_RETRY_CAP_S = 300.0
+# Discord drops an enforce_nonce duplicate only "within the past few minutes" (resources/message.mdx
+# #create-message, enforce_nonce). A resend of an uncertain send later than this first looks for
+# the message in the channel's recent history; nonces are not kept there, so it compares embeds.
+NONCE_TRUST_S = 120.0
+RECENT_LOOKUP = 50  # messages of history read before a late resend
+UNCERTAIN_TTL_S = 24 * 3600
+FAILED_RETRY_S = 300.0  # sends wait this long while the adapter has failed for good
+NOTICE_TTL_S = 24 * 3600  # tell a channel about a missing permission at most once a day
+PERMISSION_NOTICE = (
+    "I am missing a permission in this channel (Embed Links, or Send Messages in threads), so "
+    "notifications are held and retried every few minutes. A server admin can grant it in the channel settings."
+)
+AdapterState = Literal["starting", "connected", "standby", "failed", "stopped"]
 
 
 def nonce(key: str, part: int) -> str:
@@ -113,10 +128,29 @@ class DiscordAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._stopped = False
+        self._login_failure: str | None = None
+        self.nonce_trust = NONCE_TRUST_S  # seconds a resend may rely on Discord's nonce memory
 
     @property
     def holds_gateway(self) -> bool:
         return self._gateway.holding
+
+    @property
+    def failure(self) -> str | None:
+        """Why the adapter stopped for good (a fatal gateway close, a rejected token), else None."""
+        return self._gateway.failure or self._login_failure
+
+    @property
+    def state(self) -> AdapterState:
+        """For readiness checks: "failed" needs an operator; "standby" is REST only while
+        another process holds the gateway; "connected" holds a live gateway session."""
+        if self.failure is not None:
+            return "failed"
+        if self._stopped:
+            return "stopped"
+        if not self._logged_in.is_set():
+            return "starting"
+        return "connected" if self._gateway.connected else "standby"
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -179,6 +213,7 @@ class DiscordAdapter:
                 await self._client.login(self._token)
                 break
             except discord.LoginFailure:
+                self._login_failure = FATAL_CLOSE_CODES[4004]
                 log.error("discord rejected DISCORD_BOT_TOKEN: adapter disabled until restart")
                 return
             except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
@@ -192,6 +227,9 @@ class DiscordAdapter:
     async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
         if not self._logged_in.is_set() or self._stopped:
             raise RetryLater(NOT_CONNECTED_RETRY_S, "discord not connected")
+        if self._client.is_closed():
+            # discord.py closed its session after a fatal gateway close: keep every message queued.
+            raise RetryLater(FAILED_RETRY_S, f"discord adapter failed: {self.failure or 'client closed'}")
         try:
             channel_id = int(chat.thread_id or chat.chat_id)
         except ValueError:
@@ -199,9 +237,15 @@ class DiscordAdapter:
         if await self.guard.is_gone(channel_id):
             raise ChatGone("discord channel refused us before (403/404)")
         if pause := self.guard.pause_for():
-            raise RetryLater(pause, "discord invalid-request budget running low")
+            raise RetryLater(pause, "discord sends paused (Cloudflare ban or invalid-request budget)")
         channel = self._client.get_partial_messageable(channel_id)
-        for index, part in enumerate(render(message)):
+        parts = render(message)
+        uncertain_since = await self._uncertain_since(key)
+        late = uncertain_since is not None and time.time() - uncertain_since > self.nonce_trust
+        for index, part in enumerate(parts):
+            if late and await self._already_posted(channel_id, part):
+                log.info("late resend found in history, not posted again channel=%s part=%d", channel_id, index)
+                continue
             try:
                 view = await build_view(self._codec, part.actions)
             except RedisError:
@@ -223,11 +267,64 @@ class DiscordAdapter:
                 error = delivery_error(exc)
                 if isinstance(error, ChatGone):
                     await self.guard.mark_gone(channel_id, getattr(exc, "status", 0))
+                elif isinstance(error, PermissionMissing):
+                    await self._tell_missing_permission(channel_id)
+                elif isinstance(error, SendUncertain) or (isinstance(error, RetryLater) and index > 0):
+                    # A resend will follow; if it comes after Discord forgot the nonces, it must
+                    # look before posting (parts already accepted included).
+                    await self._mark_uncertain(key)
+                if is_cloudflare_ban(exc):
+                    self.guard.hold(
+                        error.seconds if isinstance(error, RetryLater) else 600.0, "Cloudflare ban (429 without Via)"
+                    )
                 if isinstance(error, Undeliverable) and not isinstance(exc, discord.HTTPException):
                     log.exception("discord send failed unexpectedly channel=%s part=%d", channel_id, index)
                 else:
                     log.debug("discord send failed channel=%s part=%d error=%s", channel_id, index, error)
                 raise error from None
+
+    async def _uncertain_since(self, key: str) -> float | None:
+        try:
+            raw = await self._redis.get(self._keys.adapter("discord", "uncertain", key))
+        except RedisError:
+            return None  # cannot tell: rely on the nonce, as before
+        return float(raw) if raw else None
+
+    async def _mark_uncertain(self, key: str) -> None:
+        try:
+            await self._redis.set(
+                self._keys.adapter("discord", "uncertain", key), repr(time.time()), nx=True, ex=UNCERTAIN_TTL_S
+            )
+        except RedisError:
+            log.warning("uncertain send not recorded; a late resend relies on the nonce alone")
+
+    async def _already_posted(self, channel_id: int, part: RenderedPart) -> bool:
+        """Is a message of ours with these embeds among the channel's recent messages?"""
+        me = self._client.user.id if self._client.user else None
+        want = [_embed_key(e.to_dict()) for e in part.embeds]
+        try:
+            recent = await self._client.http.logs_from(channel_id, RECENT_LOOKUP)
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.info("history unreadable before a late resend channel=%s error=%s", channel_id, type(exc).__name__)
+            return False  # resend: a possible duplicate beats a lost notification
+        return any(
+            str(m.get("author", {}).get("id")) == str(me) and [_embed_key(e) for e in m.get("embeds") or []] == want
+            for m in recent
+        )
+
+    async def _tell_missing_permission(self, channel_id: int) -> None:
+        """Once a day per channel, a plain-text note (no embed, so Embed Links is not needed)."""
+        key = self._keys.adapter("discord", "permission-notice", channel_id)
+        try:
+            if not await self._redis.set(key, 1, nx=True, ex=NOTICE_TTL_S):
+                return
+        except RedisError:
+            return
+        log.warning("discord 50013 Missing Permissions channel=%s: kept queued, telling the channel", channel_id)
+        try:
+            await self._client.get_partial_messageable(channel_id).send(PERMISSION_NOTICE, allowed_mentions=NO_MENTIONS)
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            log.info("permission notice not posted channel=%s error=%s", channel_id, type(exc).__name__)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -284,6 +381,10 @@ class DiscordAdapter:
                 log.info("discord commands synced scope=%s count=%d", guild.id if guild else "global", len(payload))
             except (discord.HTTPException, aiohttp.ClientError, OSError, RedisError):
                 log.warning("discord command sync failed scope=%s", guild.id if guild else "global", exc_info=True)
+
+
+def _embed_key(embed: Mapping[str, object]) -> tuple[str, str]:
+    return (str(embed.get("title") or ""), str(embed.get("description") or ""))
 
 
 def _apply_urls(settings: DiscordSettings) -> None:

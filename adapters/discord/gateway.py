@@ -26,6 +26,29 @@ log = logging.getLogger(__name__)
 
 # Below this many IDENTIFYs left today (GET /gateway/bot session_start_limit), wait for the reset.
 _IDENTIFY_FLOOR = 10
+# Close codes after which reconnecting cannot help (topics/opcodes-and-status-codes#gateway-close-event-codes):
+# 4004 authentication failed, 4010 invalid shard, 4011 sharding required, 4012 invalid API version,
+# 4013 invalid intent(s), 4014 disallowed intent(s). Retrying would only spend the IDENTIFY budget.
+FATAL_CLOSE_CODES = {
+    4004: "Discord rejected DISCORD_BOT_TOKEN (gateway close 4004); reset the token and restart",
+    4010: "Discord refused the shard (gateway close 4010)",
+    4011: "Discord requires sharding for this bot (gateway close 4011)",
+    4012: "Discord refused the gateway version (gateway close 4012)",
+    4013: "Discord refused the intents (gateway close 4013)",
+    4014: "Discord refused a privileged intent the bot is not approved for (gateway close 4014); "
+    "enable it in the Developer Portal or remove it, then restart",
+}
+
+
+def fatal_reason(exc: BaseException | None) -> str | None:
+    """The one-line operator message for a gateway failure that reconnecting cannot fix."""
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return FATAL_CLOSE_CODES[4014]
+    if isinstance(exc, discord.ConnectionClosed):
+        return FATAL_CLOSE_CODES.get(exc.code or 0)
+    if isinstance(exc, discord.LoginFailure):
+        return FATAL_CLOSE_CODES[4004]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +126,7 @@ class GatewayHolder:
         self._stable_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.holding = False
+        self.failure: str | None = None  # set once, by a fatal close: the holder then stops for good
 
     def stop(self) -> None:
         """Ask `run` to disconnect, release the lease and return."""
@@ -181,6 +205,12 @@ class GatewayHolder:
                     return
                 if connect.done():
                     exc = connect.exception()
+                    reason = fatal_reason(exc)
+                    if reason is not None:
+                        self.failure = reason
+                        self._stopping.set()  # no reconnect: it would fail again and spend IDENTIFYs
+                        log.error("discord gateway failed for good: %s", reason)
+                        return
                     log.error("gateway connection ended error=%r", exc)
                     return
                 if not await self._renew(ttl_ms):
@@ -227,6 +257,11 @@ class GatewayHolder:
         reset_after = float(limit.get("reset_after", 0)) / 1000.0
         log.error("discord identify budget nearly spent remaining=%d reset_in=%.0fs", remaining, reset_after)
         return reset_after
+
+    @property
+    def connected(self) -> bool:
+        ws = self._client.ws
+        return self.holding and ws is not None and ws.open
 
     async def _disconnect(self) -> None:
         ws = self._client.ws

@@ -148,6 +148,7 @@ class RequestGuard:
         self._window = -1
         self._window_count = 0
         self._gone: OrderedDict[int, float] = OrderedDict()
+        self._held_until = 0.0
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """Sees every response discord.py gets, including the 429s it retries internally."""
@@ -177,13 +178,24 @@ class RequestGuard:
         if count == INVALID_STOP_AT:
             log.error("discord invalid requests high count=%d budget=%d: pausing sends", count, INVALID_BUDGET)
 
+    def hold(self, seconds: float, why: str) -> None:
+        """Hold every send of this process for `seconds` (a Cloudflare ban is per IP, not per
+        channel: sending elsewhere would only prolong it). Logs once per hold."""
+        until = self._clock() + seconds
+        if until > self._held_until:
+            if self._held_until <= self._clock():
+                log.error("discord sends paused seconds=%.0f reason=%s", seconds, why)
+            self._held_until = until
+
     def pause_for(self) -> float:
-        """Seconds to hold sends because the invalid-request budget is running low (0: fine)."""
+        """Seconds to hold sends: a ban is being waited out, or the invalid-request budget is
+        running low (0: fine)."""
         now = self._clock()
+        held = max(0.0, self._held_until - now)
         window = int(now // INVALID_WINDOW_S)
         if window != self._window or self._window_count < INVALID_STOP_AT:
-            return 0.0
-        return (window + 1) * INVALID_WINDOW_S - now
+            return held
+        return max(held, (window + 1) * INVALID_WINDOW_S - now)
 
     async def mark_gone(self, channel_id: int, status: int) -> None:
         """Remember a channel that answered 403/404; logs once per channel."""

@@ -248,6 +248,27 @@ async def test_a_refusing_channel_loses_its_subscriptions(
     assert fake.channel_messages(OTHER) == []
 
 
+async def test_a_channel_missing_embed_links_keeps_its_subscriptions(live: Relay, fake: FakeDiscord, world) -> None:
+    alice = Member(fake, ALICE, MANAGE_CHANNELS)
+    ann = await link_and_subscribe(live, fake, world, alice, CHANNEL, OTHER)
+    blocked = ChatRef("discord", str(OTHER))
+    fake.deny(OTHER, "embed_links")
+    world.follow(world.create_agent("fan").id, ann)
+    await arrived(fake, CHANNEL, "started following you")
+    await arrived(fake, OTHER, "missing a permission")
+
+    async def noted() -> str:
+        while not (error := await live.store.chat_error(blocked)):
+            await asyncio.sleep(0.05)
+        return error
+
+    error = await asyncio.wait_for(noted(), DELIVERY_TIMEOUT)
+    assert "permission" in error
+    assert len(await live.store.chat_subscriptions(blocked)) == 1, "the channel keeps its configuration"
+    assert await live.outbox.pending(blocked), "the notification waits for the permission"
+    assert await live.outbox.dead_count(blocked) == 0, "nothing dead-lettered"
+
+
 async def test_a_resend_after_a_lost_response_posts_once(live: Relay, fake: FakeDiscord, world: World) -> None:
     alice = Member(fake, ALICE, MANAGE_CHANNELS)
     ann = await link_and_subscribe(live, fake, world, alice)
