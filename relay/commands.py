@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from relay import render
 from relay.aitrader import AITraderClient, checked_id
 from relay.errors import TokenRejected, UpstreamError, UsageError
+from relay.keys import LOSS_TTL
 from relay.models import Command, Message, MessageField, Reply
 from relay.outbox import Outbox
 from relay.poller import Poller
@@ -357,6 +358,15 @@ class Commands:
             ]
             if agent.last_error:
                 fields.append(MessageField("Last poll error", agent.last_error))
+            if agent.possible_loss_at and self._clock() - agent.possible_loss_at < LOSS_TTL:
+                reports = f"{agent.loss_reports} times" if agent.loss_reports > 1 else "once"
+                fields.append(
+                    MessageField(
+                        "Possibly lost",
+                        f"{agent.possible_loss}: a heartbeat answer was lost and AI-Trader's recent view could "
+                        f"not show every message it held ({reports}, last {_ago(agent.possible_loss_at)})",
+                    )
+                )
         subs = await self._store.chat_subscriptions(command.chat)
         fields += [
             MessageField("Subscriptions here", str(len(subs))),

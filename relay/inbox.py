@@ -65,6 +65,14 @@ end
 return inserted
 """
 
+# After a heartbeat that handed out every unread row: the largest id stored so far, kept on the
+# agent's record as the floor a later lost response cannot reach below (relay.recovery).
+_SETTLE = """
+local top = redis.call('ZRANGE', KEYS[1], -1, -1)
+if top[1] and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'settled_id', top[1]) end
+return top[1]
+"""
+
 # Marks ids as seen without delivering them (baseline at link time).
 _BASELINE = """
 for i = 1, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i]) end
@@ -86,6 +94,7 @@ class Inbox:
         self._persist = redis.register_script(_PERSIST)
         self._persist_tasks = redis.register_script(_PERSIST_TASKS)
         self._baseline = redis.register_script(_BASELINE)
+        self._settle = redis.register_script(_SETTLE)
 
     async def persist(self, agent_id: int, notifications: Sequence[Notification]) -> int:
         """Stores rows not seen before; returns how many were new."""
@@ -130,6 +139,14 @@ class Inbox:
             if n is not None:
                 out.append(InboxEntry(entry_id.decode(), fields.get(b"k") == b"t", n))
         return out
+
+    async def settle(self, agent_id: int) -> None:
+        """Record that everything unread upstream until now has been handed to us and stored."""
+        await self._settle(keys=[self._k.seen(agent_id), self._k.agent(agent_id)])
+
+    async def settled_id(self, agent_id: int) -> int | None:
+        raw = await self._r.hget(self._k.agent(agent_id), "settled_id")
+        return int(raw) if raw else None
 
     async def backlog(self, agent_id: int) -> int:
         """Entries persisted and not yet fanned out."""

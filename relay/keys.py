@@ -22,6 +22,7 @@ DELIVERED_CAP = 100_000  # newest delivery keys kept for dedup ...
 DELIVERED_TTL = 7 * 86400  # ... and none older than this
 DEAD_CAP = 100_000  # dead letters kept (approximate MAXLEN trim)
 LOSS_TTL = 30 * 86400  # a possible-loss notice is shown in /status for this long
+LOSSES_CAP = 10_000  # possible-loss reports kept (approximate MAXLEN trim)
 REVOKED_TTL = 30 * 86400
 CHAT_ERROR_TTL = 7 * 86400
 COMMAND_SEEN_TTL = 86400
@@ -68,6 +69,11 @@ class Keys:
     def needs_reconcile(self) -> str:
         """SET of agent ids whose last heartbeat response may be lost: read `recent` before polling."""
         return self._k("reconcile")
+
+    def losses(self) -> str:
+        """STREAM of possible losses the relay could not rule out after a lost heartbeat response
+        (agent, low, high, boundary): what an operator reads to know which ids may be missing."""
+        return self._k("losses")
 
     def next_poll(self, agent_id: int) -> str:
         """STRING epoch of the agent's next due poll, shared so K processes poll it once per interval."""
@@ -223,6 +229,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("delivered", "zset", f"newest {DELIVERED_CAP:,} keys, none older than 7 days", cap=DELIVERED_CAP),
     Family("inflight", "hash", "one field per chat with a send in flight; cleared with its outcome"),
     Family("dead", "stream", f"MAXLEN ~ {DEAD_CAP:,}", cap=DEAD_CAP + 1000),
+    Family("losses", "stream", f"MAXLEN ~ {LOSSES_CAP:,}", cap=LOSSES_CAP + 1000),
     Family("dead:count", "hash", "one field per chat that has dead letters"),
     Family("stats", "hash", "fixed set of counters"),
     Family("user:{user}", "hash", _ENTITY.format("linked chat user; deleted at unlink")),

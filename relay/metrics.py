@@ -18,6 +18,11 @@ class Metrics:
         self.reconciled = Counter(
             "relay_notifications_recovered", "Notifications recovered through messages/recent", registry=r
         )
+        self.possible_losses = Counter(
+            "relay_possible_losses",
+            "Lost heartbeat responses that messages/recent could not prove recovered",
+            registry=r,
+        )
         self.enqueued = Counter("relay_deliveries_enqueued", "Deliveries written to outboxes", registry=r)
         self.delivered = Counter("relay_deliveries", "Deliveries accepted by a platform", ["platform"], registry=r)
         self.retry_later = Counter(

@@ -9,6 +9,7 @@ response lost to a timeout, a crash or a Redis error is recovered through `messa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -28,7 +29,7 @@ from tenacity import (
 
 from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
-from relay.errors import TokenRejected, UpstreamError, UpstreamUnavailable
+from relay.errors import OutcomeUnknown, TokenRejected, UpstreamError, UpstreamUnavailable
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.inbox import Inbox
@@ -36,6 +37,7 @@ from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import Notification
+from relay.recovery import PAGE, Gap, gap_after_loss
 from relay.store import LinkedAgent, Store
 from relay.tokens import fingerprint
 
@@ -204,7 +206,7 @@ class Poller:
                     # Start-up: a clean stop leaves no mark, but a Redis that lost its last second
                     # of writes may have lost one too. One view is enough for that; a marked
                     # agent gets all three.
-                    await self.reconcile(agent, views=RECENT_VIEWS[:1])
+                    await self.reconcile(agent, views=RECENT_VIEWS[:1], after_loss=False)
                 interval = await self._drain(agent) or interval
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
@@ -235,7 +237,17 @@ class Poller:
                 break
             # Marked before the destructive read; cleared only once its answer is stored.
             await self._inbox.mark_for_reconcile(agent.agent_id)
-            beat = await self._client.heartbeat(agent.token)
+            try:
+                beat = await self._client.heartbeat(agent.token)
+            except TokenRejected:
+                await self._inbox.reconciled(agent.agent_id)  # refused before anything was read
+                raise
+            except OutcomeUnknown:
+                # The server may have marked rows read and lost the answer: read `recent` now,
+                # while they are still among the newest 50, not one interval later.
+                with contextlib.suppress(UpstreamError):
+                    await self.reconcile(agent)
+                raise
             await self._faults.reached("after_heartbeat")
             # The response is the only copy of these messages: keep retrying while Redis
             # recovers rather than drop it (`recent` reaches back only 50 rows).
@@ -259,22 +271,54 @@ class Poller:
                 interval = min(max(beat.poll_interval_seconds, self._s.min_interval), self._s.max_interval)
             # Never loop on has_more_tasks: it stays true for ever past 10 pending tasks.
             if not beat.has_more_messages:
+                await self._inbox.settle(agent.agent_id)  # every unread row is stored now
                 break
         return interval
 
-    async def reconcile(self, agent: LinkedAgent, views: tuple[str | None, ...] = RECENT_VIEWS) -> int:
-        """Insert what `messages/recent` shows and the dedup set lacks (read-only upstream)."""
+    async def reconcile(
+        self, agent: LinkedAgent, views: tuple[str | None, ...] = RECENT_VIEWS, *, after_loss: bool = True
+    ) -> int:
+        """Insert what `messages/recent` shows and the dedup set lacks (read-only upstream).
+
+        After a possibly lost response (`after_loss`), the unfiltered page must also prove that
+        nothing of it is missing (relay.recovery); when it cannot, the possible loss is counted
+        and reported instead of silently clearing the mark."""
         assert agent.token is not None
         recovered = 0
+        gap: Gap | None = None
+        settled = await self._inbox.settled_id(agent.agent_id) if after_loss else None
         for view in views:
-            rows = await self._client.recent(agent.token, category=view, limit=50)
+            rows = await self._client.recent(agent.token, category=view, limit=PAGE)
             recovered += await self._store_unseen(agent.agent_id, rows)
+            if after_loss and view is None:
+                gap = gap_after_loss(rows, settled)
+        if gap is not None:
+            await self._report_loss(agent, gap)
         await self._inbox.reconciled(agent.agent_id)
         self._reconciled_here.add(agent.agent_id)
         if recovered:
             self._metrics.reconciled.inc(recovered)
             log.info("poller: recovered %d notifications through recent agent=%s", recovered, agent.agent_id)
         return recovered
+
+    async def _report_loss(self, agent: LinkedAgent, gap: Gap) -> None:
+        text = gap.describe()
+        self._metrics.possible_losses.inc()
+        log.warning(
+            "poller: possible loss agent=%s %s: a heartbeat answer was lost and messages/recent cannot show "
+            "all of it (more than %d messages in one second)",
+            agent.agent_id,
+            text,
+            PAGE,
+        )
+        await self._store.record_possible_loss(
+            agent.agent_id,
+            low=gap.low,
+            high=gap.high,
+            boundary=gap.boundary.isoformat() if gap.boundary else "",
+            text=text,
+            now=self._clock(),
+        )
 
     async def _observe(self, agent: LinkedAgent) -> None:
         """Observe mode reads only `messages/recent`, so the agent's own heartbeat loses nothing."""

@@ -13,7 +13,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from relay.keys import CHAT_ERROR_TTL, Keys
+from relay.keys import CHAT_ERROR_TTL, LOSSES_CAP, Keys
 from relay.models import ChatRef
 from relay.tokens import TokenBox
 
@@ -30,6 +30,31 @@ class LinkedAgent:
     last_ok: float | None
     last_error: str
     paused_reason: str
+    possible_loss: str = ""  # the last range a lost response may have taken (relay.recovery)
+    possible_loss_at: float | None = None
+    loss_reports: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LossReport:
+    """One possible loss: ids `low`..`high` of an agent (None: unbounded that way)."""
+
+    agent_id: int
+    low: int | None
+    high: int | None
+    boundary: str
+    at: float
+
+    def covers(self, agent_id: int, message_id: int) -> bool:
+        return (
+            agent_id == self.agent_id
+            and (self.low is None or message_id >= self.low)
+            and (self.high is None or message_id <= self.high)
+        )
+
+
+def _s(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +211,9 @@ class Store:
             last_ok=float(d["last_ok"]) if d.get("last_ok") else None,
             last_error=d.get("last_error", ""),
             paused_reason=d.get("paused_reason", ""),
+            possible_loss=d.get("loss", ""),
+            possible_loss_at=float(d["loss_at"]) if d.get("loss_at") else None,
+            loss_reports=int(d.get("loss_reports") or 0),
         )
 
     async def agent_for_user(self, user_key: str) -> LinkedAgent | None:
@@ -204,6 +232,44 @@ class Store:
 
     async def pause_agent(self, agent_id: int, reason: str) -> None:
         await self._r.hset(self._k.agent(agent_id), mapping={"state": "paused", "paused_reason": reason})
+
+    async def record_possible_loss(
+        self, agent_id: int, *, low: int | None, high: int | None, boundary: str, text: str, now: float
+    ) -> None:
+        """A lost response whose rows `recent` could not be shown to hold: kept in the losses
+        stream for operators, and on the agent's record for /status."""
+        pipe = self._r.pipeline(transaction=True)
+        fields: dict[str, str | int | float] = {
+            "agent": agent_id,
+            "low": "" if low is None else low,
+            "high": "" if high is None else high,
+            "boundary": boundary,
+            "t": now,
+        }
+        pipe.xadd(self._k.losses(), fields, maxlen=LOSSES_CAP, approximate=True)  # type: ignore[arg-type]
+        pipe.hincrby(self._k.stats(), "possible_losses", 1)
+        await pipe.execute()
+        key = self._k.agent(agent_id)
+        if await self._r.exists(key):
+            await self._r.hset(key, mapping={"loss": text, "loss_at": now})
+            await self._r.hincrby(key, "loss_reports", 1)
+
+    async def possible_losses(self, count: int = 1000) -> list[LossReport]:
+        """The newest loss reports, oldest first."""
+        raw = await self._r.xrevrange(self._k.losses(), count=count) or []
+        out = []
+        for _, fields in reversed(raw):
+            d = {_s(k): _s(v) for k, v in (fields or {}).items()}
+            out.append(
+                LossReport(
+                    int(d["agent"]),
+                    int(d["low"]) if d.get("low") else None,
+                    int(d["high"]) if d.get("high") else None,
+                    d.get("boundary", ""),
+                    float(d.get("t") or 0),
+                )
+            )
+        return out
 
     async def record_poll(self, agent_id: int, *, ok: bool, error: str = "") -> None:
         key = self._k.agent(agent_id)
