@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from platform_fakes import uploads
+
 BOT_ID = 900000000000000001
 APP_ID = 900000000000000002
 OWNER_ID = 900000000000000003
@@ -95,7 +97,7 @@ class StoredMessage:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": [uploads.public_attachment(a) for a in p.get("attachments") or [] if "url" in a],
             "pinned": False,
             "nonce": p.get("nonce"),
         }
@@ -198,6 +200,7 @@ class FakeDiscord:
         self.global_limit = global_limit
         self.channel_limit = channel_limit
         self.nonce_window = nonce_window
+        self.upload_limit = uploads.DISCORD_FILE_MAX  # per file; a boosted server allows more
         self.guilds: dict[int, list[int]] = dict(guilds or {})
         self.calls: list[Call] = []
         self.messages: dict[int, StoredMessage] = {}
@@ -234,7 +237,7 @@ class FakeDiscord:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeDiscord:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware], client_max_size=uploads.BODY_READ_MAX)
         app.router.add_get("/ws", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -552,7 +555,12 @@ class FakeDiscord:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()
-            body = json.loads(raw) if raw else None
+            content_type = request.headers.get("Content-Type", "")
+            if uploads.is_multipart(content_type):
+                body, files = _multipart_body(content_type, raw)
+                request._fake_files = (files, len(raw))  # type: ignore[attr-defined]
+            else:
+                body = json.loads(raw) if raw else None
         request._fake_json = body  # type: ignore[attr-defined]
         if time.monotonic() < self._cloudflare_until:
             # Cloudflare answers before Discord does: no Via header, no JSON (topics/rate-limits).
@@ -705,6 +713,8 @@ class FakeDiscord:
             # an expired one is 401 50027 Invalid Webhook Token (topics/opcodes-and-status-codes).
             return _json({"message": "Invalid Webhook Token", "code": 50027}, 401)
         method = request.method
+        if method in ("POST", "PATCH") and isinstance(body, dict) and (refused := self._take_uploads(request, body)):
+            return refused
         if len(parts) == 3 and method == "POST":
             error = _invalid(body)
             if error:
@@ -785,6 +795,8 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request, channel_id: int, body: dict[str, Any]) -> web.StreamResponse:
         route = ("POST message", channel_id)
+        if refused := self._take_uploads(request, body):
+            return refused
         if status := self._fail_next.pop(channel_id, None):
             return _json({"message": "Service Unavailable", "code": 0}, status)
         nonce = body.get("nonce")
@@ -832,6 +844,18 @@ class FakeDiscord:
             reverse=True,
         )
         return _json([m.to_json() for m in found[:limit]])
+
+    def _take_uploads(self, request: web.Request, body: dict[str, Any]) -> web.Response | None:
+        """Checks a multipart request's files against Discord's limits and turns them into the
+        message's attachment objects (in `body["attachments"]`, bytes kept for tests)."""
+        uploaded = getattr(request, "_fake_files", None)
+        if not uploaded:
+            return None
+        files, size = uploaded
+        if refused := uploads.discord_upload_problem(files, size, self.upload_limit):
+            return _json(refused[1], refused[0])
+        body["attachments"] = uploads.discord_attachments(files, body, lambda: next(self._ids))
+        return None
 
     def _route_429(self, route: Any, limits: tuple[int, float] | None) -> web.Response | None:
         """A per-route bucket (topics/rate-limits#per-route-rate-limits): `limit` requests per
@@ -1009,6 +1033,13 @@ class FakeDiscord:
             "nsfw_level": 0,
             "system_channel_flags": 0,
         }
+
+
+def _multipart_body(content_type: str, raw: bytes) -> tuple[Any, dict[str, uploads.Upload]]:
+    """discord.py's upload form: the JSON body in `payload_json`, files as `files[n]` parts."""
+    fields, files = uploads.parse_multipart(content_type, raw)
+    payload = fields.get("payload_json")
+    return (json.loads(payload) if payload else {}), files
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from platform_fakes import uploads
+
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 MAX_TEXT = 4096
@@ -394,7 +396,10 @@ class FakeTelegram:
 
     @staticmethod
     async def _params(request: Request) -> dict[str, Any]:
-        if request.headers.get("content-type", "").startswith("application/json"):
+        content_type = request.headers.get("content-type", "")
+        if uploads.is_multipart(content_type):
+            return _multipart_params(content_type, await request.body())
+        if content_type.startswith("application/json"):
             body = await request.body()
             return json.loads(body) if body else {}
         # PTB posts application/x-www-form-urlencoded (no files here); parsed by hand so the fake
@@ -504,6 +509,33 @@ class FakeTelegram:
                 self._failures[chat_id] = (kind, 0)
             else:
                 self._fail_after[chat_id] = (left - 1, kind)
+        return _ok(message)
+
+    async def _api_sendPhoto(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """sendPhoto with an uploaded file (multipart); limits in `platform_fakes.uploads`."""
+        chat_id = int(p["chat_id"])
+        refused = self._refuse(chat_id)
+        if refused:
+            return refused
+        problem = uploads.telegram_photo_problem(_photo_upload(p))
+        if problem:
+            return _error(400, problem)
+        try:
+            caption = self._visible({"text": p.get("caption", ""), "parse_mode": p.get("parse_mode", "")})
+        except ParseError as exc:
+            return _error(400, f"Bad Request: can't parse entities: {exc}")
+        if utf16_len(caption) > uploads.TELEGRAM_CAPTION_MAX:
+            return _error(400, "Bad Request: message caption is too long")
+        flooded = self._throttle(chat_id)
+        if flooded:
+            return flooded
+        message = self._store(chat_id, self.bot, {**p, "text": ""})
+        del message["text"]
+        upload = _photo_upload(p)
+        assert upload is not None
+        message["photo"] = uploads.photo_sizes(upload, f"AgAC{chat_id}x{message['message_id']}")
+        if caption:
+            message["caption"] = caption
         return _ok(message)
 
     async def _api_editMessageText(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -673,6 +705,29 @@ class FakeTelegram:
             self.webhook_deliveries.append(0)
         else:
             self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+
+
+def _multipart_params(content_type: str, body: bytes) -> dict[str, Any]:
+    """Form fields like the urlencoded path (nested objects are JSON strings) plus `_files`."""
+    fields, files = uploads.parse_multipart(content_type, body)
+    params: dict[str, Any] = {}
+    for key, value in fields.items():
+        if value[:1] in "[{":
+            with contextlib.suppress(ValueError):
+                params[key] = json.loads(value)
+                continue
+        params[key] = value
+    params["_files"] = files
+    return params
+
+
+def _photo_upload(p: dict[str, Any]) -> uploads.Upload | None:
+    # A file goes either in its own part named after the parameter, or as "attach://<part>".
+    files: dict[str, uploads.Upload] = p.get("_files") or {}
+    ref = p.get("photo")
+    if isinstance(ref, str) and ref.startswith("attach://"):
+        return files.get(ref.removeprefix("attach://"))
+    return files.get("photo")
 
 
 def _ok(result: Any) -> tuple[int, dict[str, Any]]:

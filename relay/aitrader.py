@@ -194,6 +194,13 @@ class AITraderClient:
                 out.append(Followed(leader, parse.text(row.get("leader_name"))))
         return tuple(out)
 
+    # --- reads parsed elsewhere ------------------------------------------------------------
+    async def read(self, path: str, token: str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """An idempotent GET with this client's retries, error mapping and catch-all check, for
+        callers that parse the answer themselves (`relay.charts.upstream`). `path` must be built
+        from validated parts only (`checked_id`, fixed strings, `quote`d symbols)."""
+        return await self._get(path, token, params)
+
     # --- transport -----------------------------------------------------------------------
     async def _get(self, path: str, token: str | None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         retrying = AsyncRetrying(

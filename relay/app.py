@@ -19,13 +19,18 @@ from redis.asyncio import Redis
 
 from relay.adapter import ChatAdapter, ChatChange
 from relay.aitrader import AITraderClient
+from relay.charts.renderer import ChartRenderer
+from relay.charts.service import ChartService
+from relay.chat_settings import ChatSettings
 from relay.commands import Commands
 from relay.config import RelaySettings
+from relay.daily_brief import DailyBriefs
 from relay.delivery import Deliverer
 from relay.errors import TokenRejected
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.inbox import Inbox
+from relay.intel_brief import brief_composer
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
@@ -127,6 +132,18 @@ class Relay:
             on_enqueued=self.deliverer.wake,
             clock=clock,
         )
+        self.chat_settings = ChatSettings(redis, k)
+        self.briefs = DailyBriefs(
+            redis,
+            k,
+            self.chat_settings,
+            self.outbox,
+            brief_composer(self.client),
+            on_enqueued=self.deliverer.wake,
+            clock=clock,
+        )
+        self.renderer = ChartRenderer(workers=settings.chart_workers)
+        self.charts = ChartService(self.client, self.renderer, cache_seconds=settings.chart_cache_seconds, clock=clock)
         self.commands = Commands(
             self.store,
             self.client,
@@ -136,6 +153,9 @@ class Relay:
             register_secret=redactor.add,
             forget_secret=redactor.discard,
             clock=clock,
+            charts=self.charts,
+            chat_settings=self.chat_settings,
+            briefs=self.briefs,
         )
         self.router = Router(self.commands)
         self._scheduler: AsyncIOScheduler | None = None
@@ -160,6 +180,7 @@ class Relay:
         )
         self.poller.start(self._scheduler)
         self.watcher.start(self._scheduler)
+        self.briefs.start(self._scheduler)
         self._scheduler.start()
         await self.deliverer.start()
         try:
@@ -184,6 +205,7 @@ class Relay:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.deliverer.stop(max(0.5, deadline - time.monotonic()))
+        await self.renderer.close()
         for adapter in self.adapters.values():
             try:
                 # What is left of the grace period, and never less than 2 s to close cleanly.
@@ -203,6 +225,8 @@ class Relay:
     async def on_chat_change(self, change: ChatChange) -> None:
         if change.change == "gone":
             dropped = await self.store.drop_chat(change.chat)
+            await self.chat_settings.drop(change.chat)
+            await self.briefs.drop_chat(change.chat)
             if change.chat.thread_id is None:
                 # The bot left the whole chat: its forum topics are gone with it.
                 for topic in await self.store.topics_of(change.chat):
@@ -210,6 +234,8 @@ class Relay:
             log.info("relay: chat gone chat=%s subscriptions_removed=%d", change.chat.key, dropped)
         elif change.change == "moved" and change.new_chat is not None:
             await self.store.move_chat(change.chat, change.new_chat)
+            await self.chat_settings.move(change.chat, change.new_chat)
+            await self.briefs.move_chat(change.chat, change.new_chat)
             await self.outbox.move(change.chat, change.new_chat, now=self._clock())
             self.deliverer.wake()
 

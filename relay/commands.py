@@ -13,8 +13,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from relay import render
+from relay import chart_commands, render
 from relay.aitrader import AITraderClient, checked_id
+from relay.charts.service import ChartService
+from relay.chat_settings import ChatSettings
+from relay.daily_brief import DailyBriefs
 from relay.errors import TokenRejected, UpstreamError, UsageError
 from relay.keys import LOSS_TTL
 from relay.models import Command, Message, MessageField, Reply
@@ -74,6 +77,9 @@ class Commands:
         register_secret: Callable[[str], None],
         forget_secret: Callable[[str], None] = lambda _: None,
         clock: Callable[[], float] = time.time,
+        charts: ChartService | None = None,
+        chat_settings: ChatSettings | None = None,
+        briefs: DailyBriefs | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -83,6 +89,9 @@ class Commands:
         self._register_secret = register_secret
         self._forget_secret = forget_secret
         self._clock = clock
+        self._charts = charts
+        self._chat_settings = chat_settings
+        self._briefs = briefs
 
     async def _linked(self, command: Command) -> LinkedAgent:
         agent = await self._store.agent_for_user(command.user.key)
@@ -177,6 +186,10 @@ class Commands:
             return await self._subscribe_feed(command, words[1:])
         if words and words[0].lower() == "trader":
             return await self._subscribe_trader(command, words[1:])
+        if words and words[0].lower() == "intel":
+            if self._briefs is None or self._chat_settings is None:
+                raise UsageError("daily briefs are not enabled here")
+            return await chart_commands.subscribe_brief(command, words[1:], self._briefs, self._chat_settings)
         kinds = {w.lower() for w in words}
         unknown = kinds - set(KINDS) - {"all"}
         if unknown:
@@ -234,11 +247,17 @@ class Commands:
         sub_id = _id(command.args["id"].lstrip("#"), "id")
         if await self._store.remove_subscription(command.chat, sub_id):
             return Reply.text(f"Removed subscription #{sub_id}.")
+        if self._briefs is not None and await self._briefs.remove(command.chat, sub_id):
+            return Reply.text(f"Removed the daily brief #{sub_id}.")
         return Reply.text(f"This chat has no subscription #{sub_id}. /subscriptions lists them.")
 
     async def cmd_subscriptions(self, command: Command) -> Reply:
         subs = await self._store.chat_subscriptions(command.chat)
         lines = [_describe(s) for s in subs]
+        brief = await self._briefs.of_chat(command.chat) if self._briefs is not None else None
+        if brief is not None and self._chat_settings is not None:
+            zone = await self._chat_settings.timezone(command.chat)
+            lines.append(f"{brief.describe()} {zone.key}")
         modes = await self._store.kind_modes(command.chat)
         changed = [f"{k}: {v}" for k, v in sorted(modes.items()) if v != "on"]
         return Reply(
@@ -378,6 +397,17 @@ class Commands:
             at, _, text = error.partition(" ")
             fields.append(MessageField("Last error here", f"{text} ({_ago(float(at))})"))
         return Reply((Message(title="Status", fields=tuple(fields)),), private=True)
+
+    # --- charts and chat settings (relay.chart_commands) -------------------------------
+    async def cmd_chart(self, command: Command) -> Reply:
+        if self._charts is None:
+            return Reply.text("Charts are not enabled here.", private=True)
+        return await chart_commands.chart(command, self._charts, self._linked)
+
+    async def cmd_timezone(self, command: Command) -> Reply:
+        if self._chat_settings is None:
+            return Reply.text("Chat settings are not enabled here.", private=True)
+        return await chart_commands.timezone(command, self._chat_settings)
 
 
 def _describe(s: Subscription) -> str:

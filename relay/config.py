@@ -33,6 +33,8 @@ class RelaySettings(BaseSettings):
         120.0, gt=0, le=3600, description="one send, rate-limit waits included"
     )
     delivery_max_attempts: int = Field(5, ge=1, le=50, description="transient failures before a dead letter")
+    chart_workers: int = Field(1, ge=1, le=16, description="processes drawing /chart images at once")
+    chart_cache_seconds: float = Field(60.0, ge=0, le=3600, description="identical /chart answers reused this long")
     shutdown_grace_seconds: float = Field(8.0, gt=0, le=25, description="time for in-flight work on SIGTERM")
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="log level")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics here")

@@ -131,6 +131,21 @@ class Keys:
         """HASH kind -> on|silent|off for a chat (absent = on)."""
         return self._k("chat", chat, "kinds")
 
+    def chat_settings(self, chat: str) -> str:
+        """HASH tz -> IANA zone name (absent: UTC). One per chat; removed when the chat goes."""
+        return self._k("chat", chat, "settings")
+
+    def briefs(self) -> str:
+        """HASH chat -> JSON {id, time "HH:MM", sections, created_at, created_by}: the daily intel
+        brief of each chat (at most one per chat, so bounded by the chats). Work list of the
+        brief scheduler; removed with /unsubscribe or when the chat goes."""
+        return self._k("briefs")
+
+    def brief_claim(self, chat: str, local_date: str) -> str:
+        """STRING NX EX 3 days: "sent" or "skipped" - the one process that handles this chat's
+        brief for that local date (so K processes send it once)."""
+        return self._k("brief", chat, local_date)
+
     def chat_error(self, chat: str) -> str:
         """STRING the last delivery or command error for a chat (for /status)."""
         return self._k("chat", chat, "error")

@@ -6,6 +6,7 @@ Frozen, slotted dataclasses with no I/O. Upstream JSON is parsed into these once
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,19 @@ class MessageField:
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """A picture attached to a message: encoded bytes (PNG) and the file name platforms show.
+
+    The message's text is the picture's caption. Platforms cap captions (Telegram: 1024
+    characters), so an adapter puts what fits beside the picture and sends the rest after it;
+    a text-only platform shows the caption and where the picture went."""
+
+    data: bytes = field(repr=False)
+    filename: str
+    mime: str = "image/png"
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Platform-neutral rendered message. Every string is plain text, never markup:
     adapters escape it for their platform."""
@@ -129,9 +143,18 @@ class Message:
     link: str = ""
     footer: str = ""
     actions: tuple[Action, ...] = ()
+    image: Image | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        d = asdict(self)
+        if self.image is not None:
+            # Queued messages are JSON in Redis: the picture travels as base64.
+            d["image"] = {
+                "data": base64.b64encode(self.image.data).decode(),
+                "filename": self.image.filename,
+                "mime": self.image.mime,
+            }
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Message:
@@ -153,6 +176,7 @@ class Message:
                 )
                 for a in d.get("actions", ())
             ),
+            image=_image(d.get("image")),
         )
 
     def plain_text(self) -> str:
@@ -161,6 +185,12 @@ class Message:
         lines += [f"{f.name}: {f.value}" for f in self.fields]
         lines += [s for s in (self.link, self.footer) if s]
         return "\n".join(lines)
+
+
+def _image(raw: Any) -> Image | None:
+    if not isinstance(raw, dict):
+        return None
+    return Image(base64.b64decode(raw["data"]), str(raw["filename"]), str(raw.get("mime") or "image/png"))
 
 
 @dataclass(frozen=True, slots=True)

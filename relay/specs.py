@@ -37,11 +37,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("unlink", "Unlink your agent and remove its routes"),
     CommandSpec(
         "subscribe",
-        "Route notifications here: kinds, feed <keyword> [type], or trader <agent_id>",
+        "Route notifications here: kinds, feed <keyword> [type], trader <agent_id>, or intel daily <HH:MM>",
         (
             Param(
                 "what",
-                "kinds (replies mentions … all), feed <keyword> [type], or trader <agent_id>",
+                "kinds (replies … all), feed <keyword> [type], trader <agent_id>, intel daily <HH:MM> [sections]",
                 required=False,
                 rest=True,
             ),
@@ -98,6 +98,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("unfollow", "Stop following a trader", (Param("agent_id", "trader's agent id"),)),
     CommandSpec("following", "Traders your agent follows"),
     CommandSpec("status", "Linked agent, last poll, queued and failed deliveries"),
+    CommandSpec(
+        "chart",
+        "A chart: profit [agent_id] [days], positions, or <symbol> [market]",
+        (
+            Param("what", "profit, positions, or a symbol such as NVDA"),
+            Param("option", "profit: an agent id; a symbol: its market (us-stock, crypto, polymarket)", required=False),
+            Param("days", "profit: days to show, 1-365 (default 30)", required=False),
+        ),
+    ),
+    CommandSpec(
+        "timezone",
+        "Show or set this chat's time zone (for the daily brief)",
+        (Param("name", "an IANA time zone such as Europe/Berlin (default UTC)", required=False),),
+        admin_in_groups=True,
+    ),
 )
 
 BY_NAME: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}

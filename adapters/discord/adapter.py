@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import discord
@@ -258,6 +258,7 @@ class DiscordAdapter:
                         nonce=nonce(key, index),
                         allowed_mentions=NO_MENTIONS,
                         silent=silent,
+                        **_uploads(part),
                     ),
                     self._settings.send_timeout,
                 )
@@ -385,6 +386,11 @@ class DiscordAdapter:
 
 def _embed_key(embed: Mapping[str, object]) -> tuple[str, str]:
     return (str(embed.get("title") or ""), str(embed.get("description") or ""))
+
+
+def _uploads(part: RenderedPart) -> dict[str, Any]:
+    # Only a part with a picture is sent as multipart; a text part's request stays as it was.
+    return {"files": part.files()} if part.image is not None else {}
 
 
 def _apply_urls(settings: DiscordSettings) -> None:

@@ -22,6 +22,7 @@ Kind = Literal["replies", "mentions", "accepted", "followers", "strategies", "di
 KindMode = Literal["on", "silent", "off"]
 Id = app_commands.Range[int, 1]
 Page = app_commands.Range[int, 1, 10_000]
+Days = app_commands.Range[int, 1, 365]
 
 # /link takes its parameters in a modal (LINK_FIELDS), never as options: an option's value is
 # shown in the channel as part of the command, and the token must stay between user and bot.
@@ -132,8 +133,21 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     async def status(interaction: discord.Interaction) -> None:
         await run(interaction, "status", {})
 
+    @app_commands.command(name="chart", description=summary("chart"))
+    @described("chart")
+    async def chart(
+        interaction: discord.Interaction, what: str, option: str | None = None, days: Days | None = None
+    ) -> None:
+        await run(interaction, "chart", _args(what=what, option=option, days=days))
+
+    @app_commands.command(name="timezone", description=summary("timezone"))
+    @described("timezone")
+    @app_commands.default_permissions(manage_channels=True)
+    async def timezone(interaction: discord.Interaction, name: str | None = None) -> None:
+        await run(interaction, "timezone", _args(name=name))
+
     commands = [start, help_, link, unlink, subscribe, unsubscribe, subscriptions, notify, feed, replies, reply, send]
-    commands += [task, discussions, follow, unfollow, following, status]
+    commands += [task, discussions, follow, unfollow, following, status, chart, timezone]
     for command in commands:
         # A guild-installed bot: usable in servers and in the bot's DMs, not in group DMs.
         command.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)

@@ -7,12 +7,13 @@ message with `AllowedMentions.none()`, so a missed escape can never ping anyone.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 
 import discord
 
-from relay.models import Action, Message
+from relay.models import Action, Image, Message
 
 # Discord's limits (discord-api-docs resources/message.mdx; reliability note §1.6). Discord
 # counts characters as code points, which is what len() measures.
@@ -55,6 +56,19 @@ class RenderedPart:
 
     embeds: tuple[discord.Embed, ...]
     actions: tuple[Action, ...] = ()
+    image: Image | None = None  # upload with this part; its first embed shows it (attachment://)
+
+    def files(self) -> list[discord.File]:
+        """A fresh `discord.File` per call: a File's stream is consumed by one request."""
+        if self.image is None:
+            return []
+        return [discord.File(io.BytesIO(self.image.data), filename=attachment_name(self.image))]
+
+
+def attachment_name(image: Image) -> str:
+    """A file name `attachment://` can refer to: Discord matches it literally, so keep it plain."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", image.filename)[:100]
+    return name if "." in name else f"{name or 'image'}.png"
 
 
 def neutralise_mentions(text: str) -> str:
@@ -218,7 +232,13 @@ def render(message: Message) -> list[RenderedPart]:
     packer.flush()
     actions = tuple(message.actions[:BUTTONS_MAX])
     last = len(packer.parts) - 1
-    return [RenderedPart(tuple(embeds), actions if i == last else ()) for i, embeds in enumerate(packer.parts)]
+    if message.image is not None:
+        # The picture sits in the first embed, under its title and fields (the caption).
+        packer.parts[0][0].set_image(url=f"attachment://{attachment_name(message.image)}")
+    return [
+        RenderedPart(tuple(embeds), actions if i == last else (), message.image if i == 0 else None)
+        for i, embeds in enumerate(packer.parts)
+    ]
 
 
 def _fields(message: Message) -> list[tuple[str, str]]:

@@ -230,6 +230,8 @@ class InteractionHandler:
     ) -> bool:
         view = await self._view(part)
         kwargs: dict[str, Any] = {"content": None, "embeds": list(part.embeds), "allowed_mentions": NO_MENTIONS}
+        if part.image is not None:
+            kwargs["attachments"] = part.files()
         if view is not None or clear_buttons:
             kwargs["view"] = view
         return await self._respond(interaction.edit_original_response(**kwargs))
@@ -244,6 +246,8 @@ class InteractionHandler:
             }
             if view is not None:
                 kwargs["view"] = view
+            if part.image is not None:
+                kwargs["files"] = part.files()
             if not await self._respond(interaction.followup.send(**kwargs)):
                 return
 

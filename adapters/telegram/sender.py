@@ -7,13 +7,14 @@ so they share one set of limits. It raises only `relay.errors.DeliveryError`s.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import weakref
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from telegram import Bot, ForceReply, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot, ForceReply, InlineKeyboardMarkup, InputFile, LinkPreviewOptions
 from telegram import Message as TgMessage
 from telegram.constants import ParseMode
 from telegram.error import RetryAfter, TelegramError
@@ -24,11 +25,13 @@ from adapters.telegram.limiter import SendLimiter
 from adapters.telegram.markup import MAX_TEXT, Chunk, Span, render, render_spans
 from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, Undeliverable
 from relay.keys import Keys
-from relay.models import ChatRef, Message
+from relay.models import ChatRef, Image, Message
 
 log = logging.getLogger(__name__)
 
 PROGRESS_TTL = 24 * 3600
+# sendPhoto: "Photo caption ..., 0-1024 characters after entities parsing" (core.telegram.org/bots/api#sendphoto)
+CAPTION_MAX = 1024
 NOT_STORED_RETRY = 5.0  # seconds: Redis hiccup while storing long button data
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # relayed URLs are not fetched or previewed (§3.7)
 _GONE_LOG_CAP = 10_000
@@ -64,6 +67,8 @@ class Sender:
         core resends the same key, the resend starts at the first chunk not yet accepted. Only a
         chunk whose outcome was uncertain (SendUncertain) can therefore show up twice.
         """
+        if message.image is not None:
+            return await self._send_with_image(chat, message, message.image, key=key, silent=silent)
         chunks = self._chunks(message)
         markup = await self._keyboard(message)
         progress_key = self._keys.adapter("telegram", "sent", key) if len(chunks) > 1 else None
@@ -79,9 +84,63 @@ class Sender:
                 await self._save_progress(progress_key, i + 1)
         return ids
 
+    async def _send_with_image(
+        self, chat: ChatRef, message: Message, image: Image, *, key: str, silent: bool
+    ) -> list[int]:
+        """sendPhoto with the text as its caption. A text longer than a caption allows goes
+        after the photo as ordinary messages (the buttons under the last), the photo keeping the
+        title; progress is kept under `key` like chunks, so a resend does not repeat the photo."""
+        text_only = dataclasses.replace(message, image=None)
+        caption = [c for c in render(text_only, CAPTION_MAX) if c.text.strip()]
+        markup = await self._keyboard(message)
+        if len(caption) <= 1:
+            sent = await self.post_photo(chat, image, caption[0] if caption else None, markup, silent=silent)
+            return [sent.message_id]
+        progress_key = self._keys.adapter("telegram", "sent", key)
+        ids: list[int] = []
+        if await self._progress(progress_key) < 1:
+            head = render(Message(title=message.title), CAPTION_MAX)
+            sent = await self.post_photo(chat, image, head[0] if head else None, None, silent=silent)
+            ids.append(sent.message_id)
+            await self._save_progress(progress_key, 1)
+        rest = dataclasses.replace(text_only, title="")
+        return ids + await self.send(chat, rest, key=f"{key}:text", silent=silent)
+
+    async def post_photo(
+        self, chat: ChatRef, image: Image, caption: Chunk | None, markup: ReplyMarkup | None, *, silent: bool = False
+    ) -> TgMessage:
+        """One sendPhoto (multipart upload) under the limits; HTML caption, plain on a parse error."""
+        chat_id = self._chat_id(chat)
+        thread_id = int(chat.thread_id) if chat.thread_id else None
+        variants = ((caption.html, ParseMode.HTML), (caption.text, None)) if caption else ((None, None),)
+        async with self._lock(chat_id):
+            for text, parse_mode in variants:
+                await self._ready(chat_id)
+                try:
+                    return await self.bot.send_photo(
+                        chat_id,
+                        InputFile(image.data, filename=image.filename),
+                        caption=text,
+                        parse_mode=parse_mode,
+                        disable_notification=silent,
+                        message_thread_id=thread_id,
+                        reply_markup=markup,
+                    )
+                except TelegramError as exc:
+                    if parse_mode and is_parse_error(exc):
+                        log.warning("html caption rejected, resending as plain text chat=%s", chat.key)
+                        continue
+                    raise self._note(chat, chat_id, exc) from None
+                except Exception as exc:
+                    log.exception("photo send failed unexpectedly chat=%s", chat.key)
+                    raise Undeliverable(f"unexpected {type(exc).__name__}") from None
+        raise Undeliverable("caption rejected as HTML and as plain text")
+
     async def edit(self, chat: ChatRef, message_id: int, message: Message) -> bool:
         """Replace a message's text and buttons in place (paging). False when it cannot be edited
         (too long for one message, deleted, too old): the caller then sends a new message."""
+        if message.image is not None:
+            return False  # a text message cannot become a photo: the caller sends anew
         chunks = self._chunks(message)
         if len(chunks) != 1:
             return False
