@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import re
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from relay.adapter import Dispatch, Limits, OnChatChange
-from relay.models import Action, ChatRef, Command, CommandSpec, Message, UserRef
+from relay.models import Action, ChatRef, Command, CommandSpec, Image, Message, UserRef
 from relay.specs import BY_NAME
 from relay.words import parse_words, split_command
 
@@ -56,10 +60,19 @@ class ConsoleAdapter:
     limits = Limits(max_text=100_000, measure="codepoints", sends_per_second=1000.0)
 
     def __init__(
-        self, reader: asyncio.StreamReader, out: TextSink, *, chat_id: str = "local", user_id: str = "you"
+        self,
+        reader: asyncio.StreamReader,
+        out: TextSink,
+        *,
+        chat_id: str = "local",
+        user_id: str = "you",
+        image_dir: Path | None = None,
     ) -> None:
         self._reader = reader
         self._out = out
+        # A terminal cannot show a picture: it is saved here and its path printed under the caption.
+        self.image_dir = image_dir or Path(tempfile.gettempdir()) / "aitrader-relay-images"
+        self._image_seq = itertools.count(1)
         self.chat = ChatRef(self.platform, chat_id)
         self.user = UserRef(self.platform, user_id, "you", is_chat_admin=True)
         self._task: asyncio.Task[None] | None = None
@@ -82,7 +95,7 @@ class ConsoleAdapter:
         args = parse_words(spec, rest) if spec else {}
         reply = await self._dispatch(Command(name, args, self.chat, self.user, is_private=True))
         for message in reply.messages:
-            self._print(plain(message))
+            await self._show(message)
 
     async def _read(self) -> None:
         while True:
@@ -96,7 +109,21 @@ class ConsoleAdapter:
                 log.exception("console: command failed")
 
     async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
-        self._print(("(silent) " if silent else "") + plain(message))
+        await self._show(message, prefix="(silent) " if silent else "")
+
+    async def _show(self, message: Message, prefix: str = "") -> None:
+        text = prefix + plain(message)
+        if message.image is not None:
+            path = await asyncio.to_thread(self._save, message.image)
+            text += f"\n  [image: {path}]"
+        self._print(text)
+
+    def _save(self, image: Image) -> Path:
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", image.filename)[:80] or "image.png"
+        path = self.image_dir / f"{next(self._image_seq):04d}-{safe}"
+        path.write_bytes(image.data)
+        return path
 
     async def stop(self) -> None:
         if self._task is not None:
