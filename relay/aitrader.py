@@ -195,7 +195,9 @@ class AITraderClient:
         return tuple(out)
 
     # --- reads parsed elsewhere ------------------------------------------------------------
-    async def read(self, path: str, token: str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def read(
+        self, path: str, token: str | None = None, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """An idempotent GET with this client's retries, error mapping and catch-all check, for
         callers that parse the answer themselves (`relay.charts.upstream`). `path` must be built
         from validated parts only (`checked_id`, fixed strings, `quote`d symbols)."""

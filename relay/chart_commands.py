@@ -55,7 +55,7 @@ async def chart(command: Command, charts: ChartService, linked: Linked) -> Reply
 
 
 async def timezone(command: Command, settings: ChatSettings) -> Reply:
-    name = command.args.get("name", "").strip()
+    name = command.args.get("zone", "").strip()
     if not name:
         zone = await settings.timezone(command.chat)
         return Reply.text(f"This chat's time zone is {zone.key}. /timezone <IANA name> changes it, e.g. Europe/Berlin.")

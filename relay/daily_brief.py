@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from relay.chat_settings import ChatSettings
-from relay.keys import Keys
+from relay.keys import BRIEF_CLAIM_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.outbox import Outbox, Outgoing
 
@@ -34,7 +34,7 @@ SECTIONS: tuple[str, ...] = ("overview", "macro", "etf", "news")
 DEFAULT_SECTIONS: tuple[str, ...] = ("overview",)
 CHECK_SECONDS = 30.0
 MAX_LATE_SECONDS = 2 * 3600.0
-CLAIM_TTL = 3 * 86400  # longer than any date a check looks at (today and yesterday)
+CLAIM_TTL = BRIEF_CLAIM_TTL
 # A claim taken and not yet turned into a queued message: if its process dies while composing,
 # another one may take the brief over after this long (still only while it is < 2 h late).
 SENDING_TTL = 300
@@ -166,13 +166,15 @@ class DailyBriefs:
         now = self._clock()
         zone = await self._settings.timezone(brief.chat)
         today = datetime.fromtimestamp(now, zone).date()
-        outcome = "not-due"
+        outcome = "not-due"  # what happened to today's brief, unless yesterday's was acted on now
         # Yesterday too: a 23:30 brief missed until 00:10 is 40 minutes late, not tomorrow's.
         for day in (today - timedelta(days=1), today):
             due = datetime.combine(day, brief.at, tzinfo=zone).timestamp()
             if due > now or due < brief.created_at:
                 continue  # not yet, or before the subscription existed
-            outcome = await self._handle(brief, day, now - due, now)
+            handled = await self._handle(brief, day, now - due, now)
+            if day == today or handled != "done-elsewhere":
+                outcome = handled
         return outcome
 
     async def _handle(self, brief: Brief, day: date, late: float, now: float) -> str:

@@ -26,6 +26,7 @@ LOSSES_CAP = 10_000  # possible-loss reports kept (approximate MAXLEN trim)
 REVOKED_TTL = 30 * 86400
 CHAT_ERROR_TTL = 7 * 86400
 COMMAND_SEEN_TTL = 86400
+BRIEF_CLAIM_TTL = 3 * 86400  # longer than the two local dates a brief check looks at
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +143,8 @@ class Keys:
         return self._k("briefs")
 
     def brief_claim(self, chat: str, local_date: str) -> str:
-        """STRING NX EX 3 days: "sent" or "skipped" - the one process that handles this chat's
-        brief for that local date (so K processes send it once)."""
+        """STRING NX EX 3 days ("sending" EX 5 minutes until queued): "sent" or "skipped" - the one
+        process that handles this chat's brief for that local date (so K processes send it once)."""
         return self._k("brief", chat, local_date)
 
     def chat_error(self, chat: str) -> str:
@@ -201,7 +202,7 @@ class Family:
     """One key family: its pattern under the prefix, Redis type and the bound the code enforces.
 
     Placeholders: {agent} {sub} agent and subscription ids, {chat} a `ChatRef.key`, {user} a
-    `UserRef.key`, {fp} a token fingerprint, {platform}, {event} a platform event id, {any} any
+    `UserRef.key`, {fp} a token fingerprint, {platform}, {event} a platform event id, {date} an ISO date, {any} any
     rest of the key (adapter-owned names). `ttl`: every key of the family expires within it;
     `cap`: no key holds more entries than this (None where the bound is per entity).
     """
@@ -228,6 +229,7 @@ _PLACEHOLDERS = {
     "platform": r"[a-z]+",
     "event": r"[^:]+",
     "any": r".+",
+    "date": r"\d{4}-\d{2}-\d{2}",
 }
 
 _ENTITY = "one per {}; deleted with it"
@@ -269,6 +271,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("chat:{chat}:subs", "set", _ENTITY.format("chat with subscriptions")),
     Family("chat:{chat}:kinds", "hash", "one field per notification kind; deleted with the chat"),
     Family("chat:{chat}:error", "string", "EX 7 days", ttl=CHAT_ERROR_TTL),
+    Family("chat:{chat}:settings", "hash", "one per chat with a setting (time zone); deleted with the chat"),
+    Family("briefs", "hash", "one field per chat with a daily brief; removed by /unsubscribe or with the chat"),
+    Family("brief:{chat}:{date}", "string", "EX 3 days (one claim per chat and local date)", ttl=BRIEF_CLAIM_TTL),
     Family("outbox:{chat}", "stream", "sent and dead-lettered entries deleted; the key deleted when empty"),
     Family("lease:agent:{agent}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),

@@ -110,7 +110,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "timezone",
         "Show or set this chat's time zone (for the daily brief)",
-        (Param("name", "an IANA time zone such as Europe/Berlin (default UTC)", required=False),),
+        (Param("zone", "an IANA time zone such as Europe/Berlin (default UTC)", required=False),),
         admin_in_groups=True,
     ),
 )

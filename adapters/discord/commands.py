@@ -143,8 +143,8 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     @app_commands.command(name="timezone", description=summary("timezone"))
     @described("timezone")
     @app_commands.default_permissions(manage_channels=True)
-    async def timezone(interaction: discord.Interaction, name: str | None = None) -> None:
-        await run(interaction, "timezone", _args(name=name))
+    async def timezone(interaction: discord.Interaction, zone: str | None = None) -> None:
+        await run(interaction, "timezone", _args(zone=zone))
 
     commands = [start, help_, link, unlink, subscribe, unsubscribe, subscriptions, notify, feed, replies, reply, send]
     commands += [task, discussions, follow, unfollow, following, status, chart, timezone]
