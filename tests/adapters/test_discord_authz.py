@@ -142,6 +142,12 @@ def _case(command: str, prepared: dict[str, str]) -> Case:
             return (await relay.store.kind_modes(chat)).get("mentions") == "off"
 
         return Case({"kind": "mentions", "mode": "off"}, "Mentions are now off in this chat.", muted)
+    if command == "timezone":
+
+        async def zoned(relay: Relay, chat: ChatRef) -> bool:
+            return (await relay.chat_settings.timezone(chat)).key == "Asia/Tokyo"
+
+        return Case({"zone": "Asia/Tokyo"}, "This chat's time zone is now Asia/Tokyo", zoned)
     raise AssertionError(f"no case for privileged command /{command}: add one")
 
 
@@ -157,9 +163,9 @@ async def _run(
 
 
 async def test_privileged_commands_in_every_context(live: Relay, fake: FakeDiscord, capsys) -> None:
-    assert PRIVILEGED == ("subscribe", "unsubscribe", "notify")
+    assert PRIVILEGED == ("subscribe", "unsubscribe", "notify", "timezone")
     outcomes: list[tuple[str, str, bool, str]] = []
-    channel_ids = iter(range(20))
+    channel_ids = iter(range(40))
     for context in CONTEXTS:
         for command in PRIVILEGED:
             n = next(channel_ids)
