@@ -43,7 +43,7 @@ class ContentRateLimiter:
         state = self._state.setdefault((agent_id, action), _State())
 
         if state.last_ts is not None and now - state.last_ts < cooldown:
-            remaining = int(math.ceil(cooldown - (now - state.last_ts)))
+            remaining = math.ceil(cooldown - (now - state.last_ts))
             raise ApiError(429, f"Too many {action} posts. Try again in {remaining}s.")
 
         recent = [ts for ts in state.timestamps if now - ts < window]

@@ -43,6 +43,7 @@ from relay.store import Store
 from relay.tokens import TokenBox, new_key_text
 
 TOKEN = "MTAwBENCH00000000000000000.GbEnCh.bench-bot-token-not-real-0000000"
+ROOT = Path(__file__).resolve().parent.parent  # the repository, cwd of the child process
 DISCORD_CEILING = 50.0  # requests/s per bot; 100 channels x 1/s would allow more
 _NUMBER = re.compile(r"#(\d+)")
 
@@ -166,7 +167,6 @@ async def run_reference(work: list[tuple[int, int]], budget: float, data: Path) 
 
 
 async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
-    root = Path(__file__).resolve().parent.parent
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -179,7 +179,7 @@ async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
         str(args.notifications),
         "--budget",
         str(args.budget),
-        cwd=root,
+        cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()

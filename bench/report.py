@@ -215,7 +215,9 @@ def row(
     lost: str,
     rss: float | str,
 ) -> str:
-    f = lambda v, fmt: fmt.format(v) if isinstance(v, float | int) else str(v)
+    def f(v: float | str, fmt: str) -> str:
+        return fmt.format(v) if isinstance(v, float | int) else str(v)
+
     return (
         f"| {name} | {f(per_second, '{:.0f}')} | {ceiling} | {ratio} | {r429} | {f(p50, '{:.2f}')} | "
         f"{f(p99, '{:.2f}')} | {lost} | {f(rss, '{:.0f}')} |"

@@ -46,6 +46,7 @@ from relay.store import Store
 from relay.tokens import TokenBox, new_key_text
 
 _NUMBER = re.compile(r"#(\d+)")
+ROOT = Path(__file__).resolve().parent.parent  # the repository, cwd of the child process
 GLOBAL_CEILING = 25.0  # the adapter's default TELEGRAM_GLOBAL_RATE
 
 
@@ -237,7 +238,6 @@ async def run_reference(work: list[tuple[int, int]], budget: float) -> dict[str,
 
 async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
     """Runs the reference in its own process so the two sides do not share one CPU-bound loop."""
-    root = Path(__file__).resolve().parent.parent
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -254,7 +254,7 @@ async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
         str(args.budget),
         "--seed",
         str(args.seed),
-        cwd=root,
+        cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()

@@ -637,17 +637,16 @@ class FakeDiscord:
 
     def _sync(self, parts: list[str], body: list[dict[str, Any]]) -> web.Response:
         guild_id = int(parts[3]) if len(parts) > 3 and parts[2] == "guilds" else None
-        synced = []
-        for command in body:
-            synced.append(
-                {
-                    **command,
-                    "id": str(next(self._ids)),
-                    "application_id": str(APP_ID),
-                    "version": "1",
-                    "guild_id": str(guild_id) if guild_id else None,
-                }
-            )
+        synced = [
+            {
+                **command,
+                "id": str(next(self._ids)),
+                "application_id": str(APP_ID),
+                "version": "1",
+                "guild_id": str(guild_id) if guild_id else None,
+            }
+            for command in body
+        ]
         self.commands[guild_id] = synced
         self.sync_calls.append(guild_id)
         return _json(synced)

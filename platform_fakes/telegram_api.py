@@ -111,7 +111,7 @@ class Call:
     result: Any = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
     """Telegram's flood limits as documented (Bot FAQ); None disables a limit."""
 
@@ -120,6 +120,9 @@ class Limits:
     per_group: tuple[int, float] | None = (20, 60.0)
     global_burst: int = 30
     global_rate: float = 30.0
+
+
+DOCUMENTED_LIMITS = Limits()  # frozen, so one instance can be every fake's default
 
 
 class _Bucket:
@@ -151,7 +154,7 @@ class FakeTelegram:
     """`async with FakeTelegram() as fake:` then point PTB at `fake.api_base`."""
 
     def __init__(
-        self, token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken", *, limits: Limits | None = Limits()
+        self, token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken", *, limits: Limits | None = DOCUMENTED_LIMITS
     ) -> None:
         self.token = token
         self.limits = limits

@@ -108,9 +108,13 @@ class AITraderClient:
         token: str | None = None,
     ) -> FeedPage:
         params: dict[str, Any] = {"limit": max(1, min(limit, 100)), "offset": max(0, offset), "sort": sort}
-        for name, value in (("keyword", keyword), ("message_type", message_type), ("market", market)):
-            if value:
-                params[name] = value
+        params.update(
+            {
+                name: value
+                for name, value in (("keyword", keyword), ("message_type", message_type), ("market", market))
+                if value
+            }
+        )
         body = await self._get("/api/signals/feed", token, params)
         signals = tuple(s for s in (parse.signal(r) for r in _list(body, "signals")) if s is not None)
         total = body.get("total") if isinstance(body.get("total"), int) else len(signals)

@@ -9,6 +9,7 @@ the dead-letter stream with their cause.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -116,10 +117,8 @@ class Deliverer:
             # Due chats that are all being drained already: wait for a drain to end (it wakes
             # us) rather than spinning on a ready set whose scores stay in the past meanwhile.
             timeout = 0.25 if waiting else await self._idle_wait()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
 
     async def _idle_wait(self) -> float:
         nxt = await self._outbox.next_due()

@@ -175,13 +175,12 @@ class Poller:
         due = await self._r.get(self._k.next_poll(agent_id))
         if due is not None and float(due) > self._clock():
             return False
-        if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK:
-            # AI-Trader looks down for everyone: one probe per interval across all processes,
-            # instead of every agent's own backoff hammering it (and lagging after recovery).
-            if not await self._r.set(
-                self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)
-            ):
-                return False
+        # AI-Trader looks down for everyone: one probe per interval across all processes,
+        # instead of every agent's own backoff hammering it (and lagging after recovery).
+        if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK and not await self._r.set(
+            self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)
+        ):
+            return False
         async with self._leases.hold(self._k.poll_lease(agent_id), LEASE_MS) as held:
             if held:
                 await self.poll(agent_id)

@@ -83,10 +83,12 @@ class InteractionHandler:
             token = parse_button_id(custom_id)
             if token is not None and await self._accept(interaction):
                 await self._on_button(interaction, token)
-        elif interaction.type is discord.InteractionType.modal_submit:
-            if custom_id == LINK_MODAL_ID or custom_id.startswith(PROMPT_PREFIX):
-                if await self._accept(interaction):
-                    await self._on_modal(interaction, custom_id, modal_values(data.get("components") or []))
+        elif (
+            interaction.type is discord.InteractionType.modal_submit
+            and (custom_id == LINK_MODAL_ID or custom_id.startswith(PROMPT_PREFIX))
+            and await self._accept(interaction)
+        ):
+            await self._on_modal(interaction, custom_id, modal_values(data.get("components") or []))
 
     # --- buttons and modals -----------------------------------------------------------------
 

@@ -96,7 +96,7 @@ class ButtonStore:
         if spec is None:
             return None
         values = rest.split(_SEP) if rest else []
-        args = {p.name: v for p, v in zip(spec.params, values) if v}
+        args = {p.name: v for p, v in zip(spec.params, values, strict=False) if v}  # trailing empties were dropped
         kind, replace = _KIND_OF[flag]
         return Action(label, command, args, kind, text_param, replace)  # type: ignore[arg-type]
 

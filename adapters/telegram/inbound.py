@@ -7,6 +7,7 @@ refusing non-admins, live in the core. Replies go out through `Sender`, like eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -150,9 +151,13 @@ class Inbound:
             await query.answer()
             answered = True
             messages = reply.messages
-            if action.replace and messages and isinstance(origin, TgMessage):
-                if await self._edit(ref, origin.message_id, messages[0]):
-                    messages = messages[1:]
+            if (
+                action.replace
+                and messages
+                and isinstance(origin, TgMessage)
+                and await self._edit(ref, origin.message_id, messages[0])
+            ):
+                messages = messages[1:]
             await self._reply(ref, Reply(messages), f"cb:{update.update_id}")
         except Exception:
             log.exception("button press failed")
@@ -239,10 +244,8 @@ class Inbound:
             log.info("getChatMember failed, treating as non-admin chat=%s error=%s", chat_id, type(exc).__name__)
             return False
         is_admin = member.status in _ADMIN_STATUSES
-        try:
+        with contextlib.suppress(RedisError):  # the cache only saves a call; the answer stands without it
             await self._redis.set(key, "1" if is_admin else "0", ex=ADMIN_CACHE_TTL)
-        except RedisError:
-            pass
         return is_admin
 
     async def _prompt(self, ref: ChatRef, chat: Chat, user: User, action: Action) -> None:

@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 
 from platform_fakes.telegram_api import FakeTelegram, visible_text
-from tests.adapters.test_telegram_e2e import ANN, BOB, GROUP, Telegram, group, tg, world  # noqa: F401 - fixtures
+from tests.adapters import test_telegram_e2e as e2e
+from tests.adapters.test_telegram_e2e import ANN, BOB, Telegram
+
+# pytest finds fixtures among a module's attributes: the end-to-end relay, its world and the group are reused as they are.
+tg = e2e.tg
+world = e2e.world
+group = e2e.group
 
 ANONYMOUS = FakeTelegram.user(1087968824, "Group", "GroupAnonymousBot")  # Telegram's stand-in for anonymous admins
 CHANNEL = {"id": -100777, "type": "channel", "title": "Linked channel"}
@@ -27,7 +33,7 @@ async def answer(
 @pytest.mark.parametrize(("name", "text"), PRIVILEGED)
 async def test_privileged_commands_are_refused_exactly_to_non_admins(
     tg: Telegram, fake: FakeTelegram, group: int, name: str, text: str
-) -> None:  # noqa: F811
+) -> None:
     cases = {
         "private chat": (ANN["id"], ANN, None, True),
         "group member": (group, BOB, None, False),

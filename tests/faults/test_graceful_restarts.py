@@ -35,10 +35,13 @@ async def test_overlapping_sigterm_restarts_lose_and_duplicate_nothing(
             for _ in range(3):
                 world.push_message(agent_id, "custom_note", f"killtest-{n}")
                 n += 1
-            await current.wait_for(lambda: len(delivered_counts("".join(p.out for p in outputs))) >= n - 3)
+            # The lambdas are awaited within the iteration; binding the values makes that explicit.
+            await current.wait_for(
+                lambda at_least=n - 3: len(delivered_counts("".join(p.out for p in outputs))) >= at_least
+            )
             successor = RelayProcess(env)
             await successor.start()  # overlaps the old one, as a PaaS deploy does
-            await successor.wait_for(lambda: "relay started" in successor.err)
+            await successor.wait_for(lambda started=successor: "relay started" in started.err)
             outputs.append(successor)
             shutdowns.append(await current.terminate())
             current = successor
