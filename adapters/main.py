@@ -15,8 +15,9 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -31,7 +32,11 @@ from relay.config import RelaySettings, describe_error
 from relay.embedded_redis import open_redis
 from relay.errors import ConfigError
 from relay.keys import Keys
+from relay.redis_values import text_dict
 from relay.tokens import TokenBox, load_or_create_key, new_key_text
+
+if TYPE_CHECKING:
+    from adapters.embedded_server import BackgroundServer
 
 log = logging.getLogger("aitrader-relay")
 
@@ -73,57 +78,73 @@ def build_adapters(switches: PlatformSwitches, redis: Redis, keys: Keys, redacto
     return adapters
 
 
-async def _until_signalled(extra: Sequence[asyncio.Event] = ()) -> None:
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """An event SIGTERM/SIGINT set, installed before anything starts: a signal that arrives while
+    the relay is still starting ends it gracefully once started, instead of killing it mid-way
+    with the default handler. The embedded HTTP servers install none (adapters/embedded_server.py)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    waiters = [asyncio.create_task(e.wait()) for e in (stop, *extra)]
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    for w in waiters:
-        w.cancel()
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
-async def _serve_metrics(relay: Relay, port: int) -> asyncio.Task[None]:
-    import uvicorn
+async def _until_any(events: Sequence[asyncio.Event]) -> None:
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def _serve_metrics(relay: Relay, port: int) -> BackgroundServer:
     from prometheus_client import make_asgi_app
 
-    config = uvicorn.Config(
-        make_asgi_app(relay.metrics.registry), host="0.0.0.0", port=port, log_level="warning", log_config=None
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
-    return asyncio.create_task(server.serve(), name="metrics")
+    from adapters.embedded_server import BackgroundServer
+
+    server = BackgroundServer(make_asgi_app(relay.metrics.registry), "0.0.0.0", port, "metrics")
+    await server.start()
+    log.info("metrics on port %d", server.port)
+    return server
 
 
 async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: bool = False) -> int:
     redactor = logs.configure(settings.log_level.upper())
     for token in (switches.telegram_bot_token, switches.discord_bot_token):
         redactor.add(token.get_secret_value() if token else None)
-    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
-        box = load_or_create_key(
-            settings.relay_secret_key.get_secret_value() if settings.relay_secret_key else None,
-            settings.relay_data_dir,
-            embedded=handle.embedded,
-        )
-        keys = Keys(settings.relay_key_prefix)
-        adapters = build_adapters(switches, handle.redis, keys, redactor)
-        closed: list[asyncio.Event] = []
-        if console:
-            from adapters.console import ConsoleAdapter, stdin_reader
+    with _stop_signals() as stop:
+        async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+            box = load_or_create_key(
+                settings.relay_secret_key.get_secret_value() if settings.relay_secret_key else None,
+                settings.relay_data_dir,
+                embedded=handle.embedded,
+            )
+            keys = Keys(settings.relay_key_prefix)
+            adapters = build_adapters(switches, handle.redis, keys, redactor)
+            closed: list[asyncio.Event] = []
+            if console:
+                from adapters.console import ConsoleAdapter, stdin_reader
 
-            console_adapter = ConsoleAdapter(await stdin_reader(), sys.stdout)
-            adapters.append(console_adapter)
-            closed.append(console_adapter.closed)
-        async with build_http(settings) as http:
-            relay = Relay(settings, handle.redis, http, box, adapters, redactor=redactor)
-            metrics_task = await _serve_metrics(relay, settings.metrics_port) if settings.metrics_port else None
-            async with relay:
-                log.info("relay running redis=%s", handle.where)
-                await _until_signalled(closed)
-                log.info("relay stopping")
-            if metrics_task:
-                metrics_task.cancel()
+                console_adapter = ConsoleAdapter(await stdin_reader(), sys.stdout)
+                adapters.append(console_adapter)
+                closed.append(console_adapter.closed)
+            async with build_http(settings) as http:
+                relay = Relay(settings, handle.redis, http, box, adapters, redactor=redactor)
+                metrics = await _serve_metrics(relay, settings.metrics_port) if settings.metrics_port else None
+                try:
+                    async with relay:
+                        log.info("relay running redis=%s", handle.where)
+                        await _until_any([stop, *closed])
+                        log.info("relay stopping")
+                finally:
+                    if metrics:
+                        await metrics.stop()
     return 0
 
 
@@ -139,34 +160,35 @@ async def demo(seconds: float | None, activity_every: float) -> int:
     seed = seed_demo(world)
     data_dir = Path(tempfile.mkdtemp(prefix="aitrader-relay-demo-"))
     try:
-        async with SimulatorServer(world) as sim, open_redis(None, data_dir) as handle:
-            settings = RelaySettings(
-                aitrader_base_url=sim.url,  # type: ignore[arg-type]
-                relay_data_dir=data_dir,
-                poll_min_seconds=3,
-                poll_max_seconds=30,
-                feed_poll_seconds=10,
-                _env_file=None,  # type: ignore[call-arg]
-            )
-            box = load_or_create_key(None, data_dir, embedded=True)
-            console = ConsoleAdapter(await stdin_reader(), sys.stdout)
-            async with (
-                build_http(settings) as http,
-                Relay(settings, handle.redis, http, box, [console], redactor=redactor),
-            ):
-                print(f"AI-Trader simulator on {sim.url}; you are agent {seed.you.name!r} (#{seed.you.id}).")
-                print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")
-                await console.run_line(f"/link {seed.you.token}")
-                await console.run_line("/subscribe all")
-                activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
-                try:
-                    if seconds is not None:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(_until_signalled([console.closed]), timeout=seconds)
-                    else:
-                        await _until_signalled([console.closed])
-                finally:
-                    activity.cancel()
+        with _stop_signals() as stop:
+            async with SimulatorServer(world) as sim, open_redis(None, data_dir) as handle:
+                settings = RelaySettings(
+                    aitrader_base_url=sim.url,
+                    relay_data_dir=data_dir,
+                    poll_min_seconds=3,
+                    poll_max_seconds=30,
+                    feed_poll_seconds=10,
+                    _env_file=None,
+                )
+                box = load_or_create_key(None, data_dir, embedded=True)
+                console = ConsoleAdapter(await stdin_reader(), sys.stdout)
+                async with (
+                    build_http(settings) as http,
+                    Relay(settings, handle.redis, http, box, [console], redactor=redactor),
+                ):
+                    print(f"AI-Trader simulator on {sim.url}; you are agent {seed.you.name!r} (#{seed.you.id}).")
+                    print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")
+                    await console.run_line(f"/link {seed.you.token}")
+                    await console.run_line("/subscribe all")
+                    activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
+                    try:
+                        if seconds is not None:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(_until_any([stop, console.closed]), timeout=seconds)
+                        else:
+                            await _until_any([stop, console.closed])
+                    finally:
+                        activity.cancel()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)  # the demo's data is throwaway
     return 0
@@ -178,7 +200,7 @@ async def stats(settings: RelaySettings) -> int:
     keys = Keys(settings.relay_key_prefix)
     async with open_redis(settings.redis_url, settings.relay_data_dir) as handle:
         r = handle.redis
-        counters = {k.decode(): int(v) for k, v in (await r.hgetall(keys.stats())).items()}
+        counters = {k: int(v) for k, v in text_dict(await r.hgetall(keys.stats())).items()}
         out = {
             "linked_agents": await r.scard(keys.agents()),
             "chats_with_queued_deliveries": await r.zcard(keys.outbox_ready()),

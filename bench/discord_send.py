@@ -22,8 +22,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from redis.asyncio import Redis
 
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.discord.guards import PACING_MARGIN_S, paced_rate
@@ -82,7 +84,7 @@ def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> di
     }
 
 
-async def until(predicate, budget: float) -> None:
+async def until(predicate: Callable[[], object], budget: float) -> None:
     deadline = time.monotonic() + budget
     while not predicate() and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -92,7 +94,7 @@ async def ignore(_: object) -> None:
     return None
 
 
-async def started_adapter(fake: FakeDiscord, redis, keys: Keys) -> DiscordAdapter:
+async def started_adapter(fake: FakeDiscord, redis: Redis, keys: Keys) -> DiscordAdapter:
     settings = DiscordSettings(bot_token=TOKEN, api_base=fake.api_base, gateway_url=fake.gateway_url)
     adapter = DiscordAdapter(settings, redis, keys, Redactor())
     await adapter.start(COMMANDS, ignore, ignore)  # type: ignore[arg-type]
@@ -183,7 +185,8 @@ async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
-    return json.loads(out.decode().strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return figures
 
 
 def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, float], pacing: float) -> str:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -69,7 +70,7 @@ async def start_simulator() -> tuple[asyncio.subprocess.Process, str]:
     return proc, line.split("=", 1)[1]
 
 
-async def seed(control: httpx.AsyncClient, agents: int, messages: int) -> tuple[list[dict], dict[int, float]]:
+async def seed(control: httpx.AsyncClient, agents: int, messages: int) -> tuple[list[dict[str, Any]], dict[int, float]]:
     created: dict[int, float] = {}
     made = []
     for i in range(agents):
@@ -106,7 +107,7 @@ async def run_relay(agents: int, messages: int) -> dict[str, float]:
                 relay_data_dir=data,
                 poll_min_seconds=1,
                 poll_max_seconds=2,
-                delivery_concurrency=128,  # type: ignore[call-arg]
+                delivery_concurrency=128,
             )
             keys = Keys(settings.relay_key_prefix)
             box = load_or_create_key(None, data, embedded=True)

@@ -22,8 +22,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from bench.pipeline import pct, run_reference, run_relay, start_simulator
 from relay import logs
@@ -75,7 +77,9 @@ class RelayChild:
             await self._reader
 
 
-async def linked_world(control: httpx.AsyncClient, redis, keys: Keys, box: TokenBox, agents: int) -> list[dict]:
+async def linked_world(
+    control: httpx.AsyncClient, redis: Redis, keys: Keys, box: TokenBox, agents: int
+) -> list[dict[str, Any]]:
     store = Store(redis, keys, box)
     made = [(await control.post("/_sim/agents", json={"name": f"r{i}"})).json() for i in range(agents)]
     for a in made:

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,7 @@ from relay.logs import Redactor
 from relay.metrics import Metrics
 from relay.models import ChatRef, Message, MessageField
 from relay.outbox import Outbox, Outgoing
+from relay.redis_values import scored_members
 from relay.specs import COMMANDS
 from relay.store import Store
 from relay.tokens import TokenBox, new_key_text
@@ -92,7 +93,7 @@ def figures(fake: FakeTelegram, enqueued: dict[int, float], started: float) -> d
     }
 
 
-async def until(predicate, budget: float) -> None:
+async def until(predicate: Callable[[], object], budget: float) -> None:
     deadline = time.monotonic() + budget
     while not predicate() and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -131,7 +132,7 @@ async def stuck_report(
     chat_of = dict(work)
     chats = sorted({chat_of[n] for n in missing})
     now = time.time()
-    ready = {k.decode(): s for k, s in await redis.zrange(keys.outbox_ready(), 0, -1, withscores=True)}
+    ready = dict(scored_members(await redis.zrange(keys.outbox_ready(), 0, -1, withscores=True)))
     lines = [f"undelivered: {len(missing)} notifications in {len(chats)} chats; ready set holds {len(ready)} chats"]
     sender = adapter._sender  # diagnostics only
     locks = {cid for cid, lock in list(sender._locks.items()) if lock.locked()}
@@ -161,7 +162,7 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
         keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
         settings = TelegramSettings(bot_token=fake.token, api_base=fake.api_base, port=0, webhook_url=None)
         adapter = TelegramAdapter(settings, redis, keys, Redactor())
-        core = RelaySettings(_env_file=None)  # type: ignore[call-arg]  # the product's delivery defaults
+        core = RelaySettings(_env_file=None)  # the product's delivery defaults
 
         async def ignore(_: object) -> None:
             return None
@@ -258,7 +259,8 @@ async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
-    return json.loads(out.decode().strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return figures
 
 
 def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, float]) -> str:

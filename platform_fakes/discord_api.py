@@ -30,6 +30,10 @@ OWNER_ID = 900000000000000003
 EPHEMERAL = 1 << 6
 ADMINISTRATOR = 1 << 3
 SUPPRESS_NOTIFICATIONS = 1 << 12
+# Per-request values the middleware and handlers share (aiohttp's typed request storage).
+_ARRIVED = web.RequestKey("fake_arrived", float)
+_BODY = web.RequestKey("fake_json", object)
+_FILES = web.RequestKey("fake_files", tuple)  # (files by form name, request size)
 _EXEMPT = ("/interactions/", "/webhooks/")  # interaction endpoints are outside the global limit
 _ISO = "2025-01-01T00:00:00+00:00"
 _CLOSE_REASONS = {4000: "Unknown error.", 4004: "Authentication failed.", 4014: "Disallowed intent(s)."}
@@ -537,10 +541,10 @@ class FakeDiscord:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
         arrived = time.monotonic()
-        request._fake_arrived = arrived  # type: ignore[attr-defined]
-        response = await handler(request)
+        request[_ARRIVED] = arrived
+        response: web.StreamResponse = await handler(request)
         if request.path.startswith("/api/"):
-            body = getattr(request, "_fake_json", None)
+            body = request.get(_BODY)
             call = Call(
                 request.method, request.path[len("/api/v10") :], response.status, body, time.monotonic(), arrived
             )
@@ -558,10 +562,10 @@ class FakeDiscord:
             content_type = request.headers.get("Content-Type", "")
             if uploads.is_multipart(content_type):
                 body, files = _multipart_body(content_type, raw)
-                request._fake_files = (files, len(raw))  # type: ignore[attr-defined]
+                request[_FILES] = (files, len(raw))
             else:
                 body = json.loads(raw) if raw else None
-        request._fake_json = body  # type: ignore[attr-defined]
+        request[_BODY] = body
         if time.monotonic() < self._cloudflare_until:
             # Cloudflare answers before Discord does: no Via header, no JSON (topics/rate-limits).
             return web.Response(text="error code: 1015", status=429, content_type="text/html")
@@ -758,8 +762,8 @@ class FakeDiscord:
         if status := self._refused.get(channel_id):
             # 50001 Missing Access: the bot cannot see the channel; 10003: it does not exist
             # (topics/opcodes-and-status-codes#json-json-error-codes).
-            message = {403: ("Missing Access", 50001), 404: ("Unknown Channel", 10003)}[status]
-            return _json({"message": message[0], "code": message[1]}, status)
+            text, code = {403: ("Missing Access", 50001), 404: ("Unknown Channel", 10003)}[status]
+            return _json({"message": text, "code": code}, status)
         if rest == ["messages"] and request.method == "GET":
             return self._recent(channel_id, request)
         if not rest and request.method == "GET":
@@ -816,7 +820,7 @@ class FakeDiscord:
             self._nonces[(channel_id, str(nonce))] = (message.id, time.monotonic())
         if channel_id in self._drop_next:
             self._drop_next.discard(channel_id)
-            arrived = request._fake_arrived  # type: ignore[attr-defined]
+            arrived = request[_ARRIVED]
             self.calls.append(Call("POST", f"/channels/{channel_id}/messages", 0, body, time.monotonic(), arrived))
             assert request.transport is not None
             request.transport.close()  # the message exists, but the client never hears so
@@ -847,7 +851,7 @@ class FakeDiscord:
     def _take_uploads(self, request: web.Request, body: dict[str, Any]) -> web.Response | None:
         """Checks a multipart request's files against Discord's limits and turns them into the
         message's attachment objects (in `body["attachments"]`, bytes kept for tests)."""
-        uploaded = getattr(request, "_fake_files", None)
+        uploaded = request.get(_FILES)
         if not uploaded:
             return None
         files, size = uploaded
@@ -976,7 +980,7 @@ class FakeDiscord:
         return ws
 
     def guild_payload(self, guild_id: int) -> dict[str, Any]:
-        channels = [
+        channels: list[dict[str, Any]] = [
             {
                 "id": str(c),
                 "type": 0,

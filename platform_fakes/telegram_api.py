@@ -407,13 +407,13 @@ class FakeTelegram:
             return json.loads(body) if body else {}
         # PTB posts application/x-www-form-urlencoded (no files here); parsed by hand so the fake
         # needs no python-multipart.
-        body = (await request.body()).decode()
+        form = (await request.body()).decode()
         params: dict[str, Any] = {}
-        for key, value in parse_qsl(body, keep_blank_values=True):
+        for key, value in parse_qsl(form, keep_blank_values=True):
+            params[key] = value
             if value[:1] in "[{":  # PTB sends nested objects as JSON strings in the form
                 with contextlib.suppress(ValueError):
-                    value = json.loads(value)
-            params[key] = value
+                    params[key] = json.loads(value)
         return params
 
     async def _record(self, method: str, params: dict[str, Any], answer: tuple[int, dict[str, Any]]) -> Response:

@@ -117,7 +117,8 @@ class AITraderClient:
         )
         body = await self._get("/api/signals/feed", token, params)
         signals = tuple(s for s in (parse.signal(r) for r in _list(body, "signals")) if s is not None)
-        total = body.get("total") if isinstance(body.get("total"), int) else len(signals)
+        given_total = body.get("total")
+        total = given_total if isinstance(given_total, int) else len(signals)
         has_more = body.get("has_more")
         return FeedPage(signals, total, params["offset"], bool(has_more) if has_more is not None else False)
 
@@ -273,8 +274,9 @@ def _detail(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:200] if response.status_code < 500 else ""
-    if isinstance(body, dict) and isinstance(body.get("detail"), str):
-        return body["detail"]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        return detail
     if isinstance(body, dict) and isinstance(body.get("detail"), list):
         return "invalid request"
     return ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -143,11 +144,11 @@ class Deliverer:
                 continue
             task = asyncio.create_task(self._drain_guarded(chat), name=f"drain {chat.key}")
             self._busy[chat.key] = task
-            task.add_done_callback(lambda _t, k=chat.key: self._done(k))
+            task.add_done_callback(functools.partial(self._done, chat.key))
             started += 1
         return started, waiting
 
-    def _done(self, key: str) -> None:
+    def _done(self, key: str, _task: asyncio.Task[None]) -> None:
         self._busy.pop(key, None)
         self._wake.set()
 

@@ -17,30 +17,35 @@ from redis.asyncio import Redis
 from relay import parse
 from relay.keys import SEEN_CAP, TASKS_CAP, Keys
 from relay.models import Notification, Task
+from relay.redis_values import stream_entries
 
+# ARGV[1] = how many ids to keep (a value, not a key: KEYS name only keys, which Redis Cluster routes by);
+# then id, row pairs.
 _PERSIST = """
+local window = tonumber(ARGV[1])
 local inserted = 0
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   if redis.call('ZADD', KEYS[1], 'NX', ARGV[i], ARGV[i]) == 1 then
     redis.call('XADD', KEYS[2], '*', 'k', 'm', 'id', ARGV[i], 'n', ARGV[i + 1])
     inserted = inserted + 1
   end
 end
 local size = redis.call('ZCARD', KEYS[1])
-if size > tonumber(KEYS[4]) then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - tonumber(KEYS[4]) - 1) end
+if size > window then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - window - 1) end
 redis.call('HINCRBY', KEYS[3], 'persisted', inserted)
-redis.call('HINCRBY', KEYS[3], 'duplicates_skipped', #ARGV / 2 - inserted)
+redis.call('HINCRBY', KEYS[3], 'duplicates_skipped', (#ARGV - 1) / 2 - inserted)
 return inserted
 """
 
 # ARGV[1] = 1 when the poll listed every pending task (fewer than 10): then a known task that is
-# absent has left `pending` and its dedup entry can go. KEYS[3] caps the hash: past it, the
-# longest-known ids go first (an agent with thousands of pending tasks never lists them all).
+# absent has left `pending` and its dedup entry can go. ARGV[2] = now. ARGV[3] caps the hash: past
+# it, the longest-known ids go first (an agent with thousands of pending tasks never lists them
+# all). Then id, row pairs.
 _PERSIST_TASKS = """
 local complete = ARGV[1] == '1'
 local present = {}
 local inserted = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   present[ARGV[i]] = true
   if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[2]) == 1 then
     redis.call('XADD', KEYS[2], '*', 'k', 't', 'id', ARGV[i], 'n', ARGV[i + 1])
@@ -52,7 +57,7 @@ if complete then
     if not present[id] then redis.call('HDEL', KEYS[1], id) end
   end
 end
-local extra = redis.call('HLEN', KEYS[1]) - tonumber(KEYS[3])
+local extra = redis.call('HLEN', KEYS[1]) - tonumber(ARGV[3])
 if extra > 0 then
   local all = redis.call('HGETALL', KEYS[1])
   local ids = {}
@@ -100,24 +105,20 @@ class Inbox:
         """Stores rows not seen before; returns how many were new."""
         if not notifications:
             return 0
-        args: list[str | int] = []
+        args: list[str | int] = [SEEN_CAP]
         # Encode everything before the script runs: Redis does not roll back a half-run script.
         for n in sorted(notifications, key=lambda n: n.message_id):
             args += [n.message_id, parse.notification_to_json(n)]
         k = self._k
-        return int(await self._persist(keys=[k.seen(agent_id), k.inbox(agent_id), k.stats(), SEEN_CAP], args=args))
+        return int(await self._persist(keys=[k.seen(agent_id), k.inbox(agent_id), k.stats()], args=args))
 
     async def persist_tasks(self, agent_id: int, tasks: Sequence[Task], *, complete: bool, now: float) -> int:
-        args: list[str | int | float] = ["1" if complete else "0", now]
+        if not tasks and not complete:
+            return 0
+        args: list[str | int | float] = ["1" if complete else "0", now, TASKS_CAP]
         for t in tasks:
             args += [t.task_id, parse.notification_to_json(parse.task_to_notification(t))]
-        if len(args) == 2 and not complete:
-            return 0
-        return int(
-            await self._persist_tasks(
-                keys=[self._k.tasks_seen(agent_id), self._k.inbox(agent_id), TASKS_CAP], args=args
-            )
-        )
+        return int(await self._persist_tasks(keys=[self._k.tasks_seen(agent_id), self._k.inbox(agent_id)], args=args))
 
     async def baseline(self, agent_id: int, message_ids: Iterable[int]) -> None:
         ids = list(message_ids)
@@ -127,17 +128,17 @@ class Inbox:
     async def unseen(self, agent_id: int, message_ids: Sequence[int]) -> list[int]:
         if not message_ids:
             return []
-        scores = await self._r.zmscore(self._k.seen(agent_id), list(message_ids))
+        scores = await self._r.zmscore(self._k.seen(agent_id), [str(m) for m in message_ids])
         return [m for m, s in zip(message_ids, scores, strict=True) if s is None]
 
     async def entries(self, agent_id: int, count: int = 500) -> list[InboxEntry]:
         """Inbox entries awaiting fan-out, in stream order."""
         raw = await self._r.xrange(self._k.inbox(agent_id), count=count)
         out = []
-        for entry_id, fields in raw:
-            n = parse.notification(json.loads(fields[b"n"]), agent_id)
+        for entry_id, fields in stream_entries(raw):
+            n = parse.notification(json.loads(fields["n"]), agent_id)
             if n is not None:
-                out.append(InboxEntry(entry_id.decode(), fields.get(b"k") == b"t", n))
+                out.append(InboxEntry(entry_id, fields.get("k") == "t", n))
         return out
 
     async def settle(self, agent_id: int) -> None:
@@ -159,4 +160,4 @@ class Inbox:
         await self._r.srem(self._k.needs_reconcile(), agent_id)
 
     async def needs_reconcile(self, agent_id: int) -> bool:
-        return bool(await self._r.sismember(self._k.needs_reconcile(), agent_id))
+        return bool(await self._r.sismember(self._k.needs_reconcile(), str(agent_id)))

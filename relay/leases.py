@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from relay.redis_values import text
+
 log = logging.getLogger(__name__)
 
 _RENEW = """
@@ -87,4 +89,4 @@ class Leases:
 
     async def holder(self, key: str) -> str | None:
         value = await self._redis.get(key)
-        return value.decode() if isinstance(value, bytes) else value
+        return None if value is None else text(value)

@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 # Telegram bot tokens: "<digits>:<35 url-safe chars>"; Bearer headers; AI-Trader tokens are
 # 43 url-safe characters but look like ordinary words to a regex, so those are masked by value.
@@ -79,7 +80,7 @@ class Redactor(logging.Filter):
         return True
 
 
-def configure(level: str | int = "INFO", redactor: Redactor | None = None, stream=None) -> Redactor:
+def configure(level: str | int = "INFO", redactor: Redactor | None = None, stream: TextIO | None = None) -> Redactor:
     """Install one redacting stream handler on the root logger; quiet URL-logging libraries."""
     redactor = redactor or Redactor()
     handler = logging.StreamHandler(stream or sys.stderr)

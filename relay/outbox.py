@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
+from relay.redis_values import read_streams, stream_entries, text, texts
 
 GROUP = "senders"
 
@@ -167,29 +168,28 @@ class Outbox:
         # Who read each pending entry last: another (dead) sender may have sent it already; an
         # entry this process read and did not send (it stopped at a retry-after) was not sent.
         owners = {
-            p["message_id"]: p["consumer"]
+            text(p["message_id"]): text(p["consumer"])
             for p in await self._r.xpending_range(stream, GROUP, min="-", max="+", count=count)
         }
         out: list[Delivery] = []
         if owners:
             claimed = await self._r.xautoclaim(stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count)
-            entries = [(eid, f) for eid, f in (claimed[1] if claimed else []) if f]
-            mine = consumer.encode()
-            out += [self._delivery(eid, f, 1 if owners.get(eid) == mine else 2) for eid, f in entries]
+            entries = stream_entries(claimed[1] if claimed else None)
+            out += [self._delivery(eid, f, 1 if owners.get(eid) == consumer else 2) for eid, f in entries]
         if len(out) < count:
             fresh = await self._r.xreadgroup(GROUP, consumer, {stream: ">"}, count=count - len(out))
-            for _, rows in fresh or []:
-                out += [self._delivery(eid, f, 1) for eid, f in rows if f]
+            for _, rows in read_streams(fresh):
+                out += [self._delivery(eid, f, 1) for eid, f in rows]
         return out
 
-    def _delivery(self, entry_id: bytes, f: dict[bytes, bytes], times: int) -> Delivery:
+    def _delivery(self, entry_id: str, f: dict[str, str], times: int) -> Delivery:
         return Delivery(
-            entry_id=entry_id.decode(),
-            chat=ChatRef.from_key(f[b"chat"].decode()),
-            key=f[b"key"].decode(),
-            message_json=f[b"m"].decode(),
-            silent=f.get(b"s") == b"1",
-            enqueued_at=float(f.get(b"t", b"0")),
+            entry_id=entry_id,
+            chat=ChatRef.from_key(f["chat"]),
+            key=f["key"],
+            message_json=f["m"],
+            silent=f.get("s") == "1",
+            enqueued_at=float(f.get("t", "0")),
             times_claimed=times,
         )
 
@@ -240,7 +240,7 @@ class Outbox:
 
     async def due_chats(self, now: float, limit: int) -> list[ChatRef]:
         raw = await self._r.zrangebyscore(self._k.outbox_ready(), "-inf", now, start=0, num=limit)
-        return [ChatRef.from_key(x.decode()) for x in raw]
+        return [ChatRef.from_key(x) for x in texts(raw)]
 
     async def next_due(self) -> float | None:
         first = await self._r.zrange(self._k.outbox_ready(), 0, 0, withscores=True)

@@ -95,9 +95,14 @@ def task(row: object) -> Task | None:
     )
 
 
+def _list_field(body: dict[str, Any], name: str) -> list[Any]:
+    value = body.get(name)
+    return value if isinstance(value, list) else []
+
+
 def heartbeat(body: dict[str, Any]) -> Heartbeat:
-    rows = body.get("messages") if isinstance(body.get("messages"), list) else []
-    tasks = body.get("tasks") if isinstance(body.get("tasks"), list) else []
+    rows = _list_field(body, "messages")
+    tasks = _list_field(body, "tasks")
     interval = number(body.get("recommended_poll_interval_seconds"))
     if interval is None and number(body.get("heartbeat_interval_ms")) is not None:
         interval = float(body["heartbeat_interval_ms"]) / 1000.0

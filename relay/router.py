@@ -8,6 +8,7 @@ a bug (logged with its traceback, never shown).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from relay.commands import Commands
 from relay.errors import TokenRejected, UpstreamError, UsageError
@@ -31,7 +32,7 @@ class Router:
             if refusal is not None:
                 return refusal
             _validate(spec, command)
-            handler = getattr(self._commands, f"cmd_{spec.name}")
+            handler: Callable[[Command], Awaitable[Reply]] = getattr(self._commands, f"cmd_{spec.name}")
             return await handler(command)
         except UsageError as exc:
             reason = f" ({exc})" if str(exc) else ""

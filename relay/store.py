@@ -8,13 +8,16 @@ run as Lua scripts so a crash cannot leave half a route behind.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from relay.keys import CHAT_ERROR_TTL, LOSSES_CAP, Keys
 from relay.models import ChatRef
+from relay.redis_values import text, text_dict, text_or_empty
 from relay.tokens import TokenBox
 
 Mode = Literal["consume", "observe"]
@@ -200,7 +203,7 @@ class Store:
         h = await self._r.hgetall(self._k.agent(agent_id))
         if not h:
             return None
-        d = {k.decode(): v.decode() for k, v in h.items()}
+        d = text_dict(h)
         sealed = d.get("token", "")
         return LinkedAgent(
             agent_id=agent_id,
@@ -283,7 +286,7 @@ class Store:
     # --- subscriptions -------------------------------------------------------------------
     async def add_subscription(self, sub: Subscription) -> int:
         sub_id = int(await self._r.incr(self._k.sub_seq()))
-        mapping = {
+        mapping: dict[FieldT, EncodableT] = {
             "kind": sub.kind,
             "chat": sub.chat.key,
             "agent_id": sub.agent_id or "",
@@ -307,7 +310,7 @@ class Store:
         h = await self._r.hgetall(self._k.sub(sub_id))
         if not h:
             return None
-        d = {k.decode(): v.decode() for k, v in h.items()}
+        d = text_dict(h)
         kind = d.get("kind", "agent")
         return Subscription(
             sub_id=sub_id,
@@ -321,7 +324,7 @@ class Store:
             created_by=d.get("created_by", ""),
         )
 
-    async def _subscriptions(self, ids: set[bytes]) -> list[Subscription]:
+    async def _subscriptions(self, ids: Iterable[bytes | str]) -> list[Subscription]:
         subs = [await self.subscription(int(i)) for i in sorted(ids, key=int)]
         return [s for s in subs if s is not None]
 
@@ -353,21 +356,21 @@ class Store:
 
     async def kind_modes(self, chat: ChatRef) -> dict[str, str]:
         h = await self._r.hgetall(self._k.chat_kinds(chat.key))
-        return {k.decode(): v.decode() for k, v in h.items()}
+        return text_dict(h)
 
     async def set_chat_error(self, chat: ChatRef, error: str) -> None:
         await self._r.set(self._k.chat_error(chat.key), f"{int(time.time())} {error[:300]}", ex=CHAT_ERROR_TTL)
 
     async def chat_error(self, chat: ChatRef) -> str:
         raw = await self._r.get(self._k.chat_error(chat.key))
-        return raw.decode() if raw else ""
+        return text_or_empty(raw)
 
     async def topics_of(self, chat: ChatRef) -> list[ChatRef]:
         """Forum topics of a chat that have subscriptions (chat keys with a thread id)."""
         pattern = self._k.chat_subs(f"{chat.platform}:{chat.chat_id}:*")
         topics = []
         async for key in self._r.scan_iter(match=pattern, count=1000):
-            chat_key = key.decode()[len(self._k.prefix) + len(":chat:") : -len(":subs")]
+            chat_key = text(key)[len(self._k.prefix) + len(":chat:") : -len(":subs")]
             ref = ChatRef.from_key(chat_key)
             if ref.thread_id:
                 topics.append(ref)

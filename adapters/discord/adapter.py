@@ -254,7 +254,9 @@ class DiscordAdapter:
                 await asyncio.wait_for(
                     channel.send(
                         embeds=list(part.embeds),
-                        view=view,
+                        # discord.py's "not given" (its overloads take a View, not None); the
+                        # request is the same either way: no components.
+                        view=view if view is not None else discord.utils.MISSING,
                         nonce=nonce(key, index),
                         allowed_mentions=NO_MENTIONS,
                         silent=silent,

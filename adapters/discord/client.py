@@ -43,27 +43,30 @@ class RelayClient(discord.Client):
             max_messages=None,
             **options,
         )
-        self._hooks = hooks
+        # Not `_hooks`: discord.Client keeps its own private hook table under that name (the one
+        # its gateway reads for before_identify); the relay reaches discord.py only through the
+        # public overridable methods below.
+        self._relay = hooks
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        await self._hooks.before_identify(initial)
+        await self._relay.before_identify(initial)
 
     async def on_connect(self) -> None:
         # Dispatched when READY is parsed; on_ready would wait for every guild first.
-        self._hooks.on_ready()
+        self._relay.on_ready()
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        await self._hooks.on_interaction(interaction)
+        await self._relay.on_interaction(interaction)
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         # discord.py dispatches this only when the bot left or was removed, not for outages.
-        await self._hooks.on_guild_remove(guild)
+        await self._relay.on_guild_remove(guild)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
-        await self._hooks.on_guild_join(guild)
+        await self._relay.on_guild_join(guild)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        await self._hooks.on_channel_gone(channel.id, "channel deleted")
+        await self._relay.on_channel_gone(channel.id, "channel deleted")
 
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        await self._hooks.on_channel_gone(payload.thread_id, "thread deleted")
+        await self._relay.on_channel_gone(payload.thread_id, "thread deleted")

@@ -146,7 +146,8 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     async def timezone(interaction: discord.Interaction, zone: str | None = None) -> None:
         await run(interaction, "timezone", _args(zone=zone))
 
-    commands = [start, help_, link, unlink, subscribe, unsubscribe, subscriptions, notify, feed, replies, reply, send]
+    commands: list[app_commands.Command[Any, ..., Any]] = [start, help_, link, unlink, subscribe, unsubscribe]
+    commands += [subscriptions, notify, feed, replies, reply, send]
     commands += [task, discussions, follow, unfollow, following, status, chart, timezone]
     for command in commands:
         # A guild-installed bot: usable in servers and in the bot's DMs, not in group DMs.
@@ -158,7 +159,7 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
 def link_modal() -> discord.ui.Modal:
     """The /link form. The token is typed here, seen only by the bot, and never echoed."""
     modal = discord.ui.Modal(title="Link your AI-Trader agent", custom_id="rl", timeout=None)
-    token = discord.ui.TextInput(
+    token: discord.ui.TextInput[discord.ui.Modal] = discord.ui.TextInput(
         custom_id="token",
         style=discord.TextStyle.short,
         placeholder="paste the agent token",
@@ -166,7 +167,7 @@ def link_modal() -> discord.ui.Modal:
         max_length=200,
         required=True,
     )
-    mode = discord.ui.Select(
+    mode: discord.ui.Select[discord.ui.Modal] = discord.ui.Select(
         custom_id="mode",
         required=False,
         options=[
@@ -184,6 +185,8 @@ def link_modal() -> discord.ui.Modal:
 def prompt_modal(custom_id: str, title: str, field: str) -> discord.ui.Modal:
     """Asks for the free text of a prompt action (e.g. the text of a reply)."""
     modal = discord.ui.Modal(title=(title or "Reply")[:45], custom_id=custom_id, timeout=None)
-    text = discord.ui.TextInput(custom_id="text", style=discord.TextStyle.paragraph, max_length=4000, required=True)
+    text: discord.ui.TextInput[discord.ui.Modal] = discord.ui.TextInput(
+        custom_id="text", style=discord.TextStyle.paragraph, max_length=4000, required=True
+    )
     modal.add_item(discord.ui.Label(text=(field or "text")[:45], component=text))
     return modal

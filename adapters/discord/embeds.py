@@ -231,12 +231,12 @@ def render(message: Message) -> list[RenderedPart]:
         packer.add(discord.Embed(colour=COLOUR, description=EMPTY))
     packer.flush()
     actions = tuple(message.actions[:BUTTONS_MAX])
-    last = len(packer.parts) - 1
+    final = len(packer.parts) - 1
     if message.image is not None:
         # The picture sits in the first embed, under its title and fields (the caption).
         packer.parts[0][0].set_image(url=f"attachment://{attachment_name(message.image)}")
     return [
-        RenderedPart(tuple(embeds), actions if i == last else (), message.image if i == 0 else None)
+        RenderedPart(tuple(embeds), actions if i == final else (), message.image if i == 0 else None)
         for i, embeds in enumerate(packer.parts)
     ]
 

@@ -77,7 +77,7 @@ class IdentifyBackoff:
     def delay(self, streak: int) -> float:
         if streak <= 0:
             return 0.0
-        return min(self._timing.identify_cap, self._timing.identify_base * 2 ** (streak - 1))
+        return min(self._timing.identify_cap, self._timing.identify_base * 2.0 ** (streak - 1))
 
     async def wait_time(self) -> float:
         """Seconds until the next IDENTIFY is allowed."""

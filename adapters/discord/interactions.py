@@ -77,7 +77,7 @@ class InteractionHandler:
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Every interaction; acts on our buttons and modals, ignores the rest."""
-        data: dict[str, Any] = dict(interaction.data or {})  # type: ignore[arg-type]
+        data: dict[str, Any] = dict(interaction.data or {})
         custom_id = str(data.get("custom_id", ""))
         if interaction.type is discord.InteractionType.component:
             token = parse_button_id(custom_id)
@@ -293,7 +293,8 @@ def modal_values(components: list[Any]) -> dict[str, str]:
 
 
 def _button_label(interaction: discord.Interaction) -> str:
-    custom_id = (interaction.data or {}).get("custom_id")
+    data: dict[str, Any] = dict(interaction.data or {})
+    custom_id = data.get("custom_id")
     message = interaction.message
     if message is None:
         return ""

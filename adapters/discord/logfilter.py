@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, TypeGuard
 
 GATEWAY_LOGGER = "discord.gateway"
 MASK = "***"
@@ -26,7 +26,7 @@ class ModalValuesFilter(logging.Filter):
         return True
 
 
-def _is_modal_submit(event: Any) -> bool:
+def _is_modal_submit(event: object) -> TypeGuard[dict[str, Any]]:
     if not isinstance(event, dict) or event.get("t") != "INTERACTION_CREATE":
         return False
     data = event.get("d")

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -22,8 +23,10 @@ from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
+    CallbackContext,
     CallbackQueryHandler,
     ChatMemberHandler,
+    ExtBot,
     MessageHandler,
     TypeHandler,
     filters,
@@ -43,6 +46,11 @@ from relay.leases import Leases
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
 from relay.ratelimit import SharedRateLimiter
+
+# What ApplicationBuilder builds here: default context types, and no JobQueue (job_queue(None)).
+_Bot = ExtBot[None]
+_Dict = dict[Any, Any]
+PtbApplication = Application[_Bot, CallbackContext[_Bot, _Dict, _Dict, _Dict], _Dict, _Dict, _Dict, None]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +102,7 @@ class TelegramAdapter:
         self._last_conflict_log = 0.0
 
     @staticmethod
-    def _build(settings: TelegramSettings, token: str) -> Application:
+    def _build(settings: TelegramSettings, token: str) -> PtbApplication:
         timeout = settings.request_timeout
         builder = (
             ApplicationBuilder()

@@ -300,5 +300,5 @@ def _label_of(origin: object, data: str | None) -> str:
     for row in getattr(markup, "inline_keyboard", ()) or ():
         for button in row:
             if button.callback_data == data:
-                return button.text
+                return str(button.text)
     return ""

@@ -55,7 +55,7 @@ class TelegramSettings(BaseSettings):
         probe = _TokenProbe()
         if probe.bot_token is None or not probe.bot_token.get_secret_value().strip():
             return None
-        return cls()  # type: ignore[call-arg]  # BaseSettings fills fields from the environment
+        return cls()  # BaseSettings fills the fields from the environment
 
 
 class _TokenProbe(BaseSettings):

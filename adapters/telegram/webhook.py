@@ -8,32 +8,22 @@ It does not handle updates itself, and it never owns the event loop or the proce
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
-import socket
-from collections.abc import Iterator
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from telegram import Bot, Update
 
+from adapters.embedded_server import BackgroundServer
+
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1 << 20  # bytes; Telegram updates are small, anything bigger is not from Telegram
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the relay's main owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class WebhookServer:
@@ -46,38 +36,19 @@ class WebhookServer:
         self._queue = queue
         self._secret = secret.encode()
         self._path = path or "/"
-        self._host = host
-        self._port = port
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        app = Starlette(routes=[Route(self._path, self._receive, methods=["POST"])])
+        self._server = BackgroundServer(app, host, port, "telegram-webhook")
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._server.port
 
     async def start(self) -> None:
-        # Binding here (not in uvicorn) turns "port in use" into an OSError for the caller instead
-        # of uvicorn's sys.exit, and tells us the port when 0 was asked for.
-        sock = socket.create_server((self._host, self._port), reuse_port=False)
-        self._port = sock.getsockname()[1]
-        app = Starlette(routes=[Route(self._path, self._receive, methods=["POST"])])
-        config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, server_header=False)
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="telegram-webhook")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # re-raise a startup failure
-            await asyncio.sleep(0.01)
-        log.info("webhook listening port=%d path=%s", self._port, self._path)
+        await self._server.start()
+        log.info("webhook listening port=%d path=%s", self.port, self._path)
 
     async def stop(self) -> None:
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._server = None
-        self._task = None
+        await self._server.stop()
 
     async def _receive(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
