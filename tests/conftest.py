@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,7 +93,7 @@ async def http(sim: SimulatorServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def make_settings(sim_url: str, redis_url: str, prefix: str, secret: str, **overrides: object) -> RelaySettings:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "aitrader_base_url": sim_url,
         "redis_url": redis_url,
         "relay_key_prefix": prefix,
@@ -103,7 +104,7 @@ def make_settings(sim_url: str, redis_url: str, prefix: str, secret: str, **over
         "shutdown_grace_seconds": 4,
         **overrides,
     }
-    return RelaySettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return RelaySettings(_env_file=None, **values)
 
 
 @pytest.fixture

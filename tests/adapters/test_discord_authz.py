@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -88,7 +89,7 @@ async def live(
     settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, fake: FakeDiscord
 ) -> AsyncIterator[Relay]:
     redactor = Redactor()
-    values = {
+    values: dict[str, Any] = {
         "bot_token": TOKEN,
         "api_base": fake.api_base,
         "gateway_url": fake.gateway_url,
@@ -162,7 +163,9 @@ async def _run(
     return interaction
 
 
-async def test_privileged_commands_in_every_context(live: Relay, fake: FakeDiscord, capsys) -> None:
+async def test_privileged_commands_in_every_context(
+    live: Relay, fake: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert PRIVILEGED == ("subscribe", "unsubscribe", "notify", "timezone")
     outcomes: list[tuple[str, str, bool, str]] = []
     channel_ids = iter(range(40))

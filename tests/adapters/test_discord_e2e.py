@@ -137,9 +137,10 @@ def said(interaction: FakeInteraction) -> str:
 
 async def arrived(fake: FakeDiscord, channel: int, words: str) -> StoredMessage:
     """The notification containing `words` once the relay has delivered it to the channel."""
-    return await fake.wait_for(
+    message: StoredMessage = await fake.wait_for(
         lambda: next((m for m in fake.channel_messages(channel) if words in m.text), None), timeout=DELIVERY_TIMEOUT
     )
+    return message
 
 
 async def link_and_subscribe(relay: Relay, fake: FakeDiscord, world: World, alice: Member, *channels: int) -> int:

@@ -4,6 +4,8 @@ from a linked channel}."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from platform_fakes.telegram_api import FakeTelegram, visible_text
@@ -22,7 +24,12 @@ REFUSAL = "Only chat administrators"
 
 
 async def answer(
-    tg: Telegram, fake: FakeTelegram, chat_id: int, user: dict, text: str, sender_chat: dict | None = None
+    tg: Telegram,
+    fake: FakeTelegram,
+    chat_id: int,
+    user: dict[str, Any],
+    text: str,
+    sender_chat: dict[str, Any] | None = None,
 ) -> str:
     before = {id(c) for c in fake.calls}
     fake.user_says(chat_id, user, text, sender_chat=sender_chat)

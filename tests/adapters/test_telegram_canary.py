@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
 import pytest
 from redis.asyncio import Redis
@@ -21,7 +22,7 @@ CANARY = "123456789:CANARY_" + "aB3-_" * 5 + "xYz0"  # Telegram's shape: digits,
 
 
 @pytest.fixture
-def captured() -> io.StringIO:
+def captured() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in ("httpx", "httpcore")})
     buffer = io.StringIO()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
 from platform_fakes.telegram_api import ANONYMOUS_ADMIN, SERVICE_USER, FakeTelegram
 from relay.keys import Keys
-from relay.models import Action, Message, Reply
+from relay.models import Action, Command, Message, Reply
 from relay.specs import COMMANDS
 from tests.adapters.conftest import AdapterFactory, Recorder
 
@@ -173,11 +175,12 @@ FEED_PAGE = Message(
 )
 
 
-async def _feed_message(fake: FakeTelegram, core: Recorder, chat_id: int, user: dict) -> dict:
+async def _feed_message(fake: FakeTelegram, core: Recorder, chat_id: int, user: dict[str, Any]) -> dict[str, Any]:
     core.replies["feed"] = Reply((FEED_PAGE,))
     fake.user_says(chat_id, user, "/feed btc")
     call = await fake.wait_for("sendMessage", lambda c: "Feed: btc" in c.params["text"])
-    return call.result
+    message: dict[str, Any] = call.result
+    return message
 
 
 async def test_buttons_carry_the_command_and_next_edits_the_page_in_place(
@@ -251,7 +254,7 @@ async def test_every_press_is_answered_even_when_the_button_expired_or_dispatch_
     fake: FakeTelegram, make_adapter: AdapterFactory, core: Recorder
 ) -> None:
     class Broken(Recorder):
-        async def dispatch(self, command):  # type: ignore[override]
+        async def dispatch(self, command: Command) -> Reply:
             if command.name == "follow":
                 raise RuntimeError("core bug")
             return await super().dispatch(command)
@@ -283,4 +286,5 @@ async def test_bot_removed_and_group_migration_become_chat_changes(
     await core.wait(lambda: len(core.changes) == 2)
     gone, moved = sorted(core.changes, key=lambda c: c.change)
     assert (gone.chat.key, gone.change) == ("telegram:42:", "gone") and "blocked" in gone.reason
+    assert moved.new_chat is not None
     assert (moved.chat.key, moved.change, moved.new_chat.key) == ("telegram:-555:", "moved", "telegram:-100555:")

@@ -28,6 +28,7 @@ from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef
+from relay.redis_values import stream_entries
 from relay.tokens import TokenBox
 from tests.adapters.conftest import fast_limiter, telegram_settings
 
@@ -59,7 +60,7 @@ def labels(call: Call) -> list[str]:
 
 def button(call: Call, label: str) -> str:
     markup = call.params["reply_markup"]["inline_keyboard"]
-    return next(b["callback_data"] for row in markup for b in row if b["text"] == label)
+    return str(next(b["callback_data"] for row in markup for b in row if b["text"] == label))
 
 
 def flag(value: Any) -> bool:
@@ -270,8 +271,8 @@ async def test_a_blocked_chat_loses_its_subscriptions(
     assert forbidden.status == 403
 
     await eventually(lambda: tg.relay.store.chat_subscriptions(ref(42)), [])
-    dead = await redis.xrange(keys.dead_letters())
-    assert [(f[b"chat"], b"chat gone" in f[b"cause"]) for _, f in dead] == [(ref(42).key.encode(), True)]
+    dead = stream_entries(await redis.xrange(keys.dead_letters()))
+    assert [(f["chat"], "chat gone" in f["cause"]) for _, f in dead] == [(ref(42).key, True)]
     assert len(fake.calls_to("sendMessage", status=403)) == 1  # one refusal, no retries
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from tests.adapters.conftest import AdapterFactory, Recorder
 ANN = FakeTelegram.user(42, "Ann")
 
 
-async def eventually(predicate, timeout: float) -> None:
+async def eventually(predicate: Callable[[], object], timeout: float) -> None:
     async def loop() -> None:
         while not predicate():
             await asyncio.sleep(0.05)
@@ -23,7 +25,7 @@ async def eventually(predicate, timeout: float) -> None:
     await asyncio.wait_for(loop(), timeout)
 
 
-def _update(update_id: int, text: str) -> dict:
+def _update(update_id: int, text: str) -> dict[str, Any]:
     return {
         "update_id": update_id,
         "message": {
@@ -50,7 +52,8 @@ def unused_port() -> int:
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def test_webhook_mode_registers_the_secret_and_takes_updates_from_telegram(

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ class RelayProcess:
         while chunk := await stream.read(4096):
             setattr(self, name, getattr(self, name) + chunk.decode(errors="replace"))
 
-    async def wait_for(self, predicate, timeout: float = 30) -> None:
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:

@@ -115,7 +115,7 @@ def hostile_text(rng: random.Random, size: int) -> str:
         "# ",
         "> ",
     ]
-    out = []
+    out: list[str] = []
     while sum(map(len, out)) < size:
         out.append(
             rng.choice(pieces)
@@ -180,7 +180,8 @@ def test_renderers_keep_every_chunk_valid_and_within_limits(count: int) -> None:
                 assert len(e.title or "") <= embeds.TITLE_MAX and len(e.description or "") <= embeds.DESCRIPTION_MAX
                 assert len(e.fields) <= embeds.FIELDS_MAX
                 assert all(
-                    len(f.name) <= embeds.FIELD_NAME_MAX and len(f.value) <= embeds.FIELD_VALUE_MAX for f in e.fields
+                    len(f.name or "") <= embeds.FIELD_NAME_MAX and len(f.value or "") <= embeds.FIELD_VALUE_MAX
+                    for f in e.fields
                 )
                 total += len(e)
             assert total <= embeds.EMBED_TOTAL_MAX

@@ -3,6 +3,8 @@ Nothing lost, nothing twice, every shutdown within 10 s."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from redis.asyncio import Redis
 
@@ -26,26 +28,34 @@ async def test_overlapping_sigterm_restarts_lose_and_duplicate_nothing(
         env = relay_env(sim.url, redis_url, prefix, secret_key)
         n = 0
         outputs: list[RelayProcess] = []
+
+        def delivered() -> int:
+            return len(delivered_counts("".join(p.out for p in outputs)))
+
+        # Predicates built from values, not closures over the loop's variables (ruff B023).
+        def delivered_at_least(count: int) -> Callable[[], bool]:
+            return lambda: delivered() >= count
+
+        def started(process: RelayProcess) -> Callable[[], bool]:
+            return lambda: "relay started" in process.err
+
         current = RelayProcess(env)
         await current.start()
-        await current.wait_for(lambda: "relay started" in current.err)
+        await current.wait_for(started(current))
         outputs.append(current)
         shutdowns = []
         for _ in range(restarts):
             for _ in range(3):
                 world.push_message(agent_id, "custom_note", f"killtest-{n}")
                 n += 1
-            # The lambdas are awaited within the iteration; binding the values makes that explicit.
-            await current.wait_for(
-                lambda at_least=n - 3: len(delivered_counts("".join(p.out for p in outputs))) >= at_least
-            )
+            await current.wait_for(delivered_at_least(n - 3))
             successor = RelayProcess(env)
             await successor.start()  # overlaps the old one, as a PaaS deploy does
-            await successor.wait_for(lambda started=successor: "relay started" in started.err)
+            await successor.wait_for(started(successor))
             outputs.append(successor)
             shutdowns.append(await current.terminate())
             current = successor
-        await current.wait_for(lambda: len(delivered_counts("".join(p.out for p in outputs))) == n, timeout=60)
+        await current.wait_for(lambda: delivered() == n, timeout=60)
         shutdowns.append(await current.terminate())
     counts = delivered_counts("".join(p.out for p in outputs))
     duplicates = sum(c - 1 for c in counts.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +39,9 @@ def client(http: httpx.AsyncClient) -> AITraderClient:
     return AITraderClient(http)
 
 
-async def build(url: str, *, timeout: float = 3.0, hooks: list | None = None) -> httpx.AsyncClient:
+async def build(
+    url: str, *, timeout: float = 3.0, hooks: list[Callable[[httpx.Request], Awaitable[None]]] | None = None
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(timeout), event_hooks={"request": hooks or []})
 
 
@@ -235,7 +238,7 @@ async def test_connection_refused_is_unavailable_even_for_writes() -> None:
 def test_checked_id_rejects_hostile_ids_and_accepts_plain_numbers() -> None:
     for bad in (*HOSTILE_IDS, -1, 0, MAX_ID + 1, True, 1.0, None, b"1"):
         with pytest.raises(ValueError):
-            checked_id(bad)  # type: ignore[arg-type]
+            checked_id(bad)
     assert checked_id("42") == 42
     assert checked_id(42) == 42
     assert checked_id(str(MAX_ID)) == MAX_ID

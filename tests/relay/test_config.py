@@ -17,6 +17,7 @@ from aitrader_sim.world import World
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.errors import ConfigError
+from relay.redis_values import stream_entries, text, text_dict, text_or_empty, texts
 from relay.tokens import TokenBox, new_key_text
 from tests.conftest import Chat
 
@@ -134,7 +135,7 @@ def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
     box = TokenBox.from_text(key)
     assert box.open(box.seal("tok", 3), 3) == "tok"
     # And the settings accept it as RELAY_SECRET_KEY.
-    settings = RelaySettings(_env_file=None, relay_secret_key=key)  # type: ignore[call-arg]
+    settings = RelaySettings(_env_file=None, relay_secret_key=key)
     assert settings.relay_secret_key is not None
 
 
@@ -183,31 +184,33 @@ async def test_linked_token_is_not_stored_in_clear_anywhere_in_redis(relay: Rela
     await dm.text("subscribe", what="all")
     world.push_messages(agent.id, 3, type="note")
     await relay.poller.poll(agent.id)
-    values = []
+    values: list[str] = []
     r = relay.redis
     async for key in r.scan_iter(match=f"{relay.keys.prefix}:*", count=1000):
-        kind = (await r.type(key)).decode()
-        values.append(key)
+        kind = text(await r.type(key))
+        values.append(text(key))
         if kind == "string":
-            values.append(await r.get(key))
+            values.append(text_or_empty(await r.get(key)))
         elif kind == "hash":
-            values += [x for kv in (await r.hgetall(key)).items() for x in kv]
+            values += [x for kv in text_dict(await r.hgetall(key)).items() for x in kv]
         elif kind == "stream":
-            values += [x for _, f in await r.xrange(key) for kv in f.items() for x in kv]
+            values += [x for _, f in stream_entries(await r.xrange(key)) for kv in f.items() for x in kv]
         elif kind == "set":
-            values += list(await r.smembers(key))
+            values += texts(await r.smembers(key))
         elif kind == "zset":
-            values += list(await r.zrange(key, 0, -1))
+            values += texts(await r.zrange(key, 0, -1))
     assert len(values) > 10  # the scan did find the relay's records
     sealed = await r.hget(relay.keys.agent(agent.id), "token")
-    assert sealed is not None and sealed in values
-    leaked = [v for v in values if agent.token.encode() in v]
+    assert sealed is not None and text(sealed) in values
+    leaked = [v for v in values if agent.token in v]
     assert leaked == []
     stored = await relay.store.agent(agent.id)
     assert stored is not None and stored.token == agent.token  # it is still recoverable with the key
 
 
-def test_platform_tokens_in_dot_env_reach_the_adapters_settings(tmp_path, monkeypatch) -> None:
+def test_platform_tokens_in_dot_env_reach_the_adapters_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The README tells users to put bot tokens in .env: every settings class must read it."""
     from adapters.discord import DiscordSettings
     from adapters.main import PlatformSwitches
@@ -219,5 +222,6 @@ def test_platform_tokens_in_dot_env_reach_the_adapters_settings(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     switches = PlatformSwitches()
     assert switches.telegram_bot_token is not None and switches.discord_bot_token is not None
-    assert TelegramSettings().bot_token.get_secret_value() == "123:abc"  # type: ignore[call-arg]
-    assert DiscordSettings().bot_token.get_secret_value() == "xyz.abc"  # type: ignore[union-attr]
+    assert TelegramSettings().bot_token.get_secret_value() == "123:abc"
+    discord_token = DiscordSettings().bot_token
+    assert discord_token is not None and discord_token.get_secret_value() == "xyz.abc"

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from relay.app import Relay
+from relay.config import RelaySettings
 from relay.errors import ChatGone, ChatMoved, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.models import ChatRef, Message
 from relay.outbox import Outgoing
+from relay.redis_values import stream_entries
 from relay.store import Subscription
+from relay.tokens import TokenBox
 from tests.fakes.recording import RecordingAdapter
 
 
@@ -63,8 +67,8 @@ async def test_undeliverable_goes_to_dead_letters_with_its_cause_and_the_chat_mo
     adapter.failures[chat.key] = [Undeliverable("400 bad format")]
     await relay.deliverer.drain(chat)
     assert [s.message.title for s in adapter.to(chat)] == ["n1"]
-    dead = await redis.xrange(keys.dead_letters())
-    assert len(dead) == 1 and b"400 bad format" in dead[0][1][b"cause"]
+    dead = stream_entries(await redis.xrange(keys.dead_letters()))
+    assert len(dead) == 1 and "400 bad format" in dead[0][1]["cause"]
     assert await relay.outbox.dead_count(chat) == 1
 
 
@@ -168,7 +172,9 @@ class HangsOnce(RecordingAdapter):
         await super().send(chat, message, key=key, silent=silent)
 
 
-async def test_a_send_that_never_returns_does_not_hold_its_chat_for_ever(settings, redis, http, box) -> None:
+async def test_a_send_that_never_returns_does_not_hold_its_chat_for_ever(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox
+) -> None:
     from relay.logs import Redactor
 
     adapter = HangsOnce()

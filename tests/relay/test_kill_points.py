@@ -8,6 +8,7 @@ and reads what reached the console chat. Nothing may be lost; duplicates are cou
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -28,7 +29,7 @@ def fast_world() -> World:
 
 
 @pytest.fixture
-async def fast_sim(fast_world: World):
+async def fast_sim(fast_world: World) -> AsyncIterator[SimulatorServer]:
     async with SimulatorServer(fast_world) as server:
         yield server
 

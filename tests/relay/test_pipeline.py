@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import math
 
+import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aitrader_sim.world import World
 from relay.app import Relay
+from relay.config import RelaySettings
 from relay.models import UserRef
+from relay.tokens import TokenBox
 from tests.conftest import Chat, agents_with_own_chats
 from tests.fakes.recording import RecordingAdapter
 
@@ -145,7 +148,7 @@ async def test_token_rotation_pauses_agent_and_tells_each_chat_once(
 
 
 async def test_two_relays_on_one_redis_never_poll_one_agent_at_once(
-    relay: Relay, world: World, dm: Chat, settings, redis, http, box
+    relay: Relay, world: World, dm: Chat, settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox
 ) -> None:
     from relay.logs import Redactor
 
@@ -164,7 +167,7 @@ async def test_two_relays_on_one_redis_never_poll_one_agent_at_once(
 
 
 async def test_many_agents_polled_at_once_through_a_small_connection_pool_lose_nothing(
-    settings, redis_url: str, http, box, world: World
+    settings: RelaySettings, redis_url: str, http: httpx.AsyncClient, box: TokenBox, world: World
 ) -> None:
     """More concurrent work than Redis connections: callers wait for a connection; before the
     blocking pool, the surplus failed with MaxConnectionsError after heartbeats had consumed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +22,9 @@ from tests.fakes.recording import RecordingAdapter
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 # What the server writes (aitrader-api.md §4) and what the skill files document (never emitted).
-SERVER_TYPES = {
+# type -> (title, kind bucket, content, data)
+TypeCase = tuple[str, str, str, dict[str, Any]]
+SERVER_TYPES: dict[str, TypeCase] = {
     "new_follower": (
         "New follower",
         "followers",
@@ -77,7 +80,7 @@ SERVER_TYPES = {
         {"signal_id": 1002, "reply_id": 4},
     ),
 }
-DOCUMENTED_TYPES = {
+DOCUMENTED_TYPES: dict[str, TypeCase] = {
     "new_reply": ("New reply", "replies", "Someone replied to your signal", {"signal_id": 7}),
     "trade_copied": (
         "Trade copied",
@@ -89,7 +92,7 @@ DOCUMENTED_TYPES = {
 }
 
 
-def note(kind: str, content: str = "hello", data: dict | None = None, message_id: int = 17) -> Notification:
+def note(kind: str, content: str = "hello", data: dict[str, Any] | None = None, message_id: int = 17) -> Notification:
     return Notification(agent_id=1, message_id=message_id, kind=kind, content=content, data=data or {}, created_at=AT)
 
 
@@ -324,7 +327,7 @@ times = st.none() | st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime
     with_reply=st.booleans(),
 )
 def test_render_notification_never_raises(
-    kind: str, content: str, data: dict, is_task: bool, message_id: int, at: datetime | None, with_reply: bool
+    kind: str, content: str, data: dict[str, Any], is_task: bool, message_id: int, at: datetime | None, with_reply: bool
 ) -> None:
     n = Notification(1, message_id, kind, content, data, at)
     reply = SignalReply(1, 1, 1, content[:50], content, False, at) if with_reply else None

@@ -6,40 +6,44 @@ import io
 import logging
 import math
 
+import httpx
 from redis.asyncio import Redis
 
 from aitrader_sim.world import World
 from relay import logs
 from relay.app import Relay
+from relay.config import RelaySettings
 from relay.errors import Undeliverable
 from relay.keys import Keys
 from relay.models import UserRef
+from relay.redis_values import stream_entries, text, text_dict, text_or_empty, texts
+from relay.tokens import TokenBox
 from tests.conftest import Chat
 from tests.fakes.recording import RecordingAdapter
 
 
 async def redis_dump(redis: Redis, prefix: str) -> bytes:
     """Every value under the prefix, whatever its type, as one blob to search."""
-    out = []
+    out: list[str] = []
     async for key in redis.scan_iter(match=f"{prefix}:*"):
-        kind = (await redis.type(key)).decode()
+        kind = text(await redis.type(key))
         if kind == "string":
-            out.append(await redis.get(key) or b"")
+            out.append(text_or_empty(await redis.get(key)))
         elif kind == "hash":
-            out += [k + b"=" + v for k, v in (await redis.hgetall(key)).items()]
+            out += [f"{k}={v}" for k, v in text_dict(await redis.hgetall(key)).items()]
         elif kind == "set":
-            out += list(await redis.smembers(key))
+            out += texts(await redis.smembers(key))
         elif kind == "zset":
-            out += list(await redis.zrange(key, 0, -1))
+            out += texts(await redis.zrange(key, 0, -1))
         elif kind == "stream":
-            for _, fields in await redis.xrange(key):
-                out += [k + b"=" + v for k, v in fields.items()]
-        out.append(key)
-    return b"\n".join(out)
+            for _, fields in stream_entries(await redis.xrange(key)):
+                out += [f"{k}={v}" for k, v in fields.items()]
+        out.append(text(key))
+    return "\n".join(out).encode()
 
 
 async def test_canary_token_appears_nowhere_at_debug(
-    settings, http, box, world: World, redis: Redis, keys: Keys
+    settings: RelaySettings, http: httpx.AsyncClient, box: TokenBox, world: World, redis: Redis, keys: Keys
 ) -> None:
     buffer = io.StringIO()
     root = logging.getLogger()

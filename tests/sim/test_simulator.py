@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -65,10 +66,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def heartbeat(http: httpx.AsyncClient, token: str) -> dict:
+async def heartbeat(http: httpx.AsyncClient, token: str) -> dict[str, Any]:
     resp = await http.post("/api/claw/agents/heartbeat", headers=bearer(token))
     assert resp.status_code == 200, resp.text
-    return resp.json()
+    body: dict[str, Any] = resp.json()
+    return body
 
 
 # ---- heartbeat ---------------------------------------------------------------------------
@@ -572,7 +574,13 @@ def _read_lines(proc: subprocess.Popen[str], n: int, timeout: float) -> list[str
     # A reader thread, because a buffered readline() cannot be given a deadline.
     assert proc.stdout is not None
     out: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [out.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            out.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     lines: list[str] = []
     while len(lines) < n:
         try:
@@ -585,7 +593,7 @@ def _read_lines(proc: subprocess.Popen[str], n: int, timeout: float) -> list[str
 async def test_overlapping_heartbeats_for_one_agent_are_counted(http: httpx.AsyncClient, world: World) -> None:
     a, b = world.create_agent("ov1"), world.create_agent("ov2")
     world.faults.slow_seconds = 0.2
-    auth = lambda t: {"Authorization": f"Bearer {t}"}  # noqa: E731
+    auth = bearer
     await asyncio.gather(
         http.post("/api/claw/agents/heartbeat", headers=auth(a.token)),
         http.post("/api/claw/agents/heartbeat", headers=auth(a.token)),
