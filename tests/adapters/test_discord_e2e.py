@@ -249,7 +249,9 @@ async def test_a_refusing_channel_loses_its_subscriptions(
     assert fake.channel_messages(OTHER) == []
 
 
-async def test_a_channel_missing_embed_links_keeps_its_subscriptions(live: Relay, fake: FakeDiscord, world) -> None:
+async def test_a_channel_missing_embed_links_keeps_its_subscriptions(
+    live: Relay, fake: FakeDiscord, world: World
+) -> None:
     alice = Member(fake, ALICE, MANAGE_CHANNELS)
     ann = await link_and_subscribe(live, fake, world, alice, CHANNEL, OTHER)
     blocked = ChatRef("discord", str(OTHER))

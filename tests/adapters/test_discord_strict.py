@@ -28,6 +28,7 @@ from relay.keys import Keys
 from relay.logs import Redactor, configure
 from relay.models import ChatRef, Message
 from relay.specs import COMMANDS
+from tests.adapters.conftest import Recorder
 from tests.adapters.test_discord import CHANNEL, FAST, GUILD, OTHER, TOKEN, Make, answered, new_fake
 
 
@@ -119,7 +120,9 @@ async def test_component_rows_are_at_most_five_by_five(client: discord.Client, d
 # --- permissions ------------------------------------------------------------------------------
 
 
-async def test_missing_permissions_keeps_the_channel_and_tells_it_once(adapter: DiscordAdapter, dfake) -> None:
+async def test_missing_permissions_keeps_the_channel_and_tells_it_once(
+    adapter: DiscordAdapter, dfake: FakeDiscord
+) -> None:
     """50013 (no Embed Links) is fixable: not "gone", one plain-text notice, retried later."""
     dfake.deny(CHANNEL, "embed_links")
     chat = ChatRef("discord", str(CHANNEL))
@@ -136,7 +139,7 @@ async def test_missing_permissions_keeps_the_channel_and_tells_it_once(adapter: 
     assert "now it fits" in dfake.channel_messages(CHANNEL)[-1].text
 
 
-async def test_missing_access_is_still_gone(adapter: DiscordAdapter, dfake) -> None:
+async def test_missing_access_is_still_gone(adapter: DiscordAdapter, dfake: FakeDiscord) -> None:
     """50001 Missing Access (the bot cannot see the channel) stays distinct from 50013."""
     dfake.refuse(CHANNEL, 403)
     with pytest.raises(ChatGone):
@@ -228,7 +231,7 @@ async def test_follow_ups_end_with_the_interaction_token(make: Make) -> None:
         assert await _run_bare(fake, make, slow) == (401, 50027)
 
 
-async def test_the_adapter_answers_within_the_deadline_while_the_core_is_slow(make: Make, core) -> None:
+async def test_the_adapter_answers_within_the_deadline_while_the_core_is_slow(make: Make, core: Recorder) -> None:
     release = asyncio.Event()
     answer = core.dispatch
 
@@ -236,7 +239,7 @@ async def test_the_adapter_answers_within_the_deadline_while_the_core_is_slow(ma
         await release.wait()  # the core takes longer than Discord's deadline
         return await answer(command)
 
-    core.dispatch = slow  # bound by the adapter at start
+    core.dispatch = slow  # type: ignore[method-assign]  # the test's own recorder, slowed; bound at start
     async with new_fake(interaction_deadline=0.5) as fake:
         await make(fake=fake)
         await fake.wait_for(lambda: fake.active_session is not None and fake.commands)
@@ -316,7 +319,7 @@ async def test_reconnect_opcode_resumes_without_identifying(adapter: DiscordAdap
     await answered(dfake, await dfake.interaction("status", channel_id=CHANNEL, guild_id=GUILD))
 
 
-async def test_invalid_session_identifies_again_and_spends_budget(adapter: DiscordAdapter, dfake) -> None:
+async def test_invalid_session_identifies_again_and_spends_budget(adapter: DiscordAdapter, dfake: FakeDiscord) -> None:
     await dfake.invalidate_session(resumable=False)
     await dfake.wait_for(lambda: len(dfake.identifies) == 2 and dfake.active_session is not None, timeout=15)
     assert dfake.resumes == 0 and dfake.session_start_remaining == 998
