@@ -23,6 +23,7 @@ from platform_fakes.discord_api import FakeDiscord
 from platform_fakes.telegram_api import FakeTelegram
 from relay.keys import Keys
 from relay.models import ChatRef
+from relay.redis_values import text_dict
 from relay.store import Store, Subscription
 from relay.tokens import TokenBox
 from tests.fakes.relay_process import RelayProcess, relay_env
@@ -102,7 +103,7 @@ async def test_kill_storm_loses_nothing_on_either_platform(
             if n % every == every - 1 and done < kills:
                 await asyncio.sleep(rng.uniform(0.0, 1.2))  # anywhere in a poll or a send
                 await relay.kill()
-                marks = {v.decode() for v in (await redis.hgetall(keys.in_flight())).values()}
+                marks = set(text_dict(await redis.hgetall(keys.in_flight())).values())
                 in_flight_per_kill.append(len(marks - in_flight))
                 in_flight |= marks
                 relay = RelayProcess(env)
