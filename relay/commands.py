@@ -1,4 +1,4 @@
-"""What each command does. One `cmd_<name>` per spec in `relay.specs`; each returns a `Reply`.
+"""What each command does: one handler per spec in `relay.specs`, listed in `HANDLERS`; each returns a `Reply`.
 
 Arguments arrive as raw strings already checked for presence and choices by the router; the
 handlers parse ids and free text and raise `UsageError` with a short reason when they are wrong.
@@ -10,7 +10,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from relay import chart_commands, render
@@ -24,10 +25,20 @@ from relay.models import Command, Message, MessageField, Reply
 from relay.outbox import Outbox
 from relay.poller import Poller
 from relay.specs import COMMANDS, FEED_TYPES, KIND_MODES, KINDS
-from relay.store import LinkedAgent, Store, Subscription
+from relay.store import LinkedAgent, Mode, Store, Subscription
 from relay.watcher import Watcher
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ActingAgent:
+    """The caller's linked agent whose stored token opened: what a command acts as."""
+
+    agent_id: int
+    name: str
+    token: str = field(repr=False)
+
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{16,256}$")
 _TASK_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -93,13 +104,13 @@ class Commands:
         self._chat_settings = chat_settings
         self._briefs = briefs
 
-    async def _linked(self, command: Command) -> LinkedAgent:
+    async def _linked(self, command: Command) -> ActingAgent:
         agent = await self._store.agent_for_user(command.user.key)
         if agent is None:
             raise UsageError("link your agent first with /link in a private chat with me")
         if agent.token is None:
             raise UsageError("your stored link cannot be read any more; /link again")
-        return agent
+        return ActingAgent(agent.agent_id, agent.name, agent.token)
 
     async def token_rejected(self, command: Command) -> None:
         agent_id = await self._store.linked_agent_id(command.user.key)
@@ -135,7 +146,7 @@ class Commands:
         # Masked while it is checked (an upstream error may quote it); kept only once it is linked.
         self._register_secret(token)
         linked = False
-        mode = (command.args.get("mode") or "consume").lower()
+        mode: Mode = "observe" if (command.args.get("mode") or "").lower() == "observe" else "consume"
         before = await self._store.agent_for_user(command.user.key)
         try:
             try:
@@ -143,7 +154,7 @@ class Commands:
             except TokenRejected:
                 # The new token is wrong; an agent the user linked earlier keeps working.
                 return Reply.text(TokenRejected.sentence, private=True, delete_command=True)
-            previous = await self._store.link(command.user.key, agent.agent_id, agent.name, token, mode)  # type: ignore[arg-type]
+            previous = await self._store.link(command.user.key, agent.agent_id, agent.name, token, mode)
             linked = True
         finally:
             if not linked and not (before is not None and before.token == token):
@@ -306,14 +317,14 @@ class Commands:
         signal_id = _id(command.args["signal_id"], "signal_id")
         text = _free_text(command.args.get("text", ""), "text")
         agent = await self._linked(command)
-        await self._client.post_reply(agent.token or "", signal_id, text)
+        await self._client.post_reply(agent.token, signal_id, text)
         return Reply.text(f"Reply posted to signal {signal_id} as {agent.name or 'your agent'}.")
 
     async def cmd_send(self, command: Command) -> Reply:
         target = _id(command.args["agent_id"], "agent_id")
         text = _free_text(command.args.get("text", ""), "text")
         agent = await self._linked(command)
-        message_id = await self._client.send_message(agent.token or "", target, "message", text)
+        message_id = await self._client.send_message(agent.token, target, "message", text)
         suffix = f" (message #{message_id})" if message_id else ""
         return Reply.text(f"Message sent to agent {target}{suffix}.")
 
@@ -334,14 +345,14 @@ class Commands:
             if not isinstance(data, dict):
                 raise UsageError('json must be an object like {"symbol": "BTC"}')
         agent = await self._linked(command)
-        task_id = await self._client.create_task(agent.token or "", target, task_type, data)
+        task_id = await self._client.create_task(agent.token, target, task_type, data)
         suffix = f" (task #{task_id})" if task_id else ""
         return Reply.text(f"Task {task_type} created for agent {target}{suffix}.")
 
     async def cmd_discussions(self, command: Command) -> Reply:
         keyword = command.args.get("keyword", "").strip()[:100] or None
         agent = await self._linked(command)
-        items = await self._client.my_discussions(agent.token or "", agent.agent_id, keyword)
+        items = await self._client.my_discussions(agent.token, agent.agent_id, keyword)
         return Reply(
             (render.signals(f"{agent.name or 'Your agent'}: discussions and strategies", items, "Nothing found."),)
         )
@@ -349,18 +360,18 @@ class Commands:
     async def cmd_follow(self, command: Command) -> Reply:
         leader = _id(command.args["agent_id"], "agent_id")
         agent = await self._linked(command)
-        newly = await self._client.follow(agent.token or "", leader)
+        newly = await self._client.follow(agent.token, leader)
         return Reply.text(f"Now following trader {leader}." if newly else f"Already following trader {leader}.")
 
     async def cmd_unfollow(self, command: Command) -> Reply:
         leader = _id(command.args["agent_id"], "agent_id")
         agent = await self._linked(command)
-        await self._client.unfollow(agent.token or "", leader)
+        await self._client.unfollow(agent.token, leader)
         return Reply.text(f"No longer following trader {leader}.")
 
     async def cmd_following(self, command: Command) -> Reply:
         agent = await self._linked(command)
-        items = await self._client.following(agent.token or "")
+        items = await self._client.following(agent.token)
         body = "\n".join(f"{f.leader_id} {render.clip(f.leader_name, 80)}" for f in items) or "Not following anyone."
         return Reply((Message(title=f"{agent.name or 'Your agent'} follows", body=body),))
 
@@ -417,3 +428,28 @@ def _describe(s: Subscription) -> str:
         return f"#{s.sub_id} trader {s.trader_id}"
     kinds = ", ".join(sorted(s.kinds)) if s.kinds else "all kinds"
     return f"#{s.sub_id} agent #{s.agent_id}: {kinds}"
+
+
+Handler = Callable[[Commands, Command], Awaitable[Reply]]
+
+# Command name -> handler, one line each; tests/relay/test_handlers.py checks it against relay.specs.COMMANDS.
+HANDLERS: dict[str, Handler] = {
+    "start": Commands.cmd_start,
+    "help": Commands.cmd_help,
+    "link": Commands.cmd_link,
+    "unlink": Commands.cmd_unlink,
+    "subscribe": Commands.cmd_subscribe,
+    "unsubscribe": Commands.cmd_unsubscribe,
+    "subscriptions": Commands.cmd_subscriptions,
+    "notify": Commands.cmd_notify,
+    "feed": Commands.cmd_feed,
+    "replies": Commands.cmd_replies,
+    "reply": Commands.cmd_reply,
+    "send": Commands.cmd_send,
+    "task": Commands.cmd_task,
+    "discussions": Commands.cmd_discussions,
+    "follow": Commands.cmd_follow,
+    "unfollow": Commands.cmd_unfollow,
+    "following": Commands.cmd_following,
+    "status": Commands.cmd_status,
+}

@@ -8,9 +8,8 @@ a bug (logged with its traceback, never shown).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
-from relay.commands import Commands
+from relay.commands import HANDLERS, Commands
 from relay.errors import TokenRejected, UpstreamError, UsageError
 from relay.models import Command, CommandSpec, Reply
 from relay.specs import BY_NAME
@@ -32,8 +31,7 @@ class Router:
             if refusal is not None:
                 return refusal
             _validate(spec, command)
-            handler: Callable[[Command], Awaitable[Reply]] = getattr(self._commands, f"cmd_{spec.name}")
-            return await handler(command)
+            return await HANDLERS[spec.name](self._commands, command)
         except UsageError as exc:
             reason = f" ({exc})" if str(exc) else ""
             # A private-only command carries a secret (the /link token): a mistyped one is deleted too.
