@@ -13,9 +13,9 @@ from relay.chat_settings import ChatSettings
 from relay.daily_brief import SECTIONS, DailyBriefs, parse_sections, parse_time
 from relay.errors import UsageError
 from relay.models import Command, Reply
-from relay.store import LinkedAgent
+from relay.store import ActingAgent
 
-Linked = Callable[[Command], Awaitable[LinkedAgent]]
+Linked = Callable[[Command], Awaitable[ActingAgent]]
 
 BUSY = "Many charts are being drawn right now; try again in a minute."
 
@@ -41,7 +41,7 @@ async def chart(command: Command, charts: ChartService, linked: Linked) -> Reply
             if option or days_raw:
                 raise UsageError("/chart positions takes no arguments")
             agent = await linked(command)
-            message = await charts.positions(agent.agent_id, agent.name, agent.token or "")
+            message = await charts.positions(agent.agent_id, agent.name, agent.token)
         else:
             if days_raw:
                 raise UsageError("days goes only with /chart profit")

@@ -11,7 +11,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from relay import chart_commands, render
@@ -25,19 +24,10 @@ from relay.models import Command, Message, MessageField, Reply
 from relay.outbox import Outbox
 from relay.poller import Poller
 from relay.specs import COMMANDS, FEED_TYPES, KIND_MODES, KINDS
-from relay.store import LinkedAgent, Mode, Store, Subscription
+from relay.store import ActingAgent, LinkedAgent, Mode, Store, Subscription
 from relay.watcher import Watcher
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ActingAgent:
-    """The caller's linked agent whose stored token opened: what a command acts as."""
-
-    agent_id: int
-    name: str
-    token: str = field(repr=False)
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{16,256}$")
@@ -452,4 +442,6 @@ HANDLERS: dict[str, Handler] = {
     "unfollow": Commands.cmd_unfollow,
     "following": Commands.cmd_following,
     "status": Commands.cmd_status,
+    "chart": Commands.cmd_chart,
+    "timezone": Commands.cmd_timezone,
 }

@@ -61,6 +61,15 @@ def _s(raw: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ActingAgent:
+    """The caller's linked agent whose stored token opened: what a command acts as."""
+
+    agent_id: int
+    name: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     sub_id: int
     kind: Literal["agent", "feed", "trader"]
