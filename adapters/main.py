@@ -140,7 +140,9 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
                 try:
                     async with relay:
                         log.info("relay running redis=%s", handle.where)
+                        warming = asyncio.create_task(relay.warm_charts(), name="chart workers")
                         await _until_any([stop, *closed])
+                        warming.cancel()
                         log.info("relay stopping")
                 finally:
                     if metrics:

@@ -191,6 +191,14 @@ class Relay:
             raise
         log.info("relay started adapters=%s", ",".join(self.adapters) or "none")
 
+    async def warm_charts(self) -> None:
+        """Start the chart workers ahead of the first /chart (each spawn imports matplotlib, about
+        a second). Optional: without it the first chart pays that second."""
+        try:
+            await self.renderer.warm()
+        except Exception:
+            log.warning("chart workers did not start; the first /chart will try again", exc_info=True)
+
     async def stop(self) -> None:
         """Idempotent: a second SIGTERM changes nothing."""
         if self._stopping:
