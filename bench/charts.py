@@ -191,7 +191,7 @@ async def run(agents: int, seconds: float, workers: int) -> list[Phase]:
             made = [(await control.post("/_sim/agents", json={"name": f"cb{i}"})).json() for i in range(agents)]
             settings = RelaySettings(
                 _env_file=None,
-                aitrader_base_url=url,  # type: ignore[arg-type]
+                aitrader_base_url=url,
                 relay_data_dir=data,
                 poll_min_seconds=1,
                 poll_max_seconds=2,
