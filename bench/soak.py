@@ -94,7 +94,7 @@ async def soak(count: int, agents: int, every: int, batch: int) -> list[dict[str
             valkey_pid = int((await r.info("server"))["process_id"])
             settings = RelaySettings(
                 _env_file=None,
-                aitrader_base_url=url,  # type: ignore[arg-type]
+                aitrader_base_url=url,
                 relay_data_dir=data,
                 poll_min_seconds=1,
                 poll_max_seconds=2,
