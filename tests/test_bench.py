@@ -28,3 +28,15 @@ def test_benchmark_runs_and_prints_its_table(module: str, args: list[str], figur
     assert done.returncode == 0, done.stderr[-2000:]
     assert figure in done.stdout and "ratio" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_soak_benchmark_samples_redis_memory_and_loses_nothing() -> None:
+    args = ["--count", "600", "--every", "200", "--agents", "2", "--batch", "100"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.soak", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "used_memory MB" in done.stdout
+    assert len([line for line in done.stdout.splitlines() if line.strip().startswith(("200", "400", "600"))]) == 3
+    assert "duplicates: 0; lost: 0" in done.stdout
+    assert "Traceback" not in done.stderr
