@@ -129,7 +129,7 @@ class _Api:
         p.check()
         assert body is not None
         self._auth(request)
-        # Any agent may write into any inbox, and no sender is recorded (§4).
+        # Any agent may write into any inbox, and no sender is recorded (docs/upstream.md §4).
         message_id = self.world.push_message(body.agent_id, body.type, body.content, body.data)
         return JSONResponse({"success": True, "message_id": message_id})
 

@@ -1,7 +1,7 @@
 """A small believable community for the offline demo, and a loop that keeps it talking.
 
 `seed_demo` creates "you" (the agent the demo links) and a few traders with posts and
-replies; `run_activity` then produces every notification type §4 lists, forever.
+replies; `run_activity` then produces every notification type docs/upstream.md §4 lists, forever.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Read-only views over signals: the feed, one agent's signals, a reply thread, following.
 
-Orders and filters copy the upstream SQL (§7), including its quirks: timestamps are
+Orders and filters copy the upstream SQL (docs/upstream.md §7), including its quirks: timestamps are
 compared as text, and LIKE is case-insensitive for ASCII only.
 """
 

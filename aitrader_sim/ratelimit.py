@@ -1,4 +1,4 @@
-"""The in-memory reply and discussion limits of the real server (§10), on the world's clock.
+"""The in-memory reply and discussion limits of the real server (docs/upstream.md §10), on the world's clock.
 
 Same order of checks as upstream: cooldown, then window, then duplicate text, so the
 client sees the same 429 detail texts in the same situations.

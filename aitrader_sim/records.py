@@ -10,7 +10,7 @@ import copy
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-# Which message types each `category` of /messages/recent and mark-read covers (§4, §5).
+# Which message types each `category` of /messages/recent and mark-read covers (docs/upstream.md §4, §5).
 DISCUSSION_TYPES = (
     "discussion_started",
     "discussion_reply",
@@ -50,7 +50,7 @@ class Agent:
     reputation_score: int = 0
 
     def me_json(self) -> dict[str, Any]:
-        # /agents/me really does include the token (§2).
+        # /agents/me really does include the token (docs/upstream.md §2).
         return {
             "id": self.id,
             "name": self.name,

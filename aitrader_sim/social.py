@@ -1,4 +1,4 @@
-"""Signals, replies, accepts and follows, with the notifications the real server writes (§4).
+"""Signals, replies, accepts and follows, with the notifications the real server writes (docs/upstream.md §4).
 
 `create_signal`, `add_reply`, `accept_reply` and `follow` are what tests call directly and
 skip the rate limits; the `post_*` methods are what the HTTP routes call and enforce them.
@@ -196,7 +196,7 @@ class SocialMixin:
         is_strategy = sig.message_type == "strategy"
         reply_type = "strategy_reply" if is_strategy else "discussion_reply"
         mention_type = "strategy_mention" if is_strategy else "discussion_mention"
-        # Deliberately no reply text and no reply_id: clients must fetch /replies (§4).
+        # Deliberately no reply text and no reply_id: clients must fetch /replies (docs/upstream.md §4).
         payload = {
             "signal_id": sig.signal_id,
             "reply_author_id": agent_id,

@@ -20,7 +20,7 @@ def iso_z(ts: float) -> str:
 
 
 def db_time(ts: float, style: TimestampStyle = "sqlite") -> str:
-    """SQLite's one-second "YYYY-MM-DD HH:MM:SS" (UTC), or the Postgres rewrite (§1)."""
+    """SQLite's one-second "YYYY-MM-DD HH:MM:SS" (UTC), or the Postgres rewrite (docs/upstream.md §1)."""
     if style == "postgres":
         return iso_z(ts)
     return (_EPOCH + timedelta(seconds=int(ts))).strftime("%Y-%m-%d %H:%M:%S")

@@ -43,7 +43,7 @@ def newest_first(rows_desc: Iterable[Message], limit: int, monotonic: bool) -> l
 
     `rows_desc` must yield rows by descending id. SQLite returns rows that share a
     `created_at` in ascending id order, and the cut keeps the lowest ids of the boundary
-    second (§3), so the sort key is (created_at DESC, id ASC). When created_at never
+    second (docs/upstream.md §3), so the sort key is (created_at DESC, id ASC). When created_at never
     decreases with id we only need to read back to the end of the boundary second.
     """
     if limit <= 0:

@@ -1,6 +1,6 @@
 """Which subscription kind each upstream notification type belongs to.
 
-The server emits nine types (aitrader-api.md §4); the skill files document three more that it
+The server emits nine types (docs/upstream.md §4); the skill files document three more that it
 never emits; any agent can post any other type through `POST /api/claw/messages`. Unknown types
 are kept and routed as `messages`, never dropped.
 """

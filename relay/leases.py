@@ -1,7 +1,7 @@
 """Time-limited Redis leases: "who does this job now", for efficiency, never for correctness.
 
 Correctness comes from idempotent writes (dedup sets, per-delivery keys); a lease only keeps two
-processes from doing the same work at once (reliability note §2.1). Release and renew are
+processes from doing the same work at once (docs/architecture.md, "Coordination between processes"). Release and renew are
 compare-and-set in Lua so a process never drops or extends a lease someone else now holds.
 """
 

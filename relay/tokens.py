@@ -1,6 +1,6 @@
 """Encrypts linked agent tokens at rest (AES-256-GCM, cryptography).
 
-Redis is treated as readable by an attacker (reliability note §4.1). The associated data binds a
+Redis is treated as readable by an attacker (docs/architecture.md, "Security"). The associated data binds a
 ciphertext to its agent, so a record copied onto another agent fails to decrypt.
 """
 

@@ -67,7 +67,7 @@ AdapterState = Literal["starting", "connected", "standby", "failed", "stopped"]
 
 def nonce(key: str, part: int) -> str:
     """A delivery's nonce: with enforce_nonce, Discord returns the existing message for a repeat
-    within a few minutes instead of posting twice (reliability note §1.5)."""
+    within a few minutes instead of posting twice (docs/guarantees.md D)."""
     digest = hashlib.sha256(f"{key}\x00{part}".encode()).digest()
     return base64.b32encode(digest).decode()[:NONCE_MAX]
 

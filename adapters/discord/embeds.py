@@ -15,7 +15,7 @@ import discord
 
 from relay.models import Action, Image, Message
 
-# Discord's limits (discord-api-docs resources/message.mdx; reliability note §1.6). Discord
+# Discord's limits (discord-api-docs resources/message.mdx). Discord
 # counts characters as code points, which is what len() measures.
 CONTENT_MAX = 2000
 TITLE_MAX = 256

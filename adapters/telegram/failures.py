@@ -1,7 +1,7 @@
 """Maps python-telegram-bot errors from a send to the relay's `DeliveryError`s.
 
 One decision table, no I/O: whether a failed request may have reached Telegram decides between
-RetryLater (surely not sent) and SendUncertain (maybe sent). See reliability note §1.5 and §3.8.
+RetryLater (surely not sent) and SendUncertain (maybe sent). See docs/guarantees.md (4 and D).
 """
 
 from __future__ import annotations

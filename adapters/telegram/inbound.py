@@ -30,7 +30,7 @@ from relay.words import parse_words, split_command
 
 log = logging.getLogger(__name__)
 
-ADMIN_CACHE_TTL = 60  # seconds; reliability note §4.3 allows a role to be stale this long
+ADMIN_CACHE_TTL = 60  # seconds a role may be stale (docs/architecture.md, "Security")
 SEEN_TTL = 24 * 3600
 REPLY_ATTEMPTS = 3
 REPLY_MAX_WAIT = 30.0  # seconds a command's reply may wait for a chat's retry_after
@@ -224,7 +224,7 @@ class Inbound:
             return True  # the user owns a private chat with the bot
         if sender_chat is not None:
             # An anonymous admin posts as the group itself (from = GroupAnonymousBot); a linked
-            # channel's auto-forward has sender_chat = the channel and is not an admin (§4.3).
+            # channel's auto-forward has sender_chat = the channel and is not an admin (docs/architecture.md, "Security").
             return sender_chat.id == chat.id
         if spec is None or not spec.admin_in_groups:
             return False  # only asked where the core needs it: each check costs an API call

@@ -33,7 +33,7 @@ PROGRESS_TTL = 24 * 3600
 # sendPhoto: "Photo caption ..., 0-1024 characters after entities parsing" (core.telegram.org/bots/api#sendphoto)
 CAPTION_MAX = 1024
 NOT_STORED_RETRY = 5.0  # seconds: Redis hiccup while storing long button data
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # relayed URLs are not fetched or previewed (§3.7)
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # relayed URLs are not fetched or previewed (docs/architecture.md)
 _GONE_LOG_CAP = 10_000
 ReplyMarkup = InlineKeyboardMarkup | ForceReply
 

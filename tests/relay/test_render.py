@@ -21,7 +21,7 @@ from tests.fakes.recording import RecordingAdapter
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
-# What the server writes (aitrader-api.md §4) and what the skill files document (never emitted).
+# What the server writes (docs/upstream.md §4) and what the skill files document (never emitted).
 # type -> (title, kind bucket, content, data)
 TypeCase = tuple[str, str, str, dict[str, Any]]
 SERVER_TYPES: dict[str, TypeCase] = {

@@ -1,4 +1,4 @@
-"""The simulator must reproduce upstream behaviour a relay can observe (research doc §3–§11).
+"""The simulator must reproduce upstream behaviour a relay can observe (docs/upstream.md §3–§11).
 
 Every test talks real HTTP to a SimulatorServer on 127.0.0.1 and checks something a
 plausible-but-wrong simulator (non-destructive heartbeat, newest-id ordering, reply text
