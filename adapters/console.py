@@ -16,12 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from adapters.console_input import MAX_LINE, TOO_LONG, StdinLines, stdin_lines
 from relay.adapter import Dispatch, Limits, OnChatChange
 from relay.models import Action, ChatRef, Command, CommandSpec, Image, Message, UserRef
 from relay.specs import BY_NAME
 from relay.words import parse_words, split_command
 
 log = logging.getLogger(__name__)
+
+
+class LineSource(Protocol):
+    async def readline(self) -> bytes: ...
 
 
 class TextSink(Protocol):
@@ -61,7 +66,7 @@ class ConsoleAdapter:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
+        reader: LineSource,
         out: TextSink,
         *,
         chat_id: str = "local",
@@ -98,15 +103,23 @@ class ConsoleAdapter:
             await self._show(message)
 
     async def _read(self) -> None:
-        while True:
-            raw = await self._reader.readline()
-            if not raw:
-                self.closed.set()
-                return
-            try:
-                await self.run_line(raw.decode(errors="replace"))
-            except Exception:
-                log.exception("console: command failed")
+        try:
+            while True:
+                try:
+                    raw = await self._reader.readline()
+                except ValueError:  # an asyncio StreamReader's line over its limit
+                    raw = TOO_LONG
+                if not raw:
+                    return
+                if raw == TOO_LONG:
+                    self._print(f"That line is longer than {MAX_LINE // 1024} KiB; it was ignored.")
+                    continue
+                try:
+                    await self.run_line(raw.decode(errors="replace"))
+                except Exception:
+                    log.exception("console: command failed")
+        finally:
+            self.closed.set()  # end of input, or the reader failed: either way the user is gone
 
     async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
         await self._show(message, prefix="(silent) " if silent else "")
@@ -133,17 +146,16 @@ class ConsoleAdapter:
             self._task = None
 
     def _print(self, text: str) -> None:
-        self._out.write(text + "\n\n")
-        self._out.flush()
+        try:
+            self._out.write(text + "\n\n")
+            self._out.flush()
+        except (OSError, ValueError):  # stdout closed or a broken pipe: nobody is reading any more
+            pass
 
 
-async def stdin_reader() -> asyncio.StreamReader:
-    import sys
-
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
+async def stdin_reader() -> StdinLines:
+    """Standard input as lines, whatever it is: a terminal, a pipe, a file, /dev/null or closed."""
+    return await stdin_lines()
 
 
 __all__ = ["ConsoleAdapter", "action_hint", "plain", "stdin_reader"]

@@ -4,28 +4,43 @@ It reads settings, configures logging, opens Redis and the HTTP client, builds t
 adapters and runs `Relay` until SIGTERM. A bad setting ends here as one line and exit status 2.
 """
 
+# ruff: noqa: E402  # the signal handlers below must be in place before the slow imports
+
 from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+# Loading the modules below takes about half a second; a Ctrl-C or SIGTERM meanwhile (nothing has
+# been read from AI-Trader yet, so there is nothing to lose) quits quietly instead of printing the
+# import machinery's traceback. Only when this module is the program, never when it is imported.
+if Path(sys.argv[0]).name in ("aitrader-relay", "main.py"):
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.signal(signal.SIGINT, _exit_quietly)
 
 import argparse
 import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
-import signal
-import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import httpx
-from pydantic import SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from relay import logs
+from adapters.configuration import PlatformSwitches, load, read_all
+from relay import __version__, logs, preflight
 from relay.adapter import ChatAdapter
 from relay.app import Relay
 from relay.config import RelaySettings, describe_error
@@ -33,25 +48,14 @@ from relay.embedded_redis import open_redis
 from relay.errors import ConfigError
 from relay.keys import Keys
 from relay.redis_values import text_dict
-from relay.tokens import TokenBox, load_or_create_key, new_key_text
+from relay.tokens import load_or_create_key, new_key_text
+
+__all__ = ["PlatformSwitches", "cli", "main"]
 
 if TYPE_CHECKING:
     from adapters.embedded_server import BackgroundServer
 
 log = logging.getLogger("aitrader-relay")
-
-NO_PLATFORM = (
-    "no chat platform configured: set TELEGRAM_BOT_TOKEN to enable Telegram, "
-    "DISCORD_BOT_TOKEN to enable Discord (or try `aitrader-relay demo`, which needs neither)"
-)
-
-
-class PlatformSwitches(BaseSettings):
-    """Only which platforms are on; each adapter reads its own full settings."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-    telegram_bot_token: SecretStr | None = None
-    discord_bot_token: SecretStr | None = None
 
 
 def build_http(settings: RelaySettings) -> httpx.AsyncClient:
@@ -60,7 +64,7 @@ def build_http(settings: RelaySettings) -> httpx.AsyncClient:
         base_url=settings.base_url,
         timeout=timeout,
         follow_redirects=False,  # a redirect to another host would carry the agent token along
-        headers={"User-Agent": "aitrader-relay/0.1"},
+        headers={"User-Agent": f"aitrader-relay/{__version__}"},
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
 
@@ -78,15 +82,33 @@ def build_adapters(switches: PlatformSwitches, redis: Redis, keys: Keys, redacto
     return adapters
 
 
+class _Stop(asyncio.Event):
+    """Set by SIGTERM/SIGINT once the relay runs. During start-up a signal cancels the start
+    instead: a platform that is retried until it answers (Telegram unreachable) would otherwise
+    hold the process until the platform kills it; nothing has been read from AI-Trader yet, and
+    every `async with` on the way out closes what was opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = False
+        self._main = asyncio.current_task()
+
+    def received(self) -> None:
+        if self.running or self._main is None:
+            self.set()
+        else:
+            self._main.cancel()
+
+
 @contextlib.contextmanager
-def _stop_signals() -> Iterator[asyncio.Event]:
-    """An event SIGTERM/SIGINT set, installed before anything starts: a signal that arrives while
-    the relay is still starting ends it gracefully once started, instead of killing it mid-way
-    with the default handler. The embedded HTTP servers install none (adapters/embedded_server.py)."""
-    stop = asyncio.Event()
+def _stop_signals() -> Iterator[_Stop]:
+    """SIGTERM/SIGINT handled by the loop from the moment it runs (a Python-level handler would
+    raise inside whatever code runs at that moment and print its traceback). The embedded HTTP
+    servers install none (adapters/embedded_server.py)."""
+    stop = _Stop()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.received)
     try:
         yield stop
     finally:
@@ -95,6 +117,9 @@ def _stop_signals() -> Iterator[asyncio.Event]:
 
 
 async def _until_any(events: Sequence[asyncio.Event]) -> None:
+    for event in events:
+        if isinstance(event, _Stop):
+            event.running = True
     waiters = [asyncio.create_task(e.wait()) for e in events]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -125,6 +150,8 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
                 settings.relay_data_dir,
                 embedded=handle.embedded,
             )
+            for warning in await _store_warnings(handle.embedded, handle.redis):
+                log.warning("%s", warning)
             keys = Keys(settings.relay_key_prefix)
             adapters = build_adapters(switches, handle.redis, keys, redactor)
             closed: list[asyncio.Event] = []
@@ -164,14 +191,17 @@ async def demo(seconds: float | None, activity_every: float) -> int:
     try:
         with _stop_signals() as stop:
             async with SimulatorServer(world) as sim, open_redis(None, data_dir) as handle:
-                settings = RelaySettings(
-                    aitrader_base_url=sim.url,
-                    relay_data_dir=data_dir,
-                    poll_min_seconds=3,
-                    poll_max_seconds=30,
-                    feed_poll_seconds=10,
-                    _env_file=None,
-                )
+                try:
+                    settings = RelaySettings(
+                        aitrader_base_url=sim.url,
+                        relay_data_dir=data_dir,
+                        poll_min_seconds=3,
+                        poll_max_seconds=30,
+                        feed_poll_seconds=10,
+                        _env_file=None,
+                    )
+                except ValidationError as exc:  # the environment still applies, e.g. POLL_CONCURRENCY=abc
+                    raise ConfigError(describe_error(exc).removeprefix("configuration error: ")) from None
                 box = load_or_create_key(None, data_dir, embedded=True)
                 console = ConsoleAdapter(await stdin_reader(), sys.stdout)
                 async with (
@@ -214,77 +244,115 @@ async def stats(settings: RelaySettings) -> int:
     return 0
 
 
-def check_key(settings: RelaySettings) -> None:
-    """The key rules `run` would enforce, checked before anything is started."""
-    if settings.relay_secret_key is not None:
-        TokenBox.from_text(settings.relay_secret_key.get_secret_value())
-    elif settings.redis_url:
-        raise ConfigError(
-            "RELAY_SECRET_KEY: required when REDIS_URL is set (generate one with `aitrader-relay keygen`)"
-        )
+async def check() -> int:
+    """Everything `run` checks before it starts a platform, without starting one; says what."""
+    logs.configure("ERROR")
+    checked = read_all(need_platform=True)
+    settings = checked.settings
+    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+        if handle.embedded:
+            checked.done.append(f"RELAY_DATA_DIR writable and the embedded Redis starts ({settings.relay_data_dir})")
+        else:
+            checked.done.append("REDIS_URL answers")
+        warnings = await _store_warnings(handle.embedded, handle.redis)
+    print("configuration ok; platforms: " + ", ".join(checked.switches.enabled))
+    print("checked: " + "; ".join(checked.done))
+    for warning in warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+async def _store_warnings(embedded: bool, redis: Redis) -> list[str]:
+    found = [preflight.embedded_store_warning(os.environ)] if embedded else [await preflight.eviction_warning(redis)]
+    return [w for w in found if w]
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a number") from None
+    if not 0 < value < 1e9:  # also rules out nan and inf
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} must be a number of seconds above 0")
+    return value
+
+
+DEMO_DESCRIPTION = """The whole relay offline, on this machine only: a built-in AI-Trader simulator on 127.0.0.1, an
+embedded Redis in a temporary directory (removed on exit) and a chat in this terminal. The demo
+links its simulated agent and subscribes the terminal, then the simulator produces a new
+notification every few seconds. Type commands such as /help, /feed btc, /replies 1001,
+/reply 1001 nice call; Ctrl-D (end of input) or Ctrl-C quits. No account, token or network needed.
+With PORT set, it serves /healthz, /readyz and /metrics there as `run` does."""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aitrader-relay", description="AI-Trader notifications in Telegram and Discord.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run the relay (Telegram and/or Discord as configured)")
     run_p.add_argument("--console", action="store_true", help="also chat with it in this terminal")
-    demo_p = sub.add_parser("demo", help="offline demo: built-in AI-Trader simulator and a terminal chat")
-    demo_p.add_argument("--seconds", type=float, default=None, help="quit after this many seconds")
-    demo_p.add_argument("--every", type=float, default=4.0, help="seconds between simulated events")
-    sub.add_parser("check", help="validate the configuration and exit")
+    demo_p = sub.add_parser(
+        "demo",
+        help="offline demo: built-in AI-Trader simulator and a terminal chat",
+        description=DEMO_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo_p.add_argument(
+        "--seconds", type=_positive, default=None, metavar="S", help="quit after S seconds (default: run until Ctrl-D)"
+    )
+    demo_p.add_argument(
+        "--every", type=_positive, default=4.0, metavar="S", help="seconds between simulated events (default: 4)"
+    )
+    sub.add_parser("check", help="validate the configuration, Redis and the data directory, and exit")
     sub.add_parser("stats", help="print queue sizes and counters as JSON")
     sub.add_parser("keygen", help="print a new RELAY_SECRET_KEY")
     return p
 
 
-def _exit_quietly(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+def _standard_streams() -> None:
+    """Give a closed stdin, stdout or stderr /dev/null. Otherwise the next file or socket opened
+    takes its number, and the console would read Redis' replies as typed lines."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)  # the lowest free number: fd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Until the event loop takes over SIGTERM (graceful), a stop during start-up just exits:
-    # nothing has been read from AI-Trader yet, so there is nothing to lose.
+    _standard_streams()
+    # Until the event loop takes over SIGTERM and SIGINT (graceful), a stop during start-up just
+    # exits: nothing has been read from AI-Trader yet, so there is nothing to lose.
     signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.signal(signal.SIGINT, _exit_quietly)
     args = _parser().parse_args(argv)
+    try:
+        return _command(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "keygen":
         print(new_key_text())
         return 0
     if args.command == "demo":
-        return asyncio.run(demo(args.seconds, args.every))
+        return _stoppable(demo(args.seconds, args.every))
+    if args.command == "check":
+        return asyncio.run(check())
+    if args.command == "stats":
+        return asyncio.run(stats(load(RelaySettings)))
+    checked = read_all(need_platform=not args.console)
+    return _stoppable(run(checked.settings, checked.switches, console=args.console))
+
+
+def _stoppable(coro: Coroutine[None, None, int]) -> int:
+    """Run until done; a SIGTERM or SIGINT during start-up cancels it, which is a normal exit."""
     try:
-        settings = RelaySettings()
-        switches = PlatformSwitches()
-        check_key(settings)
-        if args.command == "check":
-            print(
-                "configuration ok; platforms: "
-                + (
-                    ", ".join(
-                        n
-                        for n, t in (("telegram", switches.telegram_bot_token), ("discord", switches.discord_bot_token))
-                        if t
-                    )
-                    or "none"
-                )
-            )
-            return 0
-        if args.command == "stats":
-            return asyncio.run(stats(settings))
-        if not (switches.telegram_bot_token or switches.discord_bot_token or args.console):
-            print(NO_PLATFORM, file=sys.stderr)
-            return 2
-        return asyncio.run(run(settings, switches, console=args.console))
-    except ValidationError as exc:
-        print(describe_error(exc), file=sys.stderr)
-        return 2
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    except (RedisConnectionError, OSError) as exc:
-        where = "REDIS_URL" if settings.redis_url else f"the embedded Redis in {settings.relay_data_dir}"
-        print(f"configuration error: cannot reach {where} ({type(exc).__name__})", file=sys.stderr)
-        return 2
+        return asyncio.run(coro)
+    except asyncio.CancelledError:
+        return 0
 
 
 def cli() -> None:

@@ -55,6 +55,9 @@ def checked_id(value: object, what: str = "id") -> int:
     text = str(value)
     if not text.isascii() or not text.isdigit():
         raise ValueError(f"{what} must be a number")
+    if len(text) > len(str(MAX_ID)):
+        # Before int(): Python refuses to convert over 4,300 digits with a message of its own.
+        raise ValueError(f"{what} is out of range")
     number = int(text)
     if not 0 < number <= MAX_ID:
         raise ValueError(f"{what} is out of range")

@@ -34,6 +34,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_\-.]{16,256}$")
 _TASK_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 TEXT_LIMIT = 2000
+KEYWORD_LIMIT = 100
 FEED_PAGE = 5
 
 MODE_EXPLAINED = (
@@ -58,6 +59,15 @@ def _free_text(value: str, name: str) -> str:
     if len(text) > TEXT_LIMIT:
         raise UsageError(f"{name} is longer than {TEXT_LIMIT} characters")
     return text
+
+
+def _keyword(value: str, name: str = "keyword") -> str:
+    """A search word: a usage error when too long, never silently cut (the user would search
+    for something else than they typed)."""
+    word = _CONTROL.sub("", value).strip()
+    if len(word) > KEYWORD_LIMIT:
+        raise UsageError(f"{name} is longer than {KEYWORD_LIMIT} characters")
+    return word
 
 
 def _ago(epoch: float | None) -> str:
@@ -211,7 +221,7 @@ class Commands:
     async def _subscribe_feed(self, command: Command, words: list[str]) -> Reply:
         if not words or len(words) > 2:
             raise UsageError("feed needs a keyword and optionally operation|strategy|discussion")
-        keyword = words[0][:100]
+        keyword = _keyword(words[0])
         message_type = words[1].lower() if len(words) == 2 else ""
         if message_type and message_type not in FEED_TYPES:
             raise UsageError(f"type must be one of {', '.join(FEED_TYPES)}")
@@ -286,7 +296,7 @@ class Commands:
 
     # --- platform commands ---------------------------------------------------------------
     async def cmd_feed(self, command: Command) -> Reply:
-        keyword = command.args["keyword"].strip()[:100]
+        keyword = _keyword(command.args["keyword"])
         message_type = command.args.get("type", "").lower()
         page_raw = command.args.get("page", "") or "1"
         if not page_raw.isascii() or not page_raw.isdigit() or not 1 <= int(page_raw) <= 1000:
@@ -340,7 +350,7 @@ class Commands:
         return Reply.text(f"Task {task_type} created for agent {target}{suffix}.")
 
     async def cmd_discussions(self, command: Command) -> Reply:
-        keyword = command.args.get("keyword", "").strip()[:100] or None
+        keyword = _keyword(command.args.get("keyword", "")) or None
         agent = await self._linked(command)
         items = await self._client.my_discussions(agent.token, agent.agent_id, keyword)
         return Reply(

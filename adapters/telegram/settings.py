@@ -19,7 +19,9 @@ _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 class TelegramSettings(BaseSettings):
     """The Telegram adapter is enabled when TELEGRAM_BOT_TOKEN is set (see `from_env`)."""
 
-    model_config = SettingsConfigDict(env_prefix="TELEGRAM_", env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TELEGRAM_", env_file=".env", extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
 
     bot_token: SecretStr
     webhook_url: str | None = None  # set: webhook mode; unset: long polling
@@ -59,5 +61,5 @@ class TelegramSettings(BaseSettings):
 
 
 class _TokenProbe(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TELEGRAM_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TELEGRAM_", env_file=".env", extra="ignore", env_ignore_empty=True)
     bot_token: SecretStr | None = None
