@@ -32,28 +32,26 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Coroutine, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 
 import httpx
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from adapters.configuration import PlatformSwitches, load, read_all
+from adapters.http_front import FrontServer, SharedHttp
 from relay import __version__, logs, preflight
 from relay.adapter import ChatAdapter
 from relay.app import Relay
 from relay.config import RelaySettings, describe_error
 from relay.embedded_redis import open_redis
 from relay.errors import ConfigError
+from relay.health import Health
 from relay.keys import Keys
 from relay.redis_values import text_dict
 from relay.tokens import load_or_create_key, new_key_text
 
 __all__ = ["PlatformSwitches", "cli", "main"]
-
-if TYPE_CHECKING:
-    from adapters.embedded_server import BackgroundServer
 
 log = logging.getLogger("aitrader-relay")
 
@@ -69,12 +67,14 @@ def build_http(settings: RelaySettings) -> httpx.AsyncClient:
     )
 
 
-def build_adapters(switches: PlatformSwitches, redis: Redis, keys: Keys, redactor: logs.Redactor) -> list[ChatAdapter]:
+def build_adapters(
+    switches: PlatformSwitches, redis: Redis, keys: Keys, redactor: logs.Redactor, http: SharedHttp | None = None
+) -> list[ChatAdapter]:
     adapters: list[ChatAdapter] = []
     if switches.telegram_bot_token:
         from adapters.telegram import TelegramAdapter, TelegramSettings
 
-        adapters.append(TelegramAdapter(TelegramSettings(), redis, keys, redactor))
+        adapters.append(TelegramAdapter(TelegramSettings(), redis, keys, redactor, http=http))
     if switches.discord_bot_token:
         from adapters.discord import DiscordAdapter, DiscordSettings
 
@@ -128,15 +128,31 @@ async def _until_any(events: Sequence[asyncio.Event]) -> None:
             w.cancel()
 
 
-async def _serve_metrics(relay: Relay, port: int) -> BackgroundServer:
-    from prometheus_client import make_asgi_app
+def http_port(settings: RelaySettings, switches: PlatformSwitches) -> int | None:
+    """$PORT when set; else 8080 in Telegram webhook mode (the webhook needs a server); else none."""
+    if settings.port is not None:
+        return settings.port
+    if "telegram" in switches.enabled:
+        from adapters.telegram import TelegramSettings
 
-    from adapters.embedded_server import BackgroundServer
+        telegram = load(TelegramSettings, "TELEGRAM_")
+        if telegram.webhook_url:
+            return telegram.port
+    return None
 
-    server = BackgroundServer(make_asgi_app(relay.metrics.registry), "0.0.0.0", port, "metrics")
-    await server.start()
-    log.info("metrics on port %d", server.port)
-    return server
+
+def serve_health(front: FrontServer, relay: Relay, settings: RelaySettings, running: Callable[[], bool]) -> Health:
+    health = Health(
+        relay.redis,
+        relay.keys,
+        relay.adapters,
+        relay.metrics.registry,
+        poll_max_seconds=settings.poll_max_seconds,
+        max_queue_age=settings.ready_max_queue_age_seconds,
+        running=running,
+    )
+    front.add(health.routes())
+    return health
 
 
 async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: bool = False) -> int:
@@ -153,7 +169,9 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
             for warning in await _store_warnings(handle.embedded, handle.redis):
                 log.warning("%s", warning)
             keys = Keys(settings.relay_key_prefix)
-            adapters = build_adapters(switches, handle.redis, keys, redactor)
+            port = http_port(settings, switches)
+            front = FrontServer(port) if port is not None else None
+            adapters = build_adapters(switches, handle.redis, keys, redactor, front.shared if front else None)
             closed: list[asyncio.Event] = []
             if console:
                 from adapters.console import ConsoleAdapter, stdin_reader
@@ -163,7 +181,11 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
                 closed.append(console_adapter.closed)
             async with build_http(settings) as http:
                 relay = Relay(settings, handle.redis, http, box, adapters, redactor=redactor)
-                metrics = await _serve_metrics(relay, settings.metrics_port) if settings.metrics_port else None
+                if front is not None:
+                    # Up before the adapters start: the webhook route joins it, and a PaaS probing
+                    # /readyz during a slow start hears "starting" rather than nothing.
+                    serve_health(front, relay, settings, lambda: stop.running)
+                    await front.start()
                 try:
                     async with relay:
                         log.info("relay running redis=%s", handle.where)
@@ -172,9 +194,28 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
                         warming.cancel()
                         log.info("relay stopping")
                 finally:
-                    if metrics:
-                        await metrics.stop()
+                    if front is not None:
+                        await front.stop()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _demo_health(relay: Relay, settings: RelaySettings, stop: _Stop) -> AsyncIterator[None]:
+    """With PORT set (and only then: two demos on one machine must not collide), the demo serves
+    /healthz, /readyz and /metrics like `run`."""
+    port = os.environ.get("PORT", "").strip()
+    if not port:
+        yield
+        return
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"PORT: {port[:20]!r} is not a port number")
+    front = FrontServer(int(port))
+    serve_health(front, relay, settings, lambda: True)
+    await front.start()
+    try:
+        yield
+    finally:
+        await front.stop()
 
 
 async def demo(seconds: float | None, activity_every: float) -> int:
@@ -206,7 +247,8 @@ async def demo(seconds: float | None, activity_every: float) -> int:
                 console = ConsoleAdapter(await stdin_reader(), sys.stdout)
                 async with (
                     build_http(settings) as http,
-                    Relay(settings, handle.redis, http, box, [console], redactor=redactor),
+                    Relay(settings, handle.redis, http, box, [console], redactor=redactor) as relay,
+                    _demo_health(relay, settings, stop),
                 ):
                     print(f"AI-Trader simulator on {sim.url}; you are agent {seed.you.name!r} (#{seed.you.id}).")
                     print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RelaySettings(BaseSettings):
-    # A blank value (`METRICS_PORT=` as .env.example ships it) means "unset", not "invalid".
+    # A blank value (`RELAY_SECRET_KEY=` as .env.example ships it) means "unset", not "invalid".
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     aitrader_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://ai4trade.ai"), description="AI-Trader server")
@@ -38,7 +38,13 @@ class RelaySettings(BaseSettings):
     chart_cache_seconds: float = Field(60.0, ge=0, le=3600, description="identical /chart answers reused this long")
     shutdown_grace_seconds: float = Field(8.0, gt=0, le=25, description="time for in-flight work on SIGTERM")
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="log level")
-    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics here")
+    port: int | None = Field(
+        None, ge=0, le=65535, description="HTTP port: /healthz, /readyz, /metrics and the Telegram webhook"
+    )
+    ready_max_queue_age_seconds: float = Field(
+        900.0, gt=0, description="/readyz fails when the oldest queued delivery is older than this"
+    )
+    owner_ids: str = Field("", max_length=2000, description="platform:user ids allowed /admin (comma-separated)")
     relay_fault_pause: Literal["after_heartbeat", "after_persist", "after_send"] | None = Field(
         None, description="testing only: freeze at this point so a test can kill the process there"
     )

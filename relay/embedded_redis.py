@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -135,6 +136,8 @@ def _describe_redis_error(exc: BaseException, url: str | None) -> str:
         return f"{where}: the server refused the password"
     text = str(exc) or type(exc).__name__
     cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ssl.SSLError):  # before OSError: its errno is not an OS error number
+        return f"{where}: TLS failed ({cause.reason or cause}); see the README on rediss:// certificates"
     if isinstance(cause, OSError) and (cause.errno or cause.strerror):
         reason = os.strerror(cause.errno) if cause.errno else str(cause.strerror)
         return f"{where}: cannot connect ({reason.lower()})"

@@ -88,6 +88,10 @@ class Keys:
         """Lease: the one process polling this agent right now."""
         return self._k("lease", "agent", agent_id)
 
+    def poll_last_ok(self) -> str:
+        """STRING epoch of the last successful poll of any agent, by any process (for /readyz)."""
+        return self._k("poll", "last_ok")
+
     def upstream_failures(self) -> str:
         """STRING consecutive polls, over all agents, that found AI-Trader unavailable."""
         return self._k("upstream", "failures")
@@ -239,6 +243,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("agents", "set", "linked agent ids (one member per linked agent; removed at unlink)"),
     Family("reconcile", "set", "agent ids with a possibly lost response (<= linked agents; removed at unlink)"),
     Family("upstream:failures", "string", "one counter"),
+    Family("poll:last_ok", "string", "one timestamp"),
     Family("upstream:probe", "string", "PX one poll interval", ttl=300),
     Family("sub:seq", "string", "one counter"),
     Family("watches", "set", "feed/trader subscription ids (removed with the subscription)"),

@@ -1,6 +1,6 @@
 """Prometheus metrics of one relay process, on a registry of its own (no global state).
 
-`aitrader-relay run` serves them on METRICS_PORT when it is set; `/status` and the benchmarks
+`aitrader-relay run` serves them on PORT (with the gauges of `relay.health`); `/status` and the benchmarks
 read the same counters.
 """
 

@@ -288,7 +288,9 @@ class Store:
         if not await self._r.exists(key):
             return  # unlinked meanwhile: do not resurrect a partial record
         if ok:
-            await self._r.hset(key, mapping={"last_ok": time.time(), "last_error": ""})
+            now = time.time()
+            await self._r.hset(key, mapping={"last_ok": now, "last_error": ""})
+            await self._r.set(self._k.poll_last_ok(), now)  # /readyz: is anyone polling at all?
         else:
             await self._r.hset(key, "last_error", error[:300])
 

@@ -86,8 +86,9 @@ def test_untouched_env_example_loads_every_blank_as_unset(here: Path, monkeypatc
         if name.upper().startswith(_DROP):
             monkeypatch.delenv(name)
     settings = RelaySettings()
-    # The blank METRICS_PORT=, RELAY_FAULT_PAUSE= and RELAY_SECRET_KEY= lines are "unset".
-    assert settings.metrics_port is None
+    # The blank PORT=, OWNER_IDS=, RELAY_FAULT_PAUSE= and RELAY_SECRET_KEY= lines are "unset".
+    assert settings.port is None
+    assert settings.owner_ids == ""
     assert settings.relay_fault_pause is None
     assert settings.relay_secret_key is None
     assert settings.redis_url is None

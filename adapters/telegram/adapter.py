@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from telegram import BotCommand, Update
-from telegram.error import Conflict, InvalidToken, TelegramError
+from telegram.error import Conflict, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -32,15 +32,17 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.http_front import SharedHttp
 from adapters.telegram.buttons import ButtonStore
 from adapters.telegram.inbound import Inbound
 from adapters.telegram.limiter import SendLimiter
 from adapters.telegram.markup import MAX_TEXT
 from adapters.telegram.sender import Sender
 from adapters.telegram.settings import TelegramSettings
+from adapters.telegram.startup import until_reachable
 from adapters.telegram.webhook import WebhookServer
 from relay.adapter import Dispatch, Limits, OnChatChange
-from relay.errors import ConfigError
+from relay.errors import RetryLater
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
@@ -76,7 +78,10 @@ class TelegramAdapter:
         *,
         limiter: SendLimiter | None = None,
         lease_ttl: float = 30.0,
+        http: SharedHttp | None = None,
     ) -> None:
+        self._http = http
+        self._unreachable_since: float | None = None
         token = settings.bot_token.get_secret_value()
         # Register before PTB builds anything: the Bot logs its token-bearing URL at DEBUG.
         redactor.add(token, settings.webhook_secret.get_secret_value())
@@ -125,6 +130,18 @@ class TelegramAdapter:
         return builder.build()
 
     @property
+    def state(self) -> str:
+        """For readiness checks: "starting" until the Bot API answered and PTB runs."""
+        if self._stopped:
+            return "stopped"
+        if not self._app.running:
+            return "starting" if self._unreachable_since is None else "unreachable"
+        return "connected"
+
+    def _unreachable(self, attempt: int, reason: str) -> None:
+        self._unreachable_since = self._unreachable_since or time.monotonic()
+
+    @property
     def is_polling(self) -> bool:
         """True while this process holds the poller lease and runs getUpdates."""
         return self._polling
@@ -148,11 +165,11 @@ class TelegramAdapter:
         app.add_handler(ChatMemberHandler(inbound.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
         app.add_error_handler(inbound.on_error)
 
-        try:
+        async def reach() -> None:
             await app.initialize()  # getMe
-        except InvalidToken:
-            raise ConfigError("TELEGRAM_BOT_TOKEN was rejected by Telegram") from None
-        await app.bot.set_my_commands(_bot_commands(commands))
+            await app.bot.set_my_commands(_bot_commands(commands))
+
+        await until_reachable(reach, on_attempt=self._unreachable)
         await app.start()
         if self._settings.webhook_url:
             await self._start_webhook()
@@ -163,6 +180,10 @@ class TelegramAdapter:
 
     async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
         """Deliver one message (split into several when longer than 4096 UTF-16 units)."""
+        if not self._app.running:
+            # Still waiting for the Bot API at start: keep the chat's queue, without using up
+            # the delivery's attempts (it would be dead-lettered after a long outage otherwise).
+            raise RetryLater(5.0, "telegram not connected yet")
         await self._sender.send(chat, message, key=key, silent=silent)
 
     async def stop(self) -> None:
@@ -187,8 +208,14 @@ class TelegramAdapter:
     async def _start_webhook(self) -> None:
         url = self._settings.webhook_url or ""
         secret = self._settings.webhook_secret.get_secret_value()
+        shared = self._http
         self._webhook = WebhookServer(
-            self._app.bot, self._app.update_queue, secret, urlsplit(url).path, self._settings.port
+            self._app.bot,
+            self._app.update_queue,
+            secret,
+            urlsplit(url).path,
+            shared.port if shared else self._settings.port,
+            router=shared.router if shared else None,
         )
         await self._webhook.start()
         await self._app.bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))

@@ -15,7 +15,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 from telegram import Bot, Update
 
 from adapters.embedded_server import BackgroundServer
@@ -27,28 +27,50 @@ MAX_BODY = 1 << 20  # bytes; Telegram updates are small, anything bigger is not 
 
 
 class WebhookServer:
-    """A small starlette app on `port` (0 picks a free one) serving POST `path`."""
+    """POST `path`: on a small starlette app of its own on `port` (0 picks a free one), or, given
+    the `router` of the process's one HTTP server (the one on $PORT that also serves /healthz,
+    /readyz and /metrics), as one more route of that server."""
 
     def __init__(
-        self, bot: Bot, queue: asyncio.Queue[object], secret: str, path: str, port: int, host: str = "0.0.0.0"
+        self,
+        bot: Bot,
+        queue: asyncio.Queue[object],
+        secret: str,
+        path: str,
+        port: int,
+        host: str = "0.0.0.0",
+        *,
+        router: Router | None = None,
     ) -> None:
         self._bot = bot
         self._queue = queue
         self._secret = secret.encode()
         self._path = path or "/"
-        app = Starlette(routes=[Route(self._path, self._receive, methods=["POST"])])
-        self._server = BackgroundServer(app, host, port, "telegram-webhook")
+        self._route = Route(self._path, self._receive, methods=["POST"])
+        self._router = router
+        self._shared_port = port
+        self._server: BackgroundServer | None = None
+        if router is None:
+            self._server = BackgroundServer(Starlette(routes=[self._route]), host, port, "telegram-webhook")
 
     @property
     def port(self) -> int:
-        return self._server.port
+        return self._server.port if self._server is not None else self._shared_port
 
     async def start(self) -> None:
-        await self._server.start()
+        if self._router is not None:
+            if any(getattr(r, "path", None) == self._path for r in self._router.routes):
+                raise ValueError(f"TELEGRAM_WEBHOOK_URL: its path {self._path} is already served (health or metrics)")
+            self._router.routes.append(self._route)
+        elif self._server is not None:
+            await self._server.start()
         log.info("webhook listening port=%d path=%s", self.port, self._path)
 
     async def stop(self) -> None:
-        await self._server.stop()
+        if self._router is not None and self._route in self._router.routes:
+            self._router.routes.remove(self._route)
+        if self._server is not None:
+            await self._server.stop()
 
     async def _receive(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
