@@ -38,9 +38,10 @@ import httpx
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from adapters import cli_operator
 from adapters.configuration import PlatformSwitches, load, read_all
 from adapters.http_front import FrontServer, SharedHttp
-from relay import __version__, logs, preflight
+from relay import __version__, logs, opstats, preflight
 from relay.adapter import ChatAdapter
 from relay.app import Relay
 from relay.config import RelaySettings, describe_error
@@ -48,7 +49,6 @@ from relay.embedded_redis import open_redis
 from relay.errors import ConfigError
 from relay.health import Health
 from relay.keys import Keys
-from relay.redis_values import text_dict
 from relay.tokens import load_or_create_key, new_key_text
 
 __all__ = ["PlatformSwitches", "cli", "main"]
@@ -271,17 +271,8 @@ async def demo(seconds: float | None, activity_every: float) -> int:
 async def stats(settings: RelaySettings) -> int:
     """Counters and queue sizes from Redis, as JSON (for operators and scripts)."""
     logs.configure("WARNING")
-    keys = Keys(settings.relay_key_prefix)
     async with open_redis(settings.redis_url, settings.relay_data_dir) as handle:
-        r = handle.redis
-        counters = {k: int(v) for k, v in text_dict(await r.hgetall(keys.stats())).items()}
-        out = {
-            "linked_agents": await r.scard(keys.agents()),
-            "chats_with_queued_deliveries": await r.zcard(keys.outbox_ready()),
-            "dead_letters": await r.xlen(keys.dead_letters()),
-            "agents_waiting_for_reconcile": await r.scard(keys.needs_reconcile()),
-            "counters": counters,
-        }
+        out = await opstats.collect(handle.redis, Keys(settings.relay_key_prefix))
     print(json.dumps(out, indent=2))
     return 0
 
@@ -348,6 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the configuration, Redis and the data directory, and exit")
     sub.add_parser("stats", help="print queue sizes and counters as JSON")
     sub.add_parser("keygen", help="print a new RELAY_SECRET_KEY")
+    cli_operator.add_parsers(sub)
     return p
 
 
@@ -385,6 +377,12 @@ def _command(args: argparse.Namespace) -> int:
         return asyncio.run(check())
     if args.command == "stats":
         return asyncio.run(stats(load(RelaySettings)))
+    if args.command == "dead-letters":
+        return asyncio.run(cli_operator.dead_letters(load(RelaySettings), args))
+    if args.command == "export":
+        return asyncio.run(cli_operator.export_command(load(RelaySettings), args))
+    if args.command == "import":
+        return asyncio.run(cli_operator.import_command(load(RelaySettings), args))
     checked = read_all(need_platform=not args.console)
     return _stoppable(run(checked.settings, checked.switches, console=args.console))
 

@@ -17,7 +17,9 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
+from relay import opstats
 from relay.adapter import ChatAdapter, ChatChange
+from relay.admin import Admin, parse_owner_ids
 from relay.aitrader import AITraderClient
 from relay.charts.renderer import ChartRenderer
 from relay.charts.service import ChartService
@@ -25,6 +27,7 @@ from relay.chat_settings import ChatSettings
 from relay.commands import Commands
 from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs
+from relay.deadletters import DeadLetters
 from relay.delivery import Deliverer
 from relay.errors import TokenRejected
 from relay.fanout import FanOut
@@ -39,7 +42,7 @@ from relay.models import Message
 from relay.outbox import Outbox, Outgoing
 from relay.poller import Poller, PollSettings
 from relay.router import Router
-from relay.specs import COMMANDS
+from relay.specs import ADMIN, COMMANDS
 from relay.store import LinkedAgent, Store
 from relay.tokens import TokenBox, fingerprint
 from relay.watcher import Watcher
@@ -157,7 +160,14 @@ class Relay:
             chat_settings=self.chat_settings,
             briefs=self.briefs,
         )
-        self.router = Router(self.commands)
+        self.dead_letters = DeadLetters(redis, k, clock=clock)
+        owners = parse_owner_ids(settings.owner_ids)
+        admin = None
+        if owners:
+            admin = Admin(owners, self.dead_letters, lambda: opstats.collect(redis, k), self.deliverer.wake)
+        self.router = Router(self.commands, admin)
+        # /admin reaches the router only where an adapter knows the name (Telegram's text commands).
+        self._specs = (*COMMANDS, ADMIN) if owners else COMMANDS
         self._scheduler: AsyncIOScheduler | None = None
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -185,7 +195,7 @@ class Relay:
         await self.deliverer.start()
         try:
             for adapter in self.adapters.values():
-                await adapter.start(COMMANDS, self.router.dispatch, self.on_chat_change)
+                await adapter.start(self._specs, self.router.dispatch, self.on_chat_change)
         except BaseException:
             await self.stop()  # a platform that refuses to start must not leave polling running
             raise

@@ -67,6 +67,7 @@ class CommandSpec:
     params: tuple[Param, ...] = ()
     admin_in_groups: bool = False
     private_only: bool = False
+    hidden: bool = False  # not in /help or a platform's command menu (the operators' /admin)
 
     @property
     def usage(self) -> str:

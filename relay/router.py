@@ -9,22 +9,37 @@ from __future__ import annotations
 
 import logging
 
+from relay.admin import Admin
 from relay.commands import HANDLERS, Commands
 from relay.errors import TokenRejected, UpstreamError, UsageError
 from relay.models import Command, CommandSpec, Reply
-from relay.specs import BY_NAME
+from relay.specs import ADMIN, BY_NAME
 
 log = logging.getLogger(__name__)
 
 
+def unknown_command(name: str) -> Reply:
+    """The one reply to a command nobody knows (adapters answer unknown names with it too)."""
+    return Reply.text(f"Unknown command /{name[:40]}. Send /help for the list.")
+
+
 class Router:
-    def __init__(self, commands: Commands) -> None:
+    def __init__(self, commands: Commands, admin: Admin | None = None) -> None:
         self._commands = commands
+        self._admin = admin
 
     async def dispatch(self, command: Command) -> Reply:
+        if command.name == ADMIN.name:
+            if self._admin is None or not self._admin.allowed(command):
+                return unknown_command(command.name)
+            try:
+                return await self._admin.handle(command)
+            except Exception:
+                log.exception("router: /admin failed")
+                return Reply.text("Something went wrong on our side; it has been logged.", private=True)
         spec = BY_NAME.get(command.name)
         if spec is None:
-            return Reply.text(f"Unknown command /{command.name[:40]}. Send /help for the list.")
+            return unknown_command(command.name)
         try:
             # Refusals first: a /link with a bad argument in a group must still get deleted.
             refusal = _refusal(spec, command)

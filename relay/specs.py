@@ -115,4 +115,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
 )
 
-BY_NAME: dict[str, CommandSpec] = {c.name: c for c in COMMANDS}
+# For the users in OWNER_IDS only, in a private chat; everyone else is told it is unknown.
+ADMIN = CommandSpec(
+    "admin",
+    "Operator commands: stats, deadletters, replay [chat|all]",
+    (Param("what", "stats, deadletters, or replay [chat|all]", required=False, rest=True),),
+    private_only=True,
+    hidden=True,
+)
+
+BY_NAME: dict[str, CommandSpec] = {c.name: c for c in (*COMMANDS, ADMIN)}

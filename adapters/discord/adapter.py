@@ -159,11 +159,11 @@ class DiscordAdapter:
             return
         self._started = True
         declared = {c.name for c in self._tree.get_commands()}
-        if declared != {c.name for c in commands}:
+        if declared != {c.name for c in commands if not c.hidden}:  # /admin is Telegram and console only
             log.warning(
                 "discord commands differ from the core's declared=%s core=%s",
                 sorted(declared),
-                sorted(c.name for c in commands),
+                sorted(c.name for c in commands if not c.hidden),
             )
         self._interactions.attach(dispatch)
         self._on_chat_change = on_chat_change

@@ -281,7 +281,7 @@ def _bot_commands(commands: Sequence[CommandSpec]) -> list[BotCommand]:
     """setMyCommands entries: names of 1-32 [a-z0-9_], one-line descriptions of 1-256 chars."""
     entries = []
     for spec in commands:
-        if not _COMMAND_NAME.fullmatch(spec.name):
+        if spec.hidden or not _COMMAND_NAME.fullmatch(spec.name):
             continue
         summary = (spec.summary.strip().splitlines() or [spec.name])[0][:256]
         entries.append(BotCommand(spec.name, summary or spec.name))

@@ -26,6 +26,7 @@ from relay.adapter import ChatChange, Dispatch, OnChatChange
 from relay.errors import DeliveryError, RetryLater
 from relay.keys import Keys
 from relay.models import Action, ChatRef, Command, CommandSpec, Message, Reply, UserRef
+from relay.router import unknown_command
 from relay.words import parse_words, split_command
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,7 @@ class Inbound:
             # In a group an unaddressed unknown command may belong to another bot: stay quiet there.
             if name and (message.chat.type == ChatType.PRIVATE or addressed):
                 ref = chat_ref(message.chat, message)
-                await self._reply(
-                    ref, Reply.text(f"Unknown command /{name}, see /help."), f"unknown:{update.update_id}"
-                )
+                await self._reply(ref, unknown_command(name), f"unknown:{update.update_id}")
             return
         await self._run(update, name, parse_words(spec, rest), message, delete_id=message.message_id)
 

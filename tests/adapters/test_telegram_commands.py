@@ -51,7 +51,7 @@ async def test_unknown_commands_get_a_pointer_to_help_but_other_bots_commands_ar
     fake.add_chat(GROUP, "supergroup")
     fake.user_says(42, ANN, "/frobnicate now")
     call = await fake.wait_for("sendMessage", lambda c: int(c.params["chat_id"]) == 42)
-    assert call.params["text"] == "Unknown command /frobnicate, see /help."
+    assert call.params["text"] == "Unknown command /frobnicate. Send /help for the list."
     fake.user_says(GROUP, ANN, "/feed@other_bot btc")
     fake.user_says(GROUP, ANN, "/frobnicate")  # unaddressed in a group: may be another bot's
     fake.user_says(GROUP, ANN, "/frobnicate@relay_test_bot")
@@ -60,7 +60,10 @@ async def test_unknown_commands_get_a_pointer_to_help_but_other_bots_commands_ar
     await core.command()
     await fake.wait_for("sendMessage", lambda c: c.params["text"] == "ok help")
     assert [c.name for c in core.commands] == ["help"]
-    assert [c.params["text"] for c in fake.sent(GROUP)] == ["Unknown command /frobnicate, see /help.", "ok help"]
+    assert [c.params["text"] for c in fake.sent(GROUP)] == [
+        "Unknown command /frobnicate. Send /help for the list.",
+        "ok help",
+    ]
 
 
 async def test_edited_messages_are_not_commands(fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder) -> None:
