@@ -19,7 +19,7 @@ from relay.admin import normalize_chat
 from relay.backup import ImportRefused, export, import_
 from relay.config import RelaySettings
 from relay.deadletters import DeadLetters
-from relay.embedded_redis import open_redis
+from relay.embedded_redis import open_configured
 from relay.errors import ConfigError
 from relay.keys import Keys
 from relay.tokens import TokenBox, load_or_create_key
@@ -51,7 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 async def dead_letters(settings: RelaySettings, args: argparse.Namespace) -> int:
     logs.configure("WARNING")
     chat = normalize_chat(args.chat) if args.chat else None
-    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+    async with open_configured(settings) as handle:
         dead = DeadLetters(handle.redis, Keys(settings.relay_key_prefix), clock=time.time)
         if args.dead_command == "list":
             letters = await dead.list(chat)
@@ -67,7 +67,7 @@ async def dead_letters(settings: RelaySettings, args: argparse.Namespace) -> int
 
 async def export_command(settings: RelaySettings, args: argparse.Namespace) -> int:
     logs.configure("WARNING")
-    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+    async with open_configured(settings) as handle:
         box = _box(settings, handle.embedded)
         data = await export(handle.redis, Keys(settings.relay_key_prefix), box, with_tokens=not args.without_tokens)
     text = json.dumps(data, indent=1, ensure_ascii=False)
@@ -91,7 +91,7 @@ async def import_command(settings: RelaySettings, args: argparse.Namespace) -> i
         data = json.loads(raw)
     except ValueError as exc:
         raise ConfigError(f"FILE: not JSON ({exc})") from None
-    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+    async with open_configured(settings) as handle:
         box = _box(settings, handle.embedded)
         try:
             result = await import_(handle.redis, Keys(settings.relay_key_prefix), box, data)

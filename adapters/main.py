@@ -45,7 +45,7 @@ from relay import __version__, logs, opstats, preflight
 from relay.adapter import ChatAdapter
 from relay.app import Relay
 from relay.config import RelaySettings, describe_error
-from relay.embedded_redis import open_redis
+from relay.embedded_redis import open_configured, open_redis
 from relay.errors import ConfigError
 from relay.health import Health
 from relay.keys import Keys
@@ -160,7 +160,7 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
     for token in (switches.telegram_bot_token, switches.discord_bot_token):
         redactor.add(token.get_secret_value() if token else None)
     with _stop_signals() as stop:
-        async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+        async with open_configured(settings) as handle:
             box = load_or_create_key(
                 settings.relay_secret_key.get_secret_value() if settings.relay_secret_key else None,
                 settings.relay_data_dir,
@@ -271,7 +271,7 @@ async def demo(seconds: float | None, activity_every: float) -> int:
 async def stats(settings: RelaySettings) -> int:
     """Counters and queue sizes from Redis, as JSON (for operators and scripts)."""
     logs.configure("WARNING")
-    async with open_redis(settings.redis_url, settings.relay_data_dir) as handle:
+    async with open_configured(settings) as handle:
         out = await opstats.collect(handle.redis, Keys(settings.relay_key_prefix))
     print(json.dumps(out, indent=2))
     return 0
@@ -282,7 +282,7 @@ async def check() -> int:
     logs.configure("ERROR")
     checked = read_all(need_platform=True)
     settings = checked.settings
-    async with open_redis(settings.redis_url, settings.relay_data_dir, settings.redis_max_connections) as handle:
+    async with open_configured(settings) as handle:
         if handle.embedded:
             checked.done.append(f"RELAY_DATA_DIR writable and the embedded Redis starts ({settings.relay_data_dir})")
         else:

@@ -20,6 +20,9 @@ class RelaySettings(BaseSettings):
     aitrader_base_url: AnyHttpUrl = Field(AnyHttpUrl("https://ai4trade.ai"), description="AI-Trader server")
     aitrader_timeout_seconds: float = Field(10.0, gt=0, le=120, description="timeout of every AI-Trader call")
     redis_url: str | None = Field(None, description="Redis to use; unset starts an embedded one")
+    redis_ssl_cert_reqs: Literal["required", "optional", "none"] | None = Field(
+        None, description="rediss:// certificate check; none for services with self-signed certificates"
+    )
     redis_max_connections: int = Field(40, ge=4, le=10_000, description="Redis connections per process")
     relay_data_dir: Path = Field(Path(".relay"), description="embedded Redis data and generated key")
     relay_secret_key: SecretStr | None = Field(None, description="AES-256 key (urlsafe base64, 32 bytes)")

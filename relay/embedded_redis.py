@@ -27,6 +27,7 @@ from pathlib import Path
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import AuthenticationError, RedisError
 
+from relay.config import RelaySettings
 from relay.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -151,11 +152,15 @@ def _describe_redis_error(exc: BaseException, url: str | None) -> str:
 ANSWER_WITHIN = 5.0  # seconds the first PING may take; a server that hangs must not hang start-up
 
 
-def connect(url: str, max_connections: int = 40) -> Redis:
+def connect(url: str, max_connections: int = 40, ssl_cert_reqs: str | None = None) -> Redis:
     """A client whose pool makes callers wait for a free connection instead of failing: many
-    chats and agents are worked on at once, and managed plans cap connections (e.g. 20)."""
+    chats and agents are worked on at once, and managed plans cap connections (e.g. 20).
+    `ssl_cert_reqs` applies to rediss:// only: a PaaS sets (and rotates) the URL itself, so the
+    certificate check of a self-signed service cannot always go into the URL."""
+    tls: dict[str, str] = {"ssl_cert_reqs": ssl_cert_reqs} if ssl_cert_reqs and url.startswith("rediss://") else {}
     pool = BlockingConnectionPool.from_url(
         url,
+        **tls,
         max_connections=max_connections,
         timeout=30,
         health_check_interval=30,
@@ -166,12 +171,14 @@ def connect(url: str, max_connections: int = 40) -> Redis:
 
 
 @contextlib.asynccontextmanager
-async def open_redis(redis_url: str | None, data_dir: Path, max_connections: int = 40) -> AsyncIterator[RedisHandle]:
+async def open_redis(
+    redis_url: str | None, data_dir: Path, max_connections: int = 40, *, ssl_cert_reqs: str | None = None
+) -> AsyncIterator[RedisHandle]:
     server = None
     watchdog: subprocess.Popen[bytes] | None = None
     if redis_url:
         try:
-            redis = connect(redis_url, max_connections)
+            redis = connect(redis_url, max_connections, ssl_cert_reqs)
         except ValueError as exc:  # not a redis://, rediss:// or unix:// URL, a bad port or db number
             raise ConfigError(_describe_redis_error(exc, redis_url)) from None
         handle = RedisHandle(redis, False, "REDIS_URL")
@@ -195,3 +202,13 @@ async def open_redis(redis_url: str | None, data_dir: Path, max_connections: int
             watchdog.wait()
         if server is not None:
             server.stop()  # type: ignore[attr-defined]
+
+
+def open_configured(settings: RelaySettings) -> contextlib.AbstractAsyncContextManager[RedisHandle]:
+    """The Redis the settings name, with every connection setting applied."""
+    return open_redis(
+        settings.redis_url,
+        settings.relay_data_dir,
+        settings.redis_max_connections,
+        ssl_cert_reqs=settings.redis_ssl_cert_reqs,
+    )

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -23,15 +24,20 @@ _VERSION = b"v1"
 class TokenBox:
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
-            raise ConfigError("RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64")
+            raise ConfigError("RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64 (or 64 hex characters)")
         self._aead = AESGCM(key)
 
     @classmethod
     def from_text(cls, text: str) -> TokenBox:
+        stripped = text.strip()
+        if re.fullmatch(r"[0-9a-fA-F]{64}", stripped):
+            # 32 bytes as hex: what PaaS secret generators make (app.json's "generator": "secret").
+            # As base64 the same text would be 48 bytes, never a valid key, so nothing is ambiguous.
+            return cls(bytes.fromhex(stripped))
         try:
-            key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+            key = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
         except (binascii.Error, ValueError):
-            raise ConfigError("RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64") from None
+            raise ConfigError("RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64 (or 64 hex characters)") from None
         return cls(key)
 
     def seal(self, token: str, agent_id: int) -> str:
