@@ -174,6 +174,9 @@ class FakeTelegram:
         self.commands: list[dict[str, Any]] = []
         self.webhook_url = ""
         self.webhook_secret = ""
+        # Bot API getUpdates/setWebhook `allowed_updates`: the kinds Telegram sends at all; it is
+        # remembered until changed, and by default excludes chat_member, message_reaction(_count).
+        self.allowed_updates: list[str] | None = None
         self.webhook_deliveries: list[int] = []
         self.conflicts_served = 0
         self.can_delete: dict[int, bool] = {}
@@ -340,11 +343,55 @@ class FakeTelegram:
             }
         )
 
+    def user_edits(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The author edits their message: an `edited_message` (or `edited_channel_post`) update
+        with the same message_id, the new text and an edit_date."""
+        # A new dict: the original may still sit, unfetched, in an earlier update.
+        message = {**self.messages[(chat_id, message_id)], "text": text, "edit_date": int(time.time())}
+        message.pop("entities", None)
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        self.messages[(chat_id, message_id)] = message
+        kind = "edited_channel_post" if message["chat"]["type"] == "channel" else "edited_message"
+        self.inject({kind: message})
+        return message
+
+    def channel_posts(self, chat_id: int, text: str) -> dict[str, Any]:
+        """An administrator posts in a channel: a `channel_post` with sender_chat = the channel and
+        no `from` (Bot API Message: from is empty for messages sent to channels)."""
+        chat = self.chats.get(chat_id) or self.add_chat(chat_id, "channel")
+        message: dict[str, Any] = {
+            "message_id": next(self._msg_ids[chat_id]),
+            "date": int(time.time()),
+            "chat": chat,
+            "sender_chat": chat,
+            "text": text,
+        }
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        self.messages[(chat_id, message["message_id"])] = message
+        self.inject({"channel_post": message})
+        return message
+
+    def _remember_allowed(self, p: dict[str, Any]) -> None:
+        allowed = p.get("allowed_updates")
+        if isinstance(allowed, str):
+            allowed = json.loads(allowed) if allowed.startswith("[") else None
+        if isinstance(allowed, list):
+            self.allowed_updates = [str(a) for a in allowed] or None
+
+    def _allowed(self, update: dict[str, Any]) -> bool:
+        kinds = [k for k in update if k != "update_id"]
+        default_off = {"chat_member", "message_reaction", "message_reaction_count"}
+        if self.allowed_updates is None:
+            return not (set(kinds) & default_off)
+        return bool(set(kinds) & set(self.allowed_updates))
+
     def inject(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         update = {"update_id": update_id, **update}
         self._updates.append(update)
-        if self.webhook_url:
+        if self.webhook_url and self._allowed(update):
             asyncio.get_running_loop().create_task(self._push(update))
         asyncio.get_running_loop().create_task(self._notify())
         return update_id
@@ -435,6 +482,7 @@ class FakeTelegram:
         return _ok(True)
 
     async def _api_setWebhook(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self._remember_allowed(p)
         self.webhook_url = str(p.get("url", ""))
         self.webhook_secret = str(p.get("secret_token", ""))
         if self._poll:
@@ -465,6 +513,7 @@ class FakeTelegram:
             # Like Telegram: a newer getUpdates terminates the one still waiting.
             self._poll.terminated.set()
         poll = self._poll = _Poll()
+        self._remember_allowed(p)
         offset = int(p.get("offset") or 0)
         if offset > 0:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -480,6 +529,8 @@ class FakeTelegram:
                         409,
                         "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
                     )
+                # Updates of a kind not allowed are never sent (Telegram drops them).
+                self._updates = [u for u in self._updates if self._allowed(u)]
                 if self._updates:
                     return _ok(self._updates[:limit])
                 left = deadline - time.monotonic()

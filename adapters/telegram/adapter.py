@@ -48,6 +48,7 @@ from relay.leases import Leases
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
 from relay.ratelimit import SharedRateLimiter
+from relay.signing import Signer
 
 # What ApplicationBuilder builds here: default context types, and no JobQueue (job_queue(None)).
 _Bot = ExtBot[None]
@@ -56,7 +57,16 @@ PtbApplication = Application[_Bot, CallbackContext[_Bot, _Dict, _Dict, _Dict], _
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER)
+# Edited messages: an edit that turns a message into "/link <token>" must be seen to be deleted.
+# Channel posts: commands posted in a channel (feed and trader watches there).
+ALLOWED_UPDATES = (
+    Update.MESSAGE,
+    Update.EDITED_MESSAGE,
+    Update.CHANNEL_POST,
+    Update.EDITED_CHANNEL_POST,
+    Update.CALLBACK_QUERY,
+    Update.MY_CHAT_MEMBER,
+)
 POLL_TIMEOUT = 10  # seconds of getUpdates long polling
 POOL_TIMEOUT = 1.0  # seconds to wait for a free connection; a pool timeout is "not sent"
 CONCURRENT_UPDATES = 64  # one slow command (or a chat's rate limit) must not hold up the others
@@ -93,7 +103,8 @@ class TelegramAdapter:
         self._lease_ttl = lease_ttl
         self._leases = Leases(redis)
         self._app = self._build(settings, token)
-        self._buttons = ButtonStore(redis, keys)
+        # Button data is signed with a key only this bot's processes can derive (from its token).
+        self._buttons = ButtonStore(redis, keys, signer=Signer.derived(token, "telegram-buttons"))
         if limiter is None:
             # The global ceiling belongs to the bot token: shared by every process on this Redis.
             shared = SharedRateLimiter(redis, keys.adapter("telegram", "global"), settings.global_rate)
@@ -160,7 +171,10 @@ class TelegramAdapter:
         inbound = Inbound(self._sender, self._buttons, self._redis, self._keys, specs, dispatch, on_chat_change)
         app = self._app
         app.add_handler(TypeHandler(Update, inbound.drop_replays), group=-1)
-        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, inbound.on_message))
+        app.add_handler(
+            MessageHandler(filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST, inbound.on_message)
+        )
+        app.add_handler(MessageHandler(filters.UpdateType.EDITED, inbound.on_edited))
         app.add_handler(CallbackQueryHandler(inbound.on_callback))
         app.add_handler(ChatMemberHandler(inbound.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
         app.add_error_handler(inbound.on_error)

@@ -1,7 +1,9 @@
 """Inline buttons: `Action` <-> callback_data, and the memory of ForceReply prompts.
 
 callback_data holds at most 64 bytes (Bot API), so an action that does not fit inline is kept in
-Redis for 7 days and its button carries a short id. Nothing here sends or dispatches.
+Redis for 7 days and its button carries a short id. Any client can send any callback_data, so every
+button's data ends in an HMAC over the data and the chat it was sent to (`relay.signing`): a forged
+or copied payload is refused. Nothing here sends or dispatches.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from relay.keys import Keys
 from relay.models import Action, CommandSpec
+from relay.signing import SIG_CHARS, Signer
 
 CALLBACK_MAX = 64  # bytes, Bot API InlineKeyboardButton.callback_data
 STORED_TTL = 7 * 24 * 3600  # a stored action outlives any paging session someone comes back to
 PROMPT_TTL = 24 * 3600
 ROW_WIDTH = 3
 _SEP = "|"
+PAYLOAD_MAX = CALLBACK_MAX - 1 - SIG_CHARS  # what is left of 64 bytes after "|<signature>"
 _STORED = "r"
 _FLAG_OF = {("command", False): "c", ("command", True): "e", ("prompt", False): "p", ("prompt", True): "p"}
 _KIND_OF = {"c": ("command", False), "e": ("command", True), "p": ("prompt", False)}
@@ -49,10 +53,18 @@ def _action_from_json(raw: str | bytes) -> Action:
 class ButtonStore:
     """Encodes actions into buttons and back; remembers which command a ForceReply prompt is for."""
 
-    def __init__(self, redis: Redis, keys: Keys, specs: Mapping[str, CommandSpec] | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        specs: Mapping[str, CommandSpec] | None = None,
+        *,
+        signer: Signer | None = None,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self.specs: Mapping[str, CommandSpec] = specs or {}
+        self._signer = signer or Signer.random()
 
     def inline(self, action: Action) -> str | None:
         """ "flag|command|text_param|v1|v2…" with values in the spec's parameter order, or None
@@ -71,19 +83,23 @@ class ButtonStore:
         while values and not values[-1]:
             values.pop()
         data = _SEP.join([_FLAG_OF[(action.kind, action.replace)], action.command, action.text_param, *values])
-        return data if len(data.encode()) <= CALLBACK_MAX else None
+        return data if len(data.encode()) <= PAYLOAD_MAX else None
 
-    async def encode(self, action: Action) -> str:
-        """callback_data for the action, storing it in Redis when it does not fit inline."""
+    async def encode(self, action: Action, chat_id: str) -> str:
+        """Signed callback_data for the action in this chat, storing the action in Redis when it
+        does not fit inline."""
         data = self.inline(action)
-        if data is not None:
-            return data
-        ref = secrets.token_urlsafe(12)
-        await self._redis.set(self._keys.adapter("telegram", "cb", ref), _action_json(action), ex=STORED_TTL)
-        return f"{_STORED}{_SEP}{ref}"
+        if data is None:
+            ref = secrets.token_urlsafe(12)
+            await self._redis.set(self._keys.adapter("telegram", "cb", ref), _action_json(action), ex=STORED_TTL)
+            data = f"{_STORED}{_SEP}{ref}"
+        return f"{data}{_SEP}{self._signer.sign(data, chat_id)}"
 
-    async def decode(self, data: str, label: str = "") -> Action | None:
-        """The action a pressed button stands for; None when unknown or expired."""
+    async def decode(self, signed: str, chat_id: str, label: str = "") -> Action | None:
+        """The action a pressed button stands for; None when unknown, expired, or not signed for this chat."""
+        data, _, signature = signed.rpartition(_SEP)
+        if not data or not self._signer.verify(data, chat_id, signature):
+            return None
         flag, _, rest = data.partition(_SEP)
         if flag == _STORED:
             raw = await self._redis.get(self._keys.adapter("telegram", "cb", rest))
@@ -100,17 +116,19 @@ class ButtonStore:
         kind, replace = _KIND_OF[flag]
         return Action(label, command, args, kind, text_param, replace)  # type: ignore[arg-type]
 
-    async def keyboard(self, actions: Sequence[Action]) -> InlineKeyboardMarkup | None:
+    async def keyboard(self, actions: Sequence[Action], chat_id: str) -> InlineKeyboardMarkup | None:
         if not actions:
             return None
-        buttons = [InlineKeyboardButton(a.label, callback_data=await self.encode(a)) for a in actions]
+        buttons = [InlineKeyboardButton(a.label, callback_data=await self.encode(a, chat_id)) for a in actions]
         return InlineKeyboardMarkup([buttons[i : i + ROW_WIDTH] for i in range(0, len(buttons), ROW_WIDTH)])
 
-    async def remember_prompt(self, chat_id: str, message_id: int, action: Action) -> None:
-        key = self._keys.adapter("telegram", "prompt", chat_id, message_id)
+    async def remember_prompt(self, chat_id: str, message_id: int, action: Action, user_id: str) -> None:
+        """The prompt belongs to the user who pressed the button: only their answer uses it."""
+        key = self._keys.adapter("telegram", "prompt", chat_id, message_id, user_id)
         await self._redis.set(key, _action_json(action), ex=PROMPT_TTL)
 
-    async def take_prompt(self, chat_id: str, message_id: int) -> Action | None:
-        """The action a ForceReply prompt was for, once: a second answer is ordinary text."""
-        raw = await self._redis.getdel(self._keys.adapter("telegram", "prompt", chat_id, message_id))
+    async def take_prompt(self, chat_id: str, message_id: int, user_id: str) -> Action | None:
+        """The action this user's ForceReply prompt was for, once: a second answer, or anyone
+        else's answer, is ordinary text."""
+        raw = await self._redis.getdel(self._keys.adapter("telegram", "prompt", chat_id, message_id, user_id))
         return _action_from_json(raw) if raw else None

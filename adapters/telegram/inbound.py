@@ -83,8 +83,8 @@ class Inbound:
             raise ApplicationHandlerStop
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A new message (edits never reach this handler): migration notice, command or prompt answer."""
-        message = update.message
+        """A new message or channel post: migration notice, command or prompt answer."""
+        message = update.message or update.channel_post
         if message is None:
             return
         chat = message.chat
@@ -101,11 +101,22 @@ class Inbound:
             await self._on_command(update, message, text, context.bot.username)
             return
         prompt_for = message.reply_to_message
-        if prompt_for and prompt_for.from_user and prompt_for.from_user.id == context.bot.id:
-            action = await self._buttons.take_prompt(str(chat.id), prompt_for.message_id)
+        if prompt_for and prompt_for.from_user and prompt_for.from_user.id == context.bot.id and message.from_user:
+            action = await self._buttons.take_prompt(str(chat.id), prompt_for.message_id, str(message.from_user.id))
             if action is not None:
                 args = {**action.args, action.text_param: text}
                 await self._run(update, action.command, args, message, delete_id=message.message_id)
+
+    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An edited message. Only /link is acted on: whoever edits a message into "/link <token>"
+        has just shown the token, which must be deleted (and in a private chat, linked) like a new
+        one; re-running any other command on an edit (/send, /reply) would repeat its effect."""
+        message = update.edited_message or update.edited_channel_post
+        if message is None or not message.text or not message.text.startswith("/"):
+            return
+        name, _ = split_command(message.text)
+        if name == "link":
+            await self._on_command(update, message, message.text, context.bot.username)
 
     async def _on_command(self, update: Update, message: TgMessage, text: str, bot_username: str) -> None:
         head = text.split(maxsplit=1)[0]
@@ -133,8 +144,14 @@ class Inbound:
             origin = query.message
             if origin is None:  # a button on an inline-mode message: not ours
                 return
-            label = _label_of(origin, query.data)
-            action = await self._buttons.decode(query.data or "", label)
+            data = query.data or ""
+            on_message = _on_keyboard(origin, data)
+            if on_message is False:
+                # Telegram sends the pressed message as it stored it: data that is not one of its
+                # buttons was crafted by the client (e.g. a feed page's "replace" copied elsewhere).
+                note = EXPIRED
+                return
+            action = await self._buttons.decode(data, str(origin.chat.id), _label_of(origin, data))
             if action is None or action.command not in self._specs:
                 note = EXPIRED
                 return
@@ -150,12 +167,8 @@ class Inbound:
             await query.answer()
             answered = True
             messages = reply.messages
-            if (
-                action.replace
-                and messages
-                and isinstance(origin, TgMessage)
-                and await self._edit(ref, origin.message_id, messages[0])
-            ):
+            replace = action.replace and on_message and messages and isinstance(origin, TgMessage)
+            if replace and await self._edit(ref, origin.message_id, messages[0]):
                 messages = messages[1:]
             await self._reply(ref, Reply(messages), f"cb:{update.update_id}")
         except Exception:
@@ -194,10 +207,14 @@ class Inbound:
     ) -> None:
         chat = message.chat
         user = message.from_user
-        if user is None:
-            return
         ref = chat_ref(chat, message)
-        who = await self._user(chat, user, message.sender_chat, self._specs.get(name))
+        if user is None:
+            if chat.type != ChatType.CHANNEL:
+                return
+            # A channel post has no author, only the channel, and only its administrators can post.
+            who = UserRef("telegram", str(chat.id), chat.title or str(chat.id), is_chat_admin=True)
+        else:
+            who = await self._user(chat, user, message.sender_chat, self._specs.get(name))
         reply = await self._call(Command(name, dict(args), ref, who, chat.type == ChatType.PRIVATE))
         if reply.delete_command:
             # The command carried a secret: remove it first, then answer (failure is fine: no rights).
@@ -267,7 +284,7 @@ class Inbound:
         except DeliveryError as exc:
             log.info("prompt not sent chat=%s error=%s", ref.key, type(exc).__name__)
             return
-        await self._buttons.remember_prompt(str(chat.id), sent.message_id, action)
+        await self._buttons.remember_prompt(str(chat.id), sent.message_id, action, str(user.id))
 
     async def _edit(self, ref: ChatRef, message_id: int, message: Message) -> bool:
         try:
@@ -291,6 +308,15 @@ class Inbound:
                 except DeliveryError as exc:
                     log.info("reply not delivered chat=%s error=%s", ref.key, type(exc).__name__)
                     return
+
+
+def _on_keyboard(origin: object, data: str) -> bool | None:
+    """Whether `data` is one of the pressed message's buttons; None when Telegram no longer sends
+    that message's content (older than 48 hours), so only the signature can vouch for it."""
+    if not isinstance(origin, TgMessage):
+        return None
+    markup = origin.reply_markup
+    return any(button.callback_data == data for row in (markup.inline_keyboard if markup else ()) for button in row)
 
 
 def _label_of(origin: object, data: str | None) -> str:

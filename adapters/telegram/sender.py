@@ -70,7 +70,7 @@ class Sender:
         if message.image is not None:
             return await self._send_with_image(chat, message, message.image, key=key, silent=silent)
         chunks = self._chunks(message)
-        markup = await self._keyboard(message)
+        markup = await self._keyboard(message, chat)
         progress_key = self._keys.adapter("telegram", "sent", key) if len(chunks) > 1 else None
         done = await self._progress(progress_key)
         ids: list[int] = []
@@ -144,7 +144,7 @@ class Sender:
         chunks = self._chunks(message)
         if len(chunks) != 1:
             return False
-        markup = await self._keyboard(message)
+        markup = await self._keyboard(message, chat)
         chat_id = self._chat_id(chat)
         async with self._lock(chat_id):
             await self._ready(chat_id)
@@ -254,9 +254,10 @@ class Sender:
             log.debug("send failed chat=%s error=%s mapped=%s", chat.key, type(exc).__name__, type(error).__name__)
         return error
 
-    async def _keyboard(self, message: Message) -> InlineKeyboardMarkup | None:
+    async def _keyboard(self, message: Message, chat: ChatRef) -> InlineKeyboardMarkup | None:
         try:
-            return await self._buttons.keyboard(message.actions)
+            # Signed for the chat (not the topic): a button is pressed on a message of the chat.
+            return await self._buttons.keyboard(message.actions, str(self._chat_id(chat)))
         except RedisError as exc:
             raise RetryLater(NOT_STORED_RETRY, f"could not store button data: {type(exc).__name__}") from None
 

@@ -26,6 +26,18 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1 << 20  # bytes; Telegram updates are small, anything bigger is not from Telegram
 
 
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` (the rest is never buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class WebhookServer:
     """POST `path`: on a small starlette app of its own on `port` (0 picks a free one), or, given
     the `router` of the process's one HTTP server (the one on $PORT that also serves /healthz,
@@ -77,12 +89,19 @@ class WebhookServer:
         # Starlette decodes headers as latin-1, so this round-trips every byte Telegram could send.
         if not hmac.compare_digest(given.encode("latin-1"), self._secret):
             return Response(status_code=403)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return Response(status_code=413)
+        declared = request.headers.get("content-length", "")
+        if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
+            return Response(status_code=413)  # refused before a byte of the body is read
+        body = await _read_capped(request, MAX_BODY)
+        if body is None:
+            return Response(status_code=413)  # chunked, or a Content-Length that lied
         try:
-            update = Update.de_json(json.loads(body), self._bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            data = json.loads(body)
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            update = Update.de_json(data, self._bot)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            # RecursionError: deeply nested JSON. Whatever does not parse is the sender's fault: 400.
             log.info("webhook body is not an update")
             return Response(status_code=400)
         # Queue and answer at once: Telegram resends an update that is not acknowledged quickly.

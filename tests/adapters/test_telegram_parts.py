@@ -89,15 +89,15 @@ def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
 async def test_button_data_round_trips_inline_or_through_redis(redis: Redis, keys: Keys) -> None:
     store = ButtonStore(redis, keys, BY_NAME)
     paging = Action("Next", "feed", {"keyword": "btc", "page": "3"}, replace=True)
-    data = await store.encode(paging)
-    assert data == "e|feed||btc||3"
-    assert await store.decode(data, "Next") == paging
+    data = await store.encode(paging, "42")
+    assert data.startswith("e|feed||btc||3|") and len(data.encode()) <= 64
+    assert await store.decode(data, "42", "Next") == paging
     prompt = Action("Reply", "reply", {"signal_id": "9"}, kind="prompt", text_param="text")
-    assert await store.decode(await store.encode(prompt), "Reply") == prompt
+    assert await store.decode(await store.encode(prompt, "42"), "42", "Reply") == prompt
     odd = Action("Go", "feed", {"keyword": "a|b"})  # the separator inside a value: stored, not inline
-    stored = await store.encode(odd)
-    assert stored.startswith("r|") and await store.decode(stored) == odd
+    stored = await store.encode(odd, "42")
+    assert stored.startswith("r|") and await store.decode(stored, "42") == odd
     unknown = Action("X", "not-a-command", {"a": "1"})
-    assert (await store.encode(unknown)).startswith("r|")
-    assert await store.decode("c|not-a-command||1") is None
-    assert await store.decode("garbage") is None
+    assert (await store.encode(unknown, "42")).startswith("r|")
+    assert await store.decode("c|not-a-command||1", "42") is None
+    assert await store.decode("garbage", "42") is None
