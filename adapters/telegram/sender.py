@@ -92,7 +92,7 @@ class Sender:
         title; progress is kept under `key` like chunks, so a resend does not repeat the photo."""
         text_only = dataclasses.replace(message, image=None)
         caption = [c for c in render(text_only, CAPTION_MAX) if c.text.strip()]
-        markup = await self._keyboard(message)
+        markup = await self._keyboard(message, chat)
         if len(caption) <= 1:
             sent = await self.post_photo(chat, image, caption[0] if caption else None, markup, silent=silent)
             return [sent.message_id]
