@@ -10,8 +10,13 @@ same drawing (single flight), later ones get the cached picture.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +34,27 @@ T = TypeVar("T")
 
 class RenderBusy(Exception):
     """Too many charts are waiting already; the caller should try again shortly."""
+
+
+WORKER_NICENESS = 10
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _worker_init(parent: int) -> None:
+    """Runs first in each worker.
+
+    Lower priority: the OS gives the relay's own process the CPU first, so on a busy machine a
+    burst of drawing slows the charts, not polling and delivery. And on Linux the worker dies with
+    the relay: a SIGKILLed relay would otherwise leave its workers behind, still holding the
+    relay's stdout and stderr (a supervisor reading them would wait forever)."""
+    with contextlib.suppress(OSError):  # not permitted here: the worker runs at normal priority
+        os.nice(WORKER_NICENESS)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the relay died before the line above took effect
+            os._exit(0)
 
 
 def _warm() -> bool:
@@ -51,7 +77,12 @@ class ChartRenderer:
         if self._pool is None:
             # spawn, not fork: forking a process that runs an event loop and threads copies
             # their locks mid-use; a spawned worker starts clean and imports only the drawing.
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     async def warm(self) -> None:

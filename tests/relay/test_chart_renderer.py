@@ -4,8 +4,11 @@ renders, and the short cache that lets identical requests share one drawing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ LINE = LineChart(
     fill_to=0.0,
     levels=(Level("support", -300.0),),
 )
+ROOT = Path(__file__).resolve().parents[2]
 BARS = BarChart(
     "Open positions", "total +$1.2k", ("BTC long", "NVDA short", "ETH long\ncopied #3"), (1200.0, -340.0, 88.0)
 )
@@ -116,3 +120,45 @@ def test_axis_amounts_are_short_and_signed() -> None:
         "$1.2k",
         "-$2.5M",
     ]
+
+
+_HOLDER = """
+import asyncio, sys
+from relay.charts.renderer import ChartRenderer
+
+async def main() -> None:
+    renderer = ChartRenderer(workers=2)
+    await renderer.warm()
+    print(*renderer._pool._processes, flush=True)
+    await asyncio.sleep(3600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+async def test_workers_die_with_a_killed_relay_and_release_its_output(tmp_path: Path) -> None:
+    script = tmp_path / "holder.py"
+    await asyncio.to_thread(script.write_text, _HOLDER)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    workers = [int(pid) for pid in (await asyncio.wait_for(proc.stdout.readline(), 60)).split()]
+    assert len(workers) == 2
+    proc.kill()
+    await proc.wait()
+    # EOF on the relay's stdout means nothing alive holds it any more (workers, resource tracker).
+    assert await asyncio.wait_for(proc.stdout.read(), 30) == b""
+    assert not [pid for pid in workers if await asyncio.to_thread(_alive, pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
