@@ -87,7 +87,10 @@ async def test_redis_unreachable_is_a_named_reason(relay: Relay) -> None:
         async for s in serve(make_health(relay, dead)):
             code, body = await s.ready()
             assert code == 503
-            assert body["reasons"] == ["redis unreachable (ConnectionError)"]
+            reasons = body["reasons"]
+            assert isinstance(reasons, list) and len(reasons) == 1
+            # ConnectionError, or TimeoutError where the client retries the connect past the check's limit.
+            assert reasons[0] in ("redis unreachable (ConnectionError)", "redis unreachable (TimeoutError)")
             assert (await s.http.get("/healthz")).status_code == 200  # the process itself is fine
     finally:
         await dead.aclose()
