@@ -156,8 +156,15 @@ async def stuck_report(
     return "\n".join(lines)
 
 
+def add_chats(fake: FakeTelegram, work: list[tuple[int, int]]) -> None:
+    """The fake answers "chat not found" for chats the bot never met, as Telegram does."""
+    for chat_id in sorted({c for _, c in work}):
+        fake.add_chat(chat_id, "private" if chat_id > 0 else "supergroup")
+
+
 async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data: Path) -> dict[str, float]:
     async with FakeTelegram(limits=Limits()) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
+        add_chats(fake, work)
         redis = handle.redis
         keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
         settings = TelegramSettings(bot_token=fake.token, api_base=fake.api_base, port=0, webhook_url=None)
@@ -217,6 +224,7 @@ async def run_reference(work: list[tuple[int, int]], budget: float) -> dict[str,
         FakeTelegram(limits=Limits()) as fake,
         httpx.AsyncClient(base_url=f"{fake.api_base}/bot{fake.token}", timeout=10) as http,
     ):
+        add_chats(fake, work)
         started = time.monotonic()
         enqueued = {n: started for n, _ in work}
         deadline = started + budget

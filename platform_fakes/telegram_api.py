@@ -3,6 +3,12 @@
 It answers in the real wire format ({"ok":true,"result":…} / {"ok":false,"error_code":…}),
 validates HTML roughly like Telegram, enforces flood limits with 429 + retry_after, records every
 call, and lets a test inject updates and failures. It knows nothing about the relay.
+
+It refuses what Telegram refuses, each rule with its source: the Bot API page
+(https://core.telegram.org/bots/api, "BAPI" below) and the Bots FAQ on limits
+(https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this, "FAQ"). Where
+Telegram documents no figure (how long a callback query can be answered), the figure observed in
+client libraries' issue trackers is used and marked as such.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import uvicorn
@@ -31,6 +37,11 @@ from starlette.routing import Route
 
 from platform_fakes import uploads
 
+# BAPI setWebhook: "Ports currently supported for webhooks: 443, 80, 88, 8443."
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+# Not documented: Telegram stops accepting answerCallbackQuery some seconds after the press
+# ("query is too old and response timeout expired"); reports put it at 5-15 s.
+CALLBACK_ANSWER_WINDOW = 10.0
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 SERVICE_USER = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 MAX_TEXT = 4096
@@ -113,13 +124,26 @@ class Call:
 
 @dataclass(frozen=True)
 class Limits:
-    """Telegram's flood limits as documented (Bot FAQ); None disables a limit."""
+    """Telegram's flood limits (FAQ): "avoid sending more than one message per second" in a chat,
+    "no more than 20 messages per minute" in a group, "about 30 messages per second" in bulk.
+    None disables a limit. `scaled(k)` keeps the shapes with every period multiplied by k, so
+    tests meet 429s as production does, k times faster (retry_after stays a whole number of
+    seconds, as Telegram's is: a scaled 429 is over-waited, never under-waited)."""
 
     per_chat_burst: int = 3
     per_chat_rate: float = 1.0
     per_group: tuple[int, float] | None = (20, 60.0)
     global_burst: int = 30
     global_rate: float = 30.0
+
+    def scaled(self, k: float) -> Limits:
+        return Limits(
+            self.per_chat_burst,
+            self.per_chat_rate / k,
+            (self.per_group[0], self.per_group[1] * k) if self.per_group else None,
+            self.global_burst,
+            self.global_rate / k,
+        )
 
 
 DOCUMENTED_LIMITS = Limits()  # frozen, so one instance can be every fake's default
@@ -154,10 +178,24 @@ class FakeTelegram:
     """`async with FakeTelegram() as fake:` then point PTB at `fake.api_base`."""
 
     def __init__(
-        self, token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken", *, limits: Limits | None = DOCUMENTED_LIMITS
+        self,
+        token: str = "1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken",
+        *,
+        limits: Limits | None = DOCUMENTED_LIMITS,
+        callback_window: float = CALLBACK_ANSWER_WINDOW,
+        webhook_retry: float = 1.0,
+        webhook_attempts: int = 10,
     ) -> None:
         self.token = token
         self.limits = limits
+        self.callback_window = callback_window
+        self.webhook_retry = webhook_retry  # first wait before redelivering after a non-2xx answer
+        self.webhook_attempts = webhook_attempts  # "give up after a reasonable amount of attempts"
+        # Where the webhook's public https URL is served from (the TLS proxy in front of the relay).
+        self.webhook_origin = ""
+        self.topics: dict[int, set[int]] = defaultdict(set)
+        self.bot_admin: set[int] = set()  # chats where the bot is an administrator
+        self.webhook_dropped: list[int] = []  # update_ids Telegram gave up on
         self.bot = {
             "id": int(token.split(":")[0]),
             "is_bot": True,
@@ -178,6 +216,7 @@ class FakeTelegram:
         # remembered until changed, and by default excludes chat_member, message_reaction(_count).
         self.allowed_updates: list[str] | None = None
         self.webhook_deliveries: list[int] = []
+        self._webhook_error: tuple[int, str] | None = None
         self.conflicts_served = 0
         self.can_delete: dict[int, bool] = {}
         self._failures: dict[int, tuple[str, int]] = {}
@@ -190,7 +229,9 @@ class FakeTelegram:
         self._update_ids = itertools.count(1)
         self._msg_ids: dict[int, Iterator[int]] = defaultdict(lambda: itertools.count(1))
         self._query_ids = itertools.count(1)
-        self._open_queries: set[str] = set()
+        self._open_queries: dict[str, float] = {}  # query id -> when pressed (monotonic)
+        self._pusher: asyncio.Task[None] | None = None
+        self._pushed = asyncio.Event()
         self._new_update = asyncio.Condition()
         self._poll: _Poll | None = None
         self._chat_buckets: dict[int, _Bucket] = {}
@@ -223,6 +264,10 @@ class FakeTelegram:
     async def __aexit__(self, *exc: object) -> None:
         if self._poll:
             self._poll.terminated.set()
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
         if self._http:
             await self._http.aclose()
         if self._server and self._task:
@@ -244,6 +289,10 @@ class FakeTelegram:
         self.chats[chat_id] = chat
         return chat
 
+    def add_topic(self, chat_id: int, thread_id: int) -> None:
+        """A forum topic (or reply thread) now exists in the chat."""
+        self.topics[chat_id].add(thread_id)
+
     def chat(self, chat_id: int) -> dict[str, Any]:
         if chat_id not in self.chats:
             self.add_chat(chat_id, "private" if chat_id > 0 else "supergroup")
@@ -261,8 +310,9 @@ class FakeTelegram:
         self.members[(chat_id, user_id)] = status
 
     def fail_chat(self, chat_id: int, kind: str | None, *, after: int = 0) -> None:
-        """kind: "blocked"/"kicked" (403), "not_found" (400 chat not found), "bad_request" (another
-        400), "server_error" (500); None heals. `after`: first accept that many more sends."""
+        """kind: "blocked"/"kicked" (403), "not_found" (400 chat not found), "no_rights" (400 not
+        enough rights to send: the group restricts members, an admin can lift it), "bad_request"
+        (another 400), "server_error" (500); None heals. `after`: first accept that many more sends."""
         self._failures.pop(chat_id, None)
         self._fail_after.pop(chat_id, None)
         if kind is not None and after:
@@ -302,6 +352,7 @@ class FakeTelegram:
             extra["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         if thread_id is not None:
             extra |= {"message_thread_id": thread_id, "is_topic_message": True}
+            self.add_topic(chat_id, thread_id)
         if reply_to is not None:
             extra["reply_to_message"] = self.messages[(chat_id, reply_to)]
         if sender_chat is not None:
@@ -313,7 +364,7 @@ class FakeTelegram:
     def press(self, chat_id: int, message_id: int, data: str, user: dict[str, Any]) -> str:
         """A user presses an inline button with this callback_data; returns the query id."""
         query_id = str(next(self._query_ids))
-        self._open_queries.add(query_id)
+        self._open_queries[query_id] = time.monotonic()
         self.inject(
             {
                 "callback_query": {
@@ -388,11 +439,16 @@ class FakeTelegram:
         return bool(set(kinds) & set(self.allowed_updates))
 
     def inject(self, update: dict[str, Any]) -> int:
+        """Queue an update; one of a type the bot did not ask for is never created (BAPI
+        getUpdates allowed_updates: "Specify a JSON-serialized list of the update types you want
+        your bot to receive"). Returns its update_id (0 when filtered out)."""
+        if not self._allowed(update):
+            return 0
         update_id = next(self._update_ids)
         update = {"update_id": update_id, **update}
         self._updates.append(update)
-        if self.webhook_url and self._allowed(update):
-            asyncio.get_running_loop().create_task(self._push(update))
+        if self.webhook_url:
+            self._pushed.set()
         asyncio.get_running_loop().create_task(self._notify())
         return update_id
 
@@ -437,7 +493,15 @@ class FakeTelegram:
         params = await self._params(request)
         if request.path_params["token"] != self.token:
             return await self._record(method, params, _error(401, "Unauthorized"))
+        if "chat_id" in params and (refused := self._missing(params)):
+            return await self._record(method, params, refused)
         handler = getattr(self, f"_api_{method}", None)
+        # FAQ: the limits are on messages a bot sends, whatever the method. Modelled methods
+        # (sendMessage, sendPhoto, editMessageText…) throttle after validating; any other
+        # send/edit/copy/forward meets the limits here.
+        flooded = handler is None and method.startswith(_FLOODED) and method != "sendChatAction"
+        if flooded and "chat_id" in params and (answer := self._throttle(int(params["chat_id"]))):
+            return await self._record(method, params, answer)
         if handler is None:
             return await self._record(method, params, _error(404, "Not Found"))
         if method == "getUpdates":
@@ -482,17 +546,30 @@ class FakeTelegram:
         return _ok(True)
 
     async def _api_setWebhook(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        self._remember_allowed(p)
-        self.webhook_url = str(p.get("url", ""))
+        url = str(p.get("url", ""))
+        if url and (problem := webhook_url_problem(url)):
+            return _error(400, f"Bad Request: bad webhook: {problem}")
+        self.webhook_url = url
         self.webhook_secret = str(p.get("secret_token", ""))
+        self._remember_allowed(p)
         if self._poll:
             self._poll.terminated.set()
+        if url and self._pusher is None:
+            self._pusher = asyncio.get_running_loop().create_task(self._push_loop())
+        self._pushed.set()
         return _ok(True)
 
     async def _api_getWebhookInfo(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return _ok(
-            {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": len(self._updates)}
-        )
+        info: dict[str, Any] = {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
+        if self.allowed_updates is not None:
+            info["allowed_updates"] = self.allowed_updates
+        if self._webhook_error:
+            info |= {"last_error_date": self._webhook_error[0], "last_error_message": self._webhook_error[1]}
+        return _ok(info)
 
     async def _api_getUpdates(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise AssertionError("dispatched through _get_updates")
@@ -620,14 +697,16 @@ class FakeTelegram:
 
     async def _api_answerCallbackQuery(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         query_id = str(p.get("callback_query_id"))
-        if query_id not in self._open_queries:
+        pressed = self._open_queries.pop(query_id, None)
+        # BAPI answerCallbackQuery: clients show a progress bar until it is called; an answer
+        # after the (undocumented) window, or a second one, is refused.
+        if pressed is None or time.monotonic() - pressed > self.callback_window:
             return _error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
-        self._open_queries.discard(query_id)
         return _ok(True)
 
     async def _api_deleteMessage(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         chat_id, message_id = int(p["chat_id"]), int(p["message_id"])
-        allowed = self.can_delete.get(chat_id, self.chat(chat_id)["type"] == "private")
+        allowed = self.can_delete.get(chat_id, self.chats[chat_id]["type"] == "private")
         if not allowed or (chat_id, message_id) not in self.messages:
             return _error(400, "Bad Request: message can't be deleted")
         del self.messages[(chat_id, message_id)]
@@ -638,6 +717,13 @@ class FakeTelegram:
         refused = self._refuse(chat_id)
         if refused:
             return refused
+        chat = self.chats[chat_id]
+        # BAPI getChatMember: "only guaranteed to work for other users if the bot is an
+        # administrator in the chat". A channel's member list, and a supergroup's whose members
+        # are hidden, are closed to a bot that is not an administrator.
+        closed = chat["type"] == "channel" or chat.get("has_hidden_members")
+        if closed and chat_id not in self.bot_admin and user_id != self.bot["id"]:
+            return _error(400, "Bad Request: member list is inaccessible")
         return _ok(_member(self.user(user_id), self.members.get((chat_id, user_id), "member")))
 
     # --- internals ---------------------------------------------------------------------------
@@ -653,13 +739,34 @@ class FakeTelegram:
             return _error(403, "Forbidden: bot was kicked from the supergroup chat")
         if kind == "not_found":
             return _error(400, "Bad Request: chat not found")
+        if kind == "no_rights":
+            return _error(400, "Bad Request: not enough rights to send text messages to the chat")
         if kind == "bad_request":
             return _error(400, "Bad Request: wrong parameter action in request")
         if kind == "server_error":
             return _error(500, "Internal Server Error")
         return _error(400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": new_id})
 
+    def _missing(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """A chat the bot never met, or a thread that does not exist in it (BAPI: chat_id is the
+        "unique identifier for the target chat"; message_thread_id "of the target message thread
+        (topic) of the forum")."""
+        try:
+            chat_id = int(p["chat_id"])
+        except (TypeError, ValueError):
+            return _error(400, "Bad Request: chat not found")  # @username chats are not modelled
+        if chat_id not in self.chats:
+            return _error(400, "Bad Request: chat not found")
+        if chat_id in self._failures:
+            return None  # the chat's own state (blocked, migrated) answers first, in the handler
+        thread = p.get("message_thread_id")
+        if thread and int(thread) not in self.topics[chat_id]:
+            return _error(400, "Bad Request: message thread not found")
+        return None
+
     def _validate(self, p: dict[str, Any], chat_id: int) -> tuple[int, dict[str, Any]] | None:
+        if problem := _keyboard_problem(p.get("reply_markup")):
+            return _error(400, f"Bad Request: {problem}")
         try:
             if chat_id in self.reject_html and str(p.get("parse_mode", "")).upper() == "HTML":
                 raise ParseError('Unsupported start tag "x" at byte offset 0')
@@ -749,16 +856,71 @@ class FakeTelegram:
         async with self._new_update:
             self._new_update.notify_all()
 
-    async def _push(self, update: dict[str, Any]) -> None:
+    async def _push_loop(self) -> None:
+        """Deliver queued updates to the webhook in order. BAPI setWebhook: "In case of an
+        unsuccessful request (a request with response HTTP status code different from 2XY), we
+        will repeat the request and give up after a reasonable amount of attempts." """
+        while True:
+            await self._pushed.wait()
+            self._pushed.clear()
+            while self.webhook_url and self._updates:
+                update = self._updates[0]
+                for attempt in range(self.webhook_attempts):
+                    if await self._push(update):
+                        break
+                    await asyncio.sleep(min(self.webhook_retry * 2**attempt, 30 * self.webhook_retry))
+                else:
+                    self.webhook_dropped.append(update["update_id"])
+                self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+
+    async def _push(self, update: dict[str, Any]) -> bool:
         assert self._http is not None
         headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret} if self.webhook_secret else {}
+        url = self.webhook_url
+        if self.webhook_origin:
+            parts = urlsplit(url)
+            url = self.webhook_origin + parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            response = await self._http.post(self.webhook_url, json=update, headers=headers)
-            self.webhook_deliveries.append(response.status_code)
-        except httpx.HTTPError:
+            response = await self._http.post(url, json=update, headers=headers)
+        except httpx.HTTPError as exc:
             self.webhook_deliveries.append(0)
-        else:
-            self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+            self._webhook_error = (int(time.time()), f"Connection failed: {type(exc).__name__}")
+            return False
+        self.webhook_deliveries.append(response.status_code)
+        if 200 <= response.status_code < 300:
+            return True
+        self._webhook_error = (int(time.time()), f"Wrong response from the webhook: {response.status_code}")
+        return False
+
+
+_FLOODED = ("send", "edit", "copy", "forward")
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why setWebhook refuses `url` (BAPI setWebhook: an HTTPS URL, ports 443, 80, 88 or 8443), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError:
+        return "invalid webhook URL specified"
+    if parts.scheme != "https" or not parts.hostname:
+        return "HTTPS url must be provided for webhook"
+    if port not in WEBHOOK_PORTS:
+        return "Webhook can be set up only on ports 80, 88, 443 or 8443"
+    return None
+
+
+def _keyboard_problem(markup: Any) -> str | None:
+    """BAPI InlineKeyboardButton.callback_data: "Data to be sent in a callback query to the bot
+    when the button is pressed, 1-64 bytes"; Telegram answers BUTTON_DATA_INVALID otherwise."""
+    if not isinstance(markup, dict):
+        return None
+    for row in markup.get("inline_keyboard") or []:
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                return "BUTTON_DATA_INVALID"
+    return None
 
 
 def _multipart_params(content_type: str, body: bytes) -> dict[str, Any]:

@@ -22,7 +22,15 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, SendUncertain, Undeliverable
+from relay.errors import (
+    ChatGone,
+    ChatMoved,
+    DeliveryError,
+    PermissionMissing,
+    RetryLater,
+    SendUncertain,
+    Undeliverable,
+)
 from relay.models import ChatRef
 
 # Errors raised before any byte left: the request can be repeated without risk of a duplicate.
@@ -31,7 +39,12 @@ NOT_SENT_RETRY = 2.0  # seconds: a connect failure is usually brief
 BAD_TOKEN_RETRY = 60.0  # the operator has to fix the token; keep the messages meanwhile
 
 # BadRequest descriptions that mean "this chat (or topic) no longer takes our messages".
-_GONE = ("chat not found", "message thread not found", "not enough rights to send", "have no rights to send")
+_GONE = ("chat not found", "message thread not found")
+# "not enough rights to send text messages to the chat" (a group restricting members, slow mode,
+# a channel where the bot lost Post Messages) and "have no rights to send a message": the chat is
+# still there and an admin can give the right back, so its subscriptions must stay.
+_NO_RIGHTS = ("not enough rights", "have no rights to send")
+NO_RIGHTS_RETRY = 600.0
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -58,6 +71,8 @@ def to_delivery_error(exc: Exception, chat: ChatRef) -> DeliveryError:
         return RetryLater(retry_after_seconds(exc), "telegram flood control (429)")
     if isinstance(exc, ChatMigrated):
         return ChatMoved(ChatRef(chat.platform, str(exc.new_chat_id), chat.thread_id))
+    if isinstance(exc, (BadRequest, Forbidden)) and any(m in exc.message.lower() for m in _NO_RIGHTS):
+        return PermissionMissing(NO_RIGHTS_RETRY, exc.message)
     if isinstance(exc, Forbidden):
         return ChatGone(f"forbidden: {exc.message}")
     if isinstance(exc, BadRequest):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from telegram import Chat, ChatMember, ForceReply, Update, User
+from telegram import CallbackQuery, Chat, ChatMember, ForceReply, Update, User
 from telegram import Message as TgMessage
 from telegram.constants import ChatType
 from telegram.error import TelegramError
@@ -134,38 +134,45 @@ class Inbound:
         await self._run(update, name, parse_words(spec, rest), message, delete_id=message.message_id)
 
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A button press. answerCallbackQuery is always called, also when anything fails."""
+        """A button press: answerCallbackQuery first, then authorise and dispatch.
+
+        The client spins until the query is answered, and Telegram refuses an answer a few
+        seconds after the press ("query is too old"), so nothing slow (the core, AI-Trader, a
+        chat's rate limit) may come before it. Only decoding the button (one Redis read) does,
+        so an expired button still says so in the answer. A failure after the answer is told
+        in the chat, as any command's failure is."""
         query = update.callback_query
         if query is None:
             return
-        note: str | None = None
-        answered = False
+        origin = query.message
+        if origin is None:  # a button on an inline-mode message: not ours
+            await self._answer(query, None)
+            return
+        data = query.data or ""
+        on_message = _on_keyboard(origin, data)
+        if on_message is False:
+            # Telegram sends the pressed message as it stored it: data that is not one of its
+            # buttons was crafted by the client (e.g. a feed page's "replace" copied elsewhere).
+            await self._answer(query, EXPIRED)
+            return
         try:
-            origin = query.message
-            if origin is None:  # a button on an inline-mode message: not ours
-                return
-            data = query.data or ""
-            on_message = _on_keyboard(origin, data)
-            if on_message is False:
-                # Telegram sends the pressed message as it stored it: data that is not one of its
-                # buttons was crafted by the client (e.g. a feed page's "replace" copied elsewhere).
-                note = EXPIRED
-                return
             action = await self._buttons.decode(data, str(origin.chat.id), _label_of(origin, data))
-            if action is None or action.command not in self._specs:
-                note = EXPIRED
-                return
-            ref = chat_ref(origin.chat, origin if isinstance(origin, TgMessage) else None)
+        except Exception:
+            log.exception("button data unreadable")
+            await self._answer(query, FAILED)
+            return
+        if action is None or action.command not in self._specs:
+            await self._answer(query, EXPIRED)
+            return
+        await self._answer(query, None)
+        ref = chat_ref(origin.chat, origin if isinstance(origin, TgMessage) else None)
+        try:
             if action.kind == "prompt":
-                await query.answer()
-                answered = True
                 await self._prompt(ref, origin.chat, query.from_user, action)
                 return
             user = await self._user(origin.chat, query.from_user, None, self._specs[action.command])
             command = Command(action.command, dict(action.args), ref, user, origin.chat.type == ChatType.PRIVATE)
             reply = await self._call(command)
-            await query.answer()
-            answered = True
             messages = reply.messages
             replace = action.replace and on_message and messages and isinstance(origin, TgMessage)
             if replace and await self._edit(ref, origin.message_id, messages[0]):
@@ -173,13 +180,14 @@ class Inbound:
             await self._reply(ref, Reply(messages), f"cb:{update.update_id}")
         except Exception:
             log.exception("button press failed")
-            note = FAILED
-        finally:
-            if not answered:
-                try:
-                    await query.answer(text=note)
-                except TelegramError as exc:
-                    log.info("answerCallbackQuery failed error=%s", type(exc).__name__)
+            await self._reply(ref, Reply.text(FAILED), f"cb-failed:{update.update_id}")
+
+    @staticmethod
+    async def _answer(query: CallbackQuery, note: str | None) -> None:
+        try:
+            await query.answer(text=note)
+        except TelegramError as exc:
+            log.info("answerCallbackQuery failed error=%s", type(exc).__name__)
 
     async def on_my_chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The bot's own membership changed: left or kicked means the chat is gone for us."""

@@ -23,7 +23,7 @@ from adapters.telegram.buttons import ButtonStore
 from adapters.telegram.failures import is_not_modified, is_parse_error, retry_after_seconds, to_delivery_error
 from adapters.telegram.limiter import SendLimiter
 from adapters.telegram.markup import MAX_TEXT, Chunk, Span, render, render_spans
-from relay.errors import ChatGone, ChatMoved, DeliveryError, RetryLater, Undeliverable
+from relay.errors import ChatGone, ChatMoved, DeliveryError, PermissionMissing, RetryLater, Undeliverable
 from relay.keys import Keys
 from relay.models import ChatRef, Image, Message
 
@@ -243,16 +243,25 @@ class Sender:
         if isinstance(exc, RetryAfter):
             self._limiter.penalize(chat_id, retry_after_seconds(exc))
         elif isinstance(error, ChatGone):
-            if chat.key not in self._gone_logged:
-                if len(self._gone_logged) >= _GONE_LOG_CAP:
-                    self._gone_logged.pop(next(iter(self._gone_logged)))
-                self._gone_logged[chat.key] = None
+            if self._first_time(chat):
                 log.warning("chat gone chat=%s reason=%s", chat.key, error)
+        elif isinstance(error, PermissionMissing):
+            if self._first_time(chat):
+                log.warning("bot lacks the right to post chat=%s reason=%s: kept, retrying later", chat.key, error)
         elif isinstance(error, ChatMoved):
             log.info("chat moved chat=%s new=%s", chat.key, error.new_chat.key)
         else:
             log.debug("send failed chat=%s error=%s mapped=%s", chat.key, type(exc).__name__, type(error).__name__)
         return error
+
+    def _first_time(self, chat: ChatRef) -> bool:
+        """True once per chat (bounded): a chat's lasting refusal is logged once, not per retry."""
+        if chat.key in self._gone_logged:
+            return False
+        if len(self._gone_logged) >= _GONE_LOG_CAP:
+            self._gone_logged.pop(next(iter(self._gone_logged)))
+        self._gone_logged[chat.key] = None
+        return True
 
     async def _keyboard(self, message: Message, chat: ChatRef) -> InlineKeyboardMarkup | None:
         try:

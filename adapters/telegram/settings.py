@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # setWebhook's secret_token: 1-256 characters, only A-Z, a-z, 0-9, _ and - (Bot API).
 _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# setWebhook: an HTTPS URL; "Ports currently supported for webhooks: 443, 80, 88, 8443" (Bot API).
+WEBHOOK_PORTS = (443, 80, 88, 8443)
 
 
 class TelegramSettings(BaseSettings):
@@ -35,6 +38,23 @@ class TelegramSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url_telegram_accepts(cls, value: str | None) -> str | None:
+        """Refuse here, in one line, what setWebhook would refuse at start with a raw error."""
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            port = parts.port or 443
+        except ValueError:
+            raise ValueError("TELEGRAM_WEBHOOK_URL is not a valid URL") from None
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("TELEGRAM_WEBHOOK_URL must be an https:// URL (Telegram refuses others)")
+        if port not in WEBHOOK_PORTS:
+            raise ValueError(f"TELEGRAM_WEBHOOK_URL port {port}: Telegram delivers only to ports 443, 80, 88 or 8443")
+        return value.strip()
 
     @field_validator("webhook_secret", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.limiter import SendLimiter
-from platform_fakes.telegram_api import FakeTelegram
+from platform_fakes.telegram_api import FakeTelegram, Limits
 from relay.adapter import ChatChange
 from relay.keys import Keys
 from relay.logs import Redactor
@@ -54,11 +54,15 @@ class Recorder:
         return self.commands[index]
 
 
+# Telegram's limits at 1/20 of their periods: tests meet the same 429s production does, quickly.
+TIME_SCALE = 0.05
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    """Without flood limits, so tests of other behaviour need not wait; tests of the limits build
-    their own FakeTelegram with `Limits()`."""
-    async with FakeTelegram(limits=None) as server:
+    """The fake Bot API with Telegram's flood limits on (per chat, per group, global), scaled by
+    TIME_SCALE; `fast_limiter` paces the adapter to the same scale."""
+    async with FakeTelegram(limits=Limits().scaled(TIME_SCALE)) as server:
         yield server
 
 

@@ -276,6 +276,27 @@ async def test_a_blocked_chat_loses_its_subscriptions(
     assert len(fake.calls_to("sendMessage", status=403)) == 1  # one refusal, no retries
 
 
+async def test_a_group_without_the_right_to_post_keeps_its_subscriptions(
+    tg: Telegram, fake: FakeTelegram, world: World, redis: Redis, keys: Keys
+) -> None:
+    """ "not enough rights to send" can be undone by an admin: the chat keeps its configuration and
+    its queue, /status says why, nothing is dead-lettered, and delivery resumes later."""
+    agent_id = await tg.linked_agent()
+    await tg.says(42, ANN, "/subscribe", "Subscribed")
+    fake.fail_chat(42, "no_rights")
+    world.push_message(agent_id, "custom_note", "are you there")
+    await tg.poll(agent_id)
+    await fake.wait_for("sendMessage", to_chat(42, "are you there"), 10, status=400)
+
+    async def noted() -> str:
+        return "permission" in await tg.relay.store.chat_error(ref(42))
+
+    await eventually(noted, True)
+    assert len(await tg.relay.store.chat_subscriptions(ref(42))) == 1
+    assert await tg.relay.outbox.pending(ref(42)) == 1 and await redis.xrange(keys.dead_letters()) == []
+    assert len(fake.calls_to("sendMessage", status=400)) == 1, "retried later, not at once"
+
+
 async def test_a_migrated_group_takes_its_subscription_and_pending_deliveries_to_the_new_id(
     tg: Telegram, fake: FakeTelegram, world: World
 ) -> None:

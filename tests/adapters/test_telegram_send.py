@@ -24,6 +24,13 @@ def chat(chat_id: int, thread: int | None = None) -> ChatRef:
     return ChatRef("telegram", str(chat_id), str(thread) if thread else None)
 
 
+@pytest.fixture(autouse=True)
+def known_chats(fake: FakeTelegram) -> None:
+    """The fake, like Telegram, answers "chat not found" for chats the bot never met."""
+    for chat_id in (1, 2, 42, 43):
+        fake.add_chat(chat_id)
+
+
 NOTE = Message(
     title="New reply on <BTC> & co",
     body="Looks good 👍 — but 1 < 2",
@@ -48,6 +55,7 @@ async def test_a_message_is_sent_as_escaped_html_without_preview(fake: FakeTeleg
 
 async def test_silent_and_forum_topic_sends(fake: FakeTelegram, adapter: TelegramAdapter) -> None:
     fake.add_chat(-1009, "supergroup", is_forum=True)
+    fake.add_topic(-1009, 7)
     await adapter.send(chat(-1009, thread=7), Message(body="quiet"), key="d1", silent=True)
     (call,) = fake.sent(-1009)
     assert call.params["disable_notification"] in ("true", True) and int(call.params["message_thread_id"]) == 7
@@ -157,6 +165,7 @@ async def test_a_request_that_cannot_connect_is_retried_later(fake: FakeTelegram
 async def test_sends_stay_within_telegrams_per_chat_limit(redis: Redis, keys: Keys) -> None:
     """With Telegram's real per-chat limit on the fake, the adapter's own pacing earns no 429."""
     async with FakeTelegram(limits=Limits()) as fake:  # ~1/s with a burst of 3, like Telegram
+        fake.add_chat(42)
         adapter = TelegramAdapter(telegram_settings(fake), redis, keys, Redactor())
         try:
             await asyncio.gather(*(adapter.send(chat(42), Message(body=f"m{i}"), key=f"k{i}") for i in range(5)))
@@ -207,6 +216,8 @@ async def test_two_processes_on_one_redis_share_the_global_ceiling(redis_url: st
     rate = 10
     clients = [connect(redis_url) for _ in range(2)]
     async with FakeTelegram(limits=None) as fake:  # the fake accepts everything; we count what arrives
+        for i in range(40):
+            fake.add_chat(1000 + i)
         adapters = [TelegramAdapter(telegram_settings(fake, global_rate=rate), c, keys, Redactor()) for c in clients]
         try:
             await asyncio.gather(

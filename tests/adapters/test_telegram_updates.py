@@ -39,11 +39,14 @@ def _update(update_id: int, text: str) -> dict[str, Any]:
     }
 
 
+PUBLIC_URL = "https://relay.example:8443/telegram/hook"  # what Telegram is told; it accepts only https
+
+
 @pytest.fixture
 async def hooked(fake: FakeTelegram, make_adapter: AdapterFactory, unused_port: int) -> TelegramAdapter:
-    return await make_adapter(
-        webhook_url=f"http://127.0.0.1:{unused_port}/telegram/hook", webhook_secret="s3cret-Value_1", port=unused_port
-    )
+    fake.add_chat(42)
+    fake.webhook_origin = f"http://127.0.0.1:{unused_port}"  # the TLS proxy in front of $PORT
+    return await make_adapter(webhook_url=PUBLIC_URL, webhook_secret="s3cret-Value_1", port=unused_port)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ async def test_webhook_mode_registers_the_secret_and_takes_updates_from_telegram
     fake: FakeTelegram, hooked: TelegramAdapter, core: Recorder, unused_port: int
 ) -> None:
     (registered,) = fake.calls_to("setWebhook")
-    assert registered.params["url"] == f"http://127.0.0.1:{unused_port}/telegram/hook"
+    assert registered.params["url"] == PUBLIC_URL
     assert registered.params["secret_token"] == "s3cret-Value_1"
     assert fake.calls_to("getUpdates", status=None) == []
     fake.user_says(42, ANN, "/status")  # the fake pushes it to the webhook with the header
