@@ -67,10 +67,12 @@ async def test_webhook_health_and_metrics_share_the_one_port(
         secret_key,
         TELEGRAM_BOT_TOKEN=fake.token,
         TELEGRAM_API_BASE=fake.api_base,
-        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/hook",
+        TELEGRAM_WEBHOOK_URL="https://relay.example/telegram/hook",  # Telegram takes only https
         PORT=str(port),
     )
     base = f"http://127.0.0.1:{port}"
+    fake.webhook_origin = base  # the platform's TLS proxy in front of $PORT
+    fake.add_chat(42)
     async with Proc(env) as relay:
         body = await until_ready(base)
         assert body["adapters"] == {"telegram": "connected"} and body["reasons"] == []
@@ -89,7 +91,7 @@ async def test_webhook_health_and_metrics_share_the_one_port(
             assert (await http.get("/elsewhere")).status_code == 404
         # The webhook on the same server: the fake Bot API pushes a command there and gets the reply.
         (registered,) = fake.calls_to("setWebhook")
-        assert registered.params["url"] == f"{base}/telegram/hook"
+        assert registered.params["url"] == "https://relay.example/telegram/hook"
         fake.user_says(42, ANN, "/help")
         deadline = time.monotonic() + 30
         while not [c for c in fake.calls_to("sendMessage") if int(c.params["chat_id"]) == 42]:

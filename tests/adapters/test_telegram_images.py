@@ -36,6 +36,13 @@ def png(width: int = 40, height: int = 20, padding: int = 0) -> bytes:
 CHART = Image(png(), "profit-7-30d.png")
 
 
+@pytest.fixture(autouse=True)
+def known_chats(fake: FakeTelegram) -> None:
+    """The fake, like Telegram, answers "chat not found" for chats the bot never met."""
+    for chat_id in (42, 43):
+        fake.add_chat(chat_id)
+
+
 def chat(chat_id: int) -> ChatRef:
     return ChatRef("telegram", str(chat_id))
 

@@ -283,9 +283,8 @@ def unused_port() -> int:
 async def test_webhook_bodies_are_capped_and_anything_unparseable_is_a_400(
     fake: FakeTelegram, make_adapter: AdapterFactory, core: Recorder, unused_port: int
 ) -> None:
-    await make_adapter(
-        webhook_url=f"http://127.0.0.1:{unused_port}/hook", webhook_secret="s3cret-Value_1", port=unused_port
-    )
+    fake.webhook_origin = f"http://127.0.0.1:{unused_port}"  # the TLS proxy in front of $PORT
+    await make_adapter(webhook_url="https://relay.example/hook", webhook_secret="s3cret-Value_1", port=unused_port)
     url = f"http://127.0.0.1:{unused_port}/hook"
     secret = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-Value_1"}
 
