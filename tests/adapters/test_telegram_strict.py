@@ -84,7 +84,7 @@ async def test_a_press_is_answered_before_the_core_works(fake: FakeTelegram, mak
     release = asyncio.Event()
 
     class Slow(Recorder):
-        async def dispatch(self, command):  # type: ignore[no-untyped-def, override]
+        async def dispatch(self, command):  # type: ignore[no-untyped-def]
             if command.name == "follow":
                 await release.wait()
             return await super().dispatch(command)
