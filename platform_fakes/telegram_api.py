@@ -223,6 +223,10 @@ class FakeTelegram:
         self._fail_after: dict[int, tuple[int, str]] = {}
         self.reject_html: set[int] = set()  # chats where every HTML text "can't be parsed"
         self.stall: dict[int, float] = {}  # chat -> seconds to sit on a sendMessage before answering
+        # Cleared: every request is still carried out (a sendMessage is delivered) but its answer
+        # is held back until set again, as when Telegram's side of a connection stops answering.
+        self.answering = asyncio.Event()
+        self.answering.set()
         self._flood: dict[int, tuple[float, int]] = {}
         self._pending_conflicts = 0
         self._updates: list[dict[str, Any]] = []
@@ -262,6 +266,7 @@ class FakeTelegram:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.answering.set()
         if self._poll:
             self._poll.terminated.set()
         if self._pusher is not None:
@@ -532,6 +537,7 @@ class FakeTelegram:
         self.calls.append(Call(method, params, time.monotonic(), status, body.get("result")))
         async with self._called:
             self._called.notify_all()
+        await self.answering.wait()
         return JSONResponse(body, status_code=status)
 
     async def _api_getMe(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
