@@ -53,3 +53,15 @@ class ChatAdapter(Protocol):
 
     async def stop(self) -> None:
         """Stop taking events first, then close. Idempotent."""
+
+
+@runtime_checkable
+class TakesUpdates(Protocol):
+    """An adapter that fetches platform events itself (long polling, a gateway): at shutdown the
+    relay asks it to stop that first, beside the in-flight sends, and then calls `stop`."""
+
+    platform: str
+
+    async def stop_updates(self) -> None:
+        """Stop fetching events and give up any claim on fetching them (a lease). Idempotent; may
+        be cancelled when the grace runs out, and must then still release that claim."""

@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from relay import opstats
-from relay.adapter import ChatAdapter, ChatChange
+from relay.adapter import ChatAdapter, ChatChange, TakesUpdates
 from relay.admin import Admin, parse_owner_ids
 from relay.aitrader import AITraderClient
 from relay.charts.renderer import ChartRenderer
@@ -216,22 +216,50 @@ class Relay:
             return
         self._stopping = True
         grace = self.settings.shutdown_grace_seconds
-        deadline = time.monotonic() + grace
-        # The poller first: shutting the scheduler down cancels the jobs still running, and a
-        # poll cancelled between the heartbeat and its persist leaves work for a reconcile.
-        await self.poller.stop(grace / 2)
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-        await self.deliverer.stop(max(0.5, deadline - time.monotonic()))
+        started = time.monotonic()
+        deadline = started + grace
+        # Everything happens inside the grace, a platform that stopped answering included: the
+        # adapters keep the last slice of it to close their connections.
+        close_at = deadline - min(1.0, grace / 4)
+        # Taking updates stops first (a command arriving now could not be answered in time) and
+        # runs beside the rest; sends under way get what is left of the grace, and no new one
+        # starts meanwhile.
+        updates = [
+            asyncio.create_task(self._stop_updates(a, close_at), name=f"stop updates {a.platform}")
+            for a in self.adapters.values()
+            if isinstance(a, TakesUpdates)
+        ]
+        await asyncio.gather(self._stop_polling(grace / 2), self.deliverer.stop(max(0.0, close_at - time.monotonic())))
         await self.renderer.close()
+        if updates:
+            await asyncio.wait(updates)
         for adapter in self.adapters.values():
             try:
-                # What is left of the grace period, and never less than 2 s to close cleanly.
-                await asyncio.wait_for(adapter.stop(), timeout=max(2.0, deadline - time.monotonic()))
-            except Exception:
-                log.exception("relay: adapter %s did not stop cleanly", adapter.platform)
+                await asyncio.wait_for(adapter.stop(), timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                log.warning("relay: adapter %s did not close within the grace; exiting anyway", adapter.platform)
+            except Exception as exc:
+                log.warning(
+                    "relay: adapter %s did not stop cleanly (%s: %s)", adapter.platform, type(exc).__name__, exc
+                )
         self._stopped.set()
-        log.info("relay stopped")
+        log.info("relay stopped in %.2fs (grace %.0fs)", time.monotonic() - started, grace)
+
+    async def _stop_polling(self, grace: float) -> None:
+        # The poller first: shutting the scheduler down cancels the jobs still running, and a
+        # poll cancelled between the heartbeat and its persist leaves work for a reconcile.
+        await self.poller.stop(grace)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+
+    @staticmethod
+    async def _stop_updates(adapter: TakesUpdates, until: float) -> None:
+        try:
+            await asyncio.wait_for(adapter.stop_updates(), timeout=max(0.1, until - time.monotonic()))
+        except TimeoutError:
+            log.warning("relay: %s kept taking updates past the grace; closing it anyway", adapter.platform)
+        except Exception as exc:
+            log.warning("relay: %s did not stop taking updates (%s: %s)", adapter.platform, type(exc).__name__, exc)
 
     async def __aenter__(self) -> Relay:
         await self.start()

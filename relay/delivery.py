@@ -94,15 +94,19 @@ class Deliverer:
         """Stop taking chats; let in-flight sends finish within `grace` seconds."""
         self._stopping = True
         self._wake.set()
+        deadline = time.monotonic() + grace
         if self._runner:
-            await asyncio.wait({self._runner}, timeout=1)
+            await asyncio.wait({self._runner}, timeout=min(1.0, grace))
         busy = set(self._busy.values())
         if busy:
-            _, late = await asyncio.wait(busy, timeout=grace)
+            # A send under way gets what is left of the grace, whatever its own timeout.
+            _, late = await asyncio.wait(busy, timeout=max(0.0, deadline - time.monotonic()))
             for task in late:
-                task.cancel()  # its entry stays pending and is reclaimed by the next sender
+                # Its entry stays pending and its in-flight mark set: the next sender resends it,
+                # counted as a send whose outcome is unknown.
+                task.cancel()
             if late:
-                await asyncio.wait(late, timeout=1)
+                await asyncio.wait(late, timeout=0.5)
 
     async def _run(self) -> None:
         while not self._stopping:

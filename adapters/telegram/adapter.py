@@ -69,6 +69,7 @@ ALLOWED_UPDATES = (
 )
 POLL_TIMEOUT = 10  # seconds of getUpdates long polling
 POOL_TIMEOUT = 1.0  # seconds to wait for a free connection; a pool timeout is "not sent"
+STOP_POLLING_SECONDS = 2.0  # for the last getUpdates at shutdown (it only confirms an offset)
 CONCURRENT_UPDATES = 64  # one slow command (or a chat's rate limit) must not hold up the others
 _CONFLICT_LOG_EVERY = 60.0
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")  # Bot API BotCommand.command
@@ -115,6 +116,7 @@ class TelegramAdapter:
         self._polling = False
         self._started = False
         self._stopped = False
+        self._updates_stopped = False
         self._last_conflict_log = 0.0
 
     @staticmethod
@@ -200,16 +202,28 @@ class TelegramAdapter:
             raise RetryLater(5.0, "telegram not connected yet")
         await self._sender.send(chat, message, key=key, silent=silent)
 
+    async def stop_updates(self) -> None:
+        """Stop the lease loop and getUpdates and give the poller lease back, so another process
+        answers commands at once; the lease goes back even when this is cancelled. Idempotent."""
+        if self._updates_stopped:
+            return
+        self._updates_stopped = True
+        try:
+            if self._lease_task is not None:
+                self._lease_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._lease_task
+            await self._stop_polling("shutdown")
+        finally:
+            with contextlib.suppress(RedisError):
+                await self._leases.release(self._lease_key)
+
     async def stop(self) -> None:
         """Stop taking updates (lease loop, polling, webhook), then stop and close PTB. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
-        await self._stop_polling("shutdown")
+        await self.stop_updates()
         if self._webhook is not None:
             await self._webhook.stop()
         if self._app.running:
@@ -273,12 +287,24 @@ class TelegramAdapter:
         updater = self._app.updater
         was_polling = self._polling
         self._polling = False
-        if updater is not None and updater.running:
-            await updater.stop()
-        if was_polling:
-            log.info("stopped polling reason=%s", why)
-            with contextlib.suppress(RedisError):
-                await self._leases.release(self._lease_key)
+        try:
+            if updater is not None and updater.running:
+                # PTB ends the long poll at once, then calls getUpdates once more to confirm the
+                # offset. A Bot API that does not answer that quickly has stopped answering: give
+                # up on it rather than wait out the request timeout (PTB would then log a
+                # traceback). The updates may come again; replays are dropped by update id.
+                try:
+                    await asyncio.wait_for(updater.stop(), timeout=STOP_POLLING_SECONDS)
+                except TimeoutError:
+                    log.warning(
+                        "getUpdates did not confirm the last updates within %.0fs; they may be fetched again",
+                        STOP_POLLING_SECONDS,
+                    )
+        finally:
+            if was_polling:
+                log.info("stopped polling reason=%s", why)
+                with contextlib.suppress(RedisError):
+                    await self._leases.release(self._lease_key)
 
     def _on_poll_error(self, exc: TelegramError) -> None:
         """PTB's retry loop calls this and then backs off (1 s growing to 30 s); it never stops polling."""

@@ -132,12 +132,14 @@ async def test_sigterm_restarts_with_a_slow_bot_api_lose_nothing_and_duplicate_o
         agent, message_id = upstream[n]
         return f"{agent}:m{message_id}:telegram:{chat_of[agent]}:"
 
+    stopped_in = [float(t) for p in processes for t in re.findall(r"relay stopped in ([\d.]+)s", p.err)]
     tracebacks = [p.err for p in processes if "Traceback" in p.err or "did not stop cleanly" in p.err]
     print(
         f"\ntelegram-restarts ({'stalling' if stalling else 'responsive'} Bot API, grace {grace} s): "
         f"restarts={restarts} messages={len(expected)} lost={len(expected - set(seen))} duplicates={duplicates} "
         f"sends in flight at the SIGTERMs={len(in_flight)} per stop={in_flight_per_stop} "
-        f"shutdown max={max(shutdowns):.2f}s mean={statistics.mean(shutdowns):.2f}s leases left={sum(lease_left)}"
+        f"SIGTERM to exit max={max(shutdowns):.2f}s mean={statistics.mean(shutdowns):.2f}s "
+        f"(Relay.stop max={max(stopped_in):.2f}s) leases left={sum(lease_left)}"
     )
     assert expected - set(seen) == set()
     assert tracebacks == [], tracebacks[0][-3000:]
