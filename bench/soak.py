@@ -22,8 +22,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from bench.pipeline import start_simulator
 from relay.adapter import Dispatch, Limits, OnChatChange
@@ -33,6 +35,7 @@ from relay.embedded_redis import open_redis
 from relay.keys import DELIVERED_CAP, SEEN_CAP, Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
+from relay.redis_values import text_dict, text_or_empty
 from relay.store import Store, Subscription
 from relay.tokens import load_or_create_key
 
@@ -82,6 +85,25 @@ class BitmapSink:
 
     async def stop(self) -> None:
         pass
+
+
+async def where_stuck(r: Redis, keys: Keys, control: httpx.AsyncClient, made: list[dict[str, Any]]) -> str:
+    """What a stalled run shows: queued work in Redis, unread work upstream, error counters."""
+    lines = [
+        f"stalled; outbox ready: {await r.zcard(keys.outbox_ready())} chats; reconcile marks: "
+        f"{await r.scard(keys.needs_reconcile())}; upstream failures: {text_or_empty(await r.get(keys.upstream_failures()))}"
+    ]
+    for a in made[:5]:
+        agent_id = a["agent_id"]
+        inbox = (await control.get(f"/_sim/inbox/{agent_id}")).json()
+        lines.append(
+            f"agent {agent_id}: inbox stream {await r.xlen(keys.inbox(agent_id))}, outbox "
+            f"{await r.xlen(keys.outbox(f'sink:{agent_id}:'))}, next poll {text_or_empty(await r.get(keys.next_poll(agent_id)))}, "
+            f"fails {text_or_empty(await r.get(keys.backoff(agent_id)))}, upstream unread "
+            f"{len(inbox.get('unread', []))}"
+        )
+    lines.append(f"stats: {text_dict(await r.hgetall(keys.stats()))}")
+    return "\n".join(lines)
 
 
 async def soak(count: int, agents: int, every: int, batch: int) -> list[dict[str, float]]:
@@ -147,6 +169,7 @@ async def soak(count: int, agents: int, every: int, batch: int) -> list[dict[str
                         try:
                             await asyncio.wait_for(sink.arrived.wait(), timeout=120)
                         except TimeoutError:
+                            print(await where_stuck(r, keys, control, made), flush=True)
                             raise SystemExit(f"soak: no delivery for 120 s at {sink.delivered:,}") from None
                         while sink.delivered >= next_sample:
                             mem = await r.info("memory")
