@@ -229,10 +229,13 @@ class Relay:
             for a in self.adapters.values()
             if isinstance(a, TakesUpdates)
         ]
+        # Chart workers may still be starting (a spawned worker imports its drawing library):
+        # let them finish beside the rest rather than after it.
+        charts = asyncio.create_task(self.renderer.close(), name="stop chart workers")
         await asyncio.gather(self._stop_polling(grace / 2), self.deliverer.stop(max(0.0, close_at - time.monotonic())))
-        await self.renderer.close()
-        if updates:
-            await asyncio.wait(updates)
+        _, late = await asyncio.wait({charts, *updates}, timeout=max(0.0, close_at - time.monotonic()))
+        if charts in late:
+            log.warning("relay: chart workers still busy at the end of the grace")
         for adapter in self.adapters.values():
             try:
                 await asyncio.wait_for(adapter.stop(), timeout=max(0.1, deadline - time.monotonic()))
