@@ -167,6 +167,8 @@ async def test_sends_stay_within_telegrams_per_chat_limit(redis: Redis, keys: Ke
     async with FakeTelegram(limits=Limits()) as fake:  # ~1/s with a burst of 3, like Telegram
         fake.add_chat(42)
         adapter = TelegramAdapter(telegram_settings(fake), redis, keys, Redactor())
+        core = Recorder()
+        await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)  # sends wait for a started adapter
         try:
             await asyncio.gather(*(adapter.send(chat(42), Message(body=f"m{i}"), key=f"k{i}") for i in range(5)))
         finally:
@@ -219,6 +221,9 @@ async def test_two_processes_on_one_redis_share_the_global_ceiling(redis_url: st
         for i in range(40):
             fake.add_chat(1000 + i)
         adapters = [TelegramAdapter(telegram_settings(fake, global_rate=rate), c, keys, Redactor()) for c in clients]
+        core = Recorder()
+        for adapter in adapters:  # sends wait for a started adapter; one of the two polls
+            await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
         try:
             await asyncio.gather(
                 *(adapters[i % 2].send(chat(1000 + i), Message(body=f"m{i}"), key=f"k{i}") for i in range(40))
