@@ -41,12 +41,27 @@ def create_app(world: World) -> Starlette:
         Route("/api/signals/strategy", api.strategy, methods=["POST"]),
         Route("/api/signals/discussion", api.discussion, methods=["POST"]),
         Route("/api/signals/follow", api.follow, methods=["POST"]),
+        Route("/api/signals/realtime", api.realtime, methods=["POST"]),
         Route("/api/signals/unfollow", api.unfollow, methods=["POST"]),
         Route("/api/signals/{signal_id}/replies", api.replies, methods=["GET"]),
         Route("/api/signals/{signal_id}/replies/{reply_id}/accept", api.accept, methods=["POST"]),
         # Declared after feed/following so those win, exactly as upstream; any other
         # single segment (e.g. /api/signals/my) reaches here and fails int validation.
         Route("/api/signals/{agent_id}", api.agent_signals, methods=["GET"]),
+        Route("/api/positions", api.positions, methods=["GET"]),
+        Route("/api/agents/{agent_id}/positions", api.agent_positions, methods=["GET"]),
+        Route("/api/agents/{agent_id}/summary", api.agent_summary, methods=["GET"]),
+        Route("/api/claw/agents/me/points", api.points, methods=["GET"]),
+        Route("/api/price", api.price, methods=["GET"]),
+        Route("/api/profit/history", api.profit_history, methods=["GET"]),
+        Route("/api/trending", api.trending, methods=["GET"]),
+        Route("/api/market-intel/overview", api.intel_overview, methods=["GET"]),
+        Route("/api/market-intel/news", api.intel_news, methods=["GET"]),
+        Route("/api/market-intel/macro-signals", api.intel_macro, methods=["GET"]),
+        Route("/api/market-intel/etf-flows", api.intel_etf, methods=["GET"]),
+        Route("/api/market-intel/stocks/featured", api.intel_featured, methods=["GET"]),
+        Route("/api/market-intel/stocks/{symbol}/latest", api.intel_stock, methods=["GET"]),
+        Route("/api/market-intel/stocks/{symbol}/history", api.intel_stock_history, methods=["GET"]),
         *control_routes(world),
         Route("/{path:path}", _catch_all, methods=["GET"]),
     ]
@@ -251,3 +266,105 @@ class _Api:
         assert body is not None
         agent = self._auth(request)
         return JSONResponse(self.world.unfollow(agent.id, body.leader_id))
+
+    # ---- trading, positions, prices, leaderboards (routes_trading.py, routes_signals.py) ------
+
+    async def realtime(self, request: Request) -> Response:
+        p = v.Params(request)
+        body = await p.body(v.RealtimeSignalRequest)
+        p.check()
+        assert body is not None
+        agent = self._auth(request)
+        return JSONResponse(
+            self.world.trade(
+                agent,
+                body.market,
+                body.action,
+                body.symbol,
+                body.price,
+                body.quantity,
+                body.executed_at,
+                body.content,
+                body.token_id,
+                body.outcome,
+            )
+        )
+
+    async def positions(self, request: Request) -> Response:
+        return JSONResponse(self.world.my_positions(self._auth(request)))
+
+    async def agent_positions(self, request: Request) -> Response:
+        p = v.Params(request)
+        agent_id = p.path_int("agent_id")
+        p.check()
+        return JSONResponse(self.world.agent_positions(agent_id))
+
+    async def agent_summary(self, request: Request) -> Response:
+        p = v.Params(request)
+        agent_id = p.path_int("agent_id")
+        p.check()
+        return JSONResponse(self.world.agent_summary(agent_id))
+
+    async def points(self, request: Request) -> Response:
+        return JSONResponse({"points": self._auth(request).points})
+
+    async def price(self, request: Request) -> Response:
+        p = v.Params(request)
+        symbol = p.query_str("symbol")
+        if symbol is None:
+            p.errors.append({"type": "missing", "loc": ["query", "symbol"], "msg": "Field required", "input": None})
+        market = p.query_str("market") or "us-stock"
+        token_id = p.query_str("token_id")
+        outcome = p.query_str("outcome")
+        p.check()
+        # Upstream checks the token inside the handler, after validation, and before the rate limit.
+        agent = self._auth(request)
+        return JSONResponse(self.world.quote(agent, symbol or "", market, token_id, outcome))
+
+    async def profit_history(self, request: Request) -> Response:
+        p = v.Params(request)
+        limit = p.query_int("limit", 10)
+        days = p.query_int("days", 30)
+        offset = p.query_int("offset", 0)
+        history = (p.query_str("include_history") or "true").lower() not in ("false", "0", "no", "off")
+        p.check()
+        return JSONResponse(self.world.leaderboard(limit, days, offset, history))
+
+    async def trending(self, request: Request) -> Response:
+        p = v.Params(request)
+        limit = p.query_int("limit", 10)
+        p.check()
+        return JSONResponse(self.world.trending(limit))
+
+    # ---- market intelligence (routes_market.py: no auth, read-only snapshots) -----------------
+
+    async def intel_overview(self, request: Request) -> Response:
+        return JSONResponse(self.world.intel_overview())
+
+    async def intel_news(self, request: Request) -> Response:
+        p = v.Params(request)
+        category = p.query_str("category")
+        limit = p.query_int("limit", 5)
+        p.check()
+        return JSONResponse(self.world.intel_news(category or None, limit))
+
+    async def intel_macro(self, request: Request) -> Response:
+        return JSONResponse(self.world.intel_macro())
+
+    async def intel_etf(self, request: Request) -> Response:
+        return JSONResponse(self.world.intel_etf())
+
+    async def intel_featured(self, request: Request) -> Response:
+        p = v.Params(request)
+        limit = p.query_int("limit", 6)
+        p.check()
+        return JSONResponse(self.world.intel_featured(limit))
+
+    async def intel_stock(self, request: Request) -> Response:
+        return JSONResponse(self.world.intel_stock(request.path_params["symbol"]))
+
+    async def intel_stock_history(self, request: Request) -> Response:
+        p = v.Params(request)
+        limit = p.query_int("limit", 10)
+        p.check()
+        return JSONResponse(self.world.intel_stock_history(request.path_params["symbol"], limit))

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aitrader_sim.market_seed import seed_market
 from aitrader_sim.records import Agent
 from aitrader_sim.world import World
 
@@ -83,6 +84,7 @@ def seed_demo(world: World) -> DemoSeed:
         you.id, "price_alert", "NVDA moved +4.2% in the last hour", {"symbol": "NVDA", "change_pct": 4.2}
     )
     world.create_task(you.id, "analyze_symbol", {"symbol": "AAPL"})
+    seed_market(world, you, traders)
     return seed
 
 

@@ -68,6 +68,18 @@ class FollowRequest(BaseModel):
     leader_id: int
 
 
+class RealtimeSignalRequest(BaseModel):
+    market: str
+    action: str
+    symbol: str
+    price: float
+    quantity: float
+    content: str | None = None
+    executed_at: str
+    token_id: str | None = None
+    outcome: str | None = None
+
+
 class RequestValidationError(Exception):
     """Answered as 422 {"detail": errors}."""
 

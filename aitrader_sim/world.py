@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aitrader_sim.feed import FeedMixin
+from aitrader_sim.market import MarketMixin
 from aitrader_sim.ratelimit import ContentRateLimiter
 from aitrader_sim.records import (
     CATEGORY_TYPES,
@@ -66,7 +67,7 @@ def _desc_order(rows: list[Message]) -> list[Message]:
     return rows
 
 
-class World(SocialMixin, FeedMixin):
+class World(SocialMixin, FeedMixin, MarketMixin):
     """Everything the fake server knows. Methods raise `ApiError` where the server answers 4xx."""
 
     def __init__(
@@ -108,6 +109,7 @@ class World(SocialMixin, FeedMixin):
         self._next_signal_row_id = 1
         self._next_signal_id = signal_id_start
         self._next_reply_id = 1
+        self.init_market()  # positions, prices, profit history, market intelligence
 
         # Oracles and statistics for tests and benchmarks.
         self._handed_out: dict[int, list[int]] = {}

@@ -32,12 +32,19 @@ from relay.errors import (
 )
 from relay.models import (
     Agent,
+    AgentSummary,
     FeedPage,
     Followed,
     Heartbeat,
     Notification,
+    Portfolio,
+    Quote,
+    Ranked,
     Signal,
     SignalReply,
+    TradeOrder,
+    TradeResult,
+    Trend,
 )
 
 log = logging.getLogger(__name__)
@@ -210,6 +217,115 @@ class AITraderClient:
         callers that parse the answer themselves (`relay.charts.upstream`). `path` must be built
         from validated parts only (`checked_id`, fixed strings, `quote`d symbols)."""
         return await self._get(path, token, params)
+    async def accept_reply(self, token: str, signal_id: int, reply_id: int) -> None:
+        path = f"/api/signals/{checked_id(signal_id, 'signal_id')}/replies/{checked_id(reply_id, 'reply_id')}/accept"
+        await self._call("POST", path, token, idempotent=False)
+
+    async def post_strategy(
+        self, token: str, market: str, title: str, content: str, symbols: str | None = None, tags: str | None = None
+    ) -> int | None:
+        """`symbols` and `tags` are comma strings: the server answers 422 to the documented lists."""
+        body: dict[str, Any] = {"market": market, "title": title, "content": content}
+        if symbols:
+            body["symbols"] = symbols
+        if tags:
+            body["tags"] = tags
+        answer = await self._call("POST", "/api/signals/strategy", token, json=body, idempotent=False)
+        return parse.integer(answer.get("signal_id"))
+
+    async def post_discussion(
+        self, token: str, market: str, title: str, content: str, symbol: str | None = None
+    ) -> int | None:
+        body: dict[str, Any] = {"market": market, "title": title, "content": content}
+        if symbol:
+            body["symbol"] = symbol
+        answer = await self._call("POST", "/api/signals/discussion", token, json=body, idempotent=False)
+        return parse.integer(answer.get("signal_id"))
+
+    async def trade(self, token: str, order: TradeOrder) -> TradeResult:
+        """`POST /api/signals/realtime`, executed now. Not idempotent: a retry is a second trade."""
+        body: dict[str, Any] = {
+            "market": order.market,
+            "action": order.action,
+            "symbol": order.symbol,
+            "price": order.price,
+            "quantity": order.quantity,
+            "executed_at": "now",
+        }
+        if order.token_id:
+            body["token_id"] = order.token_id
+        if order.outcome:
+            body["outcome"] = order.outcome
+        answer = await self._call("POST", "/api/signals/realtime", token, json=body, idempotent=False)
+        if "signal_id" not in answer:
+            raise UnexpectedResponse("realtime answered without a signal_id")
+        return parse.trade_result(answer)
+
+    # --- traders, positions, prices ------------------------------------------------------
+    async def agent_summary(self, agent_id: int) -> AgentSummary:
+        """Raises NotFound for an agent that does not exist (the only lookup that says so)."""
+        body = await self._get(f"/api/agents/{checked_id(agent_id, 'agent_id')}/summary", None)
+        found = parse.summary(body)
+        if found is None:
+            raise UnexpectedResponse("summary answered without an agent_id")
+        return found
+
+    async def positions(self, token: str) -> Portfolio:
+        found = parse.portfolio(await self._get("/api/positions", token))
+        if found is None:
+            raise UnexpectedResponse("positions answered without a list")
+        return found
+
+    async def agent_positions(self, agent_id: int) -> Portfolio:
+        found = parse.portfolio(await self._get(f"/api/agents/{checked_id(agent_id, 'agent_id')}/positions", None))
+        if found is None:
+            raise UnexpectedResponse("agent positions answered without a list")
+        return found
+
+    async def price(self, token: str, symbol: str, market: str, *, token_id: str = "", outcome: str = "") -> Quote:
+        """`GET /api/price`: authenticated, one call per second per agent, 404 when no price is cached."""
+        params: dict[str, Any] = {"symbol": symbol, "market": market}
+        if token_id:
+            params["token_id"] = token_id
+        if outcome:
+            params["outcome"] = outcome
+        found = parse.quote(await self._call("GET", "/api/price", token, params=params))
+        if found is None:
+            raise UnexpectedResponse("price answered without a price")
+        return found
+
+    async def leaderboard(self, *, days: int = 30, limit: int = 10, history: bool = False) -> tuple[Ranked, ...]:
+        params = {"days": days, "limit": limit, "offset": 0, "include_history": "true" if history else "false"}
+        rows = _list(await self._get("/api/profit/history", None, params), "top_agents")
+        return tuple(r for r in (parse.ranked(x) for x in rows) if r is not None)
+
+    async def profit_history(self, agent_id: int, *, days: int = 30) -> Ranked | None:
+        """One agent's profit curve. Upstream has no per-agent route: the leaderboard carries it,
+        so its pages (50 a call) are read until the agent is found."""
+        checked_id(agent_id, "agent_id")
+        for offset in range(0, 1000, 50):
+            params = {"days": days, "limit": 50, "offset": offset, "include_history": "true"}
+            body = await self._get("/api/profit/history", None, params)
+            for row in _list(body, "top_agents"):
+                found = parse.ranked(row)
+                if found is not None and found.agent_id == agent_id:
+                    return found
+            if not body.get("has_more"):
+                return None
+        return None
+
+    async def trending(self, limit: int = 10) -> tuple[Trend, ...]:
+        rows = _list(await self._get("/api/trending", None, {"limit": limit}), "trending")
+        return tuple(t for t in (parse.trend(x) for x in rows) if t is not None)
+
+    # --- market intelligence -----------------------------------------------------------------
+    async def market_intel(self, view: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One read model under `/api/market-intel/` (overview, news, macro-signals, etf-flows,
+        stocks/<SYMBOL>/latest). Every one carries `available`; without it the answer is not one."""
+        body = await self._get(f"/api/market-intel/{view}", None, params)
+        if "available" not in body:
+            raise UnexpectedResponse(f"market-intel/{view} answered without `available`")
+        return body
 
     # --- transport -----------------------------------------------------------------------
     async def _get(self, path: str, token: str | None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -39,12 +39,14 @@ from relay.leases import Leases
 from relay.logs import Redactor
 from relay.metrics import Metrics
 from relay.models import Message
+from relay.names import AgentDirectory
 from relay.outbox import Outbox, Outgoing
 from relay.poller import Poller, PollSettings
 from relay.router import Router
 from relay.specs import ADMIN, COMMANDS
 from relay.store import LinkedAgent, Store
 from relay.tokens import TokenBox, fingerprint
+from relay.trades import TradeDesk
 from relay.watcher import Watcher
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class Relay:
             rng=rng,
             faults=faults,
         )
+        self.names = AgentDirectory(redis, k, self.client)
         self.watcher = Watcher(
             redis,
             k,
@@ -132,6 +135,7 @@ class Relay:
             self.outbox,
             self.leases,
             interval=settings.feed_poll_seconds,
+            names=self.names,
             on_enqueued=self.deliverer.wake,
             clock=clock,
         )
@@ -147,12 +151,15 @@ class Relay:
         )
         self.renderer = ChartRenderer(workers=settings.chart_workers)
         self.charts = ChartService(self.client, self.renderer, cache_seconds=settings.chart_cache_seconds, clock=clock)
+        self.trades = TradeDesk(redis, k, self.client, clock=clock)
         self.commands = Commands(
             self.store,
             self.client,
             self.poller,
             self.watcher,
             self.outbox,
+            names=self.names,
+            desk=self.trades,
             register_secret=redactor.add,
             forget_secret=redactor.discard,
             clock=clock,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from relay import chart_commands, render
+from relay import cards, chart_commands, render
 from relay.aitrader import AITraderClient, checked_id
 from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
@@ -21,10 +21,13 @@ from relay.daily_brief import DailyBriefs
 from relay.errors import TokenRejected, UpstreamError, UsageError
 from relay.keys import LOSS_TTL
 from relay.models import Command, Message, MessageField, Reply
+from relay.names import AgentDirectory
 from relay.outbox import Outbox
 from relay.poller import Poller
 from relay.specs import COMMANDS, FEED_TYPES, KIND_MODES, KINDS
 from relay.store import ActingAgent, LinkedAgent, Mode, Store, Subscription
+from relay.trades import TradeDesk
+from relay.trading import Cockpit
 from relay.watcher import Watcher
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,8 @@ class Commands:
         watcher: Watcher,
         outbox: Outbox,
         *,
+        names: AgentDirectory,
+        desk: TradeDesk,
         register_secret: Callable[[str], None],
         forget_secret: Callable[[str], None] = lambda _: None,
         clock: Callable[[], float] = time.time,
@@ -97,12 +102,14 @@ class Commands:
         self._poller = poller
         self._watcher = watcher
         self._outbox = outbox
+        self._names = names
         self._register_secret = register_secret
         self._forget_secret = forget_secret
         self._clock = clock
         self._charts = charts
         self._chat_settings = chat_settings
         self._briefs = briefs
+        self._cockpit = Cockpit(store, client, names, desk, linked=self._linked, clock=clock)
 
     async def _linked(self, command: Command) -> ActingAgent:
         agent = await self._store.agent_for_user(command.user.key)
@@ -239,11 +246,12 @@ class Commands:
         if len(words) != 1:
             raise UsageError("trader needs one agent id")
         trader = _id(words[0], "agent_id")
+        name = await self._names.require(trader)
         sub_id = await self._store.add_subscription(
             Subscription(0, "trader", command.chat, trader_id=trader, created_by=command.user.key)
         )
         await self._baseline_watch(sub_id)
-        return Reply.text(f"Watching trader {trader} as #{sub_id}. Their new signals will appear here.")
+        return Reply.text(f"Watching trader {name} (#{trader}) as #{sub_id}. Their new signals will appear here.")
 
     async def _baseline_watch(self, sub_id: int) -> None:
         sub = await self._store.subscription(sub_id)
@@ -305,8 +313,13 @@ class Commands:
         page = await self._client.feed(
             keyword=keyword, message_type=message_type or None, limit=FEED_PAGE, offset=(page_no - 1) * FEED_PAGE
         )
+        names = await self._names.names(s.agent_id for s in page.signals if not s.agent_name)
         return Reply(
-            (render.feed(page, keyword=keyword, message_type=message_type, page_no=page_no, per_page=FEED_PAGE),)
+            (
+                cards.feed(
+                    page, keyword=keyword, message_type=message_type, page_no=page_no, per_page=FEED_PAGE, names=names
+                ),
+            )
         )
 
     async def cmd_replies(self, command: Command) -> Reply:
@@ -324,9 +337,12 @@ class Commands:
         target = _id(command.args["agent_id"], "agent_id")
         text = _free_text(command.args.get("text", ""), "text")
         agent = await self._linked(command)
-        message_id = await self._client.send_message(agent.token, target, "message", text)
+        name = await self._names.require(target)
+        # Upstream records no sender: the message says who sent it, and the receiving relay shows it.
+        data = {render.SENDER_ID: agent.agent_id, render.SENDER_NAME: agent.name}
+        message_id = await self._client.send_message(agent.token, target, "message", text, data)
         suffix = f" (message #{message_id})" if message_id else ""
-        return Reply.text(f"Message sent to agent {target}{suffix}.")
+        return Reply.text(f"Message sent to {name} (#{target}){suffix}.")
 
     async def cmd_task(self, command: Command) -> Reply:
         target = _id(command.args["agent_id"], "agent_id")
@@ -345,29 +361,31 @@ class Commands:
             if not isinstance(data, dict):
                 raise UsageError('json must be an object like {"symbol": "BTC"}')
         agent = await self._linked(command)
+        name = await self._names.require(target)
         task_id = await self._client.create_task(agent.token, target, task_type, data)
         suffix = f" (task #{task_id})" if task_id else ""
-        return Reply.text(f"Task {task_type} created for agent {target}{suffix}.")
+        return Reply.text(f"Task {task_type} created for {name} (#{target}){suffix}.")
 
     async def cmd_discussions(self, command: Command) -> Reply:
         keyword = _keyword(command.args.get("keyword", "")) or None
         agent = await self._linked(command)
         items = await self._client.my_discussions(agent.token, agent.agent_id, keyword)
-        return Reply(
-            (render.signals(f"{agent.name or 'Your agent'}: discussions and strategies", items, "Nothing found."),)
-        )
+        title = f"{agent.name or 'Your agent'}: discussions and strategies"
+        return Reply((cards.signals(title, items, "Nothing found.", {agent.agent_id: agent.name}),))
 
     async def cmd_follow(self, command: Command) -> Reply:
         leader = _id(command.args["agent_id"], "agent_id")
         agent = await self._linked(command)
+        name = await self._names.require(leader)
         newly = await self._client.follow(agent.token, leader)
-        return Reply.text(f"Now following trader {leader}." if newly else f"Already following trader {leader}.")
+        who = f"{name} (#{leader})"
+        return Reply.text(f"Now following {who}." if newly else f"Already following {who}.")
 
     async def cmd_unfollow(self, command: Command) -> Reply:
         leader = _id(command.args["agent_id"], "agent_id")
         agent = await self._linked(command)
         await self._client.unfollow(agent.token, leader)
-        return Reply.text(f"No longer following trader {leader}.")
+        return Reply.text(f"No longer following trader #{leader}.")
 
     async def cmd_following(self, command: Command) -> Reply:
         agent = await self._linked(command)
@@ -419,6 +437,39 @@ class Commands:
         if self._chat_settings is None:
             return Reply.text("Chat settings are not enabled here.", private=True)
         return await chart_commands.timezone(command, self._chat_settings)
+    # --- the trader's cockpit: handlers live in relay.trading ----------------------------------
+    async def cmd_accept(self, command: Command) -> Reply:
+        return await self._cockpit.accept(command)
+
+    async def cmd_positions(self, command: Command) -> Reply:
+        return await self._cockpit.positions(command)
+
+    async def cmd_trader(self, command: Command) -> Reply:
+        return await self._cockpit.trader(command)
+
+    async def cmd_price(self, command: Command) -> Reply:
+        return await self._cockpit.price(command)
+
+    async def cmd_points(self, command: Command) -> Reply:
+        return await self._cockpit.points(command)
+
+    async def cmd_leaderboard(self, command: Command) -> Reply:
+        return await self._cockpit.leaderboard(command)
+
+    async def cmd_trending(self, command: Command) -> Reply:
+        return await self._cockpit.trending(command)
+
+    async def cmd_post(self, command: Command) -> Reply:
+        return await self._cockpit.post(command)
+
+    async def cmd_trade(self, command: Command) -> Reply:
+        return await self._cockpit.trade(command)
+
+    async def cmd_confirm(self, command: Command) -> Reply:
+        return await self._cockpit.confirm(command)
+
+    async def cmd_intel(self, command: Command) -> Reply:
+        return await self._cockpit.intel(command)
 
 
 def _describe(s: Subscription) -> str:
@@ -454,4 +505,15 @@ HANDLERS: dict[str, Handler] = {
     "status": Commands.cmd_status,
     "chart": Commands.cmd_chart,
     "timezone": Commands.cmd_timezone,
+    "accept": Commands.cmd_accept,
+    "positions": Commands.cmd_positions,
+    "trader": Commands.cmd_trader,
+    "price": Commands.cmd_price,
+    "points": Commands.cmd_points,
+    "leaderboard": Commands.cmd_leaderboard,
+    "trending": Commands.cmd_trending,
+    "post": Commands.cmd_post,
+    "trade": Commands.cmd_trade,
+    "confirm": Commands.cmd_confirm,
+    "intel": Commands.cmd_intel,
 }

@@ -25,6 +25,9 @@ from relay.store import Store, Subscription
 log = logging.getLogger(__name__)
 
 _NEEDS_REPLY_TEXT = {"strategy_reply", "discussion_reply", "strategy_mention", "discussion_mention", "new_reply"}
+# Replies to a signal reach its author and its other participants; only the author may accept.
+_ACCEPTABLE = {"strategy_reply", "discussion_reply", "new_reply"}
+OWNED_LOOKUP = 200  # the agent's newest signals searched for ownership; older ones keep /accept
 
 
 def delivery_key(n: Notification, *, is_task: bool, chat_key: str) -> str:
@@ -64,8 +67,9 @@ class FanOut:
             subs = await self._store.agent_subscriptions(agent_id)
             modes = {s.chat.key: await self._store.kind_modes(s.chat) for s in subs}
             replies: dict[int, tuple[SignalReply, ...] | None] = {}
+            owned: dict[int, frozenset[int]] = {}
             for entry in entries:
-                total += await self._one(agent_id, entry, subs, modes, replies)
+                total += await self._one(agent_id, entry, subs, modes, replies, owned)
             if total:
                 self._on_enqueued()
 
@@ -76,6 +80,7 @@ class FanOut:
         subs: list[Subscription],
         modes: dict[str, dict[str, str]],
         replies: dict[int, tuple[SignalReply, ...] | None],
+        owned: dict[int, frozenset[int]],
     ) -> int:
         n = entry.notification
         kind = kind_of(n.kind, is_task=entry.is_task)
@@ -93,7 +98,9 @@ class FanOut:
             targets[sub.chat.key] = (sub, silent)
         items: list[Outgoing] = []
         if targets:
-            message = render.notification(n, is_task=entry.is_task, reply=await self._reply_for(n, replies))
+            reply = await self._reply_for(n, replies)
+            can_accept = reply is not None and n.kind in _ACCEPTABLE and await self._owns(agent_id, reply, owned)
+            message = render.notification(n, is_task=entry.is_task, reply=reply, can_accept=can_accept)
             for chat_key, (sub, silent) in targets.items():
                 items.append(
                     Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent)
@@ -104,6 +111,18 @@ class FanOut:
         if added > 0:
             self._metrics.enqueued.inc(added)
         return max(added, 0)
+
+    async def _owns(self, agent_id: int, reply: SignalReply, cache: dict[int, frozenset[int]]) -> bool:
+        """Whether the agent authored the replied-to signal: the notice itself cannot say (any agent
+        can post one), so the agent's own signals are asked, once per fan-out."""
+        if agent_id not in cache:
+            try:
+                mine = await self._client.agent_signals(agent_id, limit=OWNED_LOOKUP)
+            except UpstreamError as exc:
+                log.info("fanout: own signals unavailable agent=%s (%s)", agent_id, type(exc).__name__)
+                mine = ()
+            cache[agent_id] = frozenset(s.signal_id for s in mine)
+        return reply.signal_id in cache[agent_id]
 
     async def _reply_for(self, n: Notification, cache: dict[int, tuple[SignalReply, ...] | None]) -> SignalReply | None:
         if n.kind not in _NEEDS_REPLY_TEXT:

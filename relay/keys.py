@@ -155,6 +155,25 @@ class Keys:
         """STRING the last delivery or command error for a chat (for /status)."""
         return self._k("chat", chat, "error")
 
+    # --- the trader's cockpit ----------------------------------------------------------------
+    def agent_name(self, agent_id: int) -> str:
+        """STRING EX 300 (relay.names.NAME_TTL): an agent's name from /api/agents/{id}/summary;
+        the empty string, EX 30, for an agent AI-Trader does not know (404)."""
+        return self._k("name", agent_id)
+
+    def trade(self, order_id: str) -> str:
+        """STRING EX 120 (relay.trades.ORDER_TTL): a /trade waiting for its Confirm (JSON: user,
+        chat, agent, order, created); the Confirm window itself (60 s) is checked against `created`."""
+        return self._k("trade", order_id)
+
+    def trade_claim(self, order_id: str) -> str:
+        """STRING NX EX 86400: the one press (of any process) that publishes or cancels the order."""
+        return self._k("trade", order_id, "claim")
+
+    def trade_done(self, order_id: str) -> str:
+        """STRING EX 86400: how the order ended (published signal, refusal, cancel), for later presses."""
+        return self._k("trade", order_id, "done")
+
     # --- delivery ---------------------------------------------------------------------------
     def outbox(self, chat: str) -> str:
         """STREAM of deliveries for one chat (consumer group `senders`); one stream per chat keeps

@@ -259,6 +259,10 @@ class Agent:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
+    """One row of the `signals` table. Trade fields are set for operations, `symbols` and `tags`
+    for strategies; None (or empty) where upstream stored nothing. `reply_count` is None where
+    the response does not carry it (`GET /api/signals/{agent_id}`): unknown, not zero."""
+
     signal_id: int
     agent_id: int
     agent_name: str
@@ -268,7 +272,17 @@ class Signal:
     title: str
     content: str
     created_at: datetime | None
-    reply_count: int = 0
+    reply_count: int | None = None
+    side: str = ""
+    entry_price: float | None = None
+    exit_price: float | None = None
+    quantity: float | None = None
+    pnl: float | None = None
+    executed_at: datetime | None = None
+    token_id: str = ""
+    outcome: str = ""
+    symbols: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,3 +308,101 @@ class SignalReply:
 class Followed:
     leader_id: int
     leader_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSummary:
+    """`GET /api/agents/{id}/summary`: the one lookup that says whether an agent exists."""
+
+    agent_id: int
+    name: str
+    cash: float | None = None
+    position_count: int | None = None
+    recent_activity_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open position. `quantity` is signed upstream (a short is negative); `leader_id` is set
+    when the position was copied from a followed trader (`source: "copied:<id>"`)."""
+
+    symbol: str
+    market: str
+    side: str
+    quantity: float | None
+    entry_price: float | None
+    current_price: float | None
+    pnl: float | None
+    leader_id: int | None = None
+    token_id: str = ""
+    outcome: str = ""
+    title: str = ""  # Polymarket's display title
+    opened_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    positions: tuple[Position, ...]
+    cash: float | None
+    agent_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    market: str
+    price: float
+    token_id: str = ""
+    outcome: str = ""
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfitPoint:
+    at: datetime | None
+    profit: float
+    percent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One row of the leaderboard (`GET /api/profit/history`), with its profit history."""
+
+    agent_id: int
+    name: str
+    profit: float | None
+    percent: float | None
+    trade_count: int | None
+    history: tuple[ProfitPoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    symbol: str
+    market: str
+    holders: int | None
+    price: float | None
+    outcome: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TradeOrder:
+    """What `/trade` asks AI-Trader to publish (`POST /api/signals/realtime`)."""
+
+    action: str  # buy, sell, short, cover
+    symbol: str
+    quantity: float
+    market: str
+    price: float
+    token_id: str = ""
+    outcome: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TradeResult:
+    signal_id: int | None
+    symbol: str
+    market: str
+    price: float | None
+    follower_count: int | None
+    points: int | None

@@ -11,7 +11,21 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.models import Heartbeat, Notification, Signal, SignalReply, Task
+from relay.models import (
+    AgentSummary,
+    Heartbeat,
+    Notification,
+    Portfolio,
+    Position,
+    ProfitPoint,
+    Quote,
+    Ranked,
+    Signal,
+    SignalReply,
+    Task,
+    TradeResult,
+    Trend,
+)
 
 
 def timestamp(value: object) -> datetime | None:
@@ -133,11 +147,141 @@ def signal(row: object) -> Signal | None:
         agent_name=text(row.get("agent_name"), 200),
         message_type=text(row.get("message_type"), 40),
         market=text(row.get("market"), 60),
-        symbol=text(symbol, 60),
+        symbol=text(symbol, 200),
         title=text(row.get("display_title") or row.get("title"), 500),
         content=text(row.get("content")),
         created_at=timestamp(row.get("created_at")),
-        reply_count=integer(row.get("reply_count")) or 0,
+        reply_count=integer(row.get("reply_count")),
+        side=text(row.get("side"), 20).lower(),
+        entry_price=number(row.get("entry_price")),
+        exit_price=number(row.get("exit_price")),
+        quantity=number(row.get("quantity")),
+        pnl=number(row.get("pnl")),
+        executed_at=timestamp(row.get("executed_at")),
+        token_id=text(row.get("token_id"), 100),
+        outcome=text(row.get("outcome"), 100),
+        symbols=words(row.get("symbols")),
+        tags=words(row.get("tags")),
+    )
+
+
+def words(value: object, limit: int = 20) -> tuple[str, ...]:
+    """A list upstream splits from a comma string; tolerate the string itself too."""
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(t for t in (text(i, 60).strip() for i in items[:limit] if isinstance(i, str | int | float)) if t)
+
+
+def summary(row: object) -> AgentSummary | None:
+    if not isinstance(row, dict):
+        return None
+    agent_id = integer(row.get("agent_id"))
+    if agent_id is None:
+        return None
+    return AgentSummary(
+        agent_id=agent_id,
+        name=text(row.get("agent_name"), 200),
+        cash=number(row.get("cash")),
+        position_count=integer(row.get("position_count")),
+        recent_activity_at=timestamp(row.get("recent_activity_at")),
+    )
+
+
+def leader_of(source: object) -> int | None:
+    """ "copied:<leader_id>" -> leader_id; "self" (or anything else) -> None."""
+    if isinstance(source, str) and source.startswith("copied:"):
+        return integer(source[len("copied:") :])
+    return None
+
+
+def position(row: object) -> Position | None:
+    if not isinstance(row, dict) or not row.get("symbol"):
+        return None
+    return Position(
+        symbol=text(row.get("symbol"), 200),
+        market=text(row.get("market"), 60),
+        side=text(row.get("side"), 20).lower(),
+        quantity=number(row.get("quantity")),
+        entry_price=number(row.get("entry_price")),
+        current_price=number(row.get("current_price")),
+        pnl=number(row.get("pnl")),
+        leader_id=leader_of(row.get("source")),
+        token_id=text(row.get("token_id"), 100),
+        outcome=text(row.get("outcome"), 100),
+        title=text(row.get("display_title"), 300),
+        opened_at=timestamp(row.get("opened_at")),
+    )
+
+
+def portfolio(body: dict[str, Any]) -> Portfolio | None:
+    rows = body.get("positions")
+    if not isinstance(rows, list):
+        return None
+    return Portfolio(
+        positions=tuple(p for p in (position(r) for r in rows) if p is not None),
+        cash=number(body.get("cash")),
+        agent_name=text(body.get("agent_name"), 200),
+    )
+
+
+def quote(body: dict[str, Any]) -> Quote | None:
+    price = number(body.get("price"))
+    if price is None:
+        return None
+    return Quote(
+        symbol=text(body.get("symbol"), 200),
+        market=text(body.get("market"), 60),
+        price=price,
+        token_id=text(body.get("token_id"), 100),
+        outcome=text(body.get("outcome"), 100),
+        title=text(body.get("display_title"), 300),
+    )
+
+
+def ranked(row: object) -> Ranked | None:
+    if not isinstance(row, dict):
+        return None
+    agent_id = integer(row.get("agent_id"))
+    if agent_id is None:
+        return None
+    raw = row.get("history")
+    history: list[Any] = raw if isinstance(raw, list) else []
+    points = [
+        ProfitPoint(timestamp(h.get("recorded_at")), float(h["profit"]), number(h.get("profit_percent")))
+        for h in history
+        if isinstance(h, dict) and number(h.get("profit")) is not None
+    ]
+    profit = number(row.get("current_profit", row.get("total_profit", row.get("profit"))))
+    percent = number(row.get("current_profit_percent", row.get("total_profit_percent", row.get("profit_percent"))))
+    return Ranked(
+        agent_id=agent_id,
+        name=text(row.get("name"), 200),
+        profit=profit,
+        percent=percent,
+        trade_count=integer(row.get("trade_count")),
+        history=tuple(points),
+    )
+
+
+def trend(row: object) -> Trend | None:
+    if not isinstance(row, dict) or not row.get("symbol"):
+        return None
+    return Trend(
+        symbol=text(row.get("symbol"), 200),
+        market=text(row.get("market"), 60),
+        holders=integer(row.get("holder_count")),
+        price=number(row.get("current_price")),
+        outcome=text(row.get("outcome"), 100),
+    )
+
+
+def trade_result(body: dict[str, Any]) -> TradeResult:
+    return TradeResult(
+        signal_id=integer(body.get("signal_id")),
+        symbol=text(body.get("symbol"), 200),
+        market=text(body.get("market"), 60),
+        price=number(body.get("price")),
+        follower_count=integer(body.get("follower_count")),
+        points=integer(body.get("points_earned")),
     )
 
 

@@ -14,11 +14,9 @@ from typing import Any
 from relay.catalogue import kind_of
 from relay.models import (
     Action,
-    FeedPage,
     Message,
     MessageField,
     Notification,
-    Signal,
     SignalReply,
 )
 
@@ -73,8 +71,25 @@ def signal_actions(signal_id: int) -> tuple[Action, ...]:
     )
 
 
-def notification(n: Notification, *, is_task: bool = False, reply: SignalReply | None = None) -> Message:
-    """One notification as a message; `reply` is the fetched reply text for reply/mention types."""
+SENDER_ID, SENDER_NAME = "sender_id", "sender_name"  # what /send puts into `data` (upstream records no sender)
+
+
+def sender_of(data: Mapping[str, Any]) -> str:
+    """ "alice (#3)" when the message's data names its sender, else "". Claimed, not verified:
+    any agent can write any data, so this is shown as what the message says."""
+    sender = positive_int(data, SENDER_ID)
+    name = data.get(SENDER_NAME)
+    name = clip(name, 80) if isinstance(name, str) and name.strip() else ""
+    if sender:
+        return f"{name} (#{sender})" if name else f"#{sender}"
+    return name
+
+
+def notification(
+    n: Notification, *, is_task: bool = False, reply: SignalReply | None = None, can_accept: bool = False
+) -> Message:
+    """One notification as a message; `reply` is the fetched reply text for reply/mention types.
+    `can_accept`: the linked agent owns the signal, so the reply gets an Accept button."""
     kind = kind_of(n.kind, is_task=is_task)
     data = n.data
     fields: list[MessageField] = []
@@ -87,6 +102,9 @@ def notification(n: Notification, *, is_task: bool = False, reply: SignalReply |
         footer = f"task #{n.message_id}"
     else:
         title = _TITLES.get(n.kind, f"Message ({clip(n.kind, 60)})")
+        sender = sender_of(data)
+        if sender:
+            title = f"Message from {sender}" if n.kind == "message" else f"{title} from {sender}"
         body = n.content
         footer = f"#{n.message_id}"
         for label, key in (("Market", "market"), ("Symbol", "symbol")):
@@ -105,7 +123,7 @@ def notification(n: Notification, *, is_task: bool = False, reply: SignalReply |
             ]
         if n.kind not in _TITLES:
             # Unknown types come from any agent: show their data so nothing they sent is hidden.
-            extra = [(k, v) for k, v in data.items() if k not in ("market", "symbol")][:10]
+            extra = [(k, v) for k, v in data.items() if k not in ("market", "symbol", SENDER_ID, SENDER_NAME)][:10]
             fields += [MessageField(clip(str(k), 60), clip(_value(v), FIELD_LIMIT)) for k, v in extra]
     when = _when(n.created_at)
     actions: list[Action] = []
@@ -113,6 +131,10 @@ def notification(n: Notification, *, is_task: bool = False, reply: SignalReply |
     if signal_id and not is_task:
         actions += signal_actions(signal_id)
         footer += f" · signal {signal_id}"
+        if reply is not None and can_accept and not reply.accepted:
+            accept = {"signal_id": str(signal_id), "reply_id": str(reply.reply_id)}
+            actions.append(Action("Accept", "accept", accept))
+            footer += f" · reply {reply.reply_id}"
     actions.append(Action("Mute this kind", "notify", {"kind": kind, "mode": "off"}))
     return Message(
         title=title,
@@ -123,61 +145,13 @@ def notification(n: Notification, *, is_task: bool = False, reply: SignalReply |
     )
 
 
-def feed(page: FeedPage, *, keyword: str, message_type: str, page_no: int, per_page: int) -> Message:
-    if not page.signals:
-        return Message(title=f"Feed: {clip(keyword, 60)}", body="Nothing found.")
-    lines = [_signal_line(s) for s in page.signals]
-    args = {"keyword": keyword, "type": message_type, "page": ""}
-    actions = []
-    if page_no > 1:
-        actions.append(Action("◀ Previous", "feed", {**args, "page": str(page_no - 1)}, replace=True))
-    if page.has_more:
-        actions.append(Action("Next ▶", "feed", {**args, "page": str(page_no + 1)}, replace=True))
-    first = (page_no - 1) * per_page + 1
-    return Message(
-        title=f"Feed: {clip(keyword, 60)}" + (f" ({message_type})" if message_type else ""),
-        body="\n\n".join(lines),
-        footer=f"{first}–{first + len(page.signals) - 1} of {page.total} · page {page_no}",
-        actions=tuple(actions),
-    )
-
-
-def _signal_line(s: Signal) -> str:
-    head = f"[{s.signal_id}] {s.message_type or 'signal'}"
-    if s.market:
-        head += f" · {s.market}"
-    if s.symbol:
-        head += f" · {s.symbol}"
-    who = f"by {clip(s.agent_name or str(s.agent_id), 60)}"
-    title = clip(s.title, 120)
-    content = clip(" ".join(s.content.split()), 200)
-    return "\n".join(x for x in (f"{head} {who}", title, content, f"{s.reply_count} replies") if x)
-
-
-def signals(title: str, items: Sequence[Signal], empty: str) -> Message:
-    if not items:
-        return Message(title=title, body=empty)
-    return Message(title=title, body="\n\n".join(_signal_line(s) for s in items[:15]))
-
-
-def new_signal(s: Signal, *, watch: str) -> Message:
-    return Message(
-        title=f"New {s.message_type or 'signal'} by {clip(s.agent_name or str(s.agent_id), 80)}",
-        body=clip("\n".join(x for x in (s.title, s.content) if x), BODY_LIMIT),
-        fields=tuple(
-            MessageField(k, clip(v, FIELD_LIMIT)) for k, v in (("Market", s.market), ("Symbol", s.symbol)) if v
-        ),
-        footer=f"signal {s.signal_id} · {watch}",
-        actions=signal_actions(s.signal_id),
-    )
-
-
 def replies(signal_id: int, items: Sequence[SignalReply]) -> Message:
     if not items:
         return Message(title=f"Replies to signal {signal_id}", body="No replies yet.")
     shown = items[-20:]
     lines = [
-        f"{'✅ ' if r.accepted else ''}{clip(r.agent_name or str(r.agent_id), 60)} ({_when(r.created_at)}):\n{clip(r.content, 600)}"
+        f"{'✅ ' if r.accepted else ''}reply {r.reply_id} · {clip(r.agent_name or str(r.agent_id), 60)}"
+        f" ({_when(r.created_at)}):\n{clip(r.content, 600)}"
         for r in shown
     ]
     more = f"{len(items) - len(shown)} earlier replies not shown · " if len(items) > len(shown) else ""

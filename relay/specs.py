@@ -21,6 +21,9 @@ KINDS: tuple[str, ...] = (
 KIND_MODES: tuple[str, ...] = ("on", "silent", "off")
 FEED_TYPES: tuple[str, ...] = ("operation", "strategy", "discussion")
 LINK_MODES: tuple[str, ...] = ("consume", "observe")
+MARKETS: tuple[str, ...] = ("us-stock", "crypto", "polymarket")
+TRADE_SIDES: tuple[str, ...] = ("buy", "sell", "short", "cover")
+POST_KINDS: tuple[str, ...] = ("strategy", "discussion")
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("start", "What this bot does and how to begin"),
@@ -73,7 +76,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
             Param("page", "page number", required=False),
         ),
     ),
-    CommandSpec("replies", "Show the replies to a signal", (Param("signal_id", "signal id"),)),
+    CommandSpec("replies", "Show the replies to a signal, with their ids", (Param("signal_id", "signal id"),)),
+    CommandSpec(
+        "accept",
+        "Accept a reply to your agent's signal",
+        (Param("signal_id", "signal id"), Param("reply_id", "reply id from /replies")),
+    ),
     CommandSpec(
         "reply",
         "Reply to a signal as your agent",
@@ -112,6 +120,54 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Show or set this chat's time zone (for the daily brief)",
         (Param("zone", "an IANA time zone such as Europe/Berlin (default UTC)", required=False),),
         admin_in_groups=True,
+    ),
+    # --- the trader's cockpit (relay.trading) ---
+    CommandSpec("positions", "Your agent's open positions, PnL and cash"),
+    CommandSpec(
+        "trader", "A trader's summary, recent signals and positions", (Param("agent_id", "trader's agent id"),)
+    ),
+    CommandSpec(
+        "price",
+        "Current price of a symbol (Polymarket: <slug>:<outcome> or a token id)",
+        (
+            Param("symbol", "symbol, e.g. AAPL, BTC, or slug:Yes"),
+            Param("market", "us-stock (default), crypto or polymarket", required=False, choices=MARKETS),
+        ),
+    ),
+    CommandSpec("points", "Your agent's points and cash"),
+    CommandSpec("leaderboard", "Top traders by profit", (Param("days", "period in days, 1-365", required=False),)),
+    CommandSpec("trending", "Symbols held by the most agents"),
+    CommandSpec(
+        "post",
+        "Publish a strategy or discussion: [market] <title> | <text>",
+        (
+            Param("kind", "strategy or discussion", choices=POST_KINDS),
+            Param("text", "[market] title | text", rest=True),
+        ),
+    ),
+    CommandSpec(
+        "trade",
+        "Publish a trade as your agent, after you press Confirm",
+        (
+            Param("side", "buy, sell, short or cover", choices=TRADE_SIDES),
+            Param("symbol", "symbol, e.g. AAPL, BTC, or slug:Yes"),
+            Param("quantity", "how many"),
+            Param("market", "us-stock (default), crypto or polymarket", required=False, choices=MARKETS),
+            Param("price", "price (us-stock); default: the current price", required=False),
+        ),
+    ),
+    CommandSpec(
+        "confirm",
+        "Confirm or cancel a pending /trade (its buttons do this)",
+        (
+            Param("id", "order id"),
+            Param("decision", "confirm or cancel", required=False, choices=("confirm", "cancel")),
+        ),
+    ),
+    CommandSpec(
+        "intel",
+        "Market intelligence: overview, macro, etf, news [category], stock <symbol>",
+        (Param("what", "overview, macro, etf, news [category] or stock <symbol>", required=False, rest=True),),
     ),
 )
 

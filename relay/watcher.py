@@ -15,12 +15,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from relay import render
+from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import UpstreamError
 from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
 from relay.models import Signal
+from relay.names import AgentDirectory
 from relay.outbox import Outbox, Outgoing
 from relay.store import Store, Subscription
 
@@ -41,6 +42,7 @@ class Watcher:
         leases: Leases,
         *,
         interval: float,
+        names: AgentDirectory | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -51,6 +53,7 @@ class Watcher:
         self._outbox = outbox
         self._leases = leases
         self._interval = interval
+        self._names = names
         self._on_enqueued = on_enqueued
         self._clock = clock
 
@@ -101,8 +104,16 @@ class Watcher:
         label = f"watch #{sub.sub_id}: " + (
             f"feed “{sub.keyword}”" if sub.kind == "feed" else f"trader {sub.trader_id}"
         )
+        # A trader's own signals come without the author's name: it is looked up (and cached).
+        authors = {}
+        if self._names is not None:
+            authors = await self._names.names(s.agent_id for s in new if not s.agent_name)
         items = [
-            Outgoing(sub.chat, f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}", render.new_signal(s, watch=label))
+            Outgoing(
+                sub.chat,
+                f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}",
+                cards.new_signal(s, watch=label, author=authors.get(s.agent_id, "")),
+            )
             for s in new
         ]
         await self._outbox.enqueue(items, now=self._clock())

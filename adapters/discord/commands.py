@@ -23,6 +23,11 @@ KindMode = Literal["on", "silent", "off"]
 Id = app_commands.Range[int, 1]
 Page = app_commands.Range[int, 1, 10_000]
 Days = app_commands.Range[int, 1, 365]
+Market = Literal["us-stock", "crypto", "polymarket"]
+Side = Literal["buy", "sell", "short", "cover"]
+PostKind = Literal["strategy", "discussion"]
+Decision = Literal["confirm", "cancel"]
+Amount = app_commands.Range[float, 0.000001, 1_000_000_000.0]
 
 # /link takes its parameters in a modal (LINK_FIELDS), never as options: an option's value is
 # shown in the channel as part of the command, and the token must stay between user and bot.
@@ -146,9 +151,69 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     async def timezone(interaction: discord.Interaction, zone: str | None = None) -> None:
         await run(interaction, "timezone", _args(zone=zone))
 
+    @app_commands.command(name="accept", description=summary("accept"))
+    @described("accept")
+    async def accept(interaction: discord.Interaction, signal_id: Id, reply_id: Id) -> None:
+        await run(interaction, "accept", _args(signal_id=signal_id, reply_id=reply_id))
+
+    @app_commands.command(name="positions", description=summary("positions"))
+    async def positions(interaction: discord.Interaction) -> None:
+        await run(interaction, "positions", {})
+
+    @app_commands.command(name="trader", description=summary("trader"))
+    @described("trader")
+    async def trader(interaction: discord.Interaction, agent_id: Id) -> None:
+        await run(interaction, "trader", _args(agent_id=agent_id))
+
+    @app_commands.command(name="price", description=summary("price"))
+    @described("price")
+    async def price(interaction: discord.Interaction, symbol: str, market: Market | None = None) -> None:
+        await run(interaction, "price", _args(symbol=symbol, market=market))
+
+    @app_commands.command(name="points", description=summary("points"))
+    async def points(interaction: discord.Interaction) -> None:
+        await run(interaction, "points", {})
+
+    @app_commands.command(name="leaderboard", description=summary("leaderboard"))
+    @described("leaderboard")
+    async def leaderboard(interaction: discord.Interaction, days: Days | None = None) -> None:
+        await run(interaction, "leaderboard", _args(days=days))
+
+    @app_commands.command(name="trending", description=summary("trending"))
+    async def trending(interaction: discord.Interaction) -> None:
+        await run(interaction, "trending", {})
+
+    @app_commands.command(name="post", description=summary("post"))
+    @described("post")
+    async def post(interaction: discord.Interaction, kind: PostKind, text: str) -> None:
+        await run(interaction, "post", _args(kind=kind, text=text))
+
+    @app_commands.command(name="trade", description=summary("trade"))
+    @described("trade")
+    async def trade(
+        interaction: discord.Interaction,
+        side: Side,
+        symbol: str,
+        quantity: Amount,
+        market: Market | None = None,
+        price: Amount | None = None,
+    ) -> None:
+        await run(interaction, "trade", _args(side=side, symbol=symbol, quantity=quantity, market=market, price=price))
+
+    @app_commands.command(name="confirm", description=summary("confirm"))
+    @described("confirm")
+    async def confirm(interaction: discord.Interaction, id: str, decision: Decision | None = None) -> None:
+        await run(interaction, "confirm", _args(id=id, decision=decision))
+
+    @app_commands.command(name="intel", description=summary("intel"))
+    @described("intel")
+    async def intel(interaction: discord.Interaction, what: str | None = None) -> None:
+        await run(interaction, "intel", _args(what=what))
+
     commands: list[app_commands.Command[Any, ..., Any]] = [start, help_, link, unlink, subscribe, unsubscribe]
     commands += [subscriptions, notify, feed, replies, reply, send]
-    commands += [task, discussions, follow, unfollow, following, status, chart, timezone]
+    commands += [task, discussions, follow, unfollow, following, status, chart, timezone, accept]
+    commands += [positions, trader, price, points, leaderboard, trending, post, trade, confirm, intel]
     for command in commands:
         # A guild-installed bot: usable in servers and in the bot's DMs, not in group DMs.
         command.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)

@@ -278,7 +278,7 @@ async def test_trader_watch_posts_that_traders_new_signals(
     other = world.create_agent("other")
     world.create_signal(trader.id, "discussion", "crypto", "old", "old")
     text = await say(dm, "subscribe", what=f"trader {trader.id}")
-    assert f"Watching trader {trader.id}" in text
+    assert f"Watching trader trader (#{trader.id})" in text
     sub = (await relay.store.chat_subscriptions(dm.chat))[0]
     assert sub.kind == "trader" and sub.trader_id == trader.id
     assert await relay.watcher.check(sub) == 0
@@ -303,7 +303,8 @@ async def test_subscriptions_lists_ids_and_unsubscribe_removes_only_own(
     await say(dm, "subscribe", what="replies")
     await say(dm, "subscribe", what="feed btc discussion")
     admin = group(relay, adapter, admin=True)
-    await say(admin, "subscribe", what="trader 7")
+    trader = world.create_agent("trader")
+    await say(admin, "subscribe", what=f"trader {trader.id}")
     mine = await relay.store.chat_subscriptions(dm.chat)
     theirs = await relay.store.chat_subscriptions(admin.chat)
     listing = await say(dm, "subscriptions")
@@ -511,7 +512,7 @@ async def test_send_puts_the_message_in_the_target_inbox(dm: Chat, world: World)
     await link(dm, world)
     target = world.create_agent("target")
     text = await say(dm, "send", agent_id=str(target.id), text="hello there\nsecond line")
-    assert f"Message sent to agent {target.id}" in text
+    assert f"Message sent to target (#{target.id})" in text
     [mid] = world.all_message_ids(target.id)
     row = world.messages[mid]
     assert (row.type, row.content) == ("message", "hello there\nsecond line")
@@ -531,7 +532,7 @@ async def test_task_with_a_json_object_is_created(dm: Chat, world: World) -> Non
     await link(dm, world)
     target = world.create_agent("target")
     text = await say(dm, "task", agent_id=str(target.id), type="analyze_symbol", json='{"symbol": "BTC", "depth": 2}')
-    assert f"Task analyze_symbol created for agent {target.id}" in text
+    assert f"Task analyze_symbol created for target (#{target.id})" in text
     [task] = [t for t in world.tasks.values() if t.agent_id == target.id]
     assert task.type == "analyze_symbol" and task.input_data == {"symbol": "BTC", "depth": 2}
     assert f"task #{task.id}" in text
@@ -586,12 +587,12 @@ async def test_follow_unfollow_following(dm: Chat, world: World) -> None:
     agent_id = await link(dm, world)
     leader = world.create_agent("leader")
     assert "Not following anyone." in await say(dm, "following")
-    assert f"Now following trader {leader.id}." in await say(dm, "follow", agent_id=str(leader.id))
+    assert f"Now following leader (#{leader.id})." in await say(dm, "follow", agent_id=str(leader.id))
     assert world.is_following(agent_id, leader.id)
-    assert f"Already following trader {leader.id}." in await say(dm, "follow", agent_id=str(leader.id))
+    assert f"Already following leader (#{leader.id})." in await say(dm, "follow", agent_id=str(leader.id))
     listing = await say(dm, "following")
     assert f"{leader.id} leader" in listing
-    assert f"No longer following trader {leader.id}." in await say(dm, "unfollow", agent_id=str(leader.id))
+    assert f"No longer following trader #{leader.id}." in await say(dm, "unfollow", agent_id=str(leader.id))
     assert not world.is_following(agent_id, leader.id)
     assert "Not following anyone." in await say(dm, "following")
 

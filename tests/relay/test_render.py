@@ -226,7 +226,7 @@ def test_replies_listing_clips_and_marks_the_accepted_one() -> None:
     assert "5 earlier replies not shown" in m.footer and "25 replies" in m.footer
     assert "✅" not in m.body  # reply 2 (the accepted one) is among the hidden
     shown = render.replies(9, items[:3])
-    assert "✅ agent2" in shown.body
+    assert "✅ reply 2 · agent2" in shown.body
     assert max(len(block) for block in shown.body.split("\n\n")) < 700
 
 
