@@ -243,6 +243,9 @@ class MarketMixin:
         if market == "polymarket" and not token and outcome:
             token = self.polymarket_tokens.get((symbol, outcome.strip().lower()))
         price = self.prices.get(price_key(market, normalized, token))
+        if price is None and market == "polymarket" and token:
+            # An outcome token names one contract whatever slug came with it (price_fetcher resolves it).
+            price = next((p for (m, _, t), p in self.prices.items() if m == market and t == token), None)
         if price is None:
             raise ApiError(404, "Price not available")
         return self._decorate(

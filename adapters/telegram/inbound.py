@@ -174,7 +174,10 @@ class Inbound:
             command = Command(action.command, dict(action.args), ref, user, origin.chat.type == ChatType.PRIVATE)
             reply = await self._call(command)
             messages = reply.messages
-            replace = action.replace and on_message and messages and isinstance(origin, TgMessage)
+            # An answer meant for the presser alone (e.g. "only Ann can confirm this trade") must not
+            # replace a message the whole group sees: it goes below it instead.
+            for_all = not (reply.private and origin.chat.type != ChatType.PRIVATE)
+            replace = action.replace and for_all and on_message and messages and isinstance(origin, TgMessage)
             if replace and await self._edit(ref, origin.message_id, messages[0]):
                 messages = messages[1:]
             await self._reply(ref, Reply(messages), f"cb:{update.update_id}")

@@ -20,6 +20,11 @@ from relay.models import Message
 Tag = tuple[str, str]
 BOLD: Tag = ("b", "")
 ITALIC: Tag = ("i", "")
+PRE: Tag = ("pre", "")
+
+# Fields this short form a table: a monospace block with the values in one column.
+TABLE_NAME_MAX = 16
+TABLE_VALUE_MAX = 40
 
 # Telegram counts message length after entity parsing, in UTF-16 code units (Bot API sendMessage).
 MAX_TEXT = 4096
@@ -77,7 +82,11 @@ def message_spans(message: Message) -> list[Span]:
         head.append(Span(message.body))
     if head:
         blocks.append(head)
-    if message.fields:
+    if message.fields and is_table(message):
+        width = max(len(f.name) for f in message.fields)
+        rows = "\n".join(f"{f.name.ljust(width)}  {f.value}" for f in message.fields)
+        blocks.append([Span(rows, (PRE,))])
+    elif message.fields:
         lines: list[Span] = []
         for i, field in enumerate(message.fields):
             if i:
@@ -101,6 +110,18 @@ def message_spans(message: Message) -> list[Span]:
             spans.append(Span("\n\n"))
         spans += block
     return [s for s in spans if s.text]
+
+
+def is_table(message: Message) -> bool:
+    """Two or more short one-line fields (a trade, a quote) read best as aligned lines."""
+    return len(message.fields) >= 2 and all(
+        0 < len(f.name) <= TABLE_NAME_MAX
+        and len(f.value) <= TABLE_VALUE_MAX
+        and "\n" not in f.name + f.value
+        and f.name.isprintable()
+        and f.value.isprintable()
+        for f in message.fields
+    )
 
 
 def to_html(spans: Iterable[Span]) -> str:

@@ -117,7 +117,8 @@ def sample_options(definition: dict[str, Any]) -> dict[str, Any]:
         if option.get("choices"):
             values[option["name"]] = option["choices"][-1]["value"]
         else:
-            values[option["name"]] = 42 if option["type"] == 4 else f"{option['name']} value"
+            kind = option["type"]  # 4 INTEGER, 10 NUMBER (a float), else STRING
+            values[option["name"]] = 42 if kind == 4 else 2.5 if kind == 10 else f"{option['name']} value"
     return values
 
 

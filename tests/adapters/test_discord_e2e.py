@@ -179,7 +179,8 @@ async def test_link_subscribe_notification_buttons_and_mute(live: Relay, fake: F
     assert body["allowed_mentions"] == {"parse": []}
     assert body["enforce_nonce"] is True and 1 <= len(body["nonce"]) <= 25
     assert "target 80k" in notice.text and "@everyone" not in notice.text
-    assert list(notice.labels().values()) == ["Show replies", "Reply", "Mute this kind"]
+    # A reply to ann's own strategy: she may accept it.
+    assert list(notice.labels().values()) == ["Show replies", "Reply", "Accept", "Mute this kind"]
 
     shown = await bob.press(notice, "Show replies")
     assert f"Replies to signal {signal_id}" in said(shown) and "target 80k" in said(shown)

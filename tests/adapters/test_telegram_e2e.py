@@ -173,7 +173,7 @@ async def test_onboarding_then_a_reply_notification_reaches_every_subscribed_cha
         assert call.params["parse_mode"] == "HTML" and call.params["link_preview_options"] == {"is_disabled": True}
         assert "bob_bot replied to your discussion" in shown and "I <b>agree</b> & raise: 1 < 2" in shown
         assert "I &lt;b&gt;agree&lt;/b&gt; &amp; raise: 1 &lt; 2" in html_text  # upstream text is text, not markup
-        assert labels(call) == KEYBOARD
+        assert labels(call) == [*KEYBOARD[:2], "Accept", KEYBOARD[2]]  # a reply to ann's own signal
         assert not flag(call.params.get("disable_notification", False))
 
 

@@ -44,7 +44,7 @@ async def test_a_message_is_sent_as_escaped_html_without_preview(fake: FakeTeleg
     await adapter.send(chat(42), NOTE, key="d1")
     (call,) = fake.sent(42)
     assert visible_text(call.params["text"]) == (
-        "New reply on <BTC> & co\nLooks good 👍 — but 1 < 2\n\nAgent: ann_bot\nSignal: #123\n\n"
+        "New reply on <BTC> & co\nLooks good 👍 — but 1 < 2\n\nAgent   ann_bot\nSignal  #123\n\n"
         "https://ai4trade.ai/signals/123?x=1&y=2\nreply with /reply 123"
     )
     assert call.params["text"].startswith("<b>New reply on &lt;BTC&gt; &amp; co</b>")
