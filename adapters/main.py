@@ -254,6 +254,10 @@ async def demo(seconds: float | None, activity_every: float) -> int:
                     print("Linking the demo agent and subscribing this console. Type /help, or Ctrl-D to quit.\n")
                     await console.run_line(f"/link {seed.you.token}")
                     await console.run_line("/subscribe all")
+                    # The trader's cockpit: positions, then a trade that waits for its Confirm.
+                    await console.run_line("/positions")
+                    await console.run_line("/trade buy BTC 0.01 crypto")
+                    print("Also try /trader 2, /price BTC crypto, /leaderboard, /trending, /intel, /intel news crypto.\n")
                     activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
                     try:
                         if seconds is not None:

@@ -27,6 +27,10 @@ REVOKED_TTL = 30 * 86400
 CHAT_ERROR_TTL = 7 * 86400
 COMMAND_SEEN_TTL = 86400
 BRIEF_CLAIM_TTL = 3 * 86400  # longer than the two local dates a brief check looks at
+NAME_TTL = 300  # an agent's cached name: a rename shows within five minutes
+NAME_MISSING_TTL = 30  # an unknown agent id: it may be registered any moment
+ORDER_TTL = 120  # a /trade waiting for Confirm; the 60 s window itself is checked against its clock
+ORDER_RESULT_TTL = 86400  # how a /trade ended, for presses that come later
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,21 +161,21 @@ class Keys:
 
     # --- the trader's cockpit ----------------------------------------------------------------
     def agent_name(self, agent_id: int) -> str:
-        """STRING EX 300 (relay.names.NAME_TTL): an agent's name from /api/agents/{id}/summary;
-        the empty string, EX 30, for an agent AI-Trader does not know (404)."""
+        """STRING EX NAME_TTL: an agent's name from /api/agents/{id}/summary; the empty string,
+        EX NAME_MISSING_TTL, for an agent AI-Trader does not know (404)."""
         return self._k("name", agent_id)
 
     def trade(self, order_id: str) -> str:
-        """STRING EX 120 (relay.trades.ORDER_TTL): a /trade waiting for its Confirm (JSON: user,
-        chat, agent, order, created); the Confirm window itself (60 s) is checked against `created`."""
+        """STRING EX ORDER_TTL: a /trade waiting for its Confirm (JSON: user, agent, order, created);
+        the Confirm window itself (60 s) is checked against `created`."""
         return self._k("trade", order_id)
 
     def trade_claim(self, order_id: str) -> str:
-        """STRING NX EX 86400: the one press (of any process) that publishes or cancels the order."""
+        """STRING NX EX ORDER_RESULT_TTL: the one press (of any process) that publishes or cancels the order."""
         return self._k("trade", order_id, "claim")
 
     def trade_done(self, order_id: str) -> str:
-        """STRING EX 86400: how the order ended (published signal, refusal, cancel), for later presses."""
+        """STRING EX ORDER_RESULT_TTL: how the order ended (the Message shown), for later presses."""
         return self._k("trade", order_id, "done")
 
     # --- delivery ---------------------------------------------------------------------------
@@ -253,6 +257,7 @@ _PLACEHOLDERS = {
     "event": r"[^:]+",
     "any": r".+",
     "date": r"\d{4}-\d{2}-\d{2}",
+    "order": r"[A-Za-z0-9_\-]+",
 }
 
 _ENTITY = "one per {}; deleted with it"
@@ -303,6 +308,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("lease:watch:{sub}", "string", "PX, renewed while held", ttl=600),
     Family("cmd:{platform}:{event}", "string", "EX 1 day", ttl=COMMAND_SEEN_TTL),
+    Family("name:{agent}", "string", "EX 5 min (unknown ids: 30 s)", ttl=NAME_TTL),
+    Family("trade:{order}", "string", "EX 2 min", ttl=ORDER_TTL),
+    Family("trade:{order}:claim", "string", "NX EX 1 day", ttl=ORDER_RESULT_TTL),
+    Family("trade:{order}:done", "string", "EX 1 day", ttl=ORDER_RESULT_TTL),
     # Adapter-owned families are declared by their adapters' owners; until then one catch-all.
     Family("adapter:{platform}:{any}", "any", "declared per adapter family"),
 )

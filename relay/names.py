@@ -16,13 +16,11 @@ from redis.exceptions import RedisError
 
 from relay.aitrader import AITraderClient
 from relay.errors import NotFound, UpstreamError, UsageError
-from relay.keys import Keys
+from relay.keys import NAME_MISSING_TTL, NAME_TTL, Keys
 from relay.models import AgentSummary
 
 log = logging.getLogger(__name__)
 
-NAME_TTL = 300  # seconds: a renamed agent shows its new name within five minutes
-MISSING_TTL = 30  # seconds: an id that did not exist may be registered any moment
 _MISSING = ""
 
 
@@ -85,4 +83,4 @@ class AgentDirectory:
 
     async def _remember(self, agent_id: int, name: str) -> None:
         with contextlib.suppress(RedisError):  # the cache only saves calls
-            await self._r.set(self._k.agent_name(agent_id), name[:200], ex=NAME_TTL if name else MISSING_TTL)
+            await self._r.set(self._k.agent_name(agent_id), name[:200], ex=NAME_TTL if name else NAME_MISSING_TTL)

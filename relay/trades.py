@@ -20,14 +20,12 @@ from redis.asyncio import Redis
 from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import OutcomeUnknown, RateLimited, TokenRejected, UpstreamError, UpstreamUnavailable
-from relay.keys import Keys
+from relay.keys import ORDER_RESULT_TTL, ORDER_TTL, Keys
 from relay.models import Message, Reply, TradeOrder
 
 log = logging.getLogger(__name__)
 
-CONFIRM_WINDOW = 60  # seconds the user has to press Confirm
-ORDER_TTL = 2 * CONFIRM_WINDOW  # the stored order outlives the window; the clock decides expiry
-RESULT_TTL = 24 * 3600  # how long a late press is still told how the order ended
+CONFIRM_WINDOW = 60  # seconds the user has to press Confirm; the stored order lives ORDER_TTL (longer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +73,7 @@ class TradeDesk:
         if self._clock() - pending.created > CONFIRM_WINDOW:
             await self._r.delete(self._k.trade(order_id))
             return _expired()
-        if not await self._r.set(self._k.trade_claim(order_id), "publish", nx=True, ex=RESULT_TTL):
+        if not await self._r.set(self._k.trade_claim(order_id), "publish", nx=True, ex=ORDER_RESULT_TTL):
             return await self._settled(order_id) or Reply.text("This trade is being published right now.")
         try:
             token = await token_for(user, pending.agent_id)
@@ -117,7 +115,7 @@ class TradeDesk:
         pending = PendingTrade.from_json(raw)
         if pending.user != user:
             return Reply.text(f"Only {pending.display or 'the user who asked'} can cancel this trade.", private=True)
-        if not await self._r.set(self._k.trade_claim(order_id), "cancel", nx=True, ex=RESULT_TTL):
+        if not await self._r.set(self._k.trade_claim(order_id), "cancel", nx=True, ex=ORDER_RESULT_TTL):
             return await self._settled(order_id) or Reply.text("This trade is being published right now.")
         return await self._finish(
             order_id, Message(title=f"Cancelled: {cards.order_line(pending.order)}", body="Nothing was published.")
@@ -125,7 +123,7 @@ class TradeDesk:
 
     async def _finish(self, order_id: str, message: Message) -> Reply:
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.set(self._k.trade_done(order_id), message.to_json(), ex=RESULT_TTL)
+            pipe.set(self._k.trade_done(order_id), message.to_json(), ex=ORDER_RESULT_TTL)
             pipe.delete(self._k.trade(order_id))
             await pipe.execute()
         return Reply((message,))

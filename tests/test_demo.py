@@ -62,6 +62,9 @@ def test_demo_links_subscribes_and_shows_every_kind_of_notification(tmp_path: Pa
     # Reply and mention notices carry the fetched reply text; buttons show as commands.
     assert "Reply by carol: Nice. Which timeframe for the bands?" in stdout
     assert "→ Show replies: /replies 1001" in stdout
+    # The cockpit: positions with the copied one named, and a trade waiting for its Confirm.
+    assert "== Positions: you (#1) ==" in stdout and "copied from alice (#2)" in stdout
+    assert "== Confirm: BUY 0.01 BTC · crypto ==" in stdout and "Confirm: /confirm " in stdout
     # Each upstream message id is shown once: nothing is delivered twice.
     footers = [line.strip() for line in stdout.splitlines() if line.strip().startswith("(#")]
     ids = [f.split()[0] for f in footers]

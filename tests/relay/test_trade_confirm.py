@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -142,7 +141,9 @@ async def test_two_processes_pressing_together_publish_once(
     assert any(r.messages[0].title.startswith("Published") for r in results)
 
 
-async def test_only_the_user_who_asked_can_confirm(relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World) -> None:
+async def test_only_the_user_who_asked_can_confirm(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
     await link(dm, world)
     pending = await open_order(dm, side="buy", symbol="AAPL", quantity="1", market="us-stock", price="212")
     mallory = Chat(relay, dm.chat, UserRef("rec", "666", "mallory"), private=False)
@@ -231,7 +232,9 @@ async def test_an_outage_at_confirm_time_can_be_retried_and_still_publishes_once
 async def test_crypto_is_priced_by_ai_trader(relay: Relay, dm: Chat, world: World, clock: Clock) -> None:
     await link(dm, world)
     pending = await open_order(dm, side="buy", symbol="btc", quantity="0.1", market="crypto")
-    assert {f.name: f.value for f in pending.messages[0].fields}["Price"] == "market, priced by AI-Trader (about 68,250)"
+    assert {f.name: f.value for f in pending.messages[0].fields}[
+        "Price"
+    ] == "market, priced by AI-Trader (about 68,250)"
     world.set_price("crypto", "BTC", 69000.0)  # the server prices at execution time
     done = await press(dm, buttons(pending)["Confirm"])
     assert {f.name: f.value for f in done.messages[0].fields}["Price"] == "69,000"
@@ -250,7 +253,9 @@ async def test_a_stock_without_price_or_quote_asks_for_a_price(
     assert {f.name: f.value for f in quoted.messages[0].fields}["Price"] == "market, about 212.4"
 
 
-async def test_trade_bad_input_is_a_usage_line_without_an_order(relay: Relay, dm: Chat, world: World, redis: Redis) -> None:
+async def test_trade_bad_input_is_a_usage_line_without_an_order(
+    relay: Relay, dm: Chat, world: World, redis: Redis
+) -> None:
     assert "link your agent first" in await say(dm, "trade", side="buy", symbol="AAPL", quantity="1", price="1")
     await link(dm, world)
     cases = [
@@ -287,6 +292,24 @@ def test_the_trade_card_fits_every_renderer() -> None:
     from relay.models import TradeOrder
 
     card = cards.pending_trade(
-        TradeOrder("buy", "X" * 64, 1e9, "polymarket", 0.5, "9" * 100, "O" * 40), price_note="market", actions=(), seconds=60
+        TradeOrder("buy", "X" * 64, 1e9, "polymarket", 0.5, "9" * 100, "O" * 40),
+        price_note="market",
+        actions=(),
+        seconds=60,
     )
     assert isinstance(card, Message) and all(len(f.value) <= 100 for f in card.fields)
+
+
+async def test_trade_and_name_keys_are_declared_families_within_their_bounds(
+    relay: Relay, dm: Chat, world: World, redis: Redis, prefix: str, clock: Clock
+) -> None:
+    from tests.relay.test_key_families import _check_bounds
+
+    await link(dm, world)
+    done = await open_order(dm, side="buy", symbol="AAPL", quantity="1", market="us-stock", price="212")
+    await press(dm, buttons(done)["Confirm"])
+    await open_order(dm, side="buy", symbol="AAPL", quantity="1", market="us-stock", price="212")  # left pending
+    await say(dm, "trader", agent_id="1")
+    await say(dm, "send", agent_id="999", text="x")  # an unknown id is remembered briefly
+    seen = await _check_bounds(redis, prefix)
+    assert {"trade:{order}", "trade:{order}:claim", "trade:{order}:done", "name:{agent}"} <= seen

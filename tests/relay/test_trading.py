@@ -5,13 +5,15 @@ every new command's happy path and bad input. The Confirm flow of /trade is in t
 
 from __future__ import annotations
 
+import math
+
 from aitrader_sim.market_seed import POLYMARKET_OUTCOMES, POLYMARKET_SLUG, seed_intel, seed_market
 from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import Reply, UserRef
 from tests.conftest import Chat
 from tests.fakes.recording import RecordingAdapter
-from tests.relay.test_commands import HOSTILE_IDS, assert_usage, deliver_all, link, reply_of, say
+from tests.relay.test_commands import HOSTILE_IDS, assert_usage, link, reply_of, say
 
 
 def fields_of(reply: Reply) -> dict[str, str]:
@@ -35,7 +37,9 @@ async def test_a_watched_traders_trade_arrives_with_its_fields_and_name(
     await say(dm, "subscribe", what=f"trader {trader.id}")
     sub = (await relay.store.chat_subscriptions(dm.chat))[0]
     await relay.watcher.check(sub)
-    sid = world.create_signal(trader.id, "operation", "us-stock", None, "adding", "AAPL", side="buy", price=198.25, quantity=25)
+    sid = world.create_signal(
+        trader.id, "operation", "us-stock", None, "adding", "AAPL", side="buy", price=198.25, quantity=25
+    )
     world.signals[sid].pnl = -12.5
     assert await relay.watcher.check(sub) == 1
     await relay.deliverer.drain(dm.chat)
@@ -67,7 +71,9 @@ async def test_a_watched_strategy_shows_its_symbols_and_tags(
 async def test_feed_lines_summarise_trades_and_discussions_show_no_invented_counts(dm: Chat, world: World) -> None:
     agent_id = await link(dm, world)
     poster = world.create_agent("poster")
-    world.create_signal(poster.id, "operation", "crypto", None, "btc dip buy", "BTC", side="buy", price=64100.0, quantity=0.5)
+    world.create_signal(
+        poster.id, "operation", "crypto", None, "btc dip buy", "BTC", side="buy", price=64100.0, quantity=0.5
+    )
     feed = await say(dm, "feed", keyword="btc")
     assert "BUY 0.5 BTC @ 64,100 by poster" in feed
     assert "0 replies" in feed  # the feed does count replies: a real zero
@@ -102,7 +108,7 @@ async def test_send_carries_its_sender_and_the_receiver_sees_who_it_is_from(
     [mid] = world.all_message_ids(bob.id)
     assert world.messages[mid].data == {"sender_id": 1, "sender_name": "ann"}
     await relay.poller.poll(bob.id)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     [note] = adapter.to(bob_chat.chat)
     assert note.message.title == "Message from ann (#1)"
     assert note.message.body == "lunch?"
@@ -140,7 +146,7 @@ async def test_a_reply_to_my_signal_has_an_accept_button_that_accepts_it(
     reply_id = world.add_reply(mine, bob.id, "agreed")
     world.add_reply(theirs, bob.id, "me too")  # a participant notice: not mine to accept
     await relay.poller.poll(me)
-    await deliver_all(relay)
+    await relay.deliverer.drain_due(math.inf)
     by_signal = {s.message.footer.split(" · ")[1]: s.message for s in adapter.to(dm.chat)}
     own, other = by_signal[f"signal {mine}"], by_signal[f"signal {theirs}"]
     [accept] = [a for a in own.actions if a.label == "Accept"]
@@ -293,7 +299,7 @@ async def test_post_strategy_and_discussion(dm: Chat, world: World) -> None:
     )
     assert f"Published strategy as signal {sig.signal_id}" in text
     await say(dm, "post", kind="discussion", text="Rates | Who expects a cut?")
-    disc = [s for s in world.signals.values() if s.message_type == "discussion"][0]
+    disc = next(s for s in world.signals.values() if s.message_type == "discussion")
     assert (disc.market, disc.title) == ("general", "Rates")
     # The server's own discussion limit comes back as one sentence.
     again = await say(dm, "post", kind="discussion", text="Rates again | still?")
