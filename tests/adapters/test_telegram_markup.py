@@ -11,7 +11,7 @@ from adapters.telegram.markup import MAX_TEXT, Span, render, render_spans, safe_
 from platform_fakes.telegram_api import visible_text
 from relay.models import Message, MessageField
 
-_ALLOWED = {"b", "i", "a"}
+_ALLOWED = {"b", "i", "a", "pre"}  # pre: short fields as an aligned table (Bot API HTML style)
 
 
 class _Checker(HTMLParser):
@@ -130,3 +130,13 @@ def test_cuts_prefer_line_breaks_then_spaces_and_never_split_an_astral_character
 
 def test_an_empty_message_renders_no_chunk() -> None:
     assert render(Message()) == []
+
+
+def test_short_fields_are_an_aligned_table_and_long_ones_stay_lines() -> None:
+    table = Message(fields=(MessageField("Side", "BUY"), MessageField("Quantity", "25"), MessageField("<x>", "a&b")))
+    (chunk,) = render(table)
+    assert chunk.html == "<pre>Side      BUY\nQuantity  25\n&lt;x&gt;       a&amp;b</pre>"
+    assert visible_text(chunk.html) == "Side      BUY\nQuantity  25\n<x>       a&b"
+    lines = Message(fields=(MessageField("Side", "BUY"), MessageField("Reply by bob", "x" * 41)))
+    (chunk,) = render(lines)
+    assert "<pre>" not in chunk.html and "<b>Side</b>: BUY" in chunk.html
