@@ -257,7 +257,9 @@ async def demo(seconds: float | None, activity_every: float) -> int:
                     # The trader's cockpit: positions, then a trade that waits for its Confirm.
                     await console.run_line("/positions")
                     await console.run_line("/trade buy BTC 0.01 crypto")
-                    print("Also try /trader 2, /price BTC crypto, /leaderboard, /trending, /intel, /intel news crypto.\n")
+                    print(
+                        "Also try /trader 2, /price BTC crypto, /leaderboard, /trending, /intel, /intel news crypto.\n"
+                    )
                     activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
                     try:
                         if seconds is not None:

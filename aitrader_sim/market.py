@@ -71,7 +71,12 @@ class MarketMixin:
             title: str | None,
             content: str | None,
             symbol: str | None = None,
-            **kw: Any,
+            *,
+            symbols: str | None = None,
+            tags: str | None = None,
+            side: str | None = None,
+            price: float | None = None,
+            quantity: float | None = None,
         ) -> int: ...
         def followers_of(self, leader_id: int) -> list[int]: ...
 

@@ -217,6 +217,7 @@ class AITraderClient:
         callers that parse the answer themselves (`relay.charts.upstream`). `path` must be built
         from validated parts only (`checked_id`, fixed strings, `quote`d symbols)."""
         return await self._get(path, token, params)
+
     async def accept_reply(self, token: str, signal_id: int, reply_id: int) -> None:
         path = f"/api/signals/{checked_id(signal_id, 'signal_id')}/replies/{checked_id(reply_id, 'reply_id')}/accept"
         await self._call("POST", path, token, idempotent=False)

@@ -437,6 +437,7 @@ class Commands:
         if self._chat_settings is None:
             return Reply.text("Chat settings are not enabled here.", private=True)
         return await chart_commands.timezone(command, self._chat_settings)
+
     # --- the trader's cockpit: handlers live in relay.trading ----------------------------------
     async def cmd_accept(self, command: Command) -> Reply:
         return await self._cockpit.accept(command)
