@@ -600,8 +600,12 @@ class MarketMixin:
         return {"available": True, **copy.deepcopy(snapshot)}
 
     def intel_stock_history(self, symbol: str, limit: int = 10) -> dict[str, Any]:
-        latest = self.intel_stock(symbol)
-        rows = [latest] if latest["available"] else []
+        """Up to 30 snapshots, newest first: the seeded history (`intel["stock_history"]`), else the latest."""
+        key = symbol.strip().upper()
+        rows = copy.deepcopy((self.intel.get("stock_history") or {}).get(key) or [])
+        if not rows:
+            latest = self.intel_stock(symbol)
+            rows = [latest] if latest["available"] else []
         history = [
             {k: row.get(k) for k in ("analysis_id", "signal", "signal_score", "trend_status", "summary", "analysis")}
             | {"created_at": row.get("created_at")}

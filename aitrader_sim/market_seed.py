@@ -196,6 +196,16 @@ def seed_intel(world: World) -> None:
         "NVDA": _stock("NVDA", 131.25, 5.8, 12.4, "buy", 4.5, "bullish", 118.2, 134.0, at),
         "AAPL": _stock("AAPL", 212.40, 1.1, 3.2, "hold", 1.5, "constructive", 201.5, 216.3, at),
     }
+    # The worker stores one snapshot per run: 30 daily ones, newest first, ending at the latest.
+    history: dict[str, list[dict[str, Any]]] = {}
+    for symbol, latest in world.intel["stocks"].items():
+        rows = [latest]
+        for day in range(1, 30):
+            price = round(latest["current_price"] * (1 - 0.004 * day + 0.012 * ((day * 7) % 5 - 2) / 2), 2)
+            when = iso_z(world.clock() - 600 - day * 86400)
+            rows.append(_stock(symbol, price, 0.0, 0.0, latest["signal"], 1.0, latest["trend_status"], 0, 0, when))
+        history[symbol] = rows
+    world.intel["stock_history"] = history
 
 
 def _signal(
