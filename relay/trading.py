@@ -209,17 +209,21 @@ class Cockpit:
             raise UsageError("Polymarket trades are buy or sell of an outcome")
         price = _positive(price_word, "price") if price_word else None
         agent = await self._linked(command)
-        note = f"{cards.num(price)} (yours)" if price is not None else ""
+        quoted: float | None = None
         if price is None:
-            quote = None
             with contextlib.suppress(NotFound, RateLimited):  # no quote: the card says "market price"
                 quote = await self._client.price(agent.token, symbol, market, token_id=token_id, outcome=outcome)
-            if market == "us-stock" and quote is None:
+                quoted = quote.price
+            if market == "us-stock" and quoted is None:
                 raise UsageError(f"AI-Trader has no current price for {symbol}; give one as the last word")
-            price = quote.price if quote is not None else 0.0
-            note = f"market, about {cards.num(price)}" if quote is not None else "market (priced by AI-Trader)"
         if market != "us-stock":
-            note = "market, priced by AI-Trader" + (f" (about {cards.num(price)})" if price else "")
+            # AI-Trader prices crypto and Polymarket itself at execution; a price sent is ignored.
+            note = "market, priced by AI-Trader" + (f" (about {cards.num(quoted)})" if quoted else "")
+        elif price is not None:
+            note = f"{cards.num(price)} (yours)"
+        else:
+            note = f"market, about {cards.num(quoted or 0.0)}"
+        price = price if price is not None else quoted or 0.0
         order = TradeOrder(side, symbol, quantity, market, price, token_id, outcome)
         order_id = await self._desk.open(command.user.key, command.user.display, agent.agent_id, order)
         actions = (
