@@ -199,12 +199,12 @@ def seed_intel(world: World) -> None:
     # The worker stores one snapshot per run: 30 daily ones, newest first, ending at the latest.
     history: dict[str, list[dict[str, Any]]] = {}
     for symbol, latest in world.intel["stocks"].items():
-        rows = [latest]
+        snapshots: list[dict[str, Any]] = [latest]
         for day in range(1, 30):
             price = round(latest["current_price"] * (1 - 0.004 * day + 0.012 * ((day * 7) % 5 - 2) / 2), 2)
             when = iso_z(world.clock() - 600 - day * 86400)
-            rows.append(_stock(symbol, price, 0.0, 0.0, latest["signal"], 1.0, latest["trend_status"], 0, 0, when))
-        history[symbol] = rows
+            snapshots.append(_stock(symbol, price, 0.0, 0.0, latest["signal"], 1.0, latest["trend_status"], 0, 0, when))
+        history[symbol] = snapshots
     world.intel["stock_history"] = history
 
 
