@@ -74,7 +74,8 @@ class TradeDesk:
             await self._r.delete(self._k.trade(order_id))
             return _expired()
         if not await self._r.set(self._k.trade_claim(order_id), "publish", nx=True, ex=ORDER_RESULT_TTL):
-            return await self._settled(order_id) or Reply.text("This trade is being published right now.")
+            # Private: this answer must not replace the card, which the winning press will settle.
+            return await self._settled(order_id) or Reply.text("This trade is being published right now.", private=True)
         try:
             token = await token_for(user, pending.agent_id)
             result = await self._client.trade(token, pending.order)
@@ -116,7 +117,7 @@ class TradeDesk:
         if pending.user != user:
             return Reply.text(f"Only {pending.display or 'the user who asked'} can cancel this trade.", private=True)
         if not await self._r.set(self._k.trade_claim(order_id), "cancel", nx=True, ex=ORDER_RESULT_TTL):
-            return await self._settled(order_id) or Reply.text("This trade is being published right now.")
+            return await self._settled(order_id) or Reply.text("This trade is being published right now.", private=True)
         return await self._finish(
             order_id, Message(title=f"Cancelled: {cards.order_line(pending.order)}", body="Nothing was published.")
         )
