@@ -196,7 +196,7 @@ class TelegramAdapter:
 
     async def send(self, chat: ChatRef, message: Message, *, key: str, silent: bool = False) -> None:
         """Deliver one message (split into several when longer than 4096 UTF-16 units)."""
-        if not self._app.running:
+        if self._started and not self._app.running and not self._stopped:
             # Still waiting for the Bot API at start: keep the chat's queue, without using up
             # the delivery's attempts (it would be dead-lettered after a long outage otherwise).
             raise RetryLater(5.0, "telegram not connected yet")
