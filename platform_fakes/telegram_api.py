@@ -657,6 +657,8 @@ class FakeTelegram:
         problem = uploads.telegram_photo_problem(_photo_upload(p))
         if problem:
             return _error(400, problem)
+        if problem := _keyboard_problem(p.get("reply_markup")):
+            return _error(400, f"Bad Request: {problem}")
         try:
             caption = self._visible({"text": p.get("caption", ""), "parse_mode": p.get("parse_mode", "")})
         except ParseError as exc:
