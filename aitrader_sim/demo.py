@@ -7,12 +7,13 @@ replies; `run_activity` then produces every notification type docs/upstream.md Â
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aitrader_sim.market_seed import seed_market
-from aitrader_sim.records import Agent
+from aitrader_sim.records import Agent, ApiError
 from aitrader_sim.world import World
 
 DEMO_AGENT_NAME = "you"
@@ -109,6 +110,7 @@ def step_activity(world: World, agent_id: int, rng: random.Random) -> str:
         ("accept", _Actor.reply_accepted, 2),
         ("alert", _Actor.price_alert, 2),
         ("task", _Actor.new_task, 1),
+        ("trade", _Actor.leader_trades, 2),
     ]
     name, action, _ = rng.choices(actions, weights=[w for _, _, w in actions])[0]
     action(_Actor(world, world.agent(agent_id), rng))
@@ -207,6 +209,18 @@ class _Actor:
             f"{symbol} at {price} ({change:+.2f}%)",
             {"symbol": symbol, "market": market, "price": price, "change_pct": change},
         )
+
+    def leader_trades(self) -> None:
+        """A followed trader buys crypto: an operation signal, copied into your positions (no
+        notification upstream; a /subscribe trader watch or /positions shows it)."""
+        priced = [s for (m, s, t), _ in self.world.prices.items() if m == "crypto" and not t]
+        if not priced:
+            return
+        leader = self._leader()
+        symbol = self.rng.choice(priced)
+        quantity = round(self.rng.uniform(0.01, 0.2), 3)
+        with contextlib.suppress(ApiError):  # out of cash: a real trader would be refused too
+            self.world.trade(leader, "crypto", "buy", symbol, 0.0, quantity, "now", f"adding {symbol}")
 
     def new_task(self) -> None:
         market = self.rng.choice(list(SYMBOLS))
