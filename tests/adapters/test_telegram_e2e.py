@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -377,12 +376,10 @@ class RelayProcess:
         while chunk := await self.proc.stderr.read(4096):
             self.err += chunk.decode(errors="replace")
 
-    async def terminate(self) -> tuple[int, float]:
+    async def terminate(self) -> int:
         assert self.proc is not None
-        started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.proc.wait(), timeout=15)
-        return code, time.monotonic() - started
+        return await asyncio.wait_for(self.proc.wait(), timeout=60)  # only a hang takes this long
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.proc is not None
@@ -424,9 +421,10 @@ async def test_the_relay_process_links_subscribes_delivers_and_stops_on_sigterm(
             raise AssertionError(f"{exc}; relay stderr tail: {relay.err[-2000:]}") from None
         assert "from the &lt;simulator&gt; &amp; co" in note.params["text"]
         assert labels(note) == ["Mute this kind"]
-        code, seconds = await relay.terminate()
-    assert code == 0, relay.err[-2000:]
-    assert seconds < 10
+        code = await relay.terminate()
+    # Graceful: status 0 after the relay's own bounded stop (not a wall-clock limit, which a
+    # loaded machine stretches).
+    assert code == 0 and "relay stopped" in relay.err, relay.err[-2000:]
     assert fake.token not in relay.err  # the token-bearing API URL never reaches the log
 
 
