@@ -257,8 +257,11 @@ async def demo(seconds: float | None, activity_every: float) -> int:
                     # The trader's cockpit: positions, then a trade that waits for its Confirm.
                     await console.run_line("/positions")
                     await console.run_line("/trade buy BTC 0.01 crypto")
+                    # A chart: the console prints its caption and saves the picture to a file.
+                    await console.run_line("/chart profit")
                     print(
-                        "Also try /trader 2, /price BTC crypto, /leaderboard, /trending, /intel, /intel news crypto.\n"
+                        "Also try /trader 2, /price BTC crypto, /leaderboard, /trending, /intel, /intel news crypto,\n"
+                        "/chart positions, /chart NVDA, /timezone Europe/Berlin, /subscribe intel daily 08:00.\n"
                     )
                     activity = asyncio.create_task(run_activity(world, seed.you.id, every_seconds=activity_every))
                     try:

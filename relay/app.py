@@ -33,6 +33,7 @@ from relay.errors import TokenRejected
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.inbox import Inbox
+from relay.intel import Intel
 from relay.intel_brief import brief_composer
 from relay.keys import Keys
 from relay.leases import Leases
@@ -145,7 +146,7 @@ class Relay:
             k,
             self.chat_settings,
             self.outbox,
-            brief_composer(self.client),
+            brief_composer(Intel(self.client).show),
             on_enqueued=self.deliverer.wake,
             clock=clock,
         )

@@ -65,6 +65,10 @@ def test_demo_links_subscribes_and_shows_every_kind_of_notification(tmp_path: Pa
     # The cockpit: positions with the copied one named, and a trade waiting for its Confirm.
     assert "== Positions: you (#1) ==" in stdout and "copied from alice (#2)" in stdout
     assert "== Confirm: BUY 0.01 BTC · crypto ==" in stdout and "Confirm: /confirm " in stdout
+    # A chart: its caption as text and the path of the saved picture.
+    assert "== Profit: you (#1) ==" in stdout and "Profit now: " in stdout
+    saved = [line.split("[image: ", 1)[1].rstrip("]") for line in stdout.splitlines() if "[image: " in line]
+    assert saved and saved[0].endswith("-profit-1-30d.png")  # (the demo's temp dir is gone by now)
     # Each upstream message id is shown once: nothing is delivered twice.
     footers = [line.strip() for line in stdout.splitlines() if line.strip().startswith("(#")]
     ids = [f.split()[0] for f in footers]

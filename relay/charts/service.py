@@ -16,7 +16,7 @@ from relay.charts import upstream
 from relay.charts.renderer import ChartRenderer, ShortCache
 from relay.charts.specs import BarChart, ChartSpec, Level, LineChart
 from relay.errors import UsageError
-from relay.models import Image, Message, MessageField
+from relay.models import Image, Message, MessageField, Position
 
 DEFAULT_DAYS = 30
 MAX_BARS = 12  # more positions than this: the largest by |PnL|, the rest summed up in the caption
@@ -153,7 +153,8 @@ class ChartService:
         return await self._cached(("positions", agent_id), lambda: self._positions(agent_id, agent_name, token))
 
     async def _positions(self, agent_id: int, agent_name: str, token: str) -> Message:
-        rows, cash = await upstream.open_positions(self._client, token)
+        portfolio = await self._client.positions(token)
+        rows, cash = portfolio.positions, portfolio.cash
         title = f"Open positions: {agent_name or 'your agent'} (#{agent_id})"
         cash_field = [MessageField("Cash", _money(cash))] if cash is not None else []
         if not rows:
@@ -196,11 +197,11 @@ def parse_days(raw: str) -> int:
     return int(raw)
 
 
-def _label(p: upstream.OpenPosition, *, one_line: bool = False) -> str:
-    name = _clip(p.symbol, 14) + (f" {_clip(p.outcome, 10)}" if p.outcome else "")
+def _label(p: Position, *, one_line: bool = False) -> str:
+    name = _clip(p.title or p.symbol, 14) + (f" {_clip(p.outcome, 10)}" if p.outcome else "")
     label = f"{name} {p.side}".strip()
-    if p.source.startswith("copied:"):
-        label += (" " if one_line else "\n") + f"copied #{p.source.partition(':')[2][:12]}"
+    if p.leader_id is not None:
+        label += (" " if one_line else "\n") + f"copied #{p.leader_id}"
     return label
 
 

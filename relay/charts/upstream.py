@@ -5,7 +5,7 @@ Shapes are the upstream server's (service/server/routes_trading.py, market_intel
   `history: [{profit, profit_percent, recorded_at}]` (the last point is the live value);
 - price history exists only for the US stocks the market-intel worker analyses:
   `GET /api/market-intel/stocks/{symbol}/history` (at most 30 snapshots, newest first);
-- open positions: `GET /api/positions` (authenticated), `pnl` is null without a current price.
+Open positions come from `AITraderClient.positions` (`GET /api/positions`).
 """
 
 from __future__ import annotations
@@ -48,19 +48,6 @@ class PriceHistory:
     resistance: float | None = None
     return_5d: float | None = None
     return_20d: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OpenPosition:
-    symbol: str
-    market: str
-    side: str
-    quantity: float | None
-    entry_price: float | None
-    current_price: float | None
-    pnl: float | None
-    source: str  # "self" or "copied:<leader_id>"
-    outcome: str = ""
 
 
 async def profit_curve(client: AITraderClient, agent_id: int, days: int) -> ProfitCurve | None:
@@ -162,33 +149,6 @@ async def stock_history(client: AITraderClient, symbol: str) -> PriceHistory | N
         return_5d=parse.number(latest.get("return_5d_pct")),
         return_20d=parse.number(latest.get("return_20d_pct")),
     )
-
-
-async def open_positions(client: AITraderClient, token: str) -> tuple[tuple[OpenPosition, ...], float | None]:
-    """The linked agent's open positions and cash."""
-    body = await client.read("/api/positions", token)
-    rows = _rows(body, "positions")
-    out = []
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        symbol = parse.text(row.get("symbol"), 40)
-        if not symbol:
-            continue
-        out.append(
-            OpenPosition(
-                symbol=symbol,
-                market=parse.text(row.get("market"), 20),
-                side=parse.text(row.get("side"), 10),
-                quantity=parse.number(row.get("quantity")),
-                entry_price=parse.number(row.get("entry_price")),
-                current_price=parse.number(row.get("current_price")),
-                pnl=parse.number(row.get("pnl")),
-                source=parse.text(row.get("source"), 40) or "self",
-                outcome=parse.text(row.get("outcome"), 40),
-            )
-        )
-    return tuple(out), parse.number(body.get("cash"))
 
 
 def _rows(body: dict[str, Any], key: str) -> list[Any]:

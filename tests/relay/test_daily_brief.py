@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from datetime import time as clock_time
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
+from aitrader_sim.market_seed import seed_intel
+from aitrader_sim.world import World
+from relay.app import Relay
 from relay.chat_settings import ChatSettings
+from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs, parse_sections, parse_time
 from relay.keys import Keys
-from relay.models import ChatRef, Message
+from relay.logs import Redactor
+from relay.models import ChatRef, Message, UserRef
 from relay.outbox import Outbox
+from relay.tokens import TokenBox
+from tests.conftest import Chat
+from tests.fakes.recording import RecordingAdapter
 
 CHAT = ChatRef("rec", "brief-chat")
 
@@ -178,3 +189,31 @@ async def test_a_utc_default_and_a_new_time_zone_move_the_due_time(redis: Redis,
     clock.set("2026-12-01T14:00:30+00:00")
     assert await briefs.check() == {"sent": 1}
     assert datetime.fromtimestamp(clock.now, UTC).hour == 14
+
+
+async def test_two_relays_on_one_redis_deliver_one_brief_with_the_intel_views(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    seed_intel(world)
+    clock = Clock("2026-11-30T06:00:00+00:00")
+    sinks = [RecordingAdapter(), RecordingAdapter()]
+    relays = [
+        Relay(settings, redis, http, box, [sink], redactor=Redactor(), clock=clock, rng=random.Random(i))
+        for i, sink in enumerate(sinks)
+    ]
+    chat = sinks[0].chat("brief")
+    admin = Chat(relays[0], chat, UserRef("rec", "1", "ann"))
+    assert "now Asia/Tokyo" in await admin.text("timezone", zone="Asia/Tokyo")  # UTC+9
+    assert "at 08:00 Asia/Tokyo" in await admin.text("subscribe", what="intel daily 08:00 overview macro")
+    clock.set("2026-11-30T23:00:30+00:00")  # 08:00:30 on 1 Dec in Tokyo
+    outcomes = await asyncio.gather(*(r.briefs.check() for r in relays))
+    assert sorted(k for o in outcomes for k in o) == ["done-elsewhere", "sent"]
+    for r in relays:
+        await r.deliverer.drain_due(math.inf)
+    delivered = [s for sink in sinks for s in sink.sent]
+    assert len(delivered) == 1 and delivered[0].chat == chat
+    text = delivered[0].message.plain_text()
+    assert text.startswith("Daily market brief, Tue 01 Dec")
+    assert "Market overview" in text and "Macro" in text and "bullish" in text
+    for r in relays:
+        await r.renderer.close()
