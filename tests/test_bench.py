@@ -44,3 +44,15 @@ def test_soak_benchmark_samples_redis_memory_and_loses_nothing() -> None:
     assert len(delivered) == 3 and delivered == sorted(delivered) and delivered[-1] == 600, done.stdout
     assert "duplicates: 0; lost: 0" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_chart_benchmark_measures_lateness_in_every_phase() -> None:
+    args = ["--agents", "2", "--seconds", "2", "--burst", "3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.charts", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "lateness" not in line]
+    assert [r.split("|")[1].strip()[:4] for r in rows] == ["idle", "pool", "refe", "pool"]
+    assert "answered without a picture" not in done.stdout
+    assert "Traceback" not in done.stderr

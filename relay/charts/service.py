@@ -7,6 +7,7 @@ time share one upstream read and one drawing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
@@ -19,6 +20,10 @@ from relay.errors import UsageError
 from relay.models import Image, Message, MessageField, Position
 
 DEFAULT_DAYS = 30
+# Charts gathered at once (upstream reads, parsing, captions). A burst of 50 /chart otherwise puts
+# 100 requests into the HTTP pool's queue and 50 handlers into the loop's ready queue at once,
+# and every poll due meanwhile waits behind them (bench/charts.py measured it); the rest wait here.
+GATHER_CONCURRENCY = 4
 MAX_BARS = 12  # more positions than this: the largest by |PnL|, the rest summed up in the caption
 
 
@@ -29,15 +34,21 @@ class ChartService:
         renderer: ChartRenderer,
         *,
         cache_seconds: float = 60.0,
+        concurrency: int = GATHER_CONCURRENCY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self.renderer = renderer
         self.cache: ShortCache[Message] = ShortCache(ttl=cache_seconds)
         self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def _cached(self, key: Hashable, build: Callable[[], Awaitable[Message]]) -> Message:
-        return await self.cache.get(key, build)
+        async def bounded() -> Message:
+            async with self._slots:
+                return await build()
+
+        return await self.cache.get(key, bounded)
 
     async def _picture(self, spec: ChartSpec, filename: str) -> Image:
         return Image(await self.renderer.render(spec), filename)
