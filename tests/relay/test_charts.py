@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aitrader_sim.timefmt import iso_z
 from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import Message, Reply, UserRef
@@ -43,6 +44,19 @@ def walk(world: World, agent_id: int, values: list[float], step: float = DAY) ->
     now = world.clock()
     for i, value in enumerate(values):
         world.record_profit(agent_id, value, now - (len(values) - i) * step)
+
+
+def snapshots(world: World, symbol: str, prices: list[float]) -> None:
+    """Daily market-intel snapshots as the upstream worker stores them (newest first), oldest price first."""
+    now, rows = world.clock(), []
+    for i, price in enumerate(prices):
+        at = iso_z(now - (len(prices) - 1 - i) * DAY)
+        analysis = {"current_price": price, "moving_averages": {"ma20": 101.5}, "support_levels": [97.0]}
+        rows.append(
+            {"analysis_id": f"{symbol}:{at}", "signal": "hold", "trend_status": "constructive"}
+            | {"signal_score": 1.0, "summary": "", "analysis": analysis, "created_at": at}
+        )
+    world.intel.setdefault("stock_history", {})[symbol] = rows[::-1]
 
 
 async def test_profit_chart_of_the_linked_agent_with_the_key_numbers_in_the_caption(
@@ -108,7 +122,7 @@ async def test_no_positions_is_said_without_a_picture(charting: Relay, world: Wo
 async def test_price_chart_of_a_us_stock_from_market_intelligence_snapshots(
     charting: Relay, world: World, dm: Chat
 ) -> None:
-    world.seed_stock_history("NVDA", [100.0, 104.0, 98.0, 110.0], step=DAY)
+    snapshots(world, "NVDA", [100.0, 104.0, 98.0, 110.0])
     message = only(await dm.say("chart", what="nvda"))
     caption = fields(message)
     assert message.title == "NVDA price (us-stock)"
