@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
 from platform_fakes.telegram_api import FakeTelegram
+from relay.keys import Keys
 from tests.adapters.conftest import AdapterFactory, Recorder
 
 ANN = FakeTelegram.user(42, "Ann")
@@ -98,19 +100,34 @@ async def test_webhook_refuses_a_missing_or_wrong_secret_without_logging_it(
     assert "guessed-Secret" not in caplog.text
 
 
+async def lease_renewed(redis: Redis, key: str, times: int, timeout: float = 30) -> None:
+    """Wait until the lease's time to live has gone back up `times` times: each rise is a renewal."""
+
+    async def loop() -> None:
+        seen, last = 0, await redis.pttl(key)
+        while seen < times:
+            await asyncio.sleep(0.05)
+            now = await redis.pttl(key)
+            seen += now > last
+            last = now
+
+    await asyncio.wait_for(loop(), timeout)
+
+
 async def test_only_one_adapter_per_token_polls_and_the_other_takes_over(
-    fake: FakeTelegram, make_adapter: AdapterFactory
+    fake: FakeTelegram, make_adapter: AdapterFactory, redis: Redis, keys: Keys
 ) -> None:
     first_core, second_core = Recorder(), Recorder()
-    first = await make_adapter(recorder=first_core, lease_ttl=0.9)
-    second = await make_adapter(recorder=second_core, lease_ttl=0.9)
+    # Renewed every second; only a process stalled for two seconds would lose it.
+    first = await make_adapter(recorder=first_core, lease_ttl=3.0)
+    second = await make_adapter(recorder=second_core, lease_ttl=3.0)
     assert first.is_polling and not second.is_polling
-    await asyncio.sleep(1.0)  # several lease renewals
+    await lease_renewed(redis, keys.adapter("telegram", "poller"), times=2)  # the second tries each second meanwhile
     assert fake.conflicts_served == 0 and first.is_polling and not second.is_polling
     fake.user_says(42, ANN, "/status")
     await first_core.command()
     await first.stop()  # releases the lease
-    await eventually(lambda: second.is_polling, timeout=3)
+    await eventually(lambda: second.is_polling, timeout=15)
     fake.user_says(42, ANN, "/help")
     cmd = await second_core.command()
     assert cmd.name == "help" and [c.name for c in first_core.commands] == ["status"]
