@@ -5,13 +5,24 @@ one with an embedded Valkey. Prints notifications/s, p50/p99 from creation in th
 the sink, Redis commands per notification and peak RSS, next to the heartbeat skill's reference
 loop (poll each agent in turn and hand each message to the sink as it comes, nothing stored).
 
-    python -m bench.pipeline [--agents 100] [--messages 100]
+    python -m bench.pipeline [--agents 100] [--messages 100] [--steady 5] [--json]
+
+`--json` prints one JSON object instead of the table, with CPU seconds per process (relay =
+this process, simulator = its own process read from /proc, redis = Valkey's own INFO cpu), so
+figures stay meaningful on a shared machine where wall-clock rates are noise. After everything
+is delivered the relay keeps running for `--steady` seconds of polls that find nothing new:
+`relay_cpu_ms_per_poll`, `redis_round_trips_per_poll` and `http_calls_per_poll` come from that
+window. Redis round trips are Valkey's `total_reads_processed` (one read event per request or
+pipeline the server receives), counted on the server so the relay's client is left as it is.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
+import math
 import os
 import random
 import resource
@@ -24,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from relay.adapter import Dispatch, Limits, OnChatChange
 from relay.app import Relay
@@ -34,6 +46,47 @@ from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
 from relay.store import Store, Subscription
 from relay.tokens import load_or_create_key
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process, from /proc (Linux; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+async def redis_counters(redis: Redis) -> tuple[float, int, int]:
+    """Valkey's own CPU seconds, read events (round trips) and commands so far."""
+    cpu = await redis.info("cpu")
+    stats = await redis.info("stats")
+    return (
+        float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+        int(stats["total_reads_processed"]),
+        int(stats["total_commands_processed"]),
+    )
+
+
+@dataclass
+class HttpCounter:
+    """Counts the relay client's upstream calls through httpx's public event hooks."""
+
+    calls: int = 0
+
+    async def __call__(self, request: httpx.Request) -> None:
+        self.calls += 1
+
+
+def polls_done(relay: Relay) -> float:
+    return sum(
+        sample.value
+        for metric in relay.metrics.polls.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 @dataclass
@@ -95,7 +148,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_relay(agents: int, messages: int) -> dict[str, float]:
+async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str, float]:
     sim, url = await start_simulator()
     data = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
@@ -119,25 +172,51 @@ async def run_relay(agents: int, messages: int) -> dict[str, float]:
                 await store.add_subscription(
                     Subscription(0, "agent", ChatRef("sink", str(agent["agent_id"])), agent_id=agent["agent_id"])
                 )
-            sink = CountingSink(expected=agents * messages)
+            expected = agents * messages
+            sink = CountingSink(expected=expected)
             await handle.redis.config_resetstat()
-            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            http_calls = HttpCounter()
+            async with httpx.AsyncClient(base_url=url, timeout=10, event_hooks={"request": [http_calls]}) as http:
                 relay = Relay(settings, handle.redis, http, box, [sink], redactor=Redactor(), rng=random.Random(1))
+                redis0 = await redis_counters(handle.redis)
+                cpu0, sim0 = time.process_time(), proc_cpu_s(sim.pid)
                 started = time.monotonic()
                 async with relay:
-                    await asyncio.wait_for(sink.done.wait(), timeout=float(os.environ.get("BENCH_TIMEOUT", "600")))
-                elapsed = max(sink.arrived.values()) - started
-            stats = await handle.redis.info("commandstats")
-            commands = sum(v["calls"] for v in stats.values())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(sink.done.wait(), timeout=float(os.environ.get("BENCH_TIMEOUT", "600")))
+                    cpu1, sim1, redis1 = time.process_time(), proc_cpu_s(sim.pid), await redis_counters(handle.redis)
+                    polls1, calls1 = polls_done(relay), http_calls.calls
+                    # Steady state: every message is delivered; the polls from here on find nothing.
+                    await asyncio.sleep(steady)
+                    cpu2, redis2 = time.process_time(), await redis_counters(handle.redis)
+                    polls2, calls2 = polls_done(relay), http_calls.calls
+                elapsed = max(sink.arrived.values(), default=time.monotonic()) - started
             latencies = [sink.arrived[k] - created[int(k.split(":")[1][1:])] for k in sink.arrived]
+            delivered = len(sink.arrived)
+            steady_polls = max(1.0, polls2 - polls1)
+            relay_cpu = cpu1 - cpu0
+            # Each INFO pair the bench sends is itself 2 reads; leave them out of the relay's count.
             return {
-                "delivered": len(sink.arrived),
+                "delivered": delivered,
+                "lost": expected - delivered,
                 "duplicates": sink.duplicates,
                 "seconds": elapsed,
-                "per_second": len(sink.arrived) / elapsed,
+                "per_second": delivered / elapsed,
                 "p50": pct(latencies, 0.5),
+                "p95": pct(latencies, 0.95),
                 "p99": pct(latencies, 0.99),
-                "redis_per_notification": commands / max(1, len(sink.arrived)),
+                "redis_per_notification": (redis1[2] - redis0[2] - 2) / max(1, delivered),
+                "redis_round_trips_per_notification": (redis1[1] - redis0[1] - 2) / max(1, delivered),
+                "notifications_per_relay_cpu_s": delivered / relay_cpu if relay_cpu else float("nan"),
+                "cpu_relay_s": relay_cpu,
+                "cpu_simulator_s": sim1 - sim0,
+                "cpu_redis_s": redis1[0] - redis0[0],
+                "polls": polls1,
+                "http_calls": calls1,
+                "steady_polls": steady_polls,
+                "relay_cpu_ms_per_poll": (cpu2 - cpu1) * 1000 / steady_polls,
+                "redis_round_trips_per_poll": (redis2[1] - redis1[1] - 2) / steady_polls,
+                "http_calls_per_poll": (calls2 - calls1) / steady_polls,
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
     finally:
@@ -145,34 +224,64 @@ async def run_relay(agents: int, messages: int) -> dict[str, float]:
         await sim.wait()
 
 
-async def run_reference(agents: int, messages: int) -> dict[str, float]:
+async def run_reference(agents: int, messages: int, steady: float = 3.0) -> dict[str, float]:
     """The heartbeat skill's loop: each agent in turn, each message handed over as it comes."""
     sim, url = await start_simulator()
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as control:
             made, created = await seed(control, agents, messages)
             arrived: dict[int, float] = {}
-            started = time.monotonic()
+            expected = agents * messages
+            polls = 0
+
+            async def one_round(http: httpx.AsyncClient) -> None:
+                nonlocal polls
+                for agent in made:
+                    body = (
+                        await http.post(
+                            "/api/claw/agents/heartbeat", headers={"Authorization": f"Bearer {agent['token']}"}
+                        )
+                    ).json()
+                    polls += 1
+                    for m in body.get("messages", []):
+                        arrived[m["id"]] = time.monotonic()
+
             async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-                while len(arrived) < agents * messages:
-                    for agent in made:
-                        body = (
-                            await http.post(
-                                "/api/claw/agents/heartbeat", headers={"Authorization": f"Bearer {agent['token']}"}
-                            )
-                        ).json()
-                        for m in body.get("messages", []):
-                            arrived[m["id"]] = time.monotonic()
-            elapsed = max(arrived.values()) - started
+                cpu0, sim0 = time.process_time(), proc_cpu_s(sim.pid)
+                started = time.monotonic()
+                deadline = started + float(os.environ.get("BENCH_TIMEOUT", "600"))
+                while len(arrived) < expected and time.monotonic() < deadline:
+                    await one_round(http)
+                cpu1, sim1, polls1 = time.process_time(), proc_cpu_s(sim.pid), polls
+                # Steady state, as for the relay: whole rounds that find nothing new.
+                steady_end = time.monotonic() + steady
+                while time.monotonic() < steady_end:
+                    await one_round(http)
+                cpu2, steady_polls = time.process_time(), max(1, polls - polls1)
+            elapsed = max(arrived.values(), default=time.monotonic()) - started
             latencies = [arrived[i] - created[i] for i in arrived]
+            loop_cpu = cpu1 - cpu0
             return {
                 "delivered": len(arrived),
+                "lost": expected - len(arrived),
                 "duplicates": 0,
                 "seconds": elapsed,
                 "per_second": len(arrived) / elapsed,
                 "p50": pct(latencies, 0.5),
+                "p95": pct(latencies, 0.95),
                 "p99": pct(latencies, 0.99),
                 "redis_per_notification": 0.0,
+                "redis_round_trips_per_notification": 0.0,
+                "notifications_per_relay_cpu_s": len(arrived) / loop_cpu if loop_cpu else float("nan"),
+                "cpu_relay_s": loop_cpu,
+                "cpu_simulator_s": sim1 - sim0,
+                "cpu_redis_s": 0.0,
+                "polls": polls1,
+                "http_calls": polls1,
+                "steady_polls": steady_polls,
+                "relay_cpu_ms_per_poll": (cpu2 - cpu1) * 1000 / steady_polls,
+                "redis_round_trips_per_poll": 0.0,
+                "http_calls_per_poll": 1.0,
                 "rss_mb": float("nan"),
             }
     finally:
@@ -187,8 +296,18 @@ def table(agents: int, messages: int, relay: dict[str, float], ref: dict[str, fl
         ("wall time to deliver all (s)", "seconds", "{:.2f}"),
         ("notifications/s", "per_second", "{:.0f}"),
         ("p50 created→sink (s)", "p50", "{:.2f}"),
+        ("p95 created→sink (s)", "p95", "{:.2f}"),
         ("p99 created→sink (s)", "p99", "{:.2f}"),
+        ("lost", "lost", "{:.0f}"),
+        ("notifications / relay CPU-second", "notifications_per_relay_cpu_s", "{:.0f}"),
+        ("CPU s: relay (or reference loop)", "cpu_relay_s", "{:.2f}"),
+        ("CPU s: simulator", "cpu_simulator_s", "{:.2f}"),
+        ("CPU s: redis", "cpu_redis_s", "{:.2f}"),
+        ("relay CPU ms / steady poll", "relay_cpu_ms_per_poll", "{:.2f}"),
+        ("Redis round trips / steady poll", "redis_round_trips_per_poll", "{:.1f}"),
+        ("HTTP calls / steady poll", "http_calls_per_poll", "{:.2f}"),
         ("Redis commands / notification", "redis_per_notification", "{:.1f}"),
+        ("Redis round trips / notification", "redis_round_trips_per_notification", "{:.1f}"),
         ("peak RSS of the relay process (MB)", "rss_mb", "{:.0f}"),
     ]
     out = [f"pipeline benchmark: {agents} agents x {messages} messages = {agents * messages} notifications", ""]
@@ -201,14 +320,64 @@ def table(agents: int, messages: int, relay: dict[str, float], ref: dict[str, fl
     return "\n".join(out)
 
 
+JSON_FIGURES = (
+    "notifications_per_relay_cpu_s",
+    "relay_cpu_ms_per_poll",
+    "redis_round_trips_per_notification",
+    "redis_round_trips_per_poll",
+    "redis_per_notification",
+    "http_calls_per_poll",
+    "p50",
+    "p95",
+    "p99",
+    "lost",
+    "duplicates",
+    "delivered",
+    "seconds",
+    "per_second",
+    "polls",
+    "http_calls",
+    "steady_polls",
+    "rss_mb",
+)
+
+
+def figures(result: dict[str, float]) -> dict[str, Any]:
+    """One side's JSON figures: latency keys get their `_s` suffix, CPU seconds go per process."""
+    out: dict[str, Any] = {}
+    for key in JSON_FIGURES:
+        name = f"{key}_s" if key in ("p50", "p95", "p99") else key
+        value = result[key]
+        out[name] = None if isinstance(value, float) and math.isnan(value) else round(value, 4)
+    out["cpu_s"] = {
+        "relay": round(result["cpu_relay_s"], 3),
+        "simulator": round(result["cpu_simulator_s"], 3),
+        "redis": round(result["cpu_redis_s"], 3),
+    }
+    return out
+
+
+def as_json(agents: int, messages: int, steady: float, relay: dict[str, float], ref: dict[str, float]) -> str:
+    body = {"agents": agents, "messages": messages, "steady_seconds": steady, **figures(relay)}
+    body["reference"] = figures(ref)
+    body["reference"]["cpu_s"]["loop"] = body["reference"]["cpu_s"].pop("relay")
+    return json.dumps(body, indent=2)
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--agents", type=int, default=100)
     p.add_argument("--messages", type=int, default=100)
+    p.add_argument("--steady", type=float, default=5.0, help="seconds of polls that find nothing, after delivery")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
-    relay = await run_relay(args.agents, args.messages)
-    ref = await run_reference(args.agents, args.messages)
-    print(table(args.agents, args.messages, relay, ref))
+    relay = await run_relay(args.agents, args.messages, args.steady)
+    ref = await run_reference(args.agents, args.messages, args.steady)
+    print(
+        as_json(args.agents, args.messages, args.steady, relay, ref)
+        if args.json
+        else table(args.agents, args.messages, relay, ref)
+    )
 
 
 if __name__ == "__main__":

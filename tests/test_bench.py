@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,21 @@ def test_chart_benchmark_measures_lateness_in_every_phase() -> None:
     assert [r.split("|")[1].strip()[:4] for r in rows] == ["idle", "pool", "refe", "pool"]
     assert "answered without a picture" not in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_pipeline_json_gives_per_process_cpu_and_round_trips() -> None:
+    args = ["--agents", "2", "--messages", "3", "--steady", "1.5", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pipeline", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(done.stdout)
+    for side in (body, body["reference"]):
+        assert side["delivered"] == 6 and side["lost"] == 0 and side["duplicates"] == 0
+        for key in ("notifications_per_relay_cpu_s", "relay_cpu_ms_per_poll", "p50_s", "p95_s", "p99_s"):
+            assert side[key] > 0, key
+        assert set(side["cpu_s"]) >= {"simulator", "redis"}
+    assert set(body["cpu_s"]) == {"relay", "simulator", "redis"}
+    # The relay stores every notification and polls through Redis; the reference touches neither.
+    assert body["redis_round_trips_per_notification"] > 0 and body["redis_round_trips_per_poll"] > 0
+    assert body["http_calls_per_poll"] >= 1 and body["reference"]["redis_round_trips_per_poll"] == 0
