@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from adapters.console_input import MAX_LINE, TOO_LONG, StdinLines, stdin_lines
-from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.adapter import Dispatch, OnChatChange
 from relay.models import Action, ChatRef, Command, CommandSpec, Image, Message, UserRef
 from relay.specs import BY_NAME
 from relay.words import parse_words, split_command
@@ -62,7 +62,6 @@ def plain(message: Message) -> str:
 
 class ConsoleAdapter:
     platform = "console"
-    limits = Limits(max_text=100_000, measure="codepoints", sends_per_second=1000.0)
 
     def __init__(
         self,

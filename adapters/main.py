@@ -49,6 +49,7 @@ from relay.embedded_redis import open_configured, open_redis
 from relay.errors import ConfigError
 from relay.health import Health
 from relay.keys import Keys
+from relay.services import RedisAdapterServices
 from relay.tokens import load_or_create_key, new_key_text
 
 __all__ = ["PlatformSwitches", "cli", "main"]
@@ -70,15 +71,18 @@ def build_http(settings: RelaySettings) -> httpx.AsyncClient:
 def build_adapters(
     switches: PlatformSwitches, redis: Redis, keys: Keys, redactor: logs.Redactor, http: SharedHttp | None = None
 ) -> list[ChatAdapter]:
+    """Each adapter gets its platform's `AdapterServices`, never Redis itself (relay/adapter.py)."""
     adapters: list[ChatAdapter] = []
     if switches.telegram_bot_token:
         from adapters.telegram import TelegramAdapter, TelegramSettings
 
-        adapters.append(TelegramAdapter(TelegramSettings(), redis, keys, redactor, http=http))
+        services = RedisAdapterServices(redis, keys, TelegramAdapter.platform)
+        adapters.append(TelegramAdapter(TelegramSettings(), services, redactor, http=http))
     if switches.discord_bot_token:
         from adapters.discord import DiscordAdapter, DiscordSettings
 
-        adapters.append(DiscordAdapter(DiscordSettings(), redis, keys, redactor))
+        services = RedisAdapterServices(redis, keys, DiscordAdapter.platform)
+        adapters.append(DiscordAdapter(DiscordSettings(), services, redactor))
     return adapters
 
 

@@ -40,6 +40,7 @@ from relay.logs import Redactor
 from relay.metrics import Metrics
 from relay.models import ChatRef, Message, MessageField
 from relay.outbox import Outbox, Outgoing
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from relay.store import Store
 from relay.tokens import TokenBox, new_key_text
@@ -96,7 +97,7 @@ async def ignore(_: object) -> None:
 
 async def started_adapter(fake: FakeDiscord, redis: Redis, keys: Keys) -> DiscordAdapter:
     settings = DiscordSettings(bot_token=TOKEN, api_base=fake.api_base, gateway_url=fake.gateway_url)
-    adapter = DiscordAdapter(settings, redis, keys, Redactor())
+    adapter = DiscordAdapter(settings, RedisAdapterServices(redis, keys, "discord"), Redactor())
     await adapter.start(COMMANDS, ignore, ignore)  # type: ignore[arg-type]
     return adapter
 

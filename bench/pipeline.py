@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.adapter import Dispatch, OnChatChange
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
@@ -94,7 +94,6 @@ class CountingSink:
     """A chat platform that accepts everything at once and notes when each delivery arrived."""
 
     platform: str = "sink"
-    limits: Limits = field(default_factory=lambda: Limits(100_000, "codepoints", 1e9))
     arrived: dict[str, float] = field(default_factory=dict)
     duplicates: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)

@@ -42,6 +42,7 @@ from relay.metrics import Metrics
 from relay.models import ChatRef, Message, MessageField
 from relay.outbox import Outbox, Outgoing
 from relay.redis_values import scored_members
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from relay.store import Store
 from relay.tokens import TokenBox, new_key_text
@@ -168,7 +169,7 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
         redis = handle.redis
         keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
         settings = TelegramSettings(bot_token=fake.token, api_base=fake.api_base, port=0, webhook_url=None)
-        adapter = TelegramAdapter(settings, redis, keys, Redactor())
+        adapter = TelegramAdapter(settings, RedisAdapterServices(redis, keys, "telegram"), Redactor())
         core = RelaySettings(_env_file=None)  # the product's delivery defaults
 
         async def ignore(_: object) -> None:

@@ -1,8 +1,13 @@
-"""The adapter contract: everything the core needs from a chat platform, and nothing more.
+"""The adapter contract, both ways: what the core needs from a chat platform (`ChatAdapter`), and
+all the shared state an adapter may use (`AdapterServices`). Beyond these, adapters use only
+the relay's pure code: models, errors, `words`, `specs`, `logs.Redactor`.
 
 An adapter turns platform events into `Command`s (handed to `dispatch`) and `ChatChange`s
 (handed to `on_chat_change`), and turns `Message`s into platform calls in `send`. Business
-logic stays in `relay/`; the core never imports an adapter.
+logic stays in `relay/`; the core never imports an adapter. An adapter keeps shared state only
+through the `AdapterServices` it is built with (the composition root, `adapters/main.py`, makes
+one per platform): never raw Redis, so every key it writes is declared, with its bound, in
+`relay/keys.py`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from relay.keys import AdapterFamily
 from relay.models import ChatRef, Command, CommandSpec, Message, Reply
 
 Dispatch = Callable[[Command], Awaitable[Reply]]
@@ -29,20 +35,12 @@ class ChatChange:
 OnChatChange = Callable[[ChatChange], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What a platform allows one bot token. The adapter enforces these itself (it alone knows
-    the platform's rules); the core reads them only to describe and plan, never to throttle."""
-
-    max_text: int  # one message's text, counted as `measure` says
-    measure: Literal["utf16", "codepoints"]
-    sends_per_second: float  # the ceiling the adapter paces all of this token's sends to
-
-
 @runtime_checkable
 class ChatAdapter(Protocol):
+    """Each adapter enforces its platform's limits itself (text length, send rates): it alone
+    knows the rules, and `send` reports the outcome as a `DeliveryError` the core acts on."""
+
     platform: str
-    limits: Limits
 
     async def start(self, commands: Sequence[CommandSpec], dispatch: Dispatch, on_chat_change: OnChatChange) -> None:
         """Register the commands and begin taking platform events. Must not own the event loop."""
@@ -65,3 +63,76 @@ class TakesUpdates(Protocol):
     async def stop_updates(self) -> None:
         """Stop fetching events and give up any claim on fetching them (a lease). Idempotent; may
         be cancelled when the grace runs out, and must then still release that claim."""
+
+
+# --- what an adapter may use ------------------------------------------------------------------
+# Every method may raise `relay.errors.StoreUnavailable` when Redis does not answer; all of this is
+# for efficiency or memory across restarts, so an adapter falls back rather than stop.
+
+
+class Lease(Protocol):
+    """One named lease of this platform, shared by every process: who does a job now (polls
+    getUpdates, holds the gateway). For efficiency only, never for correctness."""
+
+    owner: str
+
+    async def acquire(self) -> bool:
+        """Take it if free, or extend it if ours."""
+
+    async def renew(self) -> bool:
+        """Extend it; False when someone else holds it now."""
+
+    async def release(self) -> bool:
+        """Give it up if ours."""
+
+
+class RateBudget(Protocol):
+    """A rate shared by every process (a bot token's global ceiling)."""
+
+    async def acquire(self) -> None:
+        """Wait for one slot."""
+
+
+class KeyStore(Protocol):
+    """Keys of one declared family (`relay.keys.AdapterFamily`); `parts` name the key inside it.
+    Writes set the family's expiry."""
+
+    async def get(self, *parts: object) -> str | None: ...
+
+    async def put(self, *parts: object, value: str | int, only_if_absent: bool = False) -> bool:
+        """False when `only_if_absent` and the key exists."""
+
+    async def take(self, *parts: object) -> str | None:
+        """Read and delete (a value meant to be used once)."""
+
+    async def exists(self, *parts: object) -> bool: ...
+
+    async def delete(self, *keys: tuple[object, ...]) -> None:
+        """Delete several keys, each given as its parts."""
+
+    async def incr(self, *parts: object) -> int:
+        """Count up; the family's expiry starts with the first count."""
+
+    async def add(self, *parts: object, member: str | int) -> None:
+        """Add to a set (and renew its expiry)."""
+
+    async def members(self, *parts: object) -> set[str]: ...
+
+
+class AdapterServices(Protocol):
+    """Shared state for one platform's adapter, namespaced to that platform."""
+
+    platform: str
+
+    def lease(self, family: AdapterFamily, ttl_s: float | None = None) -> Lease:
+        """A lease of a "lease" family; `ttl_s` (default: the family's) may only be shorter."""
+
+    def rate_budget(self, family: AdapterFamily, per_second: float) -> RateBudget:
+        """A shared budget of a "rate" family."""
+
+    def store(self, family: AdapterFamily) -> KeyStore:
+        """The keys of a "string", "counter" or "set" family."""
+
+    async def first_time(self, event_id: str) -> bool:
+        """True the first time this platform event id is seen (for a day): a redelivered update
+        or interaction is handled once."""

@@ -16,6 +16,7 @@
     │   ├── ChatGone             blocked, kicked, deleted: drop the chat's subscriptions
     │   ├── ChatMoved            the chat has a new id (Telegram supergroup migration)
     │   └── Undeliverable        permanent for this message: dead-letter it
+    ├── StoreUnavailable         an `AdapterServices` call could not reach Redis (adapters fall back)
     ├── UsageError               a command argument is wrong (rendered as a one-line usage reply)
     └── ConfigError              a setting is missing or invalid
 """
@@ -104,6 +105,11 @@ class ChatMoved(DeliveryError):
 
 class Undeliverable(DeliveryError):
     pass
+
+
+class StoreUnavailable(RelayError):
+    """Raised by `relay.services` when Redis does not answer: leases, rate budgets and caches are
+    for efficiency, so an adapter falls back (paces alone, skips a cache) rather than stop."""
 
 
 class UsageError(RelayError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 # Bounds the code enforces (imported where the keys are written).
 SEEN_CAP = 5000  # ids per agent; `messages/recent` reaches back at most 3 x 50
@@ -215,9 +216,10 @@ class Keys:
         return self._k("stats")
 
     # --- adapters ---------------------------------------------------------------------------
-    def adapter(self, platform: str, *parts: object) -> str:
-        """Keys an adapter owns (its leases, callback data, caches) live under this family."""
-        return self._k("adapter", platform, *parts)
+    def adapter_key(self, family: AdapterFamily, *parts: object) -> str:
+        """A key of a declared adapter family (`ADAPTER_FAMILIES`, below); adapters reach it only
+        through `relay.services`, which applies the family's expiry on every write."""
+        return self._k("adapter", family.platform, family.name, *parts)
 
     def command_seen(self, platform: str, event_id: str) -> str:
         """STRING NX EX 1 day: an update/interaction already handled (replays after a crash)."""
@@ -259,6 +261,117 @@ _PLACEHOLDERS = {
     "date": r"\d{4}-\d{2}-\d{2}",
     "order": r"[A-Za-z0-9_\-]+",
 }
+
+# --- adapter key families ---------------------------------------------------------------------
+# Every key an adapter writes belongs to one family declared here, with its bound: `ttl_s` is the
+# expiry `relay.services` sets on every write (for leases and rate budgets, the longest allowed),
+# so an adapter cannot write one without it; a family without a TTL states its `cap`. The key is
+# `<prefix>:adapter:<platform>:<name>[:<parts>]`; names are kept from before
+# the declaration so stored button data and leases survive an upgrade. Each becomes a `Family` in
+# `FAMILIES`. One block per family.
+
+FamilyKind = Literal["lease", "rate", "string", "counter", "set"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterFamily:
+    platform: str
+    name: str
+    kind: FamilyKind
+    ttl_s: int | None
+    cap: str = ""
+    parts: str = ""  # the pattern after the name, e.g. ":{event}" (see `Family` placeholders)
+
+    def __post_init__(self) -> None:
+        if self.ttl_s is None and not self.cap:
+            raise ValueError(f"adapter family {self.platform}:{self.name} needs an expiry or a stated cap")
+
+    @property
+    def family(self) -> Family:
+        """This family in the schema's terms (`FAMILIES`, `family_of`)."""
+        pattern = f"adapter:{self.platform}:{self.name}{self.parts}"
+        bound = f"EX {self.ttl_s} s on every write" if self.ttl_s is not None else self.cap
+        if self.kind in ("lease", "rate"):
+            bound = f"PX at most {self.ttl_s} s, renewed while in use"
+        return Family(pattern, "set" if self.kind == "set" else "string", bound, ttl=self.ttl_s)
+
+
+ADAPTER_FAMILIES: dict[tuple[str, str], AdapterFamily] = {}
+
+
+def _declare(
+    platform: str, name: str, kind: FamilyKind, ttl_s: int | None, *, cap: str = "", parts: str = ""
+) -> AdapterFamily:
+    family = AdapterFamily(platform, name, kind, ttl_s, cap, parts)
+    if (platform, name) in ADAPTER_FAMILIES:
+        raise ValueError(f"adapter family {platform}:{name} declared twice")
+    ADAPTER_FAMILIES[family.platform, family.name] = family
+    return family
+
+
+# Lease: the one process calling getUpdates for the bot token. PX, 30 s by default, renewed.
+TELEGRAM_POLLER = _declare("telegram", "poller", "lease", 60)
+
+# STRING (GCRA) next free slot of the bot token's global send rate, shared by every process.
+# PX: about one interval plus 1 s beyond the next free slot.
+TELEGRAM_GLOBAL_RATE = _declare("telegram", "global", "rate", 60)
+
+# STRING :<ref> -> action JSON of a button whose data does not fit 64 bytes of callback_data.
+# 7 days: outlives any paging session someone comes back to.
+TELEGRAM_BUTTONS = _declare("telegram", "cb", "string", 7 * 24 * 3600, parts=":{event}")
+
+# STRING :<chat>:<message_id>:<user> -> action JSON a ForceReply prompt asks that user's text
+# for; taken once, and only by that user's answer.
+TELEGRAM_PROMPTS = _declare("telegram", "prompt", "string", 24 * 3600, parts=":{event}:{event}:{event}")
+
+# STRING :<chat>:<user> -> "1"|"0": a group member's admin status (getChatMember costs a call).
+# 60 s: how stale a role may be (a demoted admin keeps admin rights this long at most).
+TELEGRAM_ADMINS = _declare("telegram", "admin", "string", 60, parts=":{event}:{event}")
+
+# STRING :<delivery key> -> chunks of a long message already accepted, so a resend of the same
+# delivery starts at the first chunk not yet sent. 1 day: longer than any retry of a delivery.
+TELEGRAM_CHUNKS = _declare("telegram", "sent", "string", 24 * 3600, parts=":{any}")
+
+# Lease: the one process holding the bot's gateway connection. PX, 30 s by default, renewed.
+DISCORD_GATEWAY = _declare("discord", "gateway", "lease", 60)
+
+# STRING (GCRA) next free slot of the bot's REST requests per second, shared by every process.
+DISCORD_GLOBAL_RATE = _declare("discord", "global", "rate", 60)
+
+# STRING JSON {last, streak}: IDENTIFY attempts, so a crash loop backs off across restarts.
+# 1 day: Discord's IDENTIFY budget is per day.
+DISCORD_IDENTIFY = _declare("discord", "backoff", "string", 24 * 3600)
+
+# COUNTER :<10-minute window> -> 401/403/429 responses in that window (Discord bans an IP after
+# 10,000). 20 minutes: the window and the next.
+DISCORD_INVALID = _declare("discord", "invalid", "counter", 20 * 60, parts=":{event}")
+
+# STRING :<channel> -> the status (403/404) with which a channel refused us; no sends there.
+# 1 day, or until an interaction comes from the channel or the bot rejoins its server.
+DISCORD_GONE = _declare("discord", "gone", "string", 24 * 3600, parts=":{event}")
+
+# STRING :<ref> -> action JSON of a button or modal that does not fit Discord's 100-character
+# custom_id (content-addressed). 7 days, like Telegram's.
+DISCORD_BUTTONS = _declare("discord", "cb", "string", 7 * 24 * 3600, parts=":{event}")
+
+# SET :<guild>:channels -> channel ids of that server that interactions came from, so removing the
+# bot from the server drops their subscriptions too. 30 days, renewed by each interaction; deleted
+# when the bot leaves the server. Bounded by the server's channels and threads.
+DISCORD_GUILD_CHANNELS = _declare("discord", "guild", "set", 30 * 24 * 3600, parts=":{event}:channels")
+
+# STRING :<delivery key> -> epoch of a send whose outcome was unknown: a resend after Discord has
+# forgotten the nonce looks in the channel's history first. 1 day: longer than any retry.
+DISCORD_UNCERTAIN = _declare("discord", "uncertain", "string", 24 * 3600, parts=":{any}")
+
+# STRING :<channel> -> the channel was told about a missing permission; at most once a day.
+DISCORD_PERMISSION_NOTICES = _declare("discord", "permission-notice", "string", 24 * 3600, parts=":{event}")
+
+# STRING :<guild id>|global -> hash of the last uploaded command set (upload only on change).
+# No TTL: one key per configured guild plus one global.
+DISCORD_COMMANDS = _declare(
+    "discord", "commands", "string", None, cap="one per DISCORD_GUILD_IDS entry, plus global", parts=":{event}"
+)
+
 
 _ENTITY = "one per {}; deleted with it"
 
@@ -312,8 +425,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("trade:{order}", "string", "EX 2 min", ttl=ORDER_TTL),
     Family("trade:{order}:claim", "string", "NX EX 1 day", ttl=ORDER_RESULT_TTL),
     Family("trade:{order}:done", "string", "EX 1 day", ttl=ORDER_RESULT_TTL),
-    # Adapter-owned families are declared by their adapters' owners; until then one catch-all.
-    Family("adapter:{platform}:{any}", "any", "declared per adapter family"),
+    *(f.family for f in ADAPTER_FAMILIES.values()),
 )
 
 

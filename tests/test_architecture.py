@@ -33,6 +33,7 @@ def test_import_contracts_are_kept() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "The core never imports an adapter or a chat library KEPT" in done.stdout
     assert "The simulator stands alone KEPT" in done.stdout
+    assert "Adapters reach Redis only through AdapterServices KEPT" in done.stdout
     assert "0 broken" in done.stdout
 
 

@@ -1,8 +1,7 @@
 """Button and modal custom_ids: an `Action` packed into Discord's 100-character custom_id.
 
 Small actions travel inside the custom_id itself (so buttons keep working across restarts with
-no state); larger ones are stored in Redis for seven days under `keys.adapter("discord", "cb",
-id)`. Decoding treats the custom_id as untrusted input. Must not decide what an action does.
+no state); larger ones are stored for seven days (`relay.keys.DISCORD_BUTTONS`). Decoding treats the custom_id as untrusted input. Must not decide what an action does.
 """
 
 from __future__ import annotations
@@ -14,17 +13,16 @@ import logging
 from collections.abc import Sequence
 
 import discord
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from adapters.discord.embeds import button_label
-from relay.keys import Keys
+from relay.adapter import AdapterServices
+from relay.errors import StoreUnavailable
+from relay.keys import DISCORD_BUTTONS
 from relay.models import Action
 
 log = logging.getLogger(__name__)
 
 CUSTOM_ID_MAX = 100
-STORED_TTL_S = 7 * 24 * 3600
 BUTTON_PREFIX = "rb"  # "rb<index>:<token>": a button under a relayed message
 PROMPT_PREFIX = "rp:"  # "rp:<token>": the modal that asks for a prompt action's text
 LINK_MODAL_ID = "rl"  # the /link modal
@@ -35,9 +33,8 @@ _TOKEN_MAX = CUSTOM_ID_MAX - len("rb24:")
 class ActionCodec:
     """Encodes actions into tokens (inline JSON "j…" or a Redis reference "k…") and back."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._redis = redis
-        self._keys = keys
+    def __init__(self, services: AdapterServices) -> None:
+        self._stored = services.store(DISCORD_BUTTONS)
 
     async def encode(self, action: Action) -> str:
         raw = json.dumps(
@@ -49,17 +46,17 @@ class ActionCodec:
             return "j" + raw
         # Content-addressed, so the same action under many messages is stored once.
         ref = base64.b32encode(hashlib.sha256(raw.encode()).digest()[:15]).decode().lower()
-        await self._redis.set(self._keys.adapter("discord", "cb", ref), raw, ex=STORED_TTL_S)
+        await self._stored.put(ref, value=raw)
         return "k" + ref
 
     async def decode(self, token: str) -> Action | None:
         """The action, or None when the token is malformed or its stored copy expired."""
         if token.startswith("j"):
-            raw: str | bytes | None = token[1:]
+            raw: str | None = token[1:]
         elif token.startswith("k") and token[1:].isalnum():
             try:
-                raw = await self._redis.get(self._keys.adapter("discord", "cb", token[1:]))
-            except RedisError:
+                raw = await self._stored.get(token[1:])
+            except StoreUnavailable:
                 log.warning("action lookup failed ref=%s", token[1:], exc_info=True)
                 return None
         else:
@@ -90,7 +87,7 @@ def parse_button_id(custom_id: str) -> str | None:
 
 
 async def build_view(codec: ActionCodec, actions: Sequence[Action]) -> discord.ui.View | None:
-    """Buttons for `actions`, or None. Raises RedisError when a long action cannot be stored."""
+    """Buttons for `actions`, or None. Raises StoreUnavailable when a long action cannot be stored."""
     if not actions:
         return None
     view = discord.ui.View(timeout=None)

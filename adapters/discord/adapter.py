@@ -21,8 +21,6 @@ import aiohttp
 import discord
 import yarl
 from discord import app_commands
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from adapters.discord.actions import ActionCodec, build_view
 from adapters.discord.client import ClientHooks, RelayClient
@@ -34,10 +32,24 @@ from adapters.discord.guards import GlobalPacer, RequestGuard
 from adapters.discord.interactions import NO_MENTIONS, InteractionHandler
 from adapters.discord.logfilter import GATEWAY_LOGGER, ModalValuesFilter
 from adapters.discord.settings import DEFAULT_GATEWAY, DiscordSettings
-from relay.adapter import ChatChange, Dispatch, Limits, OnChatChange
-from relay.errors import ChatGone, ConfigError, PermissionMissing, RetryLater, SendUncertain, Undeliverable
-from relay.keys import Keys
-from relay.leases import Leases
+from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange
+from relay.errors import (
+    ChatGone,
+    ConfigError,
+    PermissionMissing,
+    RetryLater,
+    SendUncertain,
+    StoreUnavailable,
+    Undeliverable,
+)
+from relay.keys import (
+    DISCORD_COMMANDS,
+    DISCORD_GATEWAY,
+    DISCORD_GUILD_CHANNELS,
+    DISCORD_IDENTIFY,
+    DISCORD_PERMISSION_NOTICES,
+    DISCORD_UNCERTAIN,
+)
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
 
@@ -55,9 +67,7 @@ _LOGIN_RETRY_CAP_S = 300.0
 # the message in the channel's recent history; nonces are not kept there, so it compares embeds.
 NONCE_TRUST_S = 120.0
 RECENT_LOOKUP = 50  # messages of history read before a late resend
-UNCERTAIN_TTL_S = 24 * 3600
 FAILED_RETRY_S = 300.0  # sends wait this long while the adapter has failed for good
-NOTICE_TTL_S = 24 * 3600  # tell a channel about a missing permission at most once a day
 PERMISSION_NOTICE = (
     "I am missing a permission in this channel (Embed Links, or Send Messages in threads), so "
     "notifications are held and retried every few minutes. A server admin can grant it in the channel settings."
@@ -76,13 +86,11 @@ class DiscordAdapter:
     """Slash commands, buttons and modals in; embeds out. See the module docstring."""
 
     platform = "discord"
-    limits = Limits(2000, "codepoints", 25)
 
     def __init__(
         self,
         settings: DiscordSettings,
-        redis: Redis,
-        keys: Keys,
+        services: AdapterServices,
         redactor: Redactor,
         *,
         timing: GatewayTiming | None = None,
@@ -92,21 +100,20 @@ class DiscordAdapter:
         self._token = settings.bot_token.get_secret_value().strip()
         redactor.add(self._token)
         self._settings = settings
-        # What this token's sends are paced to (all processes together), as the Telegram adapter does.
-        self.limits = Limits(2000, "codepoints", settings.max_requests_per_second)
-        self._redis = redis
-        self._keys = keys
+        self._guild_channels = services.store(DISCORD_GUILD_CHANNELS)
+        self._command_hashes = services.store(DISCORD_COMMANDS)
+        self._uncertain = services.store(DISCORD_UNCERTAIN)
+        self._permission_notices = services.store(DISCORD_PERMISSION_NOTICES)  # one notice a day per channel
         _apply_urls(settings)
         timing = timing or GatewayTiming()
-        self.guard = RequestGuard(redis, keys)
-        self.pacer = GlobalPacer(
-            redis, keys.adapter("discord", "global"), settings.max_requests_per_second, settings.api_base
-        )
+        self.guard = RequestGuard(services)
+        # Every process's REST requests together stay under the configured ceiling.
+        self.pacer = GlobalPacer(services, settings.max_requests_per_second, settings.api_base)
         trace = self.guard.trace_config()
         trace.on_request_start.append(self.pacer.on_request_start)
-        self._codec = ActionCodec(redis, keys)
-        self._interactions = InteractionHandler(redis, keys, self._codec, self.guard, redactor)
-        backoff = IdentifyBackoff(redis, keys.adapter("discord", "identify"), timing)
+        self._codec = ActionCodec(services)
+        self._interactions = InteractionHandler(services, self._codec, self.guard, redactor)
+        backoff = IdentifyBackoff(services.store(DISCORD_IDENTIFY), timing)
         hooks = ClientHooks(
             before_identify=self._before_identify,
             on_ready=self._on_ready,
@@ -120,7 +127,7 @@ class DiscordAdapter:
         for command in build_commands(self._interactions.on_command):
             self._tree.add_command(command)
         self._gateway = GatewayHolder(
-            self._client, Leases(redis), keys.adapter("discord", "gateway"), backoff, timing, self._sync_commands
+            self._client, services.lease(DISCORD_GATEWAY, timing.lease_ttl), backoff, timing, self._sync_commands
         )
         self._log_filter = ModalValuesFilter()
         self._on_chat_change: OnChatChange | None = None
@@ -248,7 +255,7 @@ class DiscordAdapter:
                 continue
             try:
                 view = await build_view(self._codec, part.actions)
-            except RedisError:
+            except StoreUnavailable:
                 raise RetryLater(NOT_CONNECTED_RETRY_S, "action store unavailable") from None
             try:
                 await asyncio.wait_for(
@@ -288,17 +295,15 @@ class DiscordAdapter:
 
     async def _uncertain_since(self, key: str) -> float | None:
         try:
-            raw = await self._redis.get(self._keys.adapter("discord", "uncertain", key))
-        except RedisError:
+            raw = await self._uncertain.get(key)
+        except StoreUnavailable:
             return None  # cannot tell: rely on the nonce, as before
         return float(raw) if raw else None
 
     async def _mark_uncertain(self, key: str) -> None:
         try:
-            await self._redis.set(
-                self._keys.adapter("discord", "uncertain", key), repr(time.time()), nx=True, ex=UNCERTAIN_TTL_S
-            )
-        except RedisError:
+            await self._uncertain.put(key, value=repr(time.time()), only_if_absent=True)
+        except StoreUnavailable:
             log.warning("uncertain send not recorded; a late resend relies on the nonce alone")
 
     async def _already_posted(self, channel_id: int, part: RenderedPart) -> bool:
@@ -317,11 +322,10 @@ class DiscordAdapter:
 
     async def _tell_missing_permission(self, channel_id: int) -> None:
         """Once a day per channel, a plain-text note (no embed, so Embed Links is not needed)."""
-        key = self._keys.adapter("discord", "permission-notice", channel_id)
         try:
-            if not await self._redis.set(key, 1, nx=True, ex=NOTICE_TTL_S):
+            if not await self._permission_notices.put(channel_id, value=1, only_if_absent=True):
                 return
-        except RedisError:
+        except StoreUnavailable:
             return
         log.warning("discord 50013 Missing Permissions channel=%s: kept queued, telling the channel", channel_id)
         try:
@@ -340,11 +344,10 @@ class DiscordAdapter:
 
     async def _on_guild_remove(self, guild: discord.Guild) -> None:
         channels = {c.id for c in guild.channels} | {t.id for t in guild.threads}
-        key = self._keys.adapter("discord", "guild", guild.id, "channels")
         try:
-            channels |= {int(c) for c in await self._redis.smembers(key)}
-            await self._redis.delete(key)
-        except RedisError:
+            channels |= {int(c) for c in await self._guild_channels.members(guild.id, "channels")}
+            await self._guild_channels.delete((guild.id, "channels"))
+        except StoreUnavailable:
             log.warning("guild channels unknown guild=%s", guild.id, exc_info=True)
         log.info("discord bot removed from guild=%s channels=%d", guild.id, len(channels))
         for channel_id in sorted(channels):
@@ -375,14 +378,14 @@ class DiscordAdapter:
             digest = hashlib.sha256(
                 json.dumps([self._client.application_id, payload], sort_keys=True).encode()
             ).hexdigest()
-            key = self._keys.adapter("discord", "commands", guild.id if guild else "global")
+            scope = guild.id if guild else "global"
             try:
-                if await self._redis.get(key) in (digest, digest.encode()):
+                if await self._command_hashes.get(scope) == digest:
                     continue
                 await self._tree.sync(guild=guild)
-                await self._redis.set(key, digest)
+                await self._command_hashes.put(scope, value=digest)
                 log.info("discord commands synced scope=%s count=%d", guild.id if guild else "global", len(payload))
-            except (discord.HTTPException, aiohttp.ClientError, OSError, RedisError):
+            except (discord.HTTPException, aiohttp.ClientError, OSError, StoreUnavailable):
                 log.warning("discord command sync failed scope=%s", guild.id if guild else "global", exc_info=True)
 
 

@@ -1,8 +1,8 @@
 """Holds the single gateway connection for the bot token: a Redis lease plus IDENTIFY backoff.
 
 Only the lease holder connects (two sessions would both receive every interaction); every
-process keeps REST for sends. IDENTIFY attempts are recorded in Redis, so a crash-looping
-deployment backs off instead of spending Discord's 1,000 IDENTIFY a day (going over resets the
+process keeps REST for sends. IDENTIFY attempts are recorded in Redis (`DISCORD_IDENTIFY`), so a
+crash-looping deployment backs off instead of spending Discord's 1,000 IDENTIFY a day (going over resets the
 token). Must not handle events: the adapter does.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,10 +18,9 @@ from dataclasses import dataclass
 
 import aiohttp
 import discord
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from relay.leases import Leases
+from relay.adapter import KeyStore, Lease
+from relay.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,21 @@ class GatewayTiming:
 
 
 class IdentifyBackoff:
-    """Spacing of IDENTIFY attempts, persisted in a Redis hash {last, streak}."""
+    """Spacing of IDENTIFY attempts, persisted as {last, streak} (only the gateway lease holder
+    identifies, so read-then-write needs no transaction)."""
 
-    def __init__(self, redis: Redis, key: str, timing: GatewayTiming, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis
-        self._key = key
+    def __init__(self, store: KeyStore, timing: GatewayTiming, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
         self._timing = timing
         self._clock = clock
+
+    async def _read(self) -> tuple[float | None, int]:
+        raw = await self._store.get()
+        try:
+            record = json.loads(raw) if raw else {}
+            return float(record["last"]), int(record.get("streak", 0))
+        except (ValueError, TypeError, KeyError):
+            return None, 0
 
     def delay(self, streak: int) -> float:
         if streak <= 0:
@@ -82,27 +90,26 @@ class IdentifyBackoff:
     async def wait_time(self) -> float:
         """Seconds until the next IDENTIFY is allowed."""
         try:
-            last, streak = await self._redis.hmget(self._key, ["last", "streak"])
-        except RedisError:
+            last, streak = await self._read()
+        except StoreUnavailable:
             log.warning("identify backoff unreadable: waiting the cap", exc_info=True)
             return self._timing.identify_cap
         if last is None:
             return 0.0
-        return max(0.0, float(last) + self.delay(int(streak or 0)) - self._clock())
+        return max(0.0, last + self.delay(streak) - self._clock())
 
     async def record_attempt(self) -> None:
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self._key, "last", repr(self._clock()))
-                pipe.hincrby(self._key, "streak", 1)
-                pipe.expire(self._key, 24 * 3600)
-                await pipe.execute()
-        except RedisError:
+            _, streak = await self._read()
+            await self._store.put(value=json.dumps({"last": self._clock(), "streak": streak + 1}))
+        except StoreUnavailable:
             log.warning("identify attempt not recorded", exc_info=True)
 
     async def mark_stable(self) -> None:
-        with contextlib.suppress(RedisError):
-            await self._redis.hset(self._key, "streak", 0)
+        with contextlib.suppress(StoreUnavailable):
+            last, _ = await self._read()
+            if last is not None:
+                await self._store.put(value=json.dumps({"last": last, "streak": 0}))
 
 
 class GatewayHolder:
@@ -111,15 +118,13 @@ class GatewayHolder:
     def __init__(
         self,
         client: discord.Client,
-        leases: Leases,
-        lease_key: str,
+        lease: Lease,
         backoff: IdentifyBackoff,
         timing: GatewayTiming,
         before_connect: Callable[[], Awaitable[None]],
     ) -> None:
         self._client = client
-        self._leases = leases
-        self._key = lease_key
+        self._lease = lease
         self._backoff = backoff
         self._timing = timing
         self._before_connect = before_connect
@@ -155,25 +160,24 @@ class GatewayHolder:
 
     async def run(self) -> None:
         """Until cancelled: take the lease when free, hold the connection while it is ours."""
-        ttl_ms = int(self._timing.lease_ttl * 1000)
         while not self._stopping.is_set():
             try:
-                got = await self._leases.acquire(self._key, ttl_ms)
-            except RedisError:
+                got = await self._lease.acquire()
+            except StoreUnavailable:
                 log.warning("gateway lease unavailable", exc_info=True)
                 got = False
             if not got:
                 await self._pause(self._timing.retry_every)
                 continue
             try:
-                await self._hold(ttl_ms)
+                await self._hold()
             finally:
                 self.holding = False
                 if self._stable_task:
                     self._stable_task.cancel()
                 await self._disconnect()
-                with contextlib.suppress(RedisError):
-                    await asyncio.shield(self._leases.release(self._key))
+                with contextlib.suppress(StoreUnavailable):
+                    await asyncio.shield(self._lease.release())
             await self._pause(self._timing.retry_every)
 
     async def _pause(self, seconds: float) -> bool:
@@ -182,14 +186,14 @@ class GatewayHolder:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return not self._stopping.is_set()
 
-    async def _hold(self, ttl_ms: int) -> None:
+    async def _hold(self) -> None:
         self.holding = True
-        log.info("gateway lease taken owner=%s", self._leases.owner)
+        log.info("gateway lease taken owner=%s", self._lease.owner)
         wait = await self._backoff.wait_time()
         wait = max(wait, await self._identify_budget_wait())
         if wait > 0:
             log.warning("gateway connect delayed seconds=%.1f (identify backoff)", wait)
-            if not await self._sleep_holding(wait, ttl_ms):
+            if not await self._sleep_holding(wait):
                 return
         await self._before_connect()
         if self._stopping.is_set():
@@ -213,7 +217,7 @@ class GatewayHolder:
                         return
                     log.error("gateway connection ended error=%r", exc)
                     return
-                if not await self._renew(ttl_ms):
+                if not await self._renew():
                     log.warning("gateway lease lost: disconnecting")
                     return
         finally:
@@ -226,20 +230,20 @@ class GatewayHolder:
             if not connect.cancelled():
                 connect.exception()  # retrieved, so asyncio does not log it as unhandled
 
-    async def _sleep_holding(self, seconds: float, ttl_ms: int) -> bool:
+    async def _sleep_holding(self, seconds: float) -> bool:
         """Wait while keeping the lease, so no other process identifies meanwhile."""
         end = asyncio.get_running_loop().time() + seconds
         while (left := end - asyncio.get_running_loop().time()) > 0:
             if not await self._pause(min(left, self._timing.renew_every)):
                 return False
-            if not await self._renew(ttl_ms):
+            if not await self._renew():
                 return False
         return True
 
-    async def _renew(self, ttl_ms: int) -> bool:
+    async def _renew(self) -> bool:
         try:
-            return await self._leases.renew(self._key, ttl_ms)
-        except RedisError:
+            return await self._lease.renew()
+        except StoreUnavailable:
             # Redis down: keep the connection rather than flap; the lease is for efficiency.
             log.warning("gateway lease renew failed: keeping the connection", exc_info=True)
             return True

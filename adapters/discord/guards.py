@@ -1,8 +1,8 @@
 """Keeps this bot inside Discord's bot-wide limits: request pacing, the invalid-request budget,
 and channels that refused us.
 
-Pacing belongs to the bot token, not to a process: `GlobalPacer` takes one slot of a GCRA on
-Redis (`relay.ratelimit.SharedRateLimiter`) for every REST request, right before aiohttp sends it
+Pacing belongs to the bot token, not to a process: `GlobalPacer` takes one slot of a rate
+budget on Redis (`AdapterServices.rate_budget`) for every REST request, right before aiohttp sends it
 (an aiohttp trace hook), so K relay processes on one Redis together stay under
 DISCORD_MAX_REQUESTS_PER_SECOND, and requests discord.py delays or retries are paced when they
 really leave. Interaction answers are exempt, as they are from Discord's global limit: a user
@@ -25,11 +25,10 @@ from types import SimpleNamespace
 
 import aiohttp
 import yarl
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from relay.keys import Keys
-from relay.ratelimit import SharedRateLimiter
+from relay.adapter import AdapterServices
+from relay.errors import StoreUnavailable
+from relay.keys import DISCORD_GLOBAL_RATE, DISCORD_GONE, DISCORD_INVALID
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ EXEMPT_PATHS = ("/interactions/", "/webhooks/")
 INVALID_WINDOW_S = 600
 INVALID_BUDGET = 10_000  # Discord's figure per window
 INVALID_STOP_AT = 2_500  # a quarter of it: stop sending well before Cloudflare would ban us
-GONE_TTL_S = 24 * 3600
+GONE_TTL_S = DISCORD_GONE.ttl_s or 24 * 3600  # a channel's stored mark lasts as long
 _GONE_LOCAL_MAX = 10_000
 
 
@@ -83,8 +82,7 @@ class GlobalPacer:
 
     def __init__(
         self,
-        redis: Redis,
-        key: str,
+        services: AdapterServices,
         ceiling: float,
         api_base: str,
         *,
@@ -92,7 +90,7 @@ class GlobalPacer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         rate = paced_rate(ceiling)
-        self._shared = SharedRateLimiter(redis, key, rate)
+        self._shared = services.rate_budget(DISCORD_GLOBAL_RATE, rate)
         self._local = Pacer(rate, clock)
         self._queue = asyncio.Lock()
         self._retry_shared_s = retry_shared_s
@@ -117,7 +115,7 @@ class GlobalPacer:
             else:
                 try:
                     await self._shared.acquire()
-                except RedisError:
+                except StoreUnavailable:
                     self.shared_failures += 1
                     if self._down_until is None:
                         log.warning("discord shared pacing unavailable: pacing this process alone", exc_info=True)
@@ -140,9 +138,9 @@ class GlobalPacer:
 class RequestGuard:
     """Counts invalid responses (shared through Redis) and remembers refused channels."""
 
-    def __init__(self, redis: Redis, keys: Keys, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis
-        self._keys = keys
+    def __init__(self, services: AdapterServices, clock: Callable[[], float] = time.time) -> None:
+        self._invalid_counts = services.store(DISCORD_INVALID)
+        self._gone_marks = services.store(DISCORD_GONE)
         self._clock = clock
         self.invalid: Counter[int] = Counter()  # this process's totals by status, for tests and /metrics
         self._window = -1
@@ -167,12 +165,9 @@ class RequestGuard:
     async def record_invalid(self, status: int) -> None:
         self.invalid[status] += 1
         window = int(self._clock() // INVALID_WINDOW_S)
-        key = self._keys.adapter("discord", "invalid", window)
         try:
-            count = int(await self._redis.incr(key))
-            if count == 1:
-                await self._redis.expire(key, 2 * INVALID_WINDOW_S)
-        except RedisError:
+            count = await self._invalid_counts.incr(window)
+        except StoreUnavailable:
             count = (self._window_count if window == self._window else 0) + 1
         self._window, self._window_count = window, count
         if count == INVALID_STOP_AT:
@@ -201,8 +196,8 @@ class RequestGuard:
         """Remember a channel that answered 403/404; logs once per channel."""
         self._remember(channel_id)
         try:
-            first = await self._redis.set(self._gone_key(channel_id), status, nx=True, ex=GONE_TTL_S)
-        except RedisError:
+            first = await self._gone_marks.put(channel_id, value=status, only_if_absent=True)
+        except StoreUnavailable:
             first = True
         if first:
             log.warning("discord channel refused channel=%s status=%d: no more sends there", channel_id, status)
@@ -214,10 +209,10 @@ class RequestGuard:
                 return True
             del self._gone[channel_id]
         try:
-            if await self._redis.exists(self._gone_key(channel_id)):
+            if await self._gone_marks.exists(channel_id):
                 self._remember(channel_id)
                 return True
-        except RedisError:
+        except StoreUnavailable:
             pass
         return False
 
@@ -227,8 +222,8 @@ class RequestGuard:
             self._gone.pop(channel_id, None)
         if channel_ids:
             try:
-                await self._redis.delete(*(self._gone_key(c) for c in channel_ids))
-            except RedisError:
+                await self._gone_marks.delete(*((c,) for c in channel_ids))
+            except StoreUnavailable:
                 log.warning("discord gone marks not cleared count=%d", len(channel_ids), exc_info=True)
 
     def _remember(self, channel_id: int) -> None:
@@ -236,6 +231,3 @@ class RequestGuard:
         self._gone.move_to_end(channel_id)
         while len(self._gone) > _GONE_LOCAL_MAX:
             self._gone.popitem(last=False)
-
-    def _gone_key(self, channel_id: int) -> str:
-        return self._keys.adapter("discord", "gone", channel_id)

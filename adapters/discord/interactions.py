@@ -16,15 +16,14 @@ from typing import Any
 
 import aiohttp
 import discord
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from adapters.discord.actions import LINK_MODAL_ID, PROMPT_PREFIX, ActionCodec, build_view, parse_button_id
 from adapters.discord.commands import link_modal, prompt_modal
 from adapters.discord.embeds import RenderedPart, render
 from adapters.discord.guards import RequestGuard
-from relay.adapter import Dispatch
-from relay.keys import Keys
+from relay.adapter import AdapterServices, Dispatch
+from relay.errors import StoreUnavailable
+from relay.keys import DISCORD_GUILD_CHANNELS
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, Reply, UserRef
 
@@ -34,15 +33,14 @@ NO_MENTIONS = discord.AllowedMentions.none()
 # Deferred ephemerally because their answers are personal. The first follow-up after a deferral
 # inherits its visibility, so guessing right saves the placeholder dance in `_answer`.
 PERSONAL = frozenset({"status", "unlink", "link"})
-SEEN_TTL_S = 24 * 3600
 PLACEHOLDER = "…"
 _ANSWER_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 class InteractionHandler:
-    def __init__(self, redis: Redis, keys: Keys, codec: ActionCodec, guard: RequestGuard, redactor: Redactor) -> None:
-        self._redis = redis
-        self._keys = keys
+    def __init__(self, services: AdapterServices, codec: ActionCodec, guard: RequestGuard, redactor: Redactor) -> None:
+        self._services = services
+        self._guild_channels = services.store(DISCORD_GUILD_CHANNELS)
         self._codec = codec
         self._guard = guard
         self._redactor = redactor
@@ -141,18 +139,19 @@ class InteractionHandler:
         if self.stopping or self._dispatch is None:
             return False
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._keys.command_seen("discord", str(interaction.id)), 1, nx=True, ex=SEEN_TTL_S)
-                if interaction.guild_id is not None and interaction.channel_id is not None:
-                    channels = self._keys.adapter("discord", "guild", interaction.guild_id, "channels")
-                    pipe.sadd(channels, interaction.channel_id)
-                first, *_ = await pipe.execute()
-        except RedisError:
+            first = await self._services.first_time(str(interaction.id))
+        except StoreUnavailable:
             log.warning("interaction dedup unavailable id=%s: handling it", interaction.id, exc_info=True)
             first = True
         if not first:
             log.info("interaction replayed id=%s: ignored", interaction.id)
             return False
+        if interaction.guild_id is not None and interaction.channel_id is not None:
+            # Remembered so that removing the bot from the server drops this channel's subscriptions.
+            try:
+                await self._guild_channels.add(interaction.guild_id, "channels", member=interaction.channel_id)
+            except StoreUnavailable:
+                log.warning("guild channel not remembered channel=%s", interaction.channel_id)
         if interaction.channel_id is not None:
             await self._guard.clear_gone(interaction.channel_id)
         return True
@@ -256,7 +255,7 @@ class InteractionHandler:
     async def _view(self, part: RenderedPart) -> discord.ui.View | None:
         try:
             return await build_view(self._codec, part.actions)
-        except RedisError:
+        except StoreUnavailable:
             log.warning("buttons dropped: action store unavailable", exc_info=True)
             return None
 

@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from telegram import BotCommand, Update
 from telegram.error import Conflict, TelegramError
 from telegram.ext import (
@@ -41,13 +39,11 @@ from adapters.telegram.sender import Sender
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.startup import until_reachable
 from adapters.telegram.webhook import WebhookServer
-from relay.adapter import Dispatch, Limits, OnChatChange
-from relay.errors import RetryLater
-from relay.keys import Keys
-from relay.leases import Leases
+from relay.adapter import AdapterServices, Dispatch, OnChatChange
+from relay.errors import RetryLater, StoreUnavailable
+from relay.keys import TELEGRAM_GLOBAL_RATE, TELEGRAM_POLLER
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
-from relay.ratelimit import SharedRateLimiter
 from relay.signing import Signer
 
 # What ApplicationBuilder builds here: default context types, and no JobQueue (job_queue(None)).
@@ -83,8 +79,7 @@ class TelegramAdapter:
     def __init__(
         self,
         settings: TelegramSettings,
-        redis: Redis,
-        keys: Keys,
+        services: AdapterServices,
         redactor: Redactor,
         *,
         limiter: SendLimiter | None = None,
@@ -96,21 +91,18 @@ class TelegramAdapter:
         token = settings.bot_token.get_secret_value()
         # Register before PTB builds anything: the Bot logs its token-bearing URL at DEBUG.
         redactor.add(token, settings.webhook_secret.get_secret_value())
-        self.limits = Limits(MAX_TEXT, "utf16", settings.global_rate)
         self._settings = settings
-        self._redis = redis
-        self._keys = keys
-        self._lease_key = keys.adapter("telegram", "poller")
+        self._services = services
         self._lease_ttl = lease_ttl
-        self._leases = Leases(redis)
+        self._lease = services.lease(TELEGRAM_POLLER, lease_ttl)
         self._app = self._build(settings, token)
         # Button data is signed with a key only this bot's processes can derive (from its token).
-        self._buttons = ButtonStore(redis, keys, signer=Signer.derived(token, "telegram-buttons"))
+        self._buttons = ButtonStore(services, signer=Signer.derived(token, "telegram-buttons"))
         if limiter is None:
             # The global ceiling belongs to the bot token: shared by every process on this Redis.
-            shared = SharedRateLimiter(redis, keys.adapter("telegram", "global"), settings.global_rate)
+            shared = services.rate_budget(TELEGRAM_GLOBAL_RATE, settings.global_rate)
             limiter = SendLimiter(settings.global_rate, shared=shared)
-        self._sender = Sender(self._app.bot, limiter, self._buttons, redis, keys)
+        self._sender = Sender(self._app.bot, limiter, self._buttons, services, MAX_TEXT)
         self._webhook: WebhookServer | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self._polling = False
@@ -170,7 +162,7 @@ class TelegramAdapter:
         self._started = True
         specs = {spec.name: spec for spec in commands}
         self._buttons.specs = specs
-        inbound = Inbound(self._sender, self._buttons, self._redis, self._keys, specs, dispatch, on_chat_change)
+        inbound = Inbound(self._sender, self._buttons, self._services, specs, dispatch, on_chat_change)
         app = self._app
         app.add_handler(TypeHandler(Update, inbound.drop_replays), group=-1)
         app.add_handler(
@@ -215,8 +207,8 @@ class TelegramAdapter:
                     await self._lease_task
             await self._stop_polling("shutdown")
         finally:
-            with contextlib.suppress(RedisError):
-                await self._leases.release(self._lease_key)
+            with contextlib.suppress(StoreUnavailable):
+                await self._lease.release()
 
     async def stop(self) -> None:
         """Stop taking updates (lease loop, polling, webhook), then stop and close PTB. Idempotent."""
@@ -257,16 +249,15 @@ class TelegramAdapter:
 
     async def _lease_tick(self) -> None:
         """Keep polling while we hold the lease; take it over when it is free."""
-        ttl_ms = int(self._lease_ttl * 1000)
         try:
             if self._polling:
-                if not await self._leases.renew(self._lease_key, ttl_ms):
+                if not await self._lease.renew():
                     await self._stop_polling("lease lost")
-            elif await self._leases.acquire(self._lease_key, ttl_ms):
+            elif await self._lease.acquire():
                 await self._start_polling()
-        except RedisError as exc:
+        except StoreUnavailable as exc:
             # The lease is for efficiency only: keep doing what we do until Redis answers again.
-            log.warning("poller lease unavailable error=%s", type(exc).__name__)
+            log.warning("poller lease unavailable error=%s", exc)
         except TelegramError as exc:
             log.warning("polling did not start, will retry error=%s", type(exc).__name__)
 
@@ -303,8 +294,8 @@ class TelegramAdapter:
         finally:
             if was_polling:
                 log.info("stopped polling reason=%s", why)
-                with contextlib.suppress(RedisError):
-                    await self._leases.release(self._lease_key)
+                with contextlib.suppress(StoreUnavailable):
+                    await self._lease.release()
 
     def _on_poll_error(self, exc: TelegramError) -> None:
         """PTB's retry loop calls this and then backs off (1 s growing to 30 s); it never stops polling."""

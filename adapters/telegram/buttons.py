@@ -12,16 +12,14 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 
-from redis.asyncio import Redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from relay.keys import Keys
+from relay.adapter import AdapterServices
+from relay.keys import TELEGRAM_BUTTONS, TELEGRAM_PROMPTS
 from relay.models import Action, CommandSpec
 from relay.signing import SIG_CHARS, Signer
 
 CALLBACK_MAX = 64  # bytes, Bot API InlineKeyboardButton.callback_data
-STORED_TTL = 7 * 24 * 3600  # a stored action outlives any paging session someone comes back to
-PROMPT_TTL = 24 * 3600
 ROW_WIDTH = 3
 _SEP = "|"
 PAYLOAD_MAX = CALLBACK_MAX - 1 - SIG_CHARS  # what is left of 64 bytes after "|<signature>"
@@ -55,14 +53,13 @@ class ButtonStore:
 
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
+        services: AdapterServices,
         specs: Mapping[str, CommandSpec] | None = None,
         *,
         signer: Signer | None = None,
     ) -> None:
-        self._redis = redis
-        self._keys = keys
+        self._stored = services.store(TELEGRAM_BUTTONS)  # kept 7 days: longer than any paging session
+        self._prompts = services.store(TELEGRAM_PROMPTS)
         self.specs: Mapping[str, CommandSpec] = specs or {}
         self._signer = signer or Signer.random()
 
@@ -86,12 +83,12 @@ class ButtonStore:
         return data if len(data.encode()) <= PAYLOAD_MAX else None
 
     async def encode(self, action: Action, chat_id: str) -> str:
-        """Signed callback_data for the action in this chat, storing the action in Redis when it
-        does not fit inline."""
+        """Signed callback_data for the action in this chat, storing the action when it does
+        not fit inline (StoreUnavailable when that fails)."""
         data = self.inline(action)
         if data is None:
             ref = secrets.token_urlsafe(12)
-            await self._redis.set(self._keys.adapter("telegram", "cb", ref), _action_json(action), ex=STORED_TTL)
+            await self._stored.put(ref, value=_action_json(action))
             data = f"{_STORED}{_SEP}{ref}"
         return f"{data}{_SEP}{self._signer.sign(data, chat_id)}"
 
@@ -102,7 +99,7 @@ class ButtonStore:
             return None
         flag, _, rest = data.partition(_SEP)
         if flag == _STORED:
-            raw = await self._redis.get(self._keys.adapter("telegram", "cb", rest))
+            raw = await self._stored.get(rest)
             return _action_from_json(raw) if raw else None
         if flag not in _KIND_OF:
             return None
@@ -124,11 +121,10 @@ class ButtonStore:
 
     async def remember_prompt(self, chat_id: str, message_id: int, action: Action, user_id: str) -> None:
         """The prompt belongs to the user who pressed the button: only their answer uses it."""
-        key = self._keys.adapter("telegram", "prompt", chat_id, message_id, user_id)
-        await self._redis.set(key, _action_json(action), ex=PROMPT_TTL)
+        await self._prompts.put(chat_id, message_id, user_id, value=_action_json(action))
 
     async def take_prompt(self, chat_id: str, message_id: int, user_id: str) -> Action | None:
         """The action this user's ForceReply prompt was for, once: a second answer, or anyone
         else's answer, is ordinary text."""
-        raw = await self._redis.getdel(self._keys.adapter("telegram", "prompt", chat_id, message_id, user_id))
+        raw = await self._prompts.take(chat_id, message_id, user_id)
         return _action_from_json(raw) if raw else None

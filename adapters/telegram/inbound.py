@@ -11,8 +11,6 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from telegram import CallbackQuery, Chat, ChatMember, ForceReply, Update, User
 from telegram import Message as TgMessage
 from telegram.constants import ChatType
@@ -22,17 +20,15 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 from adapters.telegram.buttons import ButtonStore
 from adapters.telegram.markup import BOLD, Span, link
 from adapters.telegram.sender import Sender
-from relay.adapter import ChatChange, Dispatch, OnChatChange
-from relay.errors import DeliveryError, RetryLater
-from relay.keys import Keys
+from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange
+from relay.errors import DeliveryError, RetryLater, StoreUnavailable
+from relay.keys import TELEGRAM_ADMINS
 from relay.models import Action, ChatRef, Command, CommandSpec, Message, Reply, UserRef
 from relay.router import unknown_command
 from relay.words import parse_words, split_command
 
 log = logging.getLogger(__name__)
 
-ADMIN_CACHE_TTL = 60  # seconds a role may be stale (docs/architecture.md, "Security")
-SEEN_TTL = 24 * 3600
 REPLY_ATTEMPTS = 3
 REPLY_MAX_WAIT = 30.0  # seconds a command's reply may wait for a chat's retry_after
 _ADMIN_STATUSES = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
@@ -55,16 +51,15 @@ class Inbound:
         self,
         sender: Sender,
         buttons: ButtonStore,
-        redis: Redis,
-        keys: Keys,
+        services: AdapterServices,
         specs: Mapping[str, CommandSpec],
         dispatch: Dispatch,
         on_chat_change: OnChatChange,
     ) -> None:
         self._sender = sender
         self._buttons = buttons
-        self._redis = redis
-        self._keys = keys
+        self._services = services
+        self._admins = services.store(TELEGRAM_ADMINS)  # a role may be stale 60 s (docs/architecture.md, "Security")
         self._specs = specs
         self._dispatch = dispatch
         self._on_chat_change = on_chat_change
@@ -72,11 +67,9 @@ class Inbound:
     async def drop_replays(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Runs first: an update seen before (redelivered after a crash or a poller handover) stops here."""
         try:
-            first = await self._redis.set(
-                self._keys.command_seen("telegram", str(update.update_id)), 1, nx=True, ex=SEEN_TTL
-            )
-        except RedisError as exc:
-            log.warning("replay check unavailable, handling update anyway error=%s", type(exc).__name__)
+            first = await self._services.first_time(str(update.update_id))
+        except StoreUnavailable as exc:
+            log.warning("replay check unavailable, handling update anyway error=%s", exc)
             return
         if not first:
             log.debug("update already handled update_id=%s", update.update_id)
@@ -258,21 +251,20 @@ class Inbound:
         return await self._member_is_admin(chat.id, user.id)
 
     async def _member_is_admin(self, chat_id: int, user_id: int) -> bool:
-        key = self._keys.adapter("telegram", "admin", chat_id, user_id)
         try:
-            cached = await self._redis.get(key)
-        except RedisError:
+            cached = await self._admins.get(chat_id, user_id)
+        except StoreUnavailable:
             cached = None
         if cached is not None:
-            return cached in (b"1", "1")
+            return cached == "1"
         try:
             member = await self._sender.bot.get_chat_member(chat_id, user_id)
         except TelegramError as exc:
             log.info("getChatMember failed, treating as non-admin chat=%s error=%s", chat_id, type(exc).__name__)
             return False
         is_admin = member.status in _ADMIN_STATUSES
-        with contextlib.suppress(RedisError):  # the cache only saves a call; the answer stands without it
-            await self._redis.set(key, "1" if is_admin else "0", ex=ADMIN_CACHE_TTL)
+        with contextlib.suppress(StoreUnavailable):  # the cache only saves a call; the answer stands without it
+            await self._admins.put(chat_id, user_id, value="1" if is_admin else "0")
         return is_admin
 
     async def _prompt(self, ref: ChatRef, chat: Chat, user: User, action: Action) -> None:

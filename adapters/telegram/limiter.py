@@ -6,7 +6,7 @@ every request on any 429).
 
 Where each limit lives:
 - The global ceiling (TELEGRAM_GLOBAL_RATE) belongs to the bot token, so K relay processes must
-  share it: it is a GCRA on Redis (`relay.ratelimit.SharedRateLimiter`), and K processes together
+  share it: it is a rate budget on Redis (`AdapterServices.rate_budget`), and K processes together
   stay under it. Within a process one waiter at a time asks Redis (a FIFO queue in front), so
   a hundred chats waiting here cost one Redis call per slot, not a hundred.
 - Per chat (~1/s) and per group (20/min) stay in-process. A chat's outbox is drained by one
@@ -27,9 +27,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
-
-from relay.ratelimit import SharedRateLimiter
+from relay.adapter import RateBudget
+from relay.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class SendLimiter:
         per_chat: tuple[int, float] = PER_CHAT,
         per_group: tuple[int, float] = PER_GROUP,
         clock: Callable[[], float] = time.monotonic,
-        shared: SharedRateLimiter | None = None,
+        shared: RateBudget | None = None,
     ) -> None:
         self._chat = SlidingWindow(*per_chat)
         self._group = SlidingWindow(*per_group)
@@ -148,9 +147,9 @@ class SendLimiter:
         async with self._shared_queue:
             try:
                 await self._shared.acquire()
-            except RedisError as exc:
+            except StoreUnavailable as exc:
                 if not self._shared_down:
-                    log.warning("shared send rate unavailable, pacing this process alone error=%s", type(exc).__name__)
+                    log.warning("shared send rate unavailable, pacing this process alone error=%s", exc)
                 self._shared_down = True
                 return False
         if self._shared_down:

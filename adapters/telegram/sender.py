@@ -12,8 +12,6 @@ import logging
 import weakref
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from telegram import Bot, ForceReply, InlineKeyboardMarkup, InputFile, LinkPreviewOptions
 from telegram import Message as TgMessage
 from telegram.constants import ParseMode
@@ -23,13 +21,21 @@ from adapters.telegram.buttons import ButtonStore
 from adapters.telegram.failures import is_not_modified, is_parse_error, retry_after_seconds, to_delivery_error
 from adapters.telegram.limiter import SendLimiter
 from adapters.telegram.markup import MAX_TEXT, Chunk, Span, render, render_spans
-from relay.errors import ChatGone, ChatMoved, DeliveryError, PermissionMissing, RetryLater, Undeliverable
-from relay.keys import Keys
+from relay.adapter import AdapterServices
+from relay.errors import (
+    ChatGone,
+    ChatMoved,
+    DeliveryError,
+    PermissionMissing,
+    RetryLater,
+    StoreUnavailable,
+    Undeliverable,
+)
+from relay.keys import TELEGRAM_CHUNKS
 from relay.models import ChatRef, Image, Message
 
 log = logging.getLogger(__name__)
 
-PROGRESS_TTL = 24 * 3600
 # sendPhoto: "Photo caption ..., 0-1024 characters after entities parsing" (core.telegram.org/bots/api#sendphoto)
 CAPTION_MAX = 1024
 NOT_STORED_RETRY = 5.0  # seconds: Redis hiccup while storing long button data
@@ -46,15 +52,13 @@ class Sender:
         bot: Bot,
         limiter: SendLimiter,
         buttons: ButtonStore,
-        redis: Redis,
-        keys: Keys,
+        services: AdapterServices,
         max_text: int = MAX_TEXT,
     ) -> None:
         self.bot = bot
         self._limiter = limiter
         self._buttons = buttons
-        self._redis = redis
-        self._keys = keys
+        self._progress_of = services.store(TELEGRAM_CHUNKS)
         self._max_text = max_text
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._gone_logged: dict[str, None] = {}
@@ -71,7 +75,7 @@ class Sender:
             return await self._send_with_image(chat, message, message.image, key=key, silent=silent)
         chunks = self._chunks(message)
         markup = await self._keyboard(message, chat)
-        progress_key = self._keys.adapter("telegram", "sent", key) if len(chunks) > 1 else None
+        progress_key = key if len(chunks) > 1 else None
         done = await self._progress(progress_key)
         ids: list[int] = []
         for i, chunk in enumerate(chunks):
@@ -96,7 +100,7 @@ class Sender:
         if len(caption) <= 1:
             sent = await self.post_photo(chat, image, caption[0] if caption else None, markup, silent=silent)
             return [sent.message_id]
-        progress_key = self._keys.adapter("telegram", "sent", key)
+        progress_key = key
         ids: list[int] = []
         if await self._progress(progress_key) < 1:
             head = render(Message(title=message.title), CAPTION_MAX)
@@ -267,21 +271,21 @@ class Sender:
         try:
             # Signed for the chat (not the topic): a button is pressed on a message of the chat.
             return await self._buttons.keyboard(message.actions, str(self._chat_id(chat)))
-        except RedisError as exc:
-            raise RetryLater(NOT_STORED_RETRY, f"could not store button data: {type(exc).__name__}") from None
+        except StoreUnavailable as exc:
+            raise RetryLater(NOT_STORED_RETRY, f"could not store button data: {exc}") from None
 
     async def _progress(self, key: str | None) -> int:
         if key is None:
             return 0
         try:
-            raw = await self._redis.get(key)
-        except RedisError:
+            raw = await self._progress_of.get(key)
+        except StoreUnavailable:
             log.warning("chunk progress unreadable, sending every chunk")
             return 0
         return int(raw) if raw else 0
 
     async def _save_progress(self, key: str, done: int) -> None:
         try:
-            await self._redis.set(key, done, ex=PROGRESS_TTL)
-        except RedisError:
+            await self._progress_of.put(key, value=done)
+        except StoreUnavailable:
             log.warning("chunk progress not saved; a resend may repeat chunks")

@@ -19,6 +19,7 @@ from relay.adapter import ChatChange
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import Command, Reply
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 
 
@@ -107,8 +108,7 @@ async def make_adapter(fake: FakeTelegram, redis: Redis, keys: Keys, core: Recor
     ) -> TelegramAdapter:
         adapter = TelegramAdapter(
             telegram_settings(fake, **overrides),
-            redis,
-            keys,
+            RedisAdapterServices(redis, keys, "telegram"),
             redactor or Redactor(),
             limiter=limiter or fast_limiter(),
             lease_ttl=lease_ttl,

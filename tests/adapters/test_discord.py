@@ -30,10 +30,10 @@ from platform_fakes.discord_api import (
 )
 from relay.embedded_redis import connect
 from relay.errors import ChatGone, ConfigError, RetryLater, SendUncertain, Undeliverable
-from relay.keys import Keys
+from relay.keys import DISCORD_BUTTONS, DISCORD_COMMANDS, DISCORD_GATEWAY, DISCORD_IDENTIFY, Keys
 from relay.logs import Redactor, configure
 from relay.models import Action, ChatRef, Command, Message, MessageField, Reply
-from relay.redis_values import text_or_empty
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from tests.adapters.conftest import Recorder
 
@@ -87,7 +87,12 @@ async def make(dfake: FakeDiscord, redis: Redis, keys: Keys, core: Recorder) -> 
             "send_timeout": 5.0,
             **overrides,
         }
-        adapter = DiscordAdapter(DiscordSettings(**values), redis, keys, redactor or Redactor(), timing=timing)
+        adapter = DiscordAdapter(
+            DiscordSettings(**values),
+            RedisAdapterServices(redis, keys, "discord"),
+            redactor or Redactor(),
+            timing=timing,
+        )
         made.append(adapter)
         if start:
             await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
@@ -164,7 +169,7 @@ async def test_commands_sync_once_and_only_when_changed(
     await dfake.wait_for(lambda: dfake.active_session is not None)
     assert dfake.sync_calls == [None], "same command set: no second upload"
     await second.stop()
-    await redis.delete(keys.adapter("discord", "commands", "global"))  # as if the set had changed
+    await redis.delete(keys.adapter_key(DISCORD_COMMANDS, "global"))  # as if the set had changed
     await make()
     await dfake.wait_for(lambda: len(dfake.sync_calls) == 2)
 
@@ -391,7 +396,10 @@ async def test_two_processes_together_stay_under_the_bot_wide_ceiling(
             "max_requests_per_second": ceiling,
             "send_timeout": 20.0,
         }
-        adapters = [DiscordAdapter(DiscordSettings(**values), c, keys, Redactor(), timing=FAST) for c in clients]
+        adapters = [
+            DiscordAdapter(DiscordSettings(**values), RedisAdapterServices(c, keys, "discord"), Redactor(), timing=FAST)
+            for c in clients
+        ]
         try:
             for adapter in adapters:
                 await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
@@ -411,7 +419,6 @@ async def test_two_processes_together_stay_under_the_bot_wide_ceiling(
     busiest = fake.busiest_second()
     assert busiest <= ceiling, f"{busiest} requests in one second"
     assert busiest >= ceiling - 4, "the load really ran at the ceiling (two unshared pacers would double it)"
-    assert all(a.limits.sends_per_second == ceiling for a in adapters), "the core is told the configured ceiling"
     counted = [c for c in fake.calls if c.counts_globally]
     assert sum(a.pacer.paced for a in adapters) == len(counted), "every counted request took a slot, logins included"
 
@@ -432,7 +439,7 @@ async def test_interaction_answers_do_not_wait_for_the_delivery_budget(
 async def test_pacing_falls_back_to_this_process_when_redis_is_down(keys: Keys) -> None:
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     pacer = GlobalPacer(
-        dead, keys.adapter("discord", "global"), 10.0, "http://127.0.0.1:1/api/v10", retry_shared_s=0.25
+        RedisAdapterServices(dead, keys, "discord"), 10.0, "http://127.0.0.1:1/api/v10", retry_shared_s=0.25
     )
     stamps = []
     for _ in range(6):
@@ -463,7 +470,7 @@ async def test_buttons_run_commands_prompt_for_text_and_page_in_place(
     [message] = dfake.channel_messages(CHANNEL)
     ids = message.custom_ids()
     assert len(ids) == 4 and all(len(i) <= 100 for i in ids)
-    stored = [k async for k in redis.scan_iter(match=keys.adapter("discord", "cb", "*"))]
+    stored = [k async for k in redis.scan_iter(match=keys.adapter_key(DISCORD_BUTTONS, "*"))]
     assert len(stored) == 1 and 6 * 86400 < await redis.ttl(stored[0]) <= 7 * 86400
 
     await answered(dfake, await dfake.press(message.id, ids[0], guild_id=GUILD, user_id=222))
@@ -499,7 +506,7 @@ async def test_an_expired_button_says_so_privately(
         key="exp",
     )
     [message] = dfake.channel_messages(CHANNEL)
-    async for key in redis.scan_iter(match=keys.adapter("discord", "cb", "*")):
+    async for key in redis.scan_iter(match=keys.adapter_key(DISCORD_BUTTONS, "*")):
         await redis.delete(key)
     pressed = await answered(dfake, await dfake.press(message.id, message.custom_ids()[0], guild_id=GUILD))
     assert pressed.callbacks[0]["type"] == 4 and pressed.callbacks[0]["data"]["flags"] & EPHEMERAL
@@ -528,11 +535,12 @@ async def test_identify_backoff_is_persisted_for_the_next_process(
     make: Make, dfake: FakeDiscord, redis: Redis, keys: Keys
 ) -> None:
     last = time.time()
-    await redis.hset(keys.adapter("discord", "identify"), mapping={"last": repr(last), "streak": 2})
+    await redis.set(keys.adapter_key(DISCORD_IDENTIFY), json.dumps({"last": last, "streak": 2}))
     await make()
     await dfake.wait_for(lambda: dfake.identifies, timeout=8)
     assert dfake.identifies[0] - last >= 1.0, "streak 2 waits base * 2"
-    assert text_or_empty(await redis.hget(keys.adapter("discord", "identify"), "streak")) == "3"
+    assert json.loads(await redis.get(keys.adapter_key(DISCORD_IDENTIFY)))["streak"] == 3
+    assert 0 < await redis.ttl(keys.adapter_key(DISCORD_IDENTIFY)) <= 24 * 3600, "the record expires"
 
 
 async def test_removal_from_a_server_and_deleted_channels_are_reported(
@@ -580,7 +588,7 @@ async def test_stop_fits_the_cores_budget_with_an_answer_still_in_flight(
     finally:
         release.set()
     assert adapter._client.is_closed(), "the HTTP session and gateway were closed, not abandoned"
-    assert not await redis.exists(keys.adapter("discord", "gateway")), "the next process can take the gateway now"
+    assert not await redis.exists(keys.adapter_key(DISCORD_GATEWAY)), "the next process can take the gateway now"
 
 
 # --- secrets ----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from relay.store import Subscription
 from relay.tokens import TokenBox
@@ -95,7 +96,12 @@ async def live(
         "gateway_url": fake.gateway_url,
         "max_requests_per_second": 50,
     }
-    adapter = DiscordAdapter(DiscordSettings(**values), redis, Keys(settings.relay_key_prefix), redactor, timing=FAST)
+    adapter = DiscordAdapter(
+        DiscordSettings(**values),
+        RedisAdapterServices(redis, Keys(settings.relay_key_prefix), "discord"),
+        redactor,
+        timing=FAST,
+    )
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(5))
     async with relay:
         await fake.wait_for(lambda: fake.active_session is not None and fake.commands, timeout=10)

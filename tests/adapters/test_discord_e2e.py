@@ -31,6 +31,7 @@ from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef
+from relay.services import RedisAdapterServices
 from relay.tokens import TokenBox
 from tests.fakes.relay_process import ROOT, relay_env
 
@@ -78,7 +79,9 @@ async def live(
         max_requests_per_second=45,
         send_timeout=5.0,
     )
-    adapter = DiscordAdapter(discord_settings, redis, Keys(settings.relay_key_prefix), redactor, timing=FAST)
+    adapter = DiscordAdapter(
+        discord_settings, RedisAdapterServices(redis, Keys(settings.relay_key_prefix), "discord"), redactor, timing=FAST
+    )
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(5))
     async with relay:
         await fake.wait_for(lambda: fake.active_session is not None and fake.commands, timeout=10)

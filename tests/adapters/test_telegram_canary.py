@@ -15,6 +15,7 @@ from relay.errors import DeliveryError
 from relay.keys import Keys
 from relay.logs import configure
 from relay.models import ChatRef, Command, Message, Reply
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from tests.adapters.conftest import Recorder, fast_limiter, telegram_settings
 
@@ -48,7 +49,9 @@ async def test_the_token_never_appears_in_logs(captured: io.StringIO, redis: Red
         logging.getLogger(name).setLevel(logging.DEBUG)
     core = Noisy()
     async with FakeTelegram(token=CANARY, limits=None) as fake:
-        adapter = TelegramAdapter(telegram_settings(fake), redis, keys, redactor, limiter=fast_limiter())
+        adapter = TelegramAdapter(
+            telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), redactor, limiter=fast_limiter()
+        )
         await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
         try:
             user = fake.user(42, "Ann")
@@ -67,7 +70,9 @@ async def test_the_token_never_appears_in_logs(captured: io.StringIO, redis: Red
             await adapter.stop()
         # A token Telegram rejects: PTB's errors for it must not carry the token either.
         stranger = TelegramAdapter(
-            telegram_settings(fake, bot_token=CANARY.replace("CANARY", "CANARZ")), redis, keys, redactor
+            telegram_settings(fake, bot_token=CANARY.replace("CANARY", "CANARZ")),
+            RedisAdapterServices(redis, keys, "telegram"),
+            redactor,
         )
         with pytest.raises(DeliveryError):
             await stranger.send(ChatRef("telegram", "42"), Message(body="x"), key="k2")

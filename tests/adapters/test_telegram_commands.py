@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
 from platform_fakes.telegram_api import ANONYMOUS_ADMIN, SERVICE_USER, FakeTelegram
-from relay.keys import Keys
+from relay.keys import TELEGRAM_BUTTONS, Keys
 from relay.models import Action, Command, Message, Reply
 from relay.specs import COMMANDS
 from tests.adapters.conftest import AdapterFactory, Recorder
@@ -246,7 +246,7 @@ async def test_long_button_data_is_stored_in_redis_for_a_week(
     call = await fake.wait_for("sendMessage")
     data = call.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     assert keyword not in data and len(data.encode()) <= 64
-    stored = [k async for k in redis.scan_iter(match=keys.adapter("telegram", "cb", "*"))]
+    stored = [k async for k in redis.scan_iter(match=keys.adapter_key(TELEGRAM_BUTTONS, "*"))]
     assert len(stored) == 1 and 6 * 86400 < await redis.ttl(stored[0]) <= 7 * 86400
     fake.press(42, call.result["message_id"], data, ANN)
     cmd = await core.command(1)

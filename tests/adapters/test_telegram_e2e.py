@@ -29,6 +29,7 @@ from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef
 from relay.redis_values import stream_entries
+from relay.services import RedisAdapterServices
 from relay.tokens import TokenBox
 from tests.adapters.conftest import fast_limiter, telegram_settings
 
@@ -125,7 +126,9 @@ async def tg(
     world: World,
 ) -> AsyncIterator[Telegram]:
     redactor = Redactor()
-    adapter = TelegramAdapter(telegram_settings(fake), redis, keys, redactor, limiter=fast_limiter())
+    adapter = TelegramAdapter(
+        telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), redactor, limiter=fast_limiter()
+    )
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(3))
     async with relay:
         assert adapter.is_polling

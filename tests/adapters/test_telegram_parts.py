@@ -14,6 +14,7 @@ from adapters.telegram.failures import to_delivery_error
 from relay.errors import ChatGone, ChatMoved, RetryLater, SendUncertain, Undeliverable
 from relay.keys import Keys
 from relay.models import Action, ChatRef
+from relay.services import RedisAdapterServices
 from relay.specs import BY_NAME
 
 TOPIC = ChatRef("telegram", "-100", "5")
@@ -87,7 +88,7 @@ def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 async def test_button_data_round_trips_inline_or_through_redis(redis: Redis, keys: Keys) -> None:
-    store = ButtonStore(redis, keys, BY_NAME)
+    store = ButtonStore(RedisAdapterServices(redis, keys, "telegram"), BY_NAME)
     paging = Action("Next", "feed", {"keyword": "btc", "page": "3"}, replace=True)
     data = await store.encode(paging, "42")
     assert data.startswith("e|feed||btc||3|") and len(data.encode()) <= 64

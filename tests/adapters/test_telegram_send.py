@@ -17,6 +17,7 @@ from relay.errors import ChatGone, ChatMoved, ConfigError, RetryLater, SendUncer
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Message, MessageField
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from tests.adapters.conftest import AdapterFactory, Recorder, telegram_settings
 
@@ -155,7 +156,9 @@ async def test_a_request_that_cannot_connect_is_retried_later(fake: FakeTelegram
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     settings = telegram_settings(fake, api_base=f"http://127.0.0.1:{closed_port}")
-    adapter = TelegramAdapter(settings, redis, keys, Redactor())  # not started: send needs no getMe
+    adapter = TelegramAdapter(
+        settings, RedisAdapterServices(redis, keys, "telegram"), Redactor()
+    )  # not started: send needs no getMe
     try:
         with pytest.raises(RetryLater):
             await adapter.send(chat(42), Message(body="hi"), key="d1")
@@ -167,7 +170,7 @@ async def test_sends_stay_within_telegrams_per_chat_limit(redis: Redis, keys: Ke
     """With Telegram's real per-chat limit on the fake, the adapter's own pacing earns no 429."""
     async with FakeTelegram(limits=Limits()) as fake:  # ~1/s with a burst of 3, like Telegram
         fake.add_chat(42)
-        adapter = TelegramAdapter(telegram_settings(fake), redis, keys, Redactor())
+        adapter = TelegramAdapter(telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), Redactor())
         core = Recorder()
         await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)  # sends wait for a started adapter
         try:
@@ -221,7 +224,12 @@ async def test_two_processes_on_one_redis_share_the_global_ceiling(redis_url: st
     async with FakeTelegram(limits=None) as fake:  # the fake accepts everything; we count what arrives
         for i in range(40):
             fake.add_chat(1000 + i)
-        adapters = [TelegramAdapter(telegram_settings(fake, global_rate=rate), c, keys, Redactor()) for c in clients]
+        adapters = [
+            TelegramAdapter(
+                telegram_settings(fake, global_rate=rate), RedisAdapterServices(c, keys, "telegram"), Redactor()
+            )
+            for c in clients
+        ]
         core = Recorder()
         for adapter in adapters:  # sends wait for a started adapter; one of the two polls
             await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.adapter import Dispatch, OnChatChange
 from relay.errors import DeliveryError
 from relay.models import ChatRef, CommandSpec, Message
 
@@ -26,7 +26,6 @@ class Sent:
 @dataclass
 class RecordingAdapter:
     platform: str = "rec"
-    limits: Limits = field(default_factory=lambda: Limits(4096, "codepoints", 1000.0))
     sent: list[Sent] = field(default_factory=list)
     # chat key -> errors to raise, one per send attempt, before sends start succeeding again
     failures: dict[str, list[DeliveryError]] = field(default_factory=dict)

@@ -9,14 +9,16 @@ import pytest
 from redis.asyncio import Redis
 
 from relay.embedded_redis import connect
-from relay.keys import Keys
+from relay.keys import TELEGRAM_GLOBAL_RATE, Keys
 from relay.ratelimit import SharedRateLimiter
 
 
 async def test_three_processes_share_one_budget(redis_url: str, keys: Keys, redis: Redis) -> None:
     clients = [connect(redis_url) for _ in range(3)]
     try:
-        limiters = [SharedRateLimiter(c, keys.adapter("test", "rate"), rate=20, burst=1) for c in clients]
+        limiters = [
+            SharedRateLimiter(c, keys.adapter_key(TELEGRAM_GLOBAL_RATE, "test"), rate=20, burst=1) for c in clients
+        ]
         stamps: list[float] = []
 
         async def worker(limiter: SharedRateLimiter) -> None:
@@ -37,7 +39,7 @@ async def test_three_processes_share_one_budget(redis_url: str, keys: Keys, redi
 
 
 async def test_burst_is_allowed_then_paced(redis: Redis, keys: Keys) -> None:
-    limiter = SharedRateLimiter(redis, keys.adapter("test", "burst"), rate=5, burst=3)
+    limiter = SharedRateLimiter(redis, keys.adapter_key(TELEGRAM_GLOBAL_RATE, "burst"), rate=5, burst=3)
     assert [await limiter.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = await limiter.try_acquire()
     assert 0 < wait <= 0.2 + 0.01
