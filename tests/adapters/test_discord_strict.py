@@ -27,6 +27,7 @@ from relay.errors import ChatGone, PermissionMissing, RetryLater, SendUncertain
 from relay.keys import Keys
 from relay.logs import Redactor, configure
 from relay.models import ChatRef, Message
+from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from tests.adapters.conftest import Recorder
 from tests.adapters.test_discord import CHANNEL, FAST, GUILD, OTHER, TOKEN, Make, answered, new_fake
@@ -51,7 +52,7 @@ async def make(dfake: FakeDiscord, redis: Redis, keys: Keys, core: Any) -> Async
             max_requests_per_second=50,
             send_timeout=5.0,
         )
-        adapter = DiscordAdapter(settings, redis, keys, Redactor(), timing=FAST)
+        adapter = DiscordAdapter(settings, RedisAdapterServices(redis, keys, "discord"), Redactor(), timing=FAST)
         made.append(adapter)
         if start:
             await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
