@@ -28,7 +28,7 @@ import httpx
 from redis.asyncio import Redis
 
 from bench.pipeline import start_simulator
-from relay.adapter import Dispatch, Limits, OnChatChange
+from relay.adapter import Dispatch, OnChatChange
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
@@ -62,7 +62,6 @@ class BitmapSink:
     the sink's own memory out of the relay process's figures."""
 
     platform: str = "sink"
-    limits: Limits = field(default_factory=lambda: Limits(100_000, "codepoints", 1e9))
     seen: bytearray = field(default_factory=bytearray)
     delivered: int = 0
     duplicates: int = 0

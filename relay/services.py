@@ -18,6 +18,7 @@ from relay.errors import StoreUnavailable
 from relay.keys import COMMAND_SEEN_TTL, AdapterFamily, FamilyKind, Keys
 from relay.leases import Leases
 from relay.ratelimit import SharedRateLimiter
+from relay.redis_values import text, texts
 
 # A counter whose expiry starts with its first count (EXPIRE ... NX needs Redis 7; this does not).
 _INCR = """
@@ -77,7 +78,7 @@ class RedisKeyStore:
     async def get(self, *parts: object) -> str | None:
         with _unavailable():
             raw = await self._r.get(self._key(parts))
-        return raw.decode() if isinstance(raw, bytes) else raw
+        return None if raw is None else text(raw)
 
     async def put(self, *parts: object, value: str | int, only_if_absent: bool = False) -> bool:
         with _unavailable():
@@ -87,7 +88,7 @@ class RedisKeyStore:
     async def take(self, *parts: object) -> str | None:
         with _unavailable():
             raw = await self._r.getdel(self._key(parts))
-        return raw.decode() if isinstance(raw, bytes) else raw
+        return None if raw is None else text(raw)
 
     async def exists(self, *parts: object) -> bool:
         with _unavailable():
@@ -114,7 +115,7 @@ class RedisKeyStore:
     async def members(self, *parts: object) -> set[str]:
         with _unavailable():
             raw = await self._r.smembers(self._key(parts))
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in raw}
+        return set(texts(raw))
 
 
 class RedisAdapterServices:

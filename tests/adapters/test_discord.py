@@ -33,6 +33,7 @@ from relay.errors import ChatGone, ConfigError, RetryLater, SendUncertain, Undel
 from relay.keys import DISCORD_BUTTONS, DISCORD_COMMANDS, DISCORD_GATEWAY, DISCORD_IDENTIFY, Keys
 from relay.logs import Redactor, configure
 from relay.models import Action, ChatRef, Command, Message, MessageField, Reply
+from relay.redis_values import text_or_empty
 from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from tests.adapters.conftest import Recorder
@@ -539,7 +540,7 @@ async def test_identify_backoff_is_persisted_for_the_next_process(
     await make()
     await dfake.wait_for(lambda: dfake.identifies, timeout=8)
     assert dfake.identifies[0] - last >= 1.0, "streak 2 waits base * 2"
-    assert json.loads(await redis.get(keys.adapter_key(DISCORD_IDENTIFY)))["streak"] == 3
+    assert json.loads(text_or_empty(await redis.get(keys.adapter_key(DISCORD_IDENTIFY))))["streak"] == 3
     assert 0 < await redis.ttl(keys.adapter_key(DISCORD_IDENTIFY)) <= 24 * 3600, "the record expires"
 
 
