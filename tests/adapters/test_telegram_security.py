@@ -21,6 +21,7 @@ from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor, configure
 from relay.models import Action, Message, Reply
+from relay.services import RedisAdapterServices
 from relay.tokens import TokenBox
 from tests.adapters.conftest import AdapterFactory, Recorder, fast_limiter, telegram_settings
 
@@ -85,7 +86,9 @@ async def test_agent_tokens_never_reach_debug_logs_in_private_in_a_group_or_afte
         "telegram:7", restarted.id, "r", restarted.token, "consume"
     )
     redactor = configure("DEBUG", stream=captured)
-    adapter = TelegramAdapter(telegram_settings(fake), redis, keys, redactor, limiter=fast_limiter())
+    adapter = TelegramAdapter(
+        telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), redactor, limiter=fast_limiter()
+    )
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(3))
     async with relay:
         fake.user_says(42, ANN, f"/link {private.token}")
@@ -130,7 +133,12 @@ async def test_a_mistyped_link_mode_in_private_still_deletes_the_token_message(
     world: World,
 ) -> None:
     agent = world.create_agent("ann")
-    adapter = TelegramAdapter(telegram_settings(fake), redis, keys, configure("INFO"), limiter=fast_limiter())
+    adapter = TelegramAdapter(
+        telegram_settings(fake),
+        RedisAdapterServices(redis, keys, "telegram"),
+        configure("INFO"),
+        limiter=fast_limiter(),
+    )
     async with Relay(settings, redis, http, box, [adapter], redactor=configure("INFO")):
         said = fake.user_says(42, ANN, f"/link {agent.token} consme")
         await fake.wait_for("sendMessage", sent_to(42, "Usage: /link"), 10)
@@ -256,7 +264,9 @@ async def test_a_feed_watch_made_in_a_channel_delivers_there(
 ) -> None:
     fake.add_chat(CHANNEL, "channel", "Signals")
     redactor = configure("INFO")
-    adapter = TelegramAdapter(telegram_settings(fake), redis, keys, redactor, limiter=fast_limiter())
+    adapter = TelegramAdapter(
+        telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), redactor, limiter=fast_limiter()
+    )
     relay = Relay(settings, redis, http, box, [adapter], redactor=redactor)
     async with relay:
         fake.channel_posts(CHANNEL, "/subscribe feed btc")
