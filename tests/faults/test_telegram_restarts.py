@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from aitrader_sim.server import SimulatorServer
 from aitrader_sim.world import World
 from platform_fakes.telegram_api import FakeTelegram
-from relay.keys import Keys
+from relay.keys import TELEGRAM_POLLER, Keys
 from relay.models import ChatRef
 from relay.redis_values import text_dict
 from relay.store import Store, Subscription
@@ -111,7 +111,7 @@ async def test_sigterm_restarts_with_a_slow_bot_api_lose_nothing_and_duplicate_o
                 marks = set(text_dict(await redis.hgetall(keys.in_flight())).values())
                 in_flight_per_stop.append(len(marks - in_flight))
                 in_flight |= marks
-                lease_left.append(bool(await redis.exists(keys.adapter("telegram", "poller"))))
+                lease_left.append(bool(await redis.exists(keys.adapter_key(TELEGRAM_POLLER))))
                 tg.answering.set()
                 current = RelayProcess(env)
                 await current.start()
