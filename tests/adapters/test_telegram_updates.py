@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from adapters.telegram import TelegramAdapter
 from platform_fakes.telegram_api import FakeTelegram
-from relay.keys import Keys
+from relay.keys import TELEGRAM_POLLER, Keys
 from tests.adapters.conftest import AdapterFactory, Recorder
 
 ANN = FakeTelegram.user(42, "Ann")
@@ -122,7 +122,7 @@ async def test_only_one_adapter_per_token_polls_and_the_other_takes_over(
     first = await make_adapter(recorder=first_core, lease_ttl=3.0)
     second = await make_adapter(recorder=second_core, lease_ttl=3.0)
     assert first.is_polling and not second.is_polling
-    await lease_renewed(redis, keys.adapter("telegram", "poller"), times=2)  # the second tries each second meanwhile
+    await lease_renewed(redis, keys.adapter_key(TELEGRAM_POLLER), times=2)  # the second tries each second meanwhile
     assert fake.conflicts_served == 0 and first.is_polling and not second.is_polling
     fake.user_says(42, ANN, "/status")
     await first_core.command()
