@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import json
 import logging
 import time
@@ -442,12 +441,12 @@ async def test_pacing_falls_back_to_this_process_when_redis_is_down(keys: Keys) 
     pacer = GlobalPacer(
         RedisAdapterServices(dead, keys, "discord"), 10.0, "http://127.0.0.1:1/api/v10", retry_shared_s=0.25
     )
-    stamps = []
+    start = time.monotonic()
     for _ in range(6):
         await pacer.wait()
-        stamps.append(time.monotonic())
     assert pacer.paced == 6, "requests still go out"
-    assert all(b - a >= 1 / paced_rate(10.0) - 0.01 for a, b in itertools.pairwise(stamps[1:])), "still spaced"
+    # Six slots of the local pacer span at least five intervals; a busy machine only adds to it.
+    assert time.monotonic() - start >= 5 / paced_rate(10.0) - 0.01, "still spaced"
     assert 2 <= pacer.shared_failures < 6, "Redis is asked again after a while, not for every request"
     await dead.aclose()
 
