@@ -86,6 +86,17 @@ class BitmapSink:
         pass
 
 
+def _awaiting(coro: object) -> list[str]:
+    """file:line of each coroutine a stuck task is awaiting, outermost first."""
+    out = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
+
+
 async def where_stuck(r: Redis, keys: Keys, control: httpx.AsyncClient, made: list[dict[str, Any]]) -> str:
     """What a stalled run shows: queued work in Redis, unread work upstream, error counters."""
     lines = [
@@ -169,6 +180,10 @@ async def soak(count: int, agents: int, every: int, batch: int) -> list[dict[str
                             await asyncio.wait_for(sink.arrived.wait(), timeout=120)
                         except TimeoutError:
                             print(await where_stuck(r, keys, control, made), flush=True)
+                            print(relay.deliverer.describe(), flush=True)
+                            for task in asyncio.all_tasks():
+                                if task.get_name().startswith("drain"):
+                                    print(task.get_name(), " <- ".join(_awaiting(task.get_coro())), flush=True)
                             raise SystemExit(f"soak: no delivery for 120 s at {sink.delivered:,}") from None
                         while sink.delivered >= next_sample:
                             mem = await r.info("memory")

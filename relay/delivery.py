@@ -83,6 +83,15 @@ class Deliverer:
         self._stopping = False
         self._runner: asyncio.Task[None] | None = None
 
+    def describe(self) -> str:
+        """One line on the loop's state, for a stalled benchmark or a debugging operator."""
+        runner = self._runner
+        state = "not started" if runner is None else ("running" if not runner.done() else "ENDED")
+        if runner is not None and runner.done() and not runner.cancelled() and runner.exception():
+            state += f" ({type(runner.exception()).__name__}: {runner.exception()})"
+        busy = {k: ("done" if t.done() else "running") for k, t in list(self._busy.items())[:10]}
+        return f"deliverer: loop {state}; drains {len(self._busy)} {busy}; not before {dict(list(self._not_before.items())[:10])}"
+
     def wake(self) -> None:
         """New work was enqueued in this process: look now instead of at the next tick."""
         self._wake.set()
