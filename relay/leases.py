@@ -67,19 +67,25 @@ class Leases:
         if not await self.acquire(key, ttl_ms):
             yield False
             return
-        renewer = asyncio.create_task(self._keep(key, ttl_ms), name=f"lease {key}")
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._keep(key, ttl_ms, done), name=f"lease {key}")
         try:
             yield True
         finally:
+            # A flag as well as a cancel: a cancellation that lands inside the Redis client's own
+            # timeout handling can be swallowed (asyncio.timeout on Python 3.11), and awaiting
+            # that renewer would then hang this block - and the drain or poll holding it - for ever.
+            done.set()
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await asyncio.wait({renewer}, timeout=1.0)
             with contextlib.suppress(RedisError):
                 await self.release(key)
 
-    async def _keep(self, key: str, ttl_ms: int) -> None:
-        while True:
-            await asyncio.sleep(ttl_ms / 3000)
+    async def _keep(self, key: str, ttl_ms: int, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), ttl_ms / 3000)
+                return
             try:
                 if not await self.renew(key, ttl_ms):
                     log.warning("lease lost key=%s", key)
