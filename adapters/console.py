@@ -92,7 +92,11 @@ class ConsoleAdapter:
         assert self._dispatch is not None
         name, rest = split_command(line)
         if not name:
-            if line.strip():
+            if line.strip() == "/":
+                reply = await self._dispatch(Command("", {}, self.chat, self.user, is_private=True))
+                for message in reply.messages:
+                    await self._show(message)
+            elif line.strip():
                 self._print("Commands start with /. Try /help.")
             return
         spec = BY_NAME.get(name)

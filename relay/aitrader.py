@@ -60,6 +60,10 @@ def checked_id(value: object, what: str = "id") -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"{what} must be a number")
     text = str(value)
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and (digits != text or not digits.strip("0")):
+        # Zero and negatives are numbers, just not ids: say what would be accepted.
+        raise ValueError(f"{what} must be a positive number")
     if not text.isascii() or not text.isdigit():
         raise ValueError(f"{what} must be a number")
     if len(text) > len(str(MAX_ID)):

@@ -18,7 +18,7 @@ from relay.aitrader import AITraderClient, checked_id
 from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
 from relay.daily_brief import DailyBriefs
-from relay.errors import TokenRejected, UpstreamError, UsageError
+from relay.errors import NotFound, NotLinked, TokenRejected, UpstreamError, UsageError
 from relay.keys import LOSS_TTL
 from relay.models import Command, Message, MessageField, Reply
 from relay.names import AgentDirectory
@@ -114,9 +114,9 @@ class Commands:
     async def _linked(self, command: Command) -> ActingAgent:
         agent = await self._store.agent_for_user(command.user.key)
         if agent is None:
-            raise UsageError("link your agent first with /link in a private chat with me")
+            raise NotLinked()
         if agent.token is None:
-            raise UsageError("your stored link cannot be read any more; /link again")
+            raise NotLinked("Your stored link cannot be read any more; /link again in a private chat with me.")
         return ActingAgent(agent.agent_id, agent.name, agent.token)
 
     async def token_rejected(self, command: Command) -> None:
@@ -295,10 +295,15 @@ class Commands:
         if not kind:
             modes = await self._store.kind_modes(command.chat)
             return Reply.text("\n".join(f"{k}: {modes.get(k, 'on')}" for k in KINDS))
+        if kind not in KINDS:
+            raise UsageError(f"unknown kind {kind[:30]}; kinds are {', '.join(KINDS)}")
         if not mode:
-            raise UsageError(f"say on, silent or off for {kind}")
-        if kind not in KINDS or mode not in KIND_MODES:
-            raise UsageError("unknown kind or mode")
+            current = (await self._store.kind_modes(command.chat)).get(kind, "on")
+            return Reply.text(
+                f"{kind.capitalize()} are {current} in this chat. Change with /notify {kind} on|silent|off."
+            )
+        if mode not in KIND_MODES:
+            raise UsageError(f"mode must be one of {', '.join(KIND_MODES)}")
         await self._store.set_kind_mode(command.chat, kind, mode)
         return Reply.text(f"{kind.capitalize()} are now {mode} in this chat.")
 
@@ -330,7 +335,11 @@ class Commands:
         signal_id = _id(command.args["signal_id"], "signal_id")
         text = _free_text(command.args.get("text", ""), "text")
         agent = await self._linked(command)
-        await self._client.post_reply(agent.token, signal_id, text)
+        try:
+            await self._client.post_reply(agent.token, signal_id, text)
+        except NotFound:
+            # The same words /replies uses for a signal it cannot find.
+            return Reply.text(render.no_signal(signal_id), private=True)
         return Reply.text(f"Reply posted to signal {signal_id} as {agent.name or 'your agent'}.")
 
     async def cmd_send(self, command: Command) -> Reply:

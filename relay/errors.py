@@ -18,6 +18,7 @@
     │   └── Undeliverable        permanent for this message: dead-letter it
     ├── StoreUnavailable         an `AdapterServices` call could not reach Redis (adapters fall back)
     ├── UsageError               a command argument is wrong (rendered as a one-line usage reply)
+    ├── NotLinked                the command needs a linked agent (its sentence, no usage line)
     └── ConfigError              a setting is missing or invalid
 """
 
@@ -114,6 +115,17 @@ class StoreUnavailable(RelayError):
 
 class UsageError(RelayError):
     """A wrong command argument; the message is one line for the user."""
+
+
+class NotLinked(RelayError):
+    """The command acts as the user's agent and none is usable. Not a usage error: the command
+    was typed right, so the reply is the one step to take, without a "Usage:" line."""
+
+    sentence = "To do that, link your agent first with /link in a private chat with me."
+
+    def __init__(self, sentence: str | None = None) -> None:
+        super().__init__(sentence or self.sentence)
+        self.sentence = sentence or self.sentence
 
 
 class ConfigError(RelayError):

@@ -145,9 +145,18 @@ def notification(
     )
 
 
+def no_signal(signal_id: int) -> str:
+    """What /replies and /reply both say about a signal AI-Trader does not know."""
+    return f"No signal {signal_id} on AI-Trader. Check the id: /feed finds signals."
+
+
 def replies(signal_id: int, items: Sequence[SignalReply]) -> Message:
     if not items:
-        return Message(title=f"Replies to signal {signal_id}", body="No replies yet.")
+        # Upstream answers an unknown signal with an empty list too, so say both.
+        return Message(
+            title=f"Replies to signal {signal_id}",
+            body=f"No replies yet, or {no_signal(signal_id)[0].lower()}{no_signal(signal_id)[1:]}",
+        )
     shown = items[-20:]
     lines = [
         f"{'✅ ' if r.accepted else ''}reply {r.reply_id} · {clip(r.agent_name or str(r.agent_id), 60)}"

@@ -11,7 +11,7 @@ import logging
 
 from relay.admin import Admin
 from relay.commands import HANDLERS, Commands
-from relay.errors import TokenRejected, UpstreamError, UsageError
+from relay.errors import NotLinked, TokenRejected, UpstreamError, UsageError
 from relay.models import Command, CommandSpec, Reply
 from relay.specs import ADMIN, BY_NAME
 
@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 def unknown_command(name: str) -> Reply:
     """The one reply to a command nobody knows (adapters answer unknown names with it too)."""
     return Reply.text(f"Unknown command /{name[:40]}. Send /help for the list.")
+
+
+def help_hint() -> Reply:
+    """The reply to a bare "/": the user is looking for the commands."""
+    return Reply.text("Send /help for the list of commands, or /start to begin.")
 
 
 class Router:
@@ -37,6 +42,8 @@ class Router:
             except Exception:
                 log.exception("router: /admin failed")
                 return Reply.text("Something went wrong on our side; it has been logged.", private=True)
+        if not command.name.strip():
+            return help_hint()
         spec = BY_NAME.get(command.name)
         if spec is None:
             return unknown_command(command.name)
@@ -51,6 +58,8 @@ class Router:
             reason = f" ({exc})" if str(exc) else ""
             # A private-only command carries a secret (the /link token): a mistyped one is deleted too.
             return Reply.text(f"Usage: {spec.usage}{reason}", private=True, delete_command=spec.private_only)
+        except NotLinked as exc:
+            return Reply.text(exc.sentence, private=True)
         except TokenRejected as exc:
             await self._commands.token_rejected(command)
             return Reply.text(exc.sentence, private=True)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from relay import cards
 from relay.aitrader import AITraderClient, checked_id
-from relay.errors import NotFound, RateLimited, UsageError
+from relay.errors import NotFound, NotLinked, RateLimited, UsageError
 from relay.intel import Intel
 from relay.models import Action, Command, Message, Reply, TradeOrder
 from relay.names import AgentDirectory, NoSuchAgent
@@ -102,7 +102,7 @@ class Cockpit:
     async def _token_for(self, user: str, agent_id: int) -> str:
         agent = await self._store.agent_for_user(user)
         if agent is None or agent.token is None:
-            raise UsageError("link your agent first with /link in a private chat with me")
+            raise NotLinked()
         if agent.agent_id != agent_id:
             raise UsageError(f"you linked another agent since; run /trade again as #{agent.agent_id}")
         return agent.token

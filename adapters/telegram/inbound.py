@@ -24,7 +24,7 @@ from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange
 from relay.errors import DeliveryError, RetryLater, StoreUnavailable
 from relay.keys import TELEGRAM_ADMINS
 from relay.models import Action, ChatRef, Command, CommandSpec, Message, Reply, UserRef
-from relay.router import unknown_command
+from relay.router import help_hint, unknown_command
 from relay.words import parse_words, split_command
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,10 @@ class Inbound:
         spec = self._specs.get(name)
         if spec is None:
             # In a group an unaddressed unknown command may belong to another bot: stay quiet there.
-            if name and (message.chat.type == ChatType.PRIVATE or addressed):
+            if message.chat.type == ChatType.PRIVATE or addressed:
                 ref = chat_ref(message.chat, message)
-                await self._reply(ref, unknown_command(name), f"unknown:{update.update_id}")
+                answer = unknown_command(name) if name else help_hint()
+                await self._reply(ref, answer, f"unknown:{update.update_id}")
             return
         await self._run(update, name, parse_words(spec, rest), message, delete_id=message.message_id)
 

@@ -353,7 +353,6 @@ async def test_notify_silent_and_off_change_delivery(
 
 
 async def test_notify_bad_arguments_are_usage_lines(dm: Chat) -> None:
-    assert_usage(await say(dm, "notify", kind="replies"), "notify")
     assert_usage(await say(dm, "notify", kind="gossip", mode="on"), "notify")
     assert_usage(await say(dm, "notify", kind="replies", mode="loud"), "notify")
 
@@ -454,7 +453,7 @@ async def test_replies_shows_the_reply_texts(dm: Chat, world: World) -> None:
     text = await say(dm, "replies", signal_id=str(sid))
     assert f"Replies to signal {sid}" in text
     assert "bob" in text and "I think it goes up" in text
-    assert "No replies yet." in await say(dm, "replies", signal_id="424242")
+    assert "No replies yet" in await say(dm, "replies", signal_id="424242")
 
 
 async def test_replies_hostile_ids_never_reach_upstream(dm: Chat, world: World) -> None:
@@ -659,3 +658,56 @@ async def test_every_command_with_garbage_answers_one_readable_reply(relay: Rela
         reply = await relay.router.dispatch(Command(spec.name, args, dm.chat, dm.user, is_private=True))
         assert reply.messages, spec.name
         check("\n".join(m.plain_text() for m in reply.messages))
+
+
+# --- wording a new user meets (issue 12 §5) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["-1", "-42", "0", "000"])
+async def test_zero_and_negative_ids_must_be_positive(dm: Chat, world: World, bad: str) -> None:
+    for name, args in (
+        ("replies", {"signal_id": bad}),
+        ("follow", {"agent_id": bad}),
+        ("unsubscribe", {"id": bad}),
+    ):
+        text = await say(dm, name, **args)
+        assert_usage(text, name)
+        assert "must be a positive number" in text, text
+    assert len(world.requests) == 0
+
+
+async def test_not_linked_is_a_plain_sentence_not_a_usage_line(dm: Chat, world: World) -> None:
+    for name, args in (
+        ("reply", {"signal_id": "1", "text": "hi"}),
+        ("following", {}),
+        ("subscribe", {"what": "replies"}),
+        ("positions", {}),
+    ):
+        text = await say(dm, name, **args)
+        assert not text.startswith("Usage:"), text
+        assert "link your agent first with /link" in text and "\n" not in text
+    assert len(world.requests) == 0
+
+
+async def test_notify_with_only_a_kind_shows_its_setting(relay: Relay, dm: Chat) -> None:
+    assert await say(dm, "notify", kind="replies") == (
+        "Replies are on in this chat. Change with /notify replies on|silent|off."
+    )
+    await say(dm, "notify", kind="followers", mode="silent")
+    text = await say(dm, "notify", kind="Followers")
+    assert text.startswith("Followers are silent in this chat.")
+    assert await relay.store.kind_modes(dm.chat) == {"followers": "silent"}  # looking changed nothing
+
+
+async def test_a_bare_slash_gets_the_help_hint(dm: Chat) -> None:
+    text = await say(dm, "")
+    assert "/help" in text and "Unknown command" not in text
+
+
+async def test_replies_and_reply_say_the_same_about_an_unknown_signal(dm: Chat, world: World) -> None:
+    await link(dm, world)
+    listing = await say(dm, "replies", signal_id="424242")
+    answer = await say(dm, "reply", signal_id="424242", text="hello?")
+    same = "o signal 424242 on AI-Trader. Check the id: /feed finds signals."  # "No"/"no" mid-sentence
+    assert same in listing and same in answer, (listing, answer)
+    assert world.route_counts["/api/signals/reply"] == 1  # upstream was asked, and said 404
