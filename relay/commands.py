@@ -214,15 +214,27 @@ class Commands:
             raise UsageError(f"unknown kind {sorted(unknown)[0][:30]}; kinds are {', '.join(KINDS)}, all")
         chosen = frozenset() if not kinds or "all" in kinds else frozenset(kinds)
         agent = await self._linked(command)
-        for old in await self._store.chat_subscriptions(command.chat):
-            if old.kind == "agent" and old.agent_id == agent.agent_id:
-                await self._store.remove_subscription(command.chat, old.sub_id)
+        who = f"{agent.name or 'agent'} (#{agent.agent_id})"
+        previous = [
+            s
+            for s in await self._store.chat_subscriptions(command.chat)
+            if s.kind == "agent" and s.agent_id == agent.agent_id
+        ]
+        if len(previous) == 1 and previous[0].kinds == chosen:
+            return Reply.text(f"Already subscribed #{previous[0].sub_id}: {who} — {_kinds(chosen)}. Nothing changed.")
+        # A new /subscribe states the whole set of kinds: it replaces the earlier one, and says so,
+        # so "/subscribe replies" after "/subscribe all" is never a silent narrowing.
+        for old in previous:
+            await self._store.remove_subscription(command.chat, old.sub_id)
         sub_id = await self._store.add_subscription(
             Subscription(0, "agent", command.chat, agent_id=agent.agent_id, kinds=chosen, created_by=command.user.key)
         )
-        what = ", ".join(sorted(chosen)) if chosen else "all kinds"
+        if not previous:
+            return Reply.text(f"Subscribed #{sub_id}: {who} — {_kinds(chosen)} — into this chat.")
+        was = "; ".join(_kinds(old.kinds) for old in previous)
         return Reply.text(
-            f"Subscribed #{sub_id}: {agent.name or 'agent'} (#{agent.agent_id}) — {what} — into this chat."
+            f"Changed the subscription to {who} in this chat (now #{sub_id}): was: {was}, now: {_kinds(chosen)}. "
+            "A /subscribe replaces the kinds: list every kind you want."
         )
 
     async def _subscribe_feed(self, command: Command, words: list[str]) -> Reply:
@@ -272,12 +284,12 @@ class Commands:
 
     async def cmd_subscriptions(self, command: Command) -> Reply:
         subs = await self._store.chat_subscriptions(command.chat)
-        lines = [_describe(s) for s in subs]
+        modes = await self._store.kind_modes(command.chat)
+        lines = [_describe(s, modes) for s in subs]
         brief = await self._briefs.of_chat(command.chat) if self._briefs is not None else None
         if brief is not None and self._chat_settings is not None:
             zone = await self._chat_settings.timezone(command.chat)
             lines.append(f"{brief.describe()} {zone.key}")
-        modes = await self._store.kind_modes(command.chat)
         changed = [f"{k}: {v}" for k, v in sorted(modes.items()) if v != "on"]
         return Reply(
             (
@@ -482,13 +494,20 @@ class Commands:
         return await self._cockpit.intel(command)
 
 
-def _describe(s: Subscription) -> str:
+def _kinds(kinds: frozenset[str]) -> str:
+    return ", ".join(sorted(kinds)) if kinds else "all kinds"
+
+
+def _describe(s: Subscription, modes: dict[str, str]) -> str:
     if s.kind == "feed":
         return f"#{s.sub_id} feed “{s.keyword}”" + (f" ({s.message_type})" if s.message_type else "")
     if s.kind == "trader":
         return f"#{s.sub_id} trader {s.trader_id}"
-    kinds = ", ".join(sorted(s.kinds)) if s.kinds else "all kinds"
-    return f"#{s.sub_id} agent #{s.agent_id}: {kinds}"
+    # What actually arrives: the subscription's kinds less those /notify turned off in this chat.
+    chosen = [k for k in KINDS if not s.kinds or k in s.kinds]
+    arrive = [f"{k} (silent)" if modes.get(k) == "silent" else k for k in chosen if modes.get(k, "on") != "off"]
+    effective = ", ".join(arrive) if arrive else "nothing (its kinds are off here: /notify)"
+    return f"#{s.sub_id} agent #{s.agent_id}: {_kinds(s.kinds)} → delivered here: {effective}"
 
 
 Handler = Callable[[Commands, Command], Awaitable[Reply]]

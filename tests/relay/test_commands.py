@@ -711,3 +711,41 @@ async def test_replies_and_reply_say_the_same_about_an_unknown_signal(dm: Chat, 
     same = "o signal 424242 on AI-Trader. Check the id: /feed finds signals."  # "No"/"no" mid-sentence
     assert same in listing and same in answer, (listing, answer)
     assert world.route_counts["/api/signals/reply"] == 1  # upstream was asked, and said 404
+
+
+# --- changing subscriptions is explicit (issue 12 §3) -----------------------------------------------
+
+
+async def test_resubscribing_says_what_it_replaced(relay: Relay, dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    await say(dm, "subscribe", what="all")
+    text = await say(dm, "subscribe", what="replies mentions")
+    assert "was: all kinds, now: mentions, replies" in text, text
+    subs = await relay.store.chat_subscriptions(dm.chat)
+    assert [(s.agent_id, s.kinds) for s in subs] == [(agent_id, frozenset({"replies", "mentions"}))]
+    assert "was: mentions, replies, now: all kinds" in await say(dm, "subscribe")
+
+
+async def test_resubscribing_the_same_kinds_changes_nothing(relay: Relay, dm: Chat, world: World) -> None:
+    await link(dm, world)
+    await say(dm, "subscribe", what="replies")
+    before = await relay.store.chat_subscriptions(dm.chat)
+    text = await say(dm, "subscribe", what="Replies")
+    assert f"Already subscribed #{before[0].sub_id}" in text and "Nothing changed" in text
+    assert await relay.store.chat_subscriptions(dm.chat) == before  # same id, not removed and re-added
+
+
+async def test_subscriptions_show_the_kinds_that_actually_arrive(relay: Relay, dm: Chat, world: World) -> None:
+    agent_id = await link(dm, world)
+    await say(dm, "subscribe", what="all")
+    await say(dm, "notify", kind="tasks", mode="off")
+    await say(dm, "notify", kind="replies", mode="silent")
+    listing = await say(dm, "subscriptions")
+    line = next(x for x in listing.splitlines() if f"agent #{agent_id}" in x)
+    delivered = line.split("delivered here: ", 1)[1]
+    assert "tasks" not in delivered and "replies (silent)" in delivered and "mentions" in delivered
+    for kind in ("followers", "strategies", "discussions", "messages"):
+        assert kind in delivered, (kind, line)
+    await say(dm, "subscribe", what="tasks")
+    listing = await say(dm, "subscriptions")
+    assert "tasks → delivered here: nothing (its kinds are off here: /notify)" in listing, listing
