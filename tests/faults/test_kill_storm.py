@@ -85,7 +85,7 @@ async def test_kill_storm_loses_nothing_on_either_platform(
             DISCORD_API_BASE=dc.api_base,
             DISCORD_GATEWAY_URL=dc.gateway_url,
             DISCORD_MAX_REQUESTS_PER_SECOND="50",
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL="INFO",  # a stop is judged by its "relay stopped" line (RelayProcess.terminate)
         )
         relay = RelayProcess(env)
         await relay.start()
