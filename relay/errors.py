@@ -128,5 +128,9 @@ class NotLinked(RelayError):
         self.sentence = sentence or self.sentence
 
 
+class LimitReached(UsageError):
+    """A cap on what one chat or user may hold (subscriptions, watches) is reached."""
+
+
 class ConfigError(RelayError):
     """A missing or invalid setting; the message is one line naming the variable."""

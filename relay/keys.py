@@ -118,6 +118,16 @@ class Keys:
         """HASH kind (agent|feed|trader), chat, agent_id, kinds, keyword, type, trader_id, created_by."""
         return self._k("sub", sub_id)
 
+    def user_watches(self, user: str) -> str:
+        """SET of feed/trader subscription ids a user created, for the per-user cap. Pruned of ids
+        no longer theirs each time the user adds a watch, so it stays within that cap."""
+        return self._k("user", user, "watches")
+
+    def backlog_notice(self, chat: str) -> str:
+        """STRING NX EX 3600: the chat was told this hour that deliveries past its cap were
+        dead-lettered (written by the enqueue script, relay.outbox)."""
+        return self._k("backlog", chat)
+
     def chat_subs(self, chat: str) -> str:
         """SET of subscription ids of a chat."""
         return self._k("chat", chat, "subs")
@@ -220,6 +230,15 @@ class Keys:
         """A key of a declared adapter family (`ADAPTER_FAMILIES`, below); adapters reach it only
         through `relay.services`, which applies the family's expiry on every write."""
         return self._k("adapter", family.platform, family.name, *parts)
+
+    def command_rate(self, user: str, bucket: str) -> str:
+        """STRING PX (expires when the budget is full again): GCRA state of one user's command rate,
+        `bucket` "all" or a command with a stricter budget (relay.commandlimit)."""
+        return self._k("rate", "cmd", bucket, user)
+
+    def command_slow_notice(self, user: str) -> str:
+        """STRING NX EX 60: the user was told to slow down this minute (once a minute at most)."""
+        return self._k("rate", "cmd", "told", user)
 
     def command_seen(self, platform: str, event_id: str) -> str:
         """STRING NX EX 1 day: an update/interaction already handled (replays after a crash)."""
@@ -391,7 +410,15 @@ FAMILIES: tuple[Family, ...] = (
     Family("losses", "stream", f"MAXLEN ~ {LOSSES_CAP:,}", cap=LOSSES_CAP + 1000),
     Family("dead:count", "hash", "one field per chat that has dead letters"),
     Family("stats", "hash", "fixed set of counters"),
+    Family(
+        "user:{user}:watches",
+        "set",
+        "feed/trader ids the user made; pruned of removed ones and checked against MAX_WATCHES_PER_USER at each add",
+    ),
     Family("user:{user}", "hash", _ENTITY.format("linked chat user; deleted at unlink")),
+    Family("rate:cmd:told:{user}", "string", "EX 60 (one 'slow down' a minute)", ttl=60),
+    Family("rate:cmd:{event}:{user}", "string", "PX until the budget is full again (<= 10 min)", ttl=700),
+    Family("backlog:{chat}", "string", "EX 1 hour (one backlog notice an hour per chat)", ttl=3600),
     Family("agent:{agent}", "hash", _ENTITY.format("linked agent; deleted at unlink")),
     Family("agent:{agent}:users", "set", _ENTITY.format("linked agent; users who linked it")),
     Family("agent:{agent}:subs", "set", _ENTITY.format("linked agent; its subscription ids")),

@@ -19,16 +19,48 @@ from relay.models import ChatRef, Message
 from relay.redis_values import read_streams, stream_entries, text, texts
 
 GROUP = "senders"
+BACKLOG_NOTICE = Message(
+    title="Too many notifications for this chat",
+    body=(
+        "More were queued here than this chat can receive, so the oldest ones waiting were moved to "
+        "the dead-letter list instead of being sent. /status shows how many; the operator can replay them."
+    ),
+)
 
+# KEYS: inbox, ready, delivered, stats, dead stream, dead count, then one outbox per item.
+# ARGV: inbox entry, now, per-chat cap (0: none), notice JSON, prefix, dead cap, then 4 per item.
+# Past the cap, the oldest entry of that chat no sender has read yet is dead-lettered (never
+# dropped silently), and the chat gets one notice an hour saying so.
 _ENQUEUE = """
 if ARGV[1] ~= '' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return -1 end
+local now, cap, notice, prefix, dead_cap = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local n = 0
-for i = 5, #KEYS do
-  local b = 3 + (i - 5) * 4
+for i = 7, #KEYS do
+  local b = 7 + (i - 7) * 4
+  local chat = ARGV[b]
   if not redis.call('ZSCORE', KEYS[3], ARGV[b + 1]) then
-    redis.call('XADD', KEYS[i], '*', 'key', ARGV[b + 1], 'chat', ARGV[b], 'm', ARGV[b + 2], 's', ARGV[b + 3], 't', ARGV[2])
-    redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[b])
+    redis.call('XADD', KEYS[i], '*', 'key', ARGV[b + 1], 'chat', chat, 'm', ARGV[b + 2], 's', ARGV[b + 3], 't', now)
+    redis.call('ZADD', KEYS[2], 'NX', now, chat)
     n = n + 1
+    if cap > 0 and redis.call('XLEN', KEYS[i]) > cap then
+      local start = '-'
+      local pending = redis.pcall('XPENDING', KEYS[i], 'senders')
+      if type(pending) == 'table' and not pending.err and tonumber(pending[1]) > 0 then start = '(' .. pending[3] end
+      local oldest = redis.call('XRANGE', KEYS[i], start, '+', 'COUNT', 1)[1]
+      if oldest then
+        local f = {}
+        for j = 1, #oldest[2], 2 do f[oldest[2][j]] = oldest[2][j + 1] end
+        redis.call('XADD', KEYS[5], 'MAXLEN', '~', dead_cap, '*', 'chat', chat, 'key', f['key'] or '',
+          'cause', 'backlog cap: more than ' .. cap .. ' deliveries queued for this chat', 'm', f['m'] or '', 't', now)
+        redis.call('HINCRBY', KEYS[6], chat, 1)
+        redis.call('HINCRBY', KEYS[4], 'dead', 1)
+        redis.call('HINCRBY', KEYS[4], 'backlog_dead', 1)
+        redis.call('XDEL', KEYS[i], oldest[1])
+        if redis.call('SET', prefix .. ':backlog:' .. chat, now, 'NX', 'EX', 3600) then
+          redis.call('XADD', KEYS[i], '*', 'key', 'backlog:' .. chat .. ':' .. now, 'chat', chat, 'm', notice, 's', '1', 't', now)
+        end
+      end
+    end
   end
 end
 if ARGV[1] ~= '' then redis.call('XDEL', KEYS[1], ARGV[1]) end
@@ -133,9 +165,12 @@ class Outgoing:
 
 
 class Outbox:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, max_per_chat: int = 0) -> None:
+        """`max_per_chat`: deliveries one chat's queue may hold before its oldest unread ones are
+        dead-lettered (0: no cap)."""
         self._r = redis
         self._k = keys
+        self._max_per_chat = max_per_chat
         self._enqueue = redis.register_script(_ENQUEUE)
         self._ack = redis.register_script(_ACK)
         self._dead = redis.register_script(_DEAD)
@@ -147,8 +182,8 @@ class Outbox:
         """Adds deliveries (skipping keys already delivered) and, in the same script, removes
         the inbox entry they came from. Returns the number added, -1 if the entry was gone."""
         k = self._k
-        keys = [inbox or k.inbox(0), k.outbox_ready(), k.delivered(), k.stats()]
-        args: list[str | float] = [inbox_entry, now]
+        keys = [inbox or k.inbox(0), k.outbox_ready(), k.delivered(), k.stats(), k.dead_letters(), k.chat_dead()]
+        args: list[str | float] = [inbox_entry, now, self._max_per_chat, BACKLOG_NOTICE.to_json(), k.prefix, DEAD_CAP]
         for item in items:
             keys.append(k.outbox(item.chat.key))
             args += [item.chat.key, item.key, item.message.to_json(), "1" if item.silent else "0"]

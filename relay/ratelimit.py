@@ -12,7 +12,7 @@ import asyncio
 from redis.asyncio import Redis
 
 # Generic cell rate algorithm: KEYS[1] holds the theoretical arrival time (ms) of the next cell.
-_GCRA = """
+GCRA_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
@@ -36,7 +36,7 @@ class SharedRateLimiter:
         self._key = key
         self._interval_ms = 1000.0 / rate
         self._tolerance_ms = self._interval_ms * (burst - 1)
-        self._script = redis.register_script(_GCRA)
+        self._script = redis.register_script(GCRA_SCRIPT)
 
     async def try_acquire(self) -> float:
         """0 when a slot was taken now; otherwise the seconds to wait before trying again."""

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import OutOfMemoryError
+
 from relay.admin import Admin
+from relay.commandlimit import CommandLimiter
 from relay.commands import HANDLERS, Commands
 from relay.errors import NotLinked, TokenRejected, UpstreamError, UsageError
 from relay.models import Command, CommandSpec, Reply
 from relay.specs import ADMIN, BY_NAME
 
 log = logging.getLogger(__name__)
+
+STORAGE_FULL = (
+    "The relay's storage is full right now, so nothing was changed. The operator has been told; try again later."
+)
 
 
 def unknown_command(name: str) -> Reply:
@@ -29,9 +36,12 @@ def help_hint() -> Reply:
 
 
 class Router:
-    def __init__(self, commands: Commands, admin: Admin | None = None) -> None:
+    def __init__(
+        self, commands: Commands, admin: Admin | None = None, *, limiter: CommandLimiter | None = None
+    ) -> None:
         self._commands = commands
         self._admin = admin
+        self._limiter = limiter
 
     async def dispatch(self, command: Command) -> Reply:
         if command.name == ADMIN.name:
@@ -45,6 +55,11 @@ class Router:
         if not command.name.strip():
             return help_hint()
         spec = BY_NAME.get(command.name)
+        if self._limiter is not None:
+            # Before anything else: a refused command costs no upstream call and no handler.
+            slow = await self._limiter.refusal(command, deletes=spec is not None and spec.private_only)
+            if slow is not None:
+                return slow
         if spec is None:
             return unknown_command(command.name)
         try:
@@ -65,6 +80,10 @@ class Router:
             return Reply.text(exc.sentence, private=True)
         except UpstreamError as exc:
             return Reply.text(exc.sentence, private=True)
+        except OutOfMemoryError:
+            # Redis reached maxmemory (noeviction): it refuses writes rather than dropping data.
+            log.error("router: Redis is full (maxmemory reached); command refused name=%s", command.name)
+            return Reply.text(STORAGE_FULL, private=True)
         except Exception:
             log.exception("router: command failed name=%s chat=%s", command.name, command.chat.key)
             return Reply.text(

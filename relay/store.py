@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from redis.asyncio import Redis
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
+from relay.errors import LimitReached
 from relay.keys import CHAT_ERROR_TTL, LOSSES_CAP, Keys
 from relay.models import ChatRef
 from relay.redis_values import text, text_dict, text_or_empty
@@ -151,6 +152,35 @@ return 0
 """
 )
 
+# Adds a subscription unless the chat, or (for a watch) the user who makes it, is at its cap.
+# The user's watch index heals itself: ids whose subscription is gone or no longer theirs
+# (removed, chat dropped, imported) are pruned before counting. Returns the id, -1 (chat full)
+# or -2 (user full).
+_ADD_SUB = """
+local seq, chat_subs, watches, user_watches = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local prefix, chat_cap, user_cap, is_watch, agent_id = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if chat_cap > 0 and redis.call('SCARD', chat_subs) >= chat_cap then return -1 end
+if is_watch == '1' and user_cap > 0 then
+  for _, sid in ipairs(redis.call('SMEMBERS', user_watches)) do
+    local owner = redis.call('HGET', prefix .. ':sub:' .. sid, 'created_by')
+    if owner ~= ARGV[21] then redis.call('SREM', user_watches, sid) end  -- ARGV[21]: created_by's value
+  end
+  if redis.call('SCARD', user_watches) >= user_cap then return -2 end
+end
+local id = redis.call('INCR', seq)
+local fields = {}
+for i = 6, #ARGV do table.insert(fields, ARGV[i]) end
+redis.call('HSET', prefix .. ':sub:' .. id, unpack(fields))
+redis.call('SADD', chat_subs, id)
+if is_watch == '1' then
+  redis.call('SADD', watches, id)
+  redis.call('SADD', user_watches, id)
+else
+  redis.call('SADD', prefix .. ':agent:' .. agent_id .. ':subs', id)
+end
+return id
+"""
+
 # Drops every subscription of a chat (bot blocked or removed).
 _DROP_CHAT = """
 local prefix = ARGV[1]
@@ -185,10 +215,22 @@ return n
 
 
 class Store:
-    def __init__(self, redis: Redis, keys: Keys, box: TokenBox) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        box: TokenBox,
+        *,
+        max_per_chat: int = 0,
+        max_watches_per_user: int = 0,
+    ) -> None:
+        """`max_per_chat`, `max_watches_per_user`: caps on what a stranger can grow (0: none)."""
         self._r = redis
         self._k = keys
         self._box = box
+        self._max_per_chat = max_per_chat
+        self._max_watches_per_user = max_watches_per_user
+        self._add_sub = redis.register_script(_ADD_SUB)
         self._unlink = redis.register_script(_UNLINK)
         self._link = redis.register_script(_LINK)
         self._drop_chat = redis.register_script(_DROP_CHAT)
@@ -296,26 +338,42 @@ class Store:
 
     # --- subscriptions -------------------------------------------------------------------
     async def add_subscription(self, sub: Subscription) -> int:
-        sub_id = int(await self._r.incr(self._k.sub_seq()))
-        mapping: dict[FieldT, EncodableT] = {
-            "kind": sub.kind,
-            "chat": sub.chat.key,
-            "agent_id": sub.agent_id or "",
-            "kinds": ",".join(sorted(sub.kinds)),
-            "keyword": sub.keyword,
-            "type": sub.message_type,
-            "trader_id": sub.trader_id or "",
-            "created_by": sub.created_by,
-        }
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self._k.sub(sub_id), mapping=mapping)
-        pipe.sadd(self._k.chat_subs(sub.chat.key), sub_id)
-        if sub.kind == "agent" and sub.agent_id:
-            pipe.sadd(self._k.agent_subs(sub.agent_id), sub_id)
-        else:
-            pipe.sadd(self._k.watches(), sub_id)
-        await pipe.execute()
-        return sub_id
+        """The new subscription's id; raises LimitReached when the chat or the user is at a cap."""
+        fields: list[EncodableT] = [
+            "kind", sub.kind,
+            "chat", sub.chat.key,
+            "agent_id", sub.agent_id or "",
+            "kinds", ",".join(sorted(sub.kinds)),
+            "keyword", sub.keyword,
+            "type", sub.message_type,
+            "trader_id", sub.trader_id or "",
+            "created_by", sub.created_by,
+        ]  # fmt: skip
+        is_watch = not (sub.kind == "agent" and sub.agent_id)
+        k = self._k
+        result = int(
+            await self._add_sub(
+                keys=[k.sub_seq(), k.chat_subs(sub.chat.key), k.watches(), k.user_watches(sub.created_by)],
+                args=[
+                    k.prefix,
+                    self._max_per_chat,
+                    self._max_watches_per_user if sub.created_by else 0,
+                    "1" if is_watch else "0",
+                    sub.agent_id or "",
+                    *fields,
+                ],
+            )
+        )
+        if result == -1:
+            raise LimitReached(
+                f"this chat already has {self._max_per_chat} subscriptions, the most it may hold; /unsubscribe one first"
+            )
+        if result == -2:
+            raise LimitReached(
+                f"you already have {self._max_watches_per_user} feed and trader watches, the most allowed; "
+                "/unsubscribe one first"
+            )
+        return result
 
     async def subscription(self, sub_id: int) -> Subscription | None:
         h = await self._r.hgetall(self._k.sub(sub_id))

@@ -21,39 +21,67 @@ from relay.errors import ConfigError
 _VERSION = b"v1"
 
 
+_KEY_ERROR = "RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64 (or 64 hex characters)"
+
+
 class TokenBox:
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ConfigError("RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64 (or 64 hex characters)")
-        self._aead = AESGCM(key)
+    """Seals with the newest key; opens with any of the keys (newest first), so a key can be
+    rotated: put the new key in front, run `aitrader-relay rekey`, then drop the old one."""
+
+    def __init__(self, key: bytes, *older: bytes) -> None:
+        for k in (key, *older):
+            if len(k) != 32:
+                raise ConfigError(_KEY_ERROR)
+        self._aeads = [AESGCM(k) for k in (key, *older)]
 
     @classmethod
     def from_text(cls, text: str) -> TokenBox:
-        stripped = text.strip()
-        if re.fullmatch(r"[0-9a-fA-F]{64}", stripped):
-            # 32 bytes as hex: what PaaS secret generators make (app.json's "generator": "secret").
-            # As base64 the same text would be 48 bytes, never a valid key, so nothing is ambiguous.
-            return cls(bytes.fromhex(stripped))
-        try:
-            key = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
-        except (binascii.Error, ValueError):
-            raise ConfigError("RELAY_SECRET_KEY: expects 32 bytes in urlsafe base64 (or 64 hex characters)") from None
-        return cls(key)
+        """One key, or a list separated by commas or whitespace: the newest first."""
+        parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
+        if not parts:
+            raise ConfigError(_KEY_ERROR)
+        keys = [_key_bytes(p) for p in parts]
+        return cls(keys[0], *keys[1:])
+
+    @property
+    def key_count(self) -> int:
+        return len(self._aeads)
 
     def seal(self, token: str, agent_id: int) -> str:
         nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, token.encode(), _aad(agent_id))
+        sealed = self._aeads[0].encrypt(nonce, token.encode(), _aad(agent_id))
         return base64.urlsafe_b64encode(_VERSION + nonce + sealed).decode()
 
     def open(self, sealed: str, agent_id: int) -> str | None:
         """The token, or None when the record is damaged or belongs to another agent/key."""
+        opened = self.open_with_index(sealed, agent_id)
+        return opened[0] if opened else None
+
+    def open_with_index(self, sealed: str, agent_id: int) -> tuple[str, int] | None:
+        """The token and the position of the key that opened it (0: the newest), or None."""
         try:
             raw = base64.urlsafe_b64decode(sealed)
-            if raw[:2] != _VERSION:
-                return None
-            return self._aead.decrypt(raw[2:14], raw[14:], _aad(agent_id)).decode()
-        except (InvalidTag, ValueError, binascii.Error):
+        except (ValueError, binascii.Error):
             return None
+        if raw[:2] != _VERSION:
+            return None
+        for index, aead in enumerate(self._aeads):
+            try:
+                return aead.decrypt(raw[2:14], raw[14:], _aad(agent_id)).decode(), index
+            except (InvalidTag, ValueError):
+                continue
+        return None
+
+
+def _key_bytes(text: str) -> bytes:
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        # 32 bytes as hex: what PaaS secret generators make (app.json's "generator": "secret").
+        # As base64 the same text would be 48 bytes, never a valid key, so nothing is ambiguous.
+        return bytes.fromhex(text)
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise ConfigError(_KEY_ERROR) from None
 
 
 def fingerprint(token: str) -> str:
@@ -76,12 +104,29 @@ def load_or_create_key(configured: str | None, data_dir: Path, *, embedded: bool
     path = data_dir / "secret.key"
     if path.exists():
         return TokenBox.from_text(path.read_text())
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     text = new_key_text()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text + "\n")
     return TokenBox.from_text(text)
+
+
+def exposure_warnings(data_dir: Path) -> list[str]:
+    """One line for each of the data directory and the key file that other users can read or
+    enter (the key opens every stored token; the AOF holds the sealed tokens and chat ids)."""
+    out = []
+    for path, what in ((data_dir, "data directory"), (data_dir / "secret.key", "key file")):
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o077:
+            out.append(
+                f"RELAY_DATA_DIR: the {what} {path} is open to other users (mode {mode:o}); "
+                f"run: chmod {'700' if path.is_dir() else '600'} {path}"
+            )
+    return out
 
 
 def new_key_text() -> str:

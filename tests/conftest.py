@@ -102,6 +102,10 @@ def make_settings(sim_url: str, redis_url: str, prefix: str, secret: str, **over
         "poll_max_seconds": 10,
         "feed_poll_seconds": 5,
         "shutdown_grace_seconds": 4,
+        # Tests run many commands as one user within seconds; tests of the limits set them.
+        "command_rate_per_minute": 10_000,
+        "link_rate_per_10_minutes": 10_000,
+        "feed_rate_per_minute": 10_000,
         **overrides,
     }
     return RelaySettings(_env_file=None, **values)

@@ -42,8 +42,9 @@ async def _check_bounds(redis: Redis, prefix: str) -> set[str]:
         if family.type != "any":
             assert kind == family.type, f"{key}: {kind}, declared {family.type}"
         if family.ttl is not None:
-            ttl = await redis.ttl(key)
-            assert 0 < ttl <= family.ttl or ttl == -2, f"{key}: ttl {ttl}, declared <= {family.ttl}"
+            # PTTL: TTL rounds a key in its last half second down to 0 (rate-limit keys live ~1 s).
+            ttl = await redis.pttl(key)
+            assert 0 < ttl <= family.ttl * 1000 or ttl == -2, f"{key}: pttl {ttl}, declared <= {family.ttl} s"
         if family.cap is not None:
             size = await getattr(redis, _SIZE[kind])(key)
             assert size <= family.cap, f"{key}: {size} entries, cap {family.cap}"
