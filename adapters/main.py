@@ -50,7 +50,8 @@ from relay.errors import ConfigError
 from relay.health import Health
 from relay.keys import Keys
 from relay.services import RedisAdapterServices
-from relay.tokens import load_or_create_key, new_key_text
+from relay.store import Store
+from relay.tokens import exposure_warnings, load_or_create_key, new_key_text
 
 __all__ = ["PlatformSwitches", "cli", "main"]
 
@@ -170,7 +171,7 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
                 settings.relay_data_dir,
                 embedded=handle.embedded,
             )
-            for warning in await _store_warnings(handle.embedded, handle.redis):
+            for warning in await _store_warnings(handle.embedded, handle.redis, settings.relay_data_dir):
                 log.warning("%s", warning)
             keys = Keys(settings.relay_key_prefix)
             port = http_port(settings, switches)
@@ -290,6 +291,23 @@ async def stats(settings: RelaySettings) -> int:
     return 0
 
 
+async def rekey(settings: RelaySettings) -> int:
+    """Re-seal every stored agent token with the newest RELAY_SECRET_KEY; print the counts."""
+    logs.configure("WARNING")
+    async with open_configured(settings) as handle:
+        box = load_or_create_key(
+            settings.relay_secret_key.get_secret_value() if settings.relay_secret_key else None,
+            settings.relay_data_dir,
+            embedded=handle.embedded,
+        )
+        counts = await Store(handle.redis, Keys(settings.relay_key_prefix), box).rekey()
+    print(
+        f"rekeyed {counts.rekeyed} token(s); {counts.current} already under the newest key; "
+        f"{counts.unreadable} under no configured key (those agents pause until their users /link again)"
+    )
+    return 0
+
+
 async def check() -> int:
     """Everything `run` checks before it starts a platform, without starting one; says what."""
     logs.configure("ERROR")
@@ -300,7 +318,7 @@ async def check() -> int:
             checked.done.append(f"RELAY_DATA_DIR writable and the embedded Redis starts ({settings.relay_data_dir})")
         else:
             checked.done.append("REDIS_URL answers")
-        warnings = await _store_warnings(handle.embedded, handle.redis)
+        warnings = await _store_warnings(handle.embedded, handle.redis, settings.relay_data_dir)
     print("configuration ok; platforms: " + ", ".join(checked.switches.enabled))
     print("checked: " + "; ".join(checked.done))
     for warning in warnings:
@@ -308,8 +326,10 @@ async def check() -> int:
     return 0
 
 
-async def _store_warnings(embedded: bool, redis: Redis) -> list[str]:
+async def _store_warnings(embedded: bool, redis: Redis, data_dir: Path | None = None) -> list[str]:
     found = [preflight.embedded_store_warning(os.environ)] if embedded else [await preflight.eviction_warning(redis)]
+    if embedded and data_dir is not None:
+        found += exposure_warnings(data_dir)
     return [w for w in found if w]
 
 
@@ -352,6 +372,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the configuration, Redis and the data directory, and exit")
     sub.add_parser("stats", help="print queue sizes and counters as JSON")
     sub.add_parser("keygen", help="print a new RELAY_SECRET_KEY")
+    sub.add_parser(
+        "rekey",
+        help="re-encrypt every stored agent token with the newest key (RELAY_SECRET_KEY=new,old...) and print counts",
+    )
     cli_operator.add_parsers(sub)
     return p
 
@@ -390,6 +414,8 @@ def _command(args: argparse.Namespace) -> int:
         return asyncio.run(check())
     if args.command == "stats":
         return asyncio.run(stats(load(RelaySettings)))
+    if args.command == "rekey":
+        return asyncio.run(rekey(load(RelaySettings)))
     if args.command == "dead-letters":
         return asyncio.run(cli_operator.dead_letters(load(RelaySettings), args))
     if args.command == "export":

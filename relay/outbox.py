@@ -46,10 +46,14 @@ for i = 7, #KEYS do
       local start = '-'
       local pending = redis.pcall('XPENDING', KEYS[i], 'senders')
       if type(pending) == 'table' and not pending.err and tonumber(pending[1]) > 0 then start = '(' .. pending[3] end
-      local oldest = redis.call('XRANGE', KEYS[i], start, '+', 'COUNT', 1)[1]
+      -- The oldest unread entry that is not the backlog notice itself (the notice must survive).
+      local oldest, f = nil, {}
+      for _, e in ipairs(redis.call('XRANGE', KEYS[i], start, '+', 'COUNT', 2)) do
+        local fe = {}
+        for j = 1, #e[2], 2 do fe[e[2][j]] = e[2][j + 1] end
+        if string.sub(fe['key'] or '', 1, 8) ~= 'backlog:' then oldest, f = e, fe; break end
+      end
       if oldest then
-        local f = {}
-        for j = 1, #oldest[2], 2 do f[oldest[2][j]] = oldest[2][j + 1] end
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', dead_cap, '*', 'chat', chat, 'key', f['key'] or '',
           'cause', 'backlog cap: more than ' .. cap .. ' deliveries queued for this chat', 'm', f['m'] or '', 't', now)
         redis.call('HINCRBY', KEYS[6], chat, 1)

@@ -55,14 +55,14 @@ class Router:
         if not command.name.strip():
             return help_hint()
         spec = BY_NAME.get(command.name)
-        if self._limiter is not None:
-            # Before anything else: a refused command costs no upstream call and no handler.
-            slow = await self._limiter.refusal(command, deletes=spec is not None and spec.private_only)
-            if slow is not None:
-                return slow
         if spec is None:
             return unknown_command(command.name)
         try:
+            if self._limiter is not None:
+                # Before anything else: a refused command costs no upstream call and no handler.
+                slow = await self._limiter.refusal(command, deletes=spec.private_only)
+                if slow is not None:
+                    return slow
             # Refusals first: a /link with a bad argument in a group must still get deleted.
             refusal = _refusal(spec, command)
             if refusal is not None:

@@ -70,6 +70,13 @@ class ActingAgent:
     token: str = field(repr=False)
 
 
+@dataclass(slots=True)
+class RekeyCounts:
+    rekeyed: int = 0  # sealed under an older key, now under the newest
+    current: int = 0  # already under the newest key
+    unreadable: int = 0  # no configured key opens it (the agent pauses with the relink notice)
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     sub_id: int
@@ -283,6 +290,35 @@ class Store:
         k = self._k
         raw = await self._unlink(keys=[k.user_link(user_key), k.agents()], args=[k.prefix, user_key])
         return [int(x) for x in raw]
+
+    async def rekey(self) -> RekeyCounts:
+        """Re-seals every stored token with the newest key. A token no configured key opens is
+        left as it is: its agent is paused with the relink notice at its next poll."""
+        counts = RekeyCounts()
+        for agent_id in await self.agent_ids():
+            key = self._k.agent(agent_id)
+            sealed = await self._r.hget(key, "token")
+            if not sealed:
+                continue
+            opened = self._box.open_with_index(text(sealed), agent_id)
+            if opened is None:
+                counts.unreadable += 1
+                continue
+            token, index = opened
+            if index == 0:
+                counts.current += 1
+                continue
+            # Only if the record still holds what was read: a /link meanwhile wins.
+            async with self._r.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                if await pipe.hget(key, "token") != sealed:
+                    counts.current += 1
+                    continue
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.hset(key, "token", self._box.seal(token, agent_id))
+                await pipe.execute()
+            counts.rekeyed += 1
+        return counts
 
     async def pause_agent(self, agent_id: int, reason: str) -> None:
         await self._r.hset(self._k.agent(agent_id), mapping={"state": "paused", "paused_reason": reason})
