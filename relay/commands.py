@@ -258,6 +258,8 @@ class Commands:
         if len(words) != 1:
             raise UsageError("trader needs one agent id")
         trader = _id(words[0], "agent_id")
+        # Caps first: a user at their cap costs no upstream lookup.
+        await self._store.ensure_room(command.chat, command.user.key, watch=True)
         name = await self._names.require(trader)
         sub_id = await self._store.add_subscription(
             Subscription(0, "trader", command.chat, trader_id=trader, created_by=command.user.key)

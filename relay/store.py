@@ -401,15 +401,32 @@ class Store:
             )
         )
         if result == -1:
-            raise LimitReached(
-                f"this chat already has {self._max_per_chat} subscriptions, the most it may hold; /unsubscribe one first"
-            )
+            raise self._chat_full()
         if result == -2:
-            raise LimitReached(
-                f"you already have {self._max_watches_per_user} feed and trader watches, the most allowed; "
-                "/unsubscribe one first"
-            )
+            raise self._user_full()
         return result
+
+    async def ensure_room(self, chat: ChatRef, user: str, *, watch: bool) -> None:
+        """Raises LimitReached when a new subscription would not fit; for checking before any
+        upstream call (add_subscription enforces the caps again, atomically)."""
+        if self._max_per_chat and await self._r.scard(self._k.chat_subs(chat.key)) >= self._max_per_chat:
+            raise self._chat_full()
+        if watch and user and self._max_watches_per_user:
+            ids = await self._r.smembers(self._k.user_watches(user))
+            owners = [await self._r.hget(self._k.sub(int(i)), "created_by") for i in ids]
+            if sum(1 for o in owners if o is not None and text(o) == user) >= self._max_watches_per_user:
+                raise self._user_full()
+
+    def _chat_full(self) -> LimitReached:
+        return LimitReached(
+            f"this chat already has {self._max_per_chat} subscriptions, the most it may hold; /unsubscribe one first"
+        )
+
+    def _user_full(self) -> LimitReached:
+        return LimitReached(
+            f"you already have {self._max_watches_per_user} feed and trader watches, the most allowed; "
+            "/unsubscribe one first"
+        )
 
     async def subscription(self, sub_id: int) -> Subscription | None:
         h = await self._r.hgetall(self._k.sub(sub_id))

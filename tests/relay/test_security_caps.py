@@ -71,7 +71,8 @@ async def test_watches_are_capped_per_user_and_subscriptions_per_chat_before_any
     other_chat = Chat(relay, adapter.chat("-2"), UserRef("rec", "666", "mallory", is_chat_admin=True), private=False)
     assert "5 feed and trader watches" in await other_chat.text("subscribe", what="trader 42")
     admin = Chat(relay, adapter.chat("-1"), UserRef("rec", "7", "amy", is_chat_admin=True), private=False)
-    texts = [await admin.text("subscribe", what=f"trader {i + 1}") for i in range(5)]
+    traders = [world.create_agent(f"t{i}").id for i in range(5)]
+    texts = [await admin.text("subscribe", what=f"trader {t}") for t in traders]
     assert sum("Watching trader" in t for t in texts) == 3
     assert "this chat already has 8 subscriptions" in texts[-1]
     # Removing one frees a place for its owner (the per-user index heals itself).
