@@ -19,6 +19,7 @@ from relay.adapter import AdapterServices
 from relay.errors import StoreUnavailable
 from relay.keys import DISCORD_BUTTONS
 from relay.models import Action
+from relay.signing import SIG_CHARS, Signer
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,31 @@ CUSTOM_ID_MAX = 100
 BUTTON_PREFIX = "rb"  # "rb<index>:<token>": a button under a relayed message
 PROMPT_PREFIX = "rp:"  # "rp:<token>": the modal that asks for a prompt action's text
 LINK_MODAL_ID = "rl"  # the /link modal
-# Longest prefix is "rb24:"; the token must fit after it.
-_TOKEN_MAX = CUSTOM_ID_MAX - len("rb24:")
+# Longest prefix is "rb24:"; the token and its ".<signature>" must fit after it.
+_TOKEN_MAX = CUSTOM_ID_MAX - len("rb24:") - 1 - SIG_CHARS
 
 
 class ActionCodec:
     """Encodes actions into tokens (inline JSON "j…" or a Redis reference "k…") and back."""
 
-    def __init__(self, services: AdapterServices) -> None:
+    def __init__(self, services: AdapterServices, signer: Signer | None = None) -> None:
         self._stored = services.store(DISCORD_BUTTONS)
+        # Any client can send any custom_id: each carries an HMAC over itself and its channel.
+        self._signer = signer or Signer.random()
 
-    async def encode(self, action: Action) -> str:
+    async def encode(self, action: Action, scope: str) -> str:
+        """The signed token for the action in channel `scope` (the id its message is posted in)."""
+        token = await self._encode(action)
+        return f"{token}.{self._signer.sign(token, scope)}"
+
+    async def decode(self, signed: str, scope: str) -> Action | None:
+        """The action, or None when the token is malformed, expired or not signed for `scope`."""
+        token, _, signature = signed.rpartition(".")
+        if not token or not self._signer.verify(token, scope, signature):
+            return None
+        return await self._decode(token)
+
+    async def _encode(self, action: Action) -> str:
         raw = json.dumps(
             [action.command, dict(action.args), action.kind, action.text_param, int(action.replace)],
             ensure_ascii=False,
@@ -49,8 +64,7 @@ class ActionCodec:
         await self._stored.put(ref, value=raw)
         return "k" + ref
 
-    async def decode(self, token: str) -> Action | None:
-        """The action, or None when the token is malformed or its stored copy expired."""
+    async def _decode(self, token: str) -> Action | None:
         if token.startswith("j"):
             raw: str | None = token[1:]
         elif token.startswith("k") and token[1:].isalnum():
@@ -86,14 +100,14 @@ def parse_button_id(custom_id: str) -> str | None:
     return token if sep and index.isdigit() and token else None
 
 
-async def build_view(codec: ActionCodec, actions: Sequence[Action]) -> discord.ui.View | None:
+async def build_view(codec: ActionCodec, actions: Sequence[Action], scope: str) -> discord.ui.View | None:
     """Buttons for `actions`, or None. Raises StoreUnavailable when a long action cannot be stored."""
     if not actions:
         return None
     view = discord.ui.View(timeout=None)
     for index, action in enumerate(actions[:25]):
         style = discord.ButtonStyle.primary if action.kind == "prompt" else discord.ButtonStyle.secondary
-        token = await codec.encode(action)
+        token = await codec.encode(action, scope)
         view.add_item(discord.ui.Button(label=button_label(action), style=style, custom_id=button_id(index, token)))
     # Presses are handled statelessly by custom_id in on_interaction; a stopped view is not kept in
     # discord.py's view store, which would otherwise grow by one entry per message sent.

@@ -52,6 +52,7 @@ from relay.keys import (
 )
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
+from relay.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class DiscordAdapter:
         self.pacer = GlobalPacer(services, settings.max_requests_per_second, settings.api_base)
         trace = self.guard.trace_config()
         trace.on_request_start.append(self.pacer.on_request_start)
-        self._codec = ActionCodec(services)
+        self._codec = ActionCodec(services, Signer.derived(self._token, "discord-buttons"))
         self._interactions = InteractionHandler(services, self._codec, self.guard, redactor)
         backoff = IdentifyBackoff(services.store(DISCORD_IDENTIFY), timing)
         hooks = ClientHooks(
@@ -254,7 +255,7 @@ class DiscordAdapter:
                 log.info("late resend found in history, not posted again channel=%s part=%d", channel_id, index)
                 continue
             try:
-                view = await build_view(self._codec, part.actions)
+                view = await build_view(self._codec, part.actions, str(channel_id))
             except StoreUnavailable:
                 raise RetryLater(NOT_CONNECTED_RETRY_S, "action store unavailable") from None
             try:

@@ -91,7 +91,7 @@ class InteractionHandler:
     # --- buttons and modals -----------------------------------------------------------------
 
     async def _on_button(self, interaction: discord.Interaction, token: str) -> None:
-        action = await self._codec.decode(token)
+        action = await self._codec.decode(token, str(interaction.channel_id))
         if action is None:
             await self._respond(
                 interaction.response.send_message(
@@ -119,7 +119,7 @@ class InteractionHandler:
             command = dataclasses.replace(self._command(interaction, "link", args), is_private=True)
             await self._run(interaction, command, update=False, private=True)
             return
-        action = await self._codec.decode(custom_id[len(PROMPT_PREFIX) :])
+        action = await self._codec.decode(custom_id[len(PROMPT_PREFIX) :], str(interaction.channel_id))
         if action is None:
             await self._respond(
                 interaction.response.send_message(
@@ -229,7 +229,7 @@ class InteractionHandler:
     async def _edit_original(
         self, interaction: discord.Interaction, part: RenderedPart, *, clear_buttons: bool = False
     ) -> bool:
-        view = await self._view(part)
+        view = await self._view(interaction, part)
         kwargs: dict[str, Any] = {"content": None, "embeds": list(part.embeds), "allowed_mentions": NO_MENTIONS}
         if part.image is not None:
             kwargs["attachments"] = part.files()
@@ -239,7 +239,7 @@ class InteractionHandler:
 
     async def _followups(self, interaction: discord.Interaction, parts: list[RenderedPart], *, private: bool) -> None:
         for part in parts:
-            view = await self._view(part)
+            view = await self._view(interaction, part)
             kwargs: dict[str, Any] = {
                 "embeds": list(part.embeds),
                 "ephemeral": private,
@@ -252,9 +252,9 @@ class InteractionHandler:
             if not await self._respond(interaction.followup.send(**kwargs)):
                 return
 
-    async def _view(self, part: RenderedPart) -> discord.ui.View | None:
+    async def _view(self, interaction: discord.Interaction, part: RenderedPart) -> discord.ui.View | None:
         try:
-            return await build_view(self._codec, part.actions)
+            return await build_view(self._codec, part.actions, str(interaction.channel_id))
         except StoreUnavailable:
             log.warning("buttons dropped: action store unavailable", exc_info=True)
             return None

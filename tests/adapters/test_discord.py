@@ -513,6 +513,39 @@ async def test_an_expired_button_says_so_privately(
     assert not core.commands
 
 
+# Issue 13: Discord sends a component's custom_id back as the client gives it; the fake checks that it
+# is on the message, so this test reaches past that check (`_interact`) to play a modified client.
+SIGNED_PAGE = Message(
+    title="Feed", body="1. BTC", actions=(Action("Next", "feed", {"keyword": "btc", "page": "2"}, replace=True),)
+)
+SIGNED_NOTE = Message(
+    title="New reply", body="bob replied", actions=(Action("Show replies", "replies", {"signal_id": "5"}),)
+)
+
+
+async def test_forged_or_copied_custom_ids_are_refused(
+    adapter: DiscordAdapter, dfake: FakeDiscord, core: Recorder
+) -> None:
+    await adapter.send(ChatRef("discord", str(CHANNEL)), SIGNED_PAGE, key="page")
+    await adapter.send(ChatRef("discord", str(OTHER)), SIGNED_NOTE, key="note")
+    [page] = dfake.channel_messages(CHANNEL)
+    [note] = dfake.channel_messages(OTHER)
+    unsigned = "rb0:j" + json.dumps(["feed", {"keyword": "btc"}, "command", "", 1], separators=(",", ":"))
+    for custom_id in (
+        unsigned,
+        unsigned + ".AAAAAAAAAAA",
+        page.custom_ids()[0],
+    ):  # forged, bad signature, other channel
+        data = {"custom_id": custom_id, "component_type": 2}
+        pressed = await answered(dfake, await dfake._interact(3, data, OTHER, 222, GUILD, 0, message=note))
+        assert pressed.callbacks[0]["type"] == 4 and pressed.callbacks[0]["data"]["flags"] & EPHEMERAL
+        assert "expired" in pressed.callbacks[0]["data"]["content"]
+    assert core.commands == []
+    # The real button still works where it was sent.
+    await answered(dfake, await dfake.press(page.id, page.custom_ids()[0], guild_id=GUILD, user_id=222))
+    assert core.commands[-1].name == "feed"
+
+
 # --- gateway ----------------------------------------------------------------------------------
 
 
