@@ -13,12 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import stop_after_attempt, wait_random_exponential
 
 from relay import parse
 from relay.errors import (
@@ -46,6 +41,7 @@ from relay.models import (
     TradeResult,
     Trend,
 )
+from relay.retrying import retried
 
 log = logging.getLogger(__name__)
 
@@ -334,16 +330,12 @@ class AITraderClient:
 
     # --- transport -----------------------------------------------------------------------
     async def _get(self, path: str, token: str | None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(UpstreamUnavailable),
+        return await retried(
+            lambda: self._call("GET", path, token, params=params),
+            retry_on=UpstreamUnavailable,
             stop=stop_after_attempt(1 + self._read_retries),
             wait=wait_random_exponential(multiplier=0.2, max=2),
-            reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._call("GET", path, token, params=params)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(
         self,

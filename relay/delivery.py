@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from redis.exceptions import RedisError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import stop_after_delay, wait_random_exponential
 
 from relay.adapter import ChatAdapter
 from relay.backoff import full_jitter
@@ -36,6 +36,7 @@ from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import ChatRef
 from relay.outbox import Delivery, Outbox
+from relay.retrying import retried
 from relay.store import Store
 
 log = logging.getLogger(__name__)
@@ -277,14 +278,12 @@ class Deliverer:
         """Acknowledge a delivery the platform accepted. Redis may be briefly unavailable: retry,
         and remember the key meanwhile so this process never sends it a second time."""
         self._sent_unacked.add(d.key)
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(RedisError),
+        await retried(
+            lambda: self._outbox.ack(d, now=self._clock(), counter=counter),
+            retry_on=RedisError,
             stop=stop_after_delay(30),
             wait=wait_random_exponential(0.1, 3),
-            reraise=True,
-        ):
-            with attempt:
-                await self._outbox.ack(d, now=self._clock(), counter=counter)
+        )
         self._sent_unacked.discard(d.key)
 
     async def _transient(self, d: Delivery, exc: BaseException) -> float | None:
