@@ -20,12 +20,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_random_exponential,
-)
+from tenacity import stop_after_delay, wait_random_exponential
 
 from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
@@ -36,8 +31,9 @@ from relay.inbox import Inbox
 from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
-from relay.models import Notification
+from relay.models import Heartbeat, Notification
 from relay.recovery import PAGE, Gap, gap_after_loss
+from relay.retrying import retried
 from relay.store import LinkedAgent, Store
 from relay.tokens import fingerprint
 
@@ -96,6 +92,7 @@ class Poller:
         self._intervals: dict[int, float] = {}
         self._reconciled_here: set[int] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._polling: set[int] = set()  # agents with a tick running or waiting for a slot
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._stopping = False
 
@@ -146,11 +143,16 @@ class Poller:
             id=f"agent:{agent_id}",
             replace_existing=True,
             next_run_time=first,
+            # A firing while the last tick still runs (or waits for a slot) reaches `_tick`,
+            # which drops it: that interval is covered. With 1, APScheduler refuses it with a
+            # warning per firing instead, millions of them at 10,000 agents (issue 11).
+            max_instances=2,
         )
 
     async def _tick(self, agent_id: int) -> None:
-        if self._stopping:
+        if self._stopping or agent_id in self._polling:
             return
+        self._polling.add(agent_id)
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
@@ -167,6 +169,7 @@ class Poller:
         except Exception:
             log.exception("poller: unexpected error agent=%s", agent_id)
         finally:
+            self._polling.discard(agent_id)
             if task is not None:
                 self._in_flight.discard(task)
 
@@ -248,21 +251,24 @@ class Poller:
                     await self.reconcile(agent)
                 raise
             await self._faults.reached("after_heartbeat")
+
             # The response is the only copy of these messages: keep retrying while Redis
             # recovers rather than drop it (`recent` reaches back only 50 rows).
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(RedisError),
+            async def persist(first_call: bool = call == 0, beat: Heartbeat = beat) -> int:
+                stored = await self._inbox.persist(agent.agent_id, beat.notifications)
+                if first_call:
+                    await self._inbox.persist_tasks(
+                        agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock()
+                    )
+                await self._inbox.reconciled(agent.agent_id)
+                return stored
+
+            new = await retried(
+                persist,
+                retry_on=RedisError,
                 stop=stop_after_delay(PERSIST_PATIENCE),
                 wait=wait_random_exponential(0.1, 3),
-                reraise=True,
-            ):
-                with attempt:
-                    new = await self._inbox.persist(agent.agent_id, beat.notifications)
-                    if call == 0:
-                        await self._inbox.persist_tasks(
-                            agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock()
-                        )
-                    await self._inbox.reconciled(agent.agent_id)
+            )
             self._metrics.persisted.inc(new)
             if beat.unparsable:
                 log.warning("poller: %d heartbeat rows without an id agent=%s", beat.unparsable, agent.agent_id)
