@@ -29,6 +29,7 @@ from relay.store import ActingAgent, LinkedAgent, Mode, Store, Subscription
 from relay.trades import TradeDesk
 from relay.trading import Cockpit
 from relay.watcher import Watcher
+from relay.words import split_words, unquote
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _free_text(value: str, name: str) -> str:
 def _keyword(value: str, name: str = "keyword") -> str:
     """A search word: a usage error when too long, never silently cut (the user would search
     for something else than they typed)."""
-    word = _CONTROL.sub("", value).strip()
+    word = unquote(_CONTROL.sub("", value))
     if len(word) > KEYWORD_LIMIT:
         raise UsageError(f"{name} is longer than {KEYWORD_LIMIT} characters")
     return word
@@ -199,7 +200,7 @@ class Commands:
 
     # --- subscriptions -------------------------------------------------------------------
     async def cmd_subscribe(self, command: Command) -> Reply:
-        words = command.args.get("what", "").split()
+        words = split_words(command.args.get("what", ""))
         if words and words[0].lower() == "feed":
             return await self._subscribe_feed(command, words[1:])
         if words and words[0].lower() == "trader":

@@ -15,7 +15,8 @@ from relay.app import Relay
 from relay.errors import RateLimited, TokenRejected, Undeliverable
 from relay.models import Command, Message, Reply, UserRef
 from relay.outbox import Outgoing
-from relay.specs import COMMANDS
+from relay.specs import BY_NAME, COMMANDS
+from relay.words import parse_words, split_command
 from tests.conftest import Chat
 from tests.fakes.recording import RecordingAdapter
 
@@ -749,3 +750,40 @@ async def test_subscriptions_show_the_kinds_that_actually_arrive(relay: Relay, d
     await say(dm, "subscribe", what="tasks")
     listing = await say(dm, "subscriptions")
     assert "tasks → delivered here: nothing (its kinds are off here: /notify)" in listing, listing
+
+
+# --- /feed arguments as typed on a text platform (issue 12 §3) ---------------------------------------
+
+
+async def typed(chat: Chat, line: str) -> str:
+    """A typed command line, split by the core as Telegram and the console do, then dispatched."""
+    name, rest = split_command(line)
+    return check(await chat.text(name, **parse_words(BY_NAME[name], rest)))
+
+
+async def test_feed_keyword_and_page_without_a_type(dm: Chat, world: World) -> None:
+    poster = world.create_agent("poster")
+    ids = [world.create_signal(poster.id, "strategy", "crypto", f"BTC plan {i}", f"body {i}") for i in range(7)]
+    text = await typed(dm, "/feed btc 2")
+    assert "6–7 of 7" in text, text
+    assert f"[{ids[0]}]" in text and f"[{ids[-1]}]" not in text
+    assert "Usage" not in text
+
+
+async def test_feed_quoted_phrase_is_one_keyword(dm: Chat, world: World) -> None:
+    poster = world.create_agent("poster")
+    cut = world.create_signal(poster.id, "discussion", "macro", "Fed rate cut odds", "?")
+    world.create_signal(poster.id, "discussion", "macro", "Rate hike, then a cut", "?")
+    for line in ('/feed "rate cut"', "/feed “rate cut” discussion 1"):
+        text = await typed(dm, line)
+        assert "Feed: rate cut" in text and f"[{cut}]" in text, (line, text)
+        assert "Rate hike" not in text
+    # Discord hands the option over as typed, quotes included: the same search.
+    assert f"[{cut}]" in await say(dm, "feed", keyword='"rate cut"')
+
+
+async def test_feed_watch_takes_a_quoted_phrase(relay: Relay, dm: Chat) -> None:
+    text = await say(dm, "subscribe", what='feed "rate cut" discussion')
+    assert "Watching the feed for “rate cut” (discussion)" in text, text
+    sub = (await relay.store.chat_subscriptions(dm.chat))[0]
+    assert (sub.keyword, sub.message_type) == ("rate cut", "discussion")
