@@ -60,8 +60,12 @@ async def test_a_slash_command_answer_carries_the_picture(
 
 @pytest.mark.parametrize("limit", [uploads.DISCORD_FILE_MAX, uploads.DISCORD_FILE_MAX_BOOSTED])
 async def test_a_file_over_the_upload_limit_is_refused_with_413(
-    adapter: DiscordAdapter, dfake: FakeDiscord, limit: int
+    make: base.Make, dfake: FakeDiscord, limit: int
 ) -> None:
+    # Tens of MB through multipart and back in one process: a loaded machine can take longer than
+    # the default 5 s per send, which would make it "uncertain" instead of refused.
+    adapter = await make(send_timeout=60.0)
+    await dfake.wait_for(lambda: dfake.active_session is not None and dfake.commands)
     dfake.upload_limit = limit
     fits = Image(png(padding=limit - 1000), "fits.png")
     await adapter.send(ChatRef("discord", str(CHANNEL)), Message(title="fits", image=fits), key=f"ok{limit}")
