@@ -291,3 +291,12 @@ async def test_bot_removed_and_group_migration_become_chat_changes(
     assert (gone.chat.key, gone.change) == ("telegram:42:", "gone") and "blocked" in gone.reason
     assert moved.new_chat is not None
     assert (moved.chat.key, moved.change, moved.new_chat.key) == ("telegram:-555:", "moved", "telegram:-100555:")
+
+
+async def test_a_bare_slash_in_a_private_chat_gets_the_help_hint(
+    fake: FakeTelegram, adapter: TelegramAdapter, core: Recorder
+) -> None:
+    fake.user_says(42, ANN, "/")
+    call = await fake.wait_for("sendMessage", lambda c: int(c.params["chat_id"]) == 42)
+    assert "/help" in call.params["text"] and "Unknown command" not in call.params["text"]
+    assert core.commands == []  # answered by the adapter with the core's hint, nothing dispatched
