@@ -41,7 +41,7 @@ from redis.asyncio import Redis
 from adapters import cli_operator
 from adapters.configuration import PlatformSwitches, load, read_all
 from adapters.http_front import FrontServer, SharedHttp
-from relay import __version__, logs, opstats, preflight
+from relay import __version__, eventloop, logs, opstats, preflight
 from relay.adapter import ChatAdapter
 from relay.app import Relay
 from relay.config import RelaySettings, describe_error
@@ -429,7 +429,7 @@ def _command(args: argparse.Namespace) -> int:
 def _stoppable(coro: Coroutine[None, None, int]) -> int:
     """Run until done; a SIGTERM or SIGINT during start-up cancels it, which is a normal exit."""
     try:
-        return asyncio.run(coro)
+        return eventloop.run(coro)
     except asyncio.CancelledError:
         return 0
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from relay import eventloop
 from relay.adapter import Dispatch, OnChatChange
 from relay.app import Relay
 from relay.config import RelaySettings
@@ -357,7 +359,10 @@ def figures(result: dict[str, float]) -> dict[str, Any]:
 
 
 def as_json(agents: int, messages: int, steady: float, relay: dict[str, float], ref: dict[str, float]) -> str:
-    body = {"agents": agents, "messages": messages, "steady_seconds": steady, **figures(relay)}
+    body: dict[str, Any] = {"agents": agents, "messages": messages, "steady_seconds": steady}
+    body["loop"] = eventloop.loop_name()
+    body["redis_parser"] = "hiredis" if importlib.util.find_spec("hiredis") else "python"
+    body.update(figures(relay))
     body["reference"] = figures(ref)
     body["reference"]["cpu_s"]["loop"] = body["reference"]["cpu_s"].pop("relay")
     return json.dumps(body, indent=2)
@@ -380,4 +385,4 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())
