@@ -82,6 +82,11 @@ class HttpCounter:
         self.calls += 1
 
 
+def counted(counter: Any) -> float:
+    """A prometheus counter's total over its labels."""
+    return float(sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total")))
+
+
 def polls_done(relay: Relay) -> float:
     return sum(
         sample.value
@@ -200,6 +205,9 @@ async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str
             return {
                 "delivered": delivered,
                 "lost": expected - delivered,
+                # What the relay itself reported as possibly lost upstream (relay.recovery).
+                "possible_losses_reported": counted(relay.metrics.possible_losses),
+                "upstream_errors": counted(relay.metrics.upstream_errors),
                 "duplicates": sink.duplicates,
                 "seconds": elapsed,
                 "per_second": delivered / elapsed,
@@ -265,6 +273,8 @@ async def run_reference(agents: int, messages: int, steady: float = 3.0) -> dict
             return {
                 "delivered": len(arrived),
                 "lost": expected - len(arrived),
+                "possible_losses_reported": 0.0,
+                "upstream_errors": 0.0,
                 "duplicates": 0,
                 "seconds": elapsed,
                 "per_second": len(arrived) / elapsed,
@@ -332,6 +342,8 @@ JSON_FIGURES = (
     "p95",
     "p99",
     "lost",
+    "possible_losses_reported",
+    "upstream_errors",
     "duplicates",
     "delivered",
     "seconds",
