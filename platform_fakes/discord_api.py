@@ -336,7 +336,8 @@ class FakeDiscord:
         """Every (non-interaction) request gets a global 429 for `seconds`."""
         self._global_block_until = time.monotonic() + seconds
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+        # The timeout is a deadline, not a wait: a loaded machine may need this long.
         async def loop() -> Any:
             while not (result := predicate()):
                 self._changed.clear()

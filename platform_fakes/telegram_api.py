@@ -468,7 +468,7 @@ class FakeTelegram:
         self,
         method: str,
         predicate: Callable[[Call], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 30.0,  # a deadline, not a wait: a loaded machine may need this long
         *,
         status: int | None = 200,
     ) -> Call:

@@ -41,7 +41,7 @@ class Recorder:
         self.changes.append(change)
         self._event.set()
 
-    async def wait(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async def wait(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
         async def loop() -> Any:
             while not (result := predicate()):
                 self._event.clear()
@@ -50,7 +50,7 @@ class Recorder:
 
         return await asyncio.wait_for(loop(), timeout)
 
-    async def command(self, index: int = 0, timeout: float = 5.0) -> Command:
+    async def command(self, index: int = 0, timeout: float = 30.0) -> Command:
         await self.wait(lambda: len(self.commands) > index, timeout)
         return self.commands[index]
 

@@ -49,7 +49,7 @@ FAST = GatewayTiming(
     stable_after=30.0,
     max_hook_wait=2.0,
 )
-DELIVERY_TIMEOUT = 15.0  # the relay's own schedule: sync, 1 s polls, delivery
+DELIVERY_TIMEOUT = 45.0  # the relay's own schedule: sync, 1 s polls, delivery
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def flag(value: Any) -> bool:
     return value in (True, "true", "True")
 
 
-async def eventually(read: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 10) -> None:
+async def eventually(read: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 30) -> None:
     async def loop() -> None:
         while await read() != expected:
             await asyncio.sleep(0.05)
@@ -99,7 +99,7 @@ class Telegram:
         before = {id(c) for c in self.fake.calls}
         self.fake.user_says(chat_id, user, text, thread_id=thread_id, reply_to=reply_to)
         return await self.fake.wait_for(
-            "sendMessage", lambda c: id(c) not in before and to_chat(chat_id, expect)(c), 10
+            "sendMessage", lambda c: id(c) not in before and to_chat(chat_id, expect)(c), 30
         )
 
     async def linked_agent(self, name: str = "ann_bot", user: dict[str, Any] = ANN) -> int:
@@ -107,7 +107,7 @@ class Telegram:
         await self.says(user["id"], user, f"/link {agent.token}", "Linked")
         return agent.id
 
-    async def delivered(self, chat_id: int, needle: str, timeout: float = 10) -> Call:
+    async def delivered(self, chat_id: int, needle: str, timeout: float = 30) -> Call:
         return await self.fake.wait_for("sendMessage", to_chat(chat_id, needle), timeout)
 
     async def poll(self, agent_id: int) -> None:
