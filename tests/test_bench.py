@@ -75,3 +75,17 @@ def test_pipeline_json_gives_per_process_cpu_and_round_trips() -> None:
     # The relay stores every notification and polls through Redis; the reference touches neither.
     assert body["redis_round_trips_per_notification"] > 0 and body["redis_round_trips_per_poll"] > 0
     assert body["http_calls_per_poll"] >= 1 and body["reference"]["redis_round_trips_per_poll"] == 0
+
+
+def test_call_overhead_benchmark_prints_each_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.call_overhead", "--calls", "20", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(done.stdout)
+    keys = {"httpx_ms_without_sniffio", "httpx_ms_with_sniffio", "retrier_built_every_call_us", "retried_us"}
+    assert set(body) == keys and all(len(v) == 1 and v[0] > 0 for v in body.values())
