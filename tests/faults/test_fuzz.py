@@ -33,6 +33,24 @@ KNOWN_ROUTES = {
     "/api/signals/unfollow",
     "/api/signals/following",
     "/api/signals/my/discussions",  # documented; the server's catch-all answers, the client falls back
+    # The trader's cockpit (/positions, /trader, /price, /points, /leaderboard, /trending, /post,
+    # /trade + /confirm, /accept, /intel, /chart): each of the server's own routes, nothing else.
+    "/api/agents/{agent_id}/summary",
+    "/api/agents/{agent_id}/positions",
+    "/api/positions",
+    "/api/price",
+    "/api/profit/history",
+    "/api/trending",
+    "/api/signals/strategy",
+    "/api/signals/discussion",
+    "/api/signals/realtime",
+    "/api/signals/{signal_id}/replies/{reply_id}/accept",
+    "/api/market-intel/overview",
+    "/api/market-intel/macro-signals",
+    "/api/market-intel/etf-flows",
+    "/api/market-intel/news",
+    "/api/market-intel/stocks/{symbol}/latest",
+    "/api/market-intel/stocks/{symbol}/history",
 }
 
 HOSTILE = st.one_of(
