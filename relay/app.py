@@ -251,10 +251,12 @@ class Relay:
         ]
         # Chart workers may still be starting (a spawned worker imports its drawing library):
         # let them finish beside the rest rather than after it.
-        charts = asyncio.create_task(self.renderer.close(), name="stop chart workers")
+        charts = asyncio.create_task(
+            self.renderer.close(timeout=max(0.0, close_at - time.monotonic())), name="stop chart workers"
+        )
         await asyncio.gather(self._stop_polling(grace / 2), self.deliverer.stop(max(0.0, close_at - time.monotonic())))
         _, late = await asyncio.wait({charts, *updates}, timeout=max(0.0, close_at - time.monotonic()))
-        if charts in late:
+        if charts in late:  # only if killing them did not free them either
             log.warning("relay: chart workers still busy at the end of the grace")
         for adapter in self.adapters.values():
             try:

@@ -71,10 +71,13 @@ class ChartRenderer:
         self._max_waiting = max_waiting
         self._waiting = 0
         self._pool: ProcessPoolExecutor | None = None
+        # Children that are not this renderer's workers (another renderer's, in tests): never killed.
+        self._others: set[int | None] = set()
         self.rendered = 0  # charts drawn (not served from cache), for tests and benchmarks
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            self._others = {p.pid for p in multiprocessing.active_children()}
             # spawn, not fork: forking a process that runs an event loop and threads copies
             # their locks mid-use; a spawned worker starts clean and imports only the drawing.
             self._pool = ProcessPoolExecutor(
@@ -115,11 +118,28 @@ class ChartRenderer:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """Let the workers finish, for at most `timeout` seconds; then stop them hard.
+
+        Without the bound, a worker still importing matplotlib (a second or more on a busy
+        machine) kept the relay's process alive past its shutdown grace, since the interpreter
+        joins executor workers at exit. A chart is only drawn on request, so killing one loses
+        nothing: the user asks again."""
         pool, self._pool = self._pool, None
-        if pool is not None:
-            # shutdown(wait=True) blocks: run it in a thread so the loop keeps serving the stop.
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        if pool is None:
+            return
+        ours = {p.pid for p in multiprocessing.active_children()} - self._others
+        # shutdown(wait=True) blocks: run it in a thread so the loop keeps serving the stop.
+        joined = asyncio.ensure_future(asyncio.to_thread(pool.shutdown, True, cancel_futures=True))
+        try:
+            await asyncio.wait_for(asyncio.shield(joined), timeout)
+        except TimeoutError:
+            log.warning("chart workers still busy at the end of the grace; stopping them")
+            for child in multiprocessing.active_children():
+                if child.pid in ours:
+                    child.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(joined, 5.0)
 
 
 class ShortCache(Generic[T]):

@@ -8,6 +8,7 @@ import os
 import struct
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,20 @@ def _alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
         return False
+
+
+async def test_close_at_the_end_of_the_grace_stops_workers_still_starting() -> None:
+    """A worker still importing matplotlib when the grace ends is stopped, not waited for: the
+    interpreter would otherwise join it at exit and the relay would outlive its grace."""
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    r = ChartRenderer(workers=1)
+    warming = asyncio.create_task(r.warm())
+    while not ({p.pid for p in multiprocessing.active_children()} - before):
+        await asyncio.sleep(0.01)  # the worker has been spawned and is importing its libraries
+    await r.close(timeout=0.0)
+    assert {p.pid for p in multiprocessing.active_children() if p.is_alive()} - before == set()
+    # The warm-up was stopped, not awaited: waiting for it is what kept the process alive.
+    with pytest.raises(BrokenProcessPool):
+        await warming
