@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,42 +19,7 @@ import pytest
 
 from relay.config import RelaySettings
 from relay.tokens import new_key_text
-
-REPO = Path(__file__).resolve().parents[1]
-_DROP = (
-    "TELEGRAM_",
-    "DISCORD_",
-    "REDIS_",
-    "RELAY_",
-    "POLL_",
-    "FEED_",
-    "AITRADER_",
-    "LOG_LEVEL",
-    "METRICS_",
-    "DRAIN_",
-    "DELIVERY_",
-    "SHUTDOWN_",
-    "PORT",
-    "OWNER_IDS",
-    "READY_",
-    "DYNO",
-)
-
-
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.upper().startswith(_DROP)}
-    base["PYTHONPATH"] = str(REPO)
-    base.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.main", *args],
-        check=False,
-        cwd=cwd,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.cli import REPO, SETTING_PREFIXES, cli
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -83,7 +47,7 @@ def test_untouched_env_example_loads_every_blank_as_unset(here: Path, monkeypatc
     shutil.copy(REPO / ".env.example", here / ".env")
     monkeypatch.chdir(here)
     for name in list(os.environ):
-        if name.upper().startswith(_DROP):
+        if name.upper().startswith(SETTING_PREFIXES):
             monkeypatch.delenv(name)
     settings = RelaySettings()
     # The blank PORT=, OWNER_IDS=, RELAY_FAULT_PAUSE= and RELAY_SECRET_KEY= lines are "unset".

@@ -6,9 +6,6 @@ relay, platform and Redis variable removed from its environment.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,39 +16,8 @@ from relay.config import RelaySettings
 from relay.errors import ConfigError
 from relay.redis_values import stream_entries, text, text_dict, text_or_empty, texts
 from relay.tokens import TokenBox, new_key_text
+from tests.cli import cli
 from tests.conftest import Chat
-
-REPO = Path(__file__).resolve().parents[2]
-_DROP = (
-    "TELEGRAM_",
-    "DISCORD_",
-    "REDIS_",
-    "RELAY_",
-    "POLL_",
-    "FEED_",
-    "AITRADER_",
-    "LOG_LEVEL",
-    "METRICS_",
-    "DRAIN_",
-    "DELIVERY_",
-    "SHUTDOWN_",
-)
-
-
-def cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.upper().startswith(_DROP)}
-    base["PYTHONPATH"] = str(REPO)
-    base.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "adapters.main", *args],
-        check=False,
-        cwd=tmp_path,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def one_line(stderr: str) -> str:
