@@ -27,7 +27,8 @@ from platform_fakes.telegram_api import FakeTelegram
 from relay.errors import ChatGone, PermissionMissing
 from relay.models import Action, ChatRef, Message, Reply
 from tests.adapters.conftest import AdapterFactory, Recorder
-from tests.relay.test_config import cli, one_line
+from tests.cli import cli
+from tests.relay.test_config import one_line
 
 ANN = FakeTelegram.user(42, "Ann")
 BOB = FakeTelegram.user(43, "Bob")
