@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from adapters.discord import GatewayTiming
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.limiter import SendLimiter
 from platform_fakes.telegram_api import FakeTelegram, Limits
@@ -21,6 +22,18 @@ from relay.logs import Redactor
 from relay.models import Command, Reply
 from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
+
+# Discord gateway timing for tests: leases and identify retries in fractions of a second, so a
+# takeover or reconnect settles within a test's wait instead of the production minutes.
+FAST_GATEWAY = GatewayTiming(
+    lease_ttl=2.0,
+    renew_every=0.2,
+    retry_every=0.2,
+    identify_base=0.5,
+    identify_cap=2.0,
+    stable_after=30.0,
+    max_hook_wait=2.0,
+)
 
 
 class Recorder:

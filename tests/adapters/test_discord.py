@@ -35,6 +35,7 @@ from relay.models import Action, ChatRef, Command, Message, MessageField, Reply
 from relay.redis_values import text_or_empty
 from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
+from tests.adapters.conftest import FAST_GATEWAY as FAST
 from tests.adapters.conftest import Recorder
 
 # Shaped like a real bot token (base64 id . timestamp . hmac), obviously fake.
@@ -42,15 +43,6 @@ TOKEN = "MTAwCANARY0000000000000000.GcAnRy.canary-bot-token-never-in-logs-000000
 GUILD, CHANNEL, OTHER = 500000000000000001, 500000000000000011, 500000000000000012
 DM_CHANNEL = 600000000000000001
 MANAGE_CHANNELS, ADMINISTRATOR = 1 << 4, 1 << 3
-FAST = GatewayTiming(
-    lease_ttl=2.0,
-    renew_every=0.2,
-    retry_every=0.2,
-    identify_base=0.5,
-    identify_cap=2.0,
-    stable_after=30.0,
-    max_hook_wait=2.0,
-)
 Make = Callable[..., Awaitable[DiscordAdapter]]
 
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
+from adapters.discord import DiscordAdapter, DiscordSettings
 from platform_fakes.discord_api import CommandNotAvailable, FakeDiscord, FakeInteraction
 from relay.app import Relay
 from relay.config import RelaySettings
@@ -33,21 +33,13 @@ from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from relay.store import Subscription
 from relay.tokens import TokenBox
+from tests.adapters.conftest import FAST_GATEWAY as FAST
 
 TOKEN = "MTAwAUTHZ0000000000000000.GaUtHz.authz-bot-token-never-real-00000000"
 GUILD = 520000000000000001
 DM_BASE, CHANNEL_BASE = 620000000000000000, 520000000000000100
 USER = 333333333333333333
 MANAGE_CHANNELS, ADMINISTRATOR, SEND_MESSAGES = 1 << 4, 1 << 3, 1 << 11
-FAST = GatewayTiming(
-    lease_ttl=2.0,
-    renew_every=0.2,
-    retry_every=0.2,
-    identify_base=0.5,
-    identify_cap=2.0,
-    stable_after=30.0,
-    max_hook_wait=2.0,
-)
 PRIVILEGED = tuple(spec.name for spec in COMMANDS if spec.admin_in_groups)
 
 

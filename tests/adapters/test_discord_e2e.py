@@ -21,7 +21,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
+from adapters.discord import DiscordAdapter, DiscordSettings
 from aitrader_sim.server import SimulatorServer
 from aitrader_sim.world import World
 from platform_fakes.discord_api import FakeDiscord, FakeInteraction, StoredMessage
@@ -32,6 +32,7 @@ from relay.logs import Redactor
 from relay.models import ChatRef
 from relay.services import RedisAdapterServices
 from relay.tokens import TokenBox
+from tests.adapters.conftest import FAST_GATEWAY as FAST
 from tests.fakes.relay_process import ROOT, relay_env
 
 TOKEN = "MTAwE2E00000000000000000.GeTwOe.e2e-bot-token-never-real-000000000"
@@ -40,15 +41,6 @@ CHANNEL, OTHER, THIRD = 510000000000000011, 510000000000000012, 5100000000000000
 DM = 610000000000000001
 ALICE, BOB = 311111111111111111, 322222222222222222
 MANAGE_CHANNELS = 1 << 4
-FAST = GatewayTiming(
-    lease_ttl=2.0,
-    renew_every=0.2,
-    retry_every=0.2,
-    identify_base=0.5,
-    identify_cap=2.0,
-    stable_after=30.0,
-    max_hook_wait=2.0,
-)
 DELIVERY_TIMEOUT = 45.0  # the relay's own schedule: sync, 1 s polls, delivery
 
 

@@ -29,8 +29,9 @@ from relay.logs import Redactor, configure
 from relay.models import ChatRef, Message
 from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
+from tests.adapters.conftest import FAST_GATEWAY as FAST
 from tests.adapters.conftest import Recorder
-from tests.adapters.test_discord import CHANNEL, FAST, GUILD, OTHER, TOKEN, Make, answered, new_fake
+from tests.adapters.test_discord import CHANNEL, GUILD, OTHER, TOKEN, Make, answered, new_fake
 
 
 @pytest.fixture

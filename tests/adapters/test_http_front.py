@@ -21,7 +21,8 @@ import pytest
 from aitrader_sim.server import SimulatorServer
 from platform_fakes.telegram_api import FakeTelegram
 from relay.tokens import new_key_text
-from tests.adapters.test_telegram_startup import Proc, relay_env
+from tests.adapters.test_telegram_startup import relay_env
+from tests.fakes.relay_process import PlatformRelayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ANN = {"id": 7, "is_bot": False, "first_name": "Ann"}
@@ -73,7 +74,7 @@ async def test_webhook_health_and_metrics_share_the_one_port(
     base = f"http://127.0.0.1:{port}"
     fake.webhook_origin = base  # the platform's TLS proxy in front of $PORT
     fake.add_chat(42)
-    async with Proc(env) as relay:
+    async with PlatformRelayProcess(env) as relay:
         body = await until_ready(base)
         assert body["adapters"] == {"telegram": "connected"} and body["reasons"] == []
         async with httpx.AsyncClient(base_url=base, timeout=5) as http:

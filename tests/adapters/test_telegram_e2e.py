@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from relay.redis_values import stream_entries
 from relay.services import RedisAdapterServices
 from relay.tokens import TokenBox
 from tests.adapters.conftest import fast_limiter, telegram_settings
+from tests.fakes.relay_process import PlatformRelayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ANN = FakeTelegram.user(42, "Ann", "ann")
@@ -350,49 +349,6 @@ async def test_a_429_in_one_chat_defers_only_that_chat(
 # --- the real process ---------------------------------------------------------------------
 
 
-class RelayProcess:
-    """`python -m adapters.main run` as a child process, its output collected."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.err = ""
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> RelayProcess:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adapters.main",
-            "run",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-            cwd=str(ROOT),
-        )
-        self._reader = asyncio.create_task(self._pump())
-        return self
-
-    async def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while chunk := await self.proc.stderr.read(4096):
-            self.err += chunk.decode(errors="replace")
-
-    async def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.proc.wait(), timeout=60)  # only a hang takes this long
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
-
-
 async def test_the_relay_process_links_subscribes_delivers_and_stops_on_sigterm(
     fake: FakeTelegram, sim: SimulatorServer, world: World, redis_url: str, prefix: str, secret_key: str
 ) -> None:
@@ -409,7 +365,7 @@ async def test_the_relay_process_links_subscribes_delivers_and_stops_on_sigterm(
         AITRADER_TIMEOUT_SECONDS="3",
         LOG_LEVEL="INFO",
     )
-    async with RelayProcess(env) as relay:
+    async with PlatformRelayProcess(env) as relay:
         try:
             await fake.wait_for("setMyCommands", timeout=20)  # started; updates sent from now on are polled
             agent = world.create_agent("proc_bot")

@@ -11,8 +11,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from starlette.routing import Route
 from adapters.embedded_server import EmbeddedServer
 from aitrader_sim.server import SimulatorServer
 from platform_fakes.telegram_api import FakeTelegram
+from tests.fakes.relay_process import PlatformRelayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,57 +41,6 @@ def relay_env(sim: SimulatorServer, redis_url: str, prefix: str, secret: str, **
         **extra,
     )
     return env
-
-
-class Proc:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.err = ""
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Proc:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adapters.main",
-            "run",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-            cwd=str(ROOT),
-        )
-        self._reader = asyncio.create_task(self._pump())
-        return self
-
-    async def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while chunk := await self.proc.stderr.read(4096):
-            self.err += chunk.decode(errors="replace")
-
-    async def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.err.count(text) < count:
-            assert self.proc is not None
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError(f"waiting for {count} x {text!r}; stderr:\n{self.err[-3000:]}")
-            await asyncio.sleep(0.05)
-
-    async def exit_code(self, timeout: float = 60) -> int:
-        assert self.proc is not None
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
-        if self._reader is not None:
-            await self._reader
-        return code
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
 
 
 def closed_port() -> int:
@@ -115,7 +63,7 @@ async def test_refused_connections_are_retried_one_line_per_attempt_and_sigterm_
         TELEGRAM_BOT_TOKEN="1234567:FAKEtokenFAKEtokenFAKEtokenFAKEtoken",
         TELEGRAM_API_BASE=f"http://127.0.0.1:{closed_port()}",
     )
-    async with Proc(env) as relay:
+    async with PlatformRelayProcess(env) as relay:
         await relay.wait_for(UNREACHABLE, count=3)
         assert relay.proc is not None
         relay.proc.send_signal(signal.SIGTERM)
@@ -191,7 +139,7 @@ async def test_5xx_at_start_is_retried_until_telegram_answers_then_the_relay_run
             TELEGRAM_BOT_TOKEN=fake.token,
             TELEGRAM_API_BASE=f"http://127.0.0.1:{gate.port}",
         )
-        async with Proc(env) as relay:
+        async with PlatformRelayProcess(env) as relay:
             await relay.wait_for(UNREACHABLE, count=2)
             assert gate.refused >= 2
             gate.open = True
@@ -216,7 +164,7 @@ async def test_a_rejected_token_is_one_line_and_exit_2(
         TELEGRAM_BOT_TOKEN="7654321:WRONGtokenWRONGtokenWRONGtokenWRONG",
         TELEGRAM_API_BASE=fake.api_base,
     )
-    async with Proc(env) as relay:
+    async with PlatformRelayProcess(env) as relay:
         code = await relay.exit_code()
     assert code == 2, relay.err
     errors = [line for line in relay.err.splitlines() if "configuration error" in line]

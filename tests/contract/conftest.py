@@ -29,8 +29,9 @@ from relay.models import ChatRef
 from relay.redis_values import text
 from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
+from tests.adapters.conftest import FAST_GATEWAY as FAST
 from tests.adapters.conftest import Recorder, fast_limiter, telegram_settings
-from tests.adapters.test_discord import FAST, TOKEN
+from tests.adapters.test_discord import TOKEN
 
 GUILD, CHANNEL = 500000000000000001, 500000000000000011
 TG_CHAT = 42

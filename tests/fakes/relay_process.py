@@ -103,3 +103,64 @@ def relay_env(sim_url: str, redis_url: str, prefix: str, secret: str, **extra: s
     )
     env.update(extra)
     return env
+
+
+class PlatformRelayProcess:
+    """`python -m adapters.main run` serving a chat platform (no console), as an async context
+    manager: its stderr is collected, and leaving the block kills whatever still runs."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.err = ""
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PlatformRelayProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "adapters.main",
+            "run",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+            cwd=str(ROOT),
+        )
+        self._reader = asyncio.create_task(self._pump())
+        return self
+
+    async def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while chunk := await self.proc.stderr.read(4096):
+            self.err += chunk.decode(errors="replace")
+
+    async def wait_for(self, text: str, count: int = 1, timeout: float = HANG_SECONDS) -> None:
+        """Until `text` has been logged `count` times; fails at once if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while self.err.count(text) < count:
+            assert self.proc is not None
+            if self.proc.returncode is not None or time.monotonic() > deadline:
+                raise AssertionError(f"waiting for {count} x {text!r}; stderr:\n{self.err[-3000:]}")
+            await asyncio.sleep(0.05)
+
+    async def exit_code(self, timeout: float = HANG_SECONDS) -> int:
+        assert self.proc is not None
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    async def terminate(self) -> int:
+        """SIGTERM, then the exit status; the deadline only turns a hang into a failure."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return await self.exit_code()
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._reader is not None:
+            await self._reader
