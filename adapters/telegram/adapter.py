@@ -35,6 +35,7 @@ from adapters.telegram.buttons import ButtonStore
 from adapters.telegram.inbound import Inbound
 from adapters.telegram.limiter import SendLimiter
 from adapters.telegram.markup import MAX_TEXT
+from adapters.telegram.reachability import Reachability, WatchedRequest
 from adapters.telegram.sender import Sender
 from adapters.telegram.settings import TelegramSettings
 from adapters.telegram.startup import until_reachable
@@ -95,7 +96,8 @@ class TelegramAdapter:
         self._services = services
         self._lease_ttl = lease_ttl
         self._lease = services.lease(TELEGRAM_POLLER, lease_ttl)
-        self._app = self._build(settings, token)
+        self._reachability = Reachability()
+        self._app = self._build(settings, token, self._reachability)
         # Button data is signed with a key only this bot's processes can derive (from its token).
         self._buttons = ButtonStore(services, signer=Signer.derived(token, "telegram-buttons"))
         if limiter is None:
@@ -112,8 +114,9 @@ class TelegramAdapter:
         self._last_conflict_log = 0.0
 
     @staticmethod
-    def _build(settings: TelegramSettings, token: str) -> PtbApplication:
+    def _build(settings: TelegramSettings, token: str, reachability: Reachability) -> PtbApplication:
         timeout = settings.request_timeout
+        timeouts = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
         builder = (
             ApplicationBuilder()
             .token(token)
@@ -121,14 +124,12 @@ class TelegramAdapter:
             .base_file_url(settings.api_base + "/file/bot")
             .job_queue(None)  # one scheduler per process, and it is not PTB's
             .concurrent_updates(CONCURRENT_UPDATES)
-            .connect_timeout(timeout)
-            .read_timeout(timeout)
-            .write_timeout(timeout)
-            .pool_timeout(POOL_TIMEOUT)
-            .get_updates_connect_timeout(timeout)
-            .get_updates_read_timeout(timeout)  # PTB adds the long-poll timeout on top
-            .get_updates_write_timeout(timeout)
-            .get_updates_pool_timeout(POOL_TIMEOUT)
+            # PTB's own pool sizes (256 for calls, 1 for getUpdates, which adds the long-poll
+            # timeout to the read timeout itself); a pool timeout is "not sent".
+            .request(WatchedRequest(reachability, connection_pool_size=256, pool_timeout=POOL_TIMEOUT, **timeouts))
+            .get_updates_request(
+                WatchedRequest(reachability, connection_pool_size=1, pool_timeout=POOL_TIMEOUT, **timeouts)
+            )
         )
         if settings.webhook_url:
             builder = builder.updater(None)  # updates arrive through our own endpoint
@@ -141,7 +142,7 @@ class TelegramAdapter:
             return "stopped"
         if not self._app.running:
             return "starting" if self._unreachable_since is None else "unreachable"
-        return "connected"
+        return "unreachable" if self._reachability.failing else "connected"
 
     def _unreachable(self, attempt: int, reason: str) -> None:
         self._unreachable_since = self._unreachable_since or time.monotonic()
