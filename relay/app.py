@@ -33,6 +33,7 @@ from relay.delivery import Deliverer
 from relay.errors import TokenRejected
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
+from relay.holding import Holding
 from relay.inbox import Inbox
 from relay.intel import Intel
 from relay.intel_brief import brief_composer
@@ -89,6 +90,7 @@ class Relay:
         self.inbox = Inbox(redis, k)
         self.outbox = Outbox(redis, k, max_per_chat=settings.max_queue_per_chat)
         self.leases = Leases(redis)
+        self.chat_settings = ChatSettings(redis, k)
         self.deliverer = Deliverer(
             self.outbox,
             self.store,
@@ -104,6 +106,17 @@ class Relay:
             faults=faults,
             redact=redactor.redact,
         )
+        self.holding = Holding(
+            redis,
+            k,
+            self.chat_settings,
+            self.outbox,
+            self.leases,
+            self.metrics,
+            on_enqueued=self.deliverer.wake,
+            clock=clock,
+            faults=faults,
+        )
         self.fanout = FanOut(
             self.inbox,
             self.outbox,
@@ -113,6 +126,7 @@ class Relay:
             self.metrics,
             on_enqueued=self.deliverer.wake,
             clock=clock,
+            holding=self.holding,
         )
         self.poller = Poller(
             redis,
@@ -146,8 +160,8 @@ class Relay:
             names=self.names,
             on_enqueued=self.deliverer.wake,
             clock=clock,
+            holding=self.holding,
         )
-        self.chat_settings = ChatSettings(redis, k)
         self.briefs = DailyBriefs(
             redis,
             k,
@@ -174,6 +188,7 @@ class Relay:
             charts=self.charts,
             chat_settings=self.chat_settings,
             briefs=self.briefs,
+            holding=self.holding,
         )
         self.dead_letters = DeadLetters(redis, k, clock=clock)
         owners = parse_owner_ids(settings.owner_ids)
@@ -211,6 +226,7 @@ class Relay:
         self.poller.start(self._scheduler)
         self.watcher.start(self._scheduler)
         self.briefs.start(self._scheduler)
+        self.holding.start(self._scheduler)
         self._scheduler.start()
         await self.deliverer.start()
         try:
@@ -298,6 +314,7 @@ class Relay:
             dropped = await self.store.drop_chat(change.chat)
             await self.chat_settings.drop(change.chat)
             await self.briefs.drop_chat(change.chat)
+            await self.holding.drop_chat(change.chat)
             if change.chat.thread_id is None:
                 # The bot left the whole chat: its forum topics are gone with it.
                 for topic in await self.store.topics_of(change.chat):
@@ -307,6 +324,7 @@ class Relay:
             await self.store.move_chat(change.chat, change.new_chat)
             await self.chat_settings.move(change.chat, change.new_chat)
             await self.briefs.move_chat(change.chat, change.new_chat)
+            await self.holding.move_chat(change.chat, change.new_chat)
             await self.outbox.move(change.chat, change.new_chat, now=self._clock())
             self.deliverer.wake()
 

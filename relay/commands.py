@@ -13,12 +13,13 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from relay import cards, chart_commands, render
+from relay import cards, chart_commands, hold_commands, render
 from relay.aitrader import AITraderClient, checked_id
 from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
 from relay.daily_brief import DailyBriefs
 from relay.errors import NotFound, NotLinked, TokenRejected, UpstreamError, UsageError
+from relay.holding import Holding
 from relay.keys import LOSS_TTL
 from relay.models import Command, Message, MessageField, Reply
 from relay.names import AgentDirectory
@@ -97,7 +98,9 @@ class Commands:
         charts: ChartService | None = None,
         chat_settings: ChatSettings | None = None,
         briefs: DailyBriefs | None = None,
+        holding: Holding | None = None,
     ) -> None:
+        self._holding = holding
         self._store = store
         self._client = client
         self._poller = poller
@@ -445,6 +448,8 @@ class Commands:
             MessageField("Queued deliveries here", str(await self._outbox.pending(command.chat))),
             MessageField("Dead-lettered here", str(await self._outbox.dead_count(command.chat))),
         ]
+        if self._holding is not None:
+            fields += await hold_commands.status_fields(command, self._holding, self._clock())
         error = await self._store.chat_error(command.chat)
         if error:
             at, _, text = error.partition(" ")
@@ -461,6 +466,24 @@ class Commands:
         if self._chat_settings is None:
             return Reply.text("Chat settings are not enabled here.", private=True)
         return await chart_commands.timezone(command, self._chat_settings)
+
+    # --- quiet hours, snooze, digests (relay.hold_commands) -------------------------------------
+    def _hold(self) -> Holding:
+        if self._holding is None:
+            raise UsageError("quiet hours and digests are not enabled here")
+        return self._holding
+
+    async def cmd_quiet(self, command: Command) -> Reply:
+        return await hold_commands.quiet(command, self._hold(), self._clock())
+
+    async def cmd_snooze(self, command: Command) -> Reply:
+        return await hold_commands.snooze(command, self._hold(), self._clock())
+
+    async def cmd_digest(self, command: Command) -> Reply:
+        return await hold_commands.digest(command, self._hold(), self._clock())
+
+    async def cmd_held(self, command: Command) -> Reply:
+        return await hold_commands.held(command, self._hold())
 
     # --- the trader's cockpit: handlers live in relay.trading ----------------------------------
     async def cmd_accept(self, command: Command) -> Reply:
@@ -537,6 +560,10 @@ HANDLERS: dict[str, Handler] = {
     "status": Commands.cmd_status,
     "chart": Commands.cmd_chart,
     "timezone": Commands.cmd_timezone,
+    "quiet": Commands.cmd_quiet,
+    "snooze": Commands.cmd_snooze,
+    "digest": Commands.cmd_digest,
+    "held": Commands.cmd_held,
     "accept": Commands.cmd_accept,
     "positions": Commands.cmd_positions,
     "trader": Commands.cmd_trader,

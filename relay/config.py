@@ -66,7 +66,7 @@ class RelaySettings(BaseSettings):
         500, ge=10, le=1_000_000, description="deliveries queued for one chat before older ones are dead-lettered"
     )
     owner_ids: str = Field("", max_length=2000, description="platform:user ids allowed /admin (comma-separated)")
-    relay_fault_pause: Literal["after_heartbeat", "after_persist", "after_send"] | None = Field(
+    relay_fault_pause: Literal["after_heartbeat", "after_persist", "after_send", "after_hold_release"] | None = Field(
         None, description="testing only: freeze at this point so a test can kill the process there"
     )
 

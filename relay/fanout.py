@@ -15,6 +15,7 @@ from relay import render
 from relay.aitrader import AITraderClient
 from relay.catalogue import kind_of
 from relay.errors import UpstreamError
+from relay.holding import Holding
 from relay.inbox import Inbox, InboxEntry
 from relay.keys import Keys
 from relay.metrics import Metrics
@@ -46,7 +47,9 @@ class FanOut:
         *,
         on_enqueued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        holding: Holding | None = None,
     ) -> None:
+        self._holding = holding
         self._inbox = inbox
         self._outbox = outbox
         self._store = store
@@ -103,8 +106,11 @@ class FanOut:
             message = render.notification(n, is_task=entry.is_task, reply=reply, can_accept=can_accept)
             for chat_key, (sub, silent) in targets.items():
                 items.append(
-                    Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent)
+                    Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent, kind)
                 )
+        if self._holding is not None:
+            # Quiet hours, snooze and digests take their share here (why at routing time: relay.holding).
+            items = await self._holding.divert(items, self._clock())
         added = await self._outbox.enqueue(
             items, now=self._clock(), inbox=self._keys.inbox(agent_id), inbox_entry=entry.entry_id
         )

@@ -12,7 +12,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-POINTS = ("after_heartbeat", "after_persist", "after_send")
+POINTS = ("after_heartbeat", "after_persist", "after_send", "after_hold_release")
 MARKER = "FAULT POINT REACHED"
 
 

@@ -4,7 +4,8 @@
 /readyz fails, naming each reason, when Redis does not answer, an adapter is not connected,
 linked agents have had no successful poll for 3 x POLL_MAX_SECONDS while AI-Trader answers (when
 it does not, restarting the relay would not help, so that alone keeps it ready), or the oldest
-queued delivery is older than READY_MAX_QUEUE_AGE_SECONDS. /metrics refreshes the gauges that
+queued delivery is older than READY_MAX_QUEUE_AGE_SECONDS (notifications held for quiet hours, a snooze or
+a digest are not queued: they have a gauge of their own). /metrics refreshes the gauges that
 describe shared state (read from Redis, so every process reports the same) before it renders.
 
 Adapters report their state through an optional `state` attribute ("connected", "standby",
@@ -48,6 +49,7 @@ class Snapshot:
     chats_queued: int = 0
     oldest_queued: float | None = None  # epoch of the oldest queued delivery
     dead_letters: int = 0
+    held: int = 0  # held for quiet hours or a snooze, or collected for a digest (relay.holding)
     adapters: dict[str, str] = field(default_factory=dict)
 
 
@@ -84,6 +86,11 @@ class Health:
             "relay_outbox_oldest_age_seconds", "Age of the oldest queued delivery (0: none queued)", registry=r
         )
         self.dead = Gauge("relay_dead_letter_count", "Dead letters kept in Redis", registry=r)
+        self.held = Gauge(
+            "relay_held_backlog",
+            "Notifications held for quiet hours or a snooze, or collected for a digest, not yet sent",
+            registry=r,
+        )
         self.connected = Gauge(
             "relay_adapter_connected", "1 when the adapter is connected (or on standby)", ["platform"], registry=r
         )
@@ -107,12 +114,19 @@ class Health:
             pipe.zcard(k.outbox_ready())
             pipe.xlen(k.dead_letters())
             pipe.zrange(k.outbox_ready(), 0, BACKLOG_SCAN - 1)
-            agents, last_ok, failures, queued, dead, chats = await pipe.execute()
+            pipe.srandmember(k.hold_chats(), BACKLOG_SCAN)
+            agents, last_ok, failures, queued, dead, chats, holding = await pipe.execute()
         snap.linked_agents = int(agents)
         snap.last_poll_ok = float(last_ok) if last_ok else None
         snap.upstream_down = int(failures or 0) >= UPSTREAM_DOWN_STREAK
         snap.chats_queued = int(queued)
         snap.dead_letters = int(dead)
+        if holding:
+            async with r.pipeline(transaction=False) as pipe:
+                for chat in holding:
+                    pipe.xlen(k.held(_text(chat)))
+                    pipe.xlen(k.digest(_text(chat)))
+                snap.held = sum(int(n) for n in await pipe.execute())
         if chats:
             async with r.pipeline(transaction=False) as pipe:
                 for chat in chats:
@@ -158,6 +172,7 @@ class Health:
         self.backlog.set(snap.backlog)
         self.oldest.set(max(0.0, now - snap.oldest_queued) if snap.oldest_queued else 0)
         self.dead.set(snap.dead_letters)
+        self.held.set(snap.held)
         self.linked.set(snap.linked_agents)
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -182,6 +197,7 @@ class Health:
             "outbox_backlog": snap.backlog,
             "outbox_oldest_age_seconds": (round(self._clock() - snap.oldest_queued, 1) if snap.oldest_queued else None),
             "dead_letters": snap.dead_letters,
+            "held_backlog": snap.held,
         }
         return JSONResponse(body, status_code=200 if not reasons else 503)
 

@@ -32,6 +32,8 @@ NAME_TTL = 300  # an agent's cached name: a rename shows within five minutes
 NAME_MISSING_TTL = 30  # an unknown agent id: it may be registered any moment
 ORDER_TTL = 120  # a /trade waiting for Confirm; the 60 s window itself is checked against its clock
 ORDER_RESULT_TTL = 86400  # how a /trade ended, for presses that come later
+HOLD_CAP = 5000  # notifications one chat's held (or digest) stream keeps; past it they are sent now
+HOLD_BATCH_TTL = 7 * 86400  # a released summary's notifications, for its "Show all" button (/held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,38 @@ class Keys:
         process that handles this chat's brief for that local date (so K processes send it once)."""
         return self._k("brief", chat, local_date)
 
+    # --- quiet hours, snooze, digests (relay.holding) ---------------------------------------
+    def hold(self, chat: str) -> str:
+        """HASH quiet "HH:MM-HH:MM", snooze (epoch), d:<kind> -> digest schedule ("hourly" |
+        "daily HH:MM"), done:<schedule> -> last period sent (epoch), released (epoch of the last
+        end-of-hold summary), pending:<batch> -> "silent|reason" (claimed, not yet queued), last
+        (newest batch). One per chat; deleted with the chat."""
+        return self._k("hold", chat)
+
+    def hold_chats(self) -> str:
+        """SET of chats with a hold setting or held entries: the holding check's work list.
+        Bounded by the chats; a chat is removed once it has neither."""
+        return self._k("hold", "chats")
+
+    def held(self, chat: str) -> str:
+        """STREAM (key, m, kind, tag quiet|snooze, s, t): notifications held by quiet hours or a
+        snooze, at most HOLD_CAP (past it they are sent now); renamed to a batch when released."""
+        return self._k("held", chat)
+
+    def digest(self, chat: str) -> str:
+        """STREAM (key, m, kind, tag = schedule, s, t): notifications collected for a digest, at
+        most HOLD_CAP; each period's entries move to a batch when it is sent."""
+        return self._k("digest", chat)
+
+    def hold_batch(self, chat: str, batch: str) -> str:
+        """STREAM: the notifications of one released summary or digest (<= HOLD_CAP). EX 7 days
+        once its summary is queued, for the summary's "Show all" button."""
+        return self._k("batch", chat, batch)
+
+    def hold_lease(self, chat: str) -> str:
+        """Lease: the one process checking this chat's quiet hours, snooze and digests."""
+        return self._k("lease", "hold", chat)
+
     def chat_error(self, chat: str) -> str:
         """STRING the last delivery or command error for a chat (for /status)."""
         return self._k("chat", chat, "error")
@@ -279,6 +313,7 @@ _PLACEHOLDERS = {
     "any": r".+",
     "date": r"\d{4}-\d{2}-\d{2}",
     "order": r"[A-Za-z0-9_\-]+",
+    "batch": r"[a-z][0-9a-z]+",
 }
 
 # --- adapter key families ---------------------------------------------------------------------
@@ -443,6 +478,18 @@ FAMILIES: tuple[Family, ...] = (
     Family("chat:{chat}:settings", "hash", "one per chat with a setting (time zone); deleted with the chat"),
     Family("briefs", "hash", "one field per chat with a daily brief; removed by /unsubscribe or with the chat"),
     Family("brief:{chat}:{date}", "string", "EX 3 days (one claim per chat and local date)", ttl=BRIEF_CLAIM_TTL),
+    Family("hold:chats", "set", "one member per chat with a hold setting or held entries"),
+    Family("hold:{chat}", "hash", _ENTITY.format("chat with quiet hours, a snooze or a digest")),
+    Family("held:{chat}", "stream", f"at most {HOLD_CAP:,}; renamed to a batch when released", cap=HOLD_CAP),
+    Family("digest:{chat}", "stream", f"at most {HOLD_CAP:,}; emptied each period", cap=HOLD_CAP),
+    Family(
+        "batch:{chat}:{batch}",
+        "stream",
+        "a released hold or digest (<= the stream it came from), EX 7 days",
+        cap=HOLD_CAP,
+        ttl=HOLD_BATCH_TTL,
+    ),
+    Family("lease:hold:{chat}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("outbox:{chat}", "stream", "sent and dead-lettered entries deleted; the key deleted when empty"),
     Family("lease:agent:{agent}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),

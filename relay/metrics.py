@@ -39,4 +39,13 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=r,
         )
+        self.held = Counter(
+            "relay_notifications_held",
+            "Notifications held for quiet hours, a snooze or a digest",
+            ["reason"],
+            registry=r,
+        )
+        self.released = Counter(
+            "relay_hold_summaries", "Summaries and digests queued for held notifications", ["reason"], registry=r
+        )
         self.agents = Gauge("relay_agents_polled", "Agents this process schedules", registry=r)

@@ -16,6 +16,7 @@ async def collect(redis: Redis, keys: Keys) -> dict[str, Any]:
         "linked_agents": await redis.scard(keys.agents()),
         "chats_with_queued_deliveries": await redis.zcard(keys.outbox_ready()),
         "dead_letters": await redis.xlen(keys.dead_letters()),
+        "chats_holding_notifications": await redis.scard(keys.hold_chats()),
         "agents_waiting_for_reconcile": await redis.scard(keys.needs_reconcile()),
         "counters": counters,
     }

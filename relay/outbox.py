@@ -166,6 +166,7 @@ class Outgoing:
     key: str
     message: Message
     silent: bool = False
+    kind: str = ""  # the notification kind (relay.catalogue), for quiet hours and digests (relay.holding)
 
 
 class Outbox:

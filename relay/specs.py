@@ -117,9 +117,36 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "timezone",
-        "Show or set this chat's time zone (for the daily brief)",
+        "Show or set this chat's time zone (for the daily brief, quiet hours and digests)",
         (Param("zone", "an IANA time zone such as Europe/Berlin (default UTC)", required=False),),
         admin_in_groups=True,
+    ),
+    # --- when a chat hears about things (relay.holding) ---
+    CommandSpec(
+        "quiet",
+        "Quiet hours: hold notifications then and send one summary after",
+        (Param("hours", "HH:MM-HH:MM in this chat's time zone, or off", required=False, rest=True),),
+        admin_in_groups=True,
+    ),
+    CommandSpec(
+        "snooze",
+        "Hold every notification for a while, then send one summary",
+        (Param("duration", "e.g. 30m, 2h, 1h30m (up to 7 days), or off", required=False),),
+        admin_in_groups=True,
+    ),
+    CommandSpec(
+        "digest",
+        "Collect kinds into one message per period: <kinds…> hourly | daily HH:MM | off",
+        (Param("what", "kinds (replies … watches, all) then hourly, daily HH:MM or off", required=False, rest=True),),
+        admin_in_groups=True,
+    ),
+    CommandSpec(
+        "held",
+        "List the notifications of the last summary or digest",
+        (
+            Param("batch", "the id a summary names (default: the last one)", required=False),
+            Param("page", "page number", required=False),
+        ),
     ),
     # --- the trader's cockpit (relay.trading) ---
     CommandSpec("positions", "Your agent's open positions, PnL and cash"),

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import UpstreamError
+from relay.holding import WATCHES, Holding
 from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
 from relay.models import Signal
@@ -45,7 +46,9 @@ class Watcher:
         names: AgentDirectory | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        holding: Holding | None = None,
     ) -> None:
+        self._holding = holding
         self._r = redis
         self._k = keys
         self._client = client
@@ -113,9 +116,12 @@ class Watcher:
                 sub.chat,
                 f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}",
                 cards.new_signal(s, watch=label, author=authors.get(s.agent_id, "")),
+                kind=WATCHES,
             )
             for s in new
         ]
+        if self._holding is not None:
+            items = await self._holding.divert(items, self._clock())
         await self._outbox.enqueue(items, now=self._clock())
         # Marked seen only after the deliveries are queued: a crash in between re-posts, never loses.
         await self._r.zadd(seen_key, {str(s.signal_id): s.signal_id for s in new})

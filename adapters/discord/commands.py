@@ -151,6 +151,29 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     async def timezone(interaction: discord.Interaction, zone: str | None = None) -> None:
         await run(interaction, "timezone", _args(zone=zone))
 
+    @app_commands.command(name="quiet", description=summary("quiet"))
+    @described("quiet")
+    @app_commands.default_permissions(manage_channels=True)
+    async def quiet(interaction: discord.Interaction, hours: str | None = None) -> None:
+        await run(interaction, "quiet", _args(hours=hours))
+
+    @app_commands.command(name="snooze", description=summary("snooze"))
+    @described("snooze")
+    @app_commands.default_permissions(manage_channels=True)
+    async def snooze(interaction: discord.Interaction, duration: str | None = None) -> None:
+        await run(interaction, "snooze", _args(duration=duration))
+
+    @app_commands.command(name="digest", description=summary("digest"))
+    @described("digest")
+    @app_commands.default_permissions(manage_channels=True)
+    async def digest(interaction: discord.Interaction, what: str | None = None) -> None:
+        await run(interaction, "digest", _args(what=what))
+
+    @app_commands.command(name="held", description=summary("held"))
+    @described("held")
+    async def held(interaction: discord.Interaction, batch: str | None = None, page: Page | None = None) -> None:
+        await run(interaction, "held", _args(batch=batch, page=page))
+
     @app_commands.command(name="accept", description=summary("accept"))
     @described("accept")
     async def accept(interaction: discord.Interaction, signal_id: Id, reply_id: Id) -> None:
@@ -214,6 +237,7 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     commands += [subscriptions, notify, feed, replies, reply, send]
     commands += [task, discussions, follow, unfollow, following, status, chart, timezone, accept]
     commands += [positions, trader, price, points, leaderboard, trending, post, trade, confirm, intel]
+    commands += [quiet, snooze, digest, held]
     for command in commands:
         # A guild-installed bot: usable in servers and in the bot's DMs, not in group DMs.
         command.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)

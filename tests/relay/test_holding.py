@@ -1,0 +1,272 @@
+"""Quiet hours, snooze and digests through the core: what is held, what still arrives, one summary
+when the hold ends and one digest per period, however many processes check. Two `Relay`s on one
+Redis stand for two processes; time is a clock the test moves (never a sleep to a real HH:MM)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from datetime import datetime
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from aitrader_sim.world import World
+from relay.app import Relay
+from relay.chat_settings import ChatSettings
+from relay.config import RelaySettings
+from relay.faults import FaultPoints
+from relay.health import Health
+from relay.holding import Holding, Schedule, parse_digest, parse_duration, parse_quiet
+from relay.leases import Leases
+from relay.logs import Redactor
+from relay.models import UserRef
+from relay.outbox import Outbox
+from relay.redis_values import text
+from relay.tokens import TokenBox
+from tests.conftest import Chat
+from tests.fakes.recording import RecordingAdapter
+
+
+class Clock:
+    def __init__(self, iso: str) -> None:
+        self.now = datetime.fromisoformat(iso).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def set(self, iso: str) -> None:
+        self.now = datetime.fromisoformat(iso).timestamp()
+
+
+def relays(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, clock: Clock, n: int
+) -> tuple[list[Relay], list[RecordingAdapter]]:
+    sinks = [RecordingAdapter() for _ in range(n)]
+    built = [
+        Relay(settings, redis, http, box, [sink], redactor=Redactor(), clock=clock, rng=random.Random(i))
+        for i, sink in enumerate(sinks)
+    ]
+    return built, sinks
+
+
+async def linked(relay: Relay, sink: RecordingAdapter, world: World, name: str = "ann") -> tuple[Chat, int]:
+    agent = world.create_agent(name)
+    chat = Chat(relay, sink.chat(name), UserRef("rec", name, name))
+    await chat.text("link", token=agent.token)
+    await chat.text("subscribe", what="all")
+    return chat, agent.id
+
+
+async def deliver(rs: list[Relay]) -> None:
+    for r in rs:
+        await r.deliverer.drain_due(math.inf)
+
+
+def test_arguments_are_checked() -> None:
+    assert str(parse_quiet("22:00 - 7:00")) == "22:00-07:00"
+    for bad in ("22:00", "22-07", "25:00-07:00", "22:00-22:00", "22:00-07:60", ""):
+        with pytest.raises(ValueError):
+            parse_quiet(bad)
+    assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("1d") == 86400
+    for bad in ("0m", "30s", "8d", "2", "h", "", "-2h", "1h 30m"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert parse_digest(["Replies", "mentions", "hourly"]) == (("replies", "mentions"), Schedule("hourly"))
+    assert parse_digest(["followers", "daily", "8:05"]) == (("followers",), Schedule("daily 08:05"))
+    assert parse_digest(["off"])[1] is None and "tasks" in parse_digest(["off"])[0]
+    for words in (["hourly"], ["replies"], ["gossip", "hourly"], ["replies", "daily", "25:00"]):
+        with pytest.raises(ValueError):
+            parse_digest(words)
+
+
+async def test_bad_input_gets_one_usage_line(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    (relay,), _ = relays(settings, redis, http, box, Clock("2026-11-30T12:00:00+00:00"), 1)
+    sink = relay.adapters["rec"]
+    assert isinstance(sink, RecordingAdapter)
+    dm = Chat(relay, sink.chat("1"), UserRef("rec", "1", "ann"))
+    for name, args in (
+        ("snooze", {"duration": "forever"}),
+        ("snooze", {"duration": "9d"}),
+        ("quiet", {"hours": "22-7"}),
+        ("digest", {"what": "replies weekly"}),
+        ("held", {"page": "0"}),
+    ):
+        text = await dm.text(name, **args)
+        assert text.startswith(f"Usage: /{name}") and "\n" not in text, text
+    assert "No quiet hours" in await dm.text("quiet")
+    assert "Not snoozed" in await dm.text("snooze")
+    assert "No digests" in await dm.text("digest")
+
+
+async def test_quiet_hours_hold_then_one_summary_for_two_processes(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    clock = Clock("2026-11-30T22:30:00+01:00")  # 22:30 in Berlin
+    rs, sinks = relays(settings, redis, http, box, clock, 2)
+    dm, agent_id = await linked(rs[0], sinks[0], world)
+    assert "now Europe/Berlin" in await dm.text("timezone", zone="Europe/Berlin")
+    assert "held and sent as one summary at 07:00" in await dm.text("quiet", hours="22:00-07:00")
+    assert "silent" in await dm.text("notify", kind="followers", mode="silent")
+    bob = world.create_agent("bob")
+    world.follow(bob.id, agent_id)  # followers: silent, so delivered without sound, not held
+    for i in range(3):
+        world.push_message(agent_id, "price_alert", f"BTC alert {i}")
+    world.create_task(agent_id, "rebalance")
+    await rs[1].poller.poll(agent_id)  # the other process routes it: the setting is shared
+    await deliver(rs)
+    sent = [s for sink in sinks for s in sink.sent]
+    assert [(s.message.title, s.silent) for s in sent] == [("New follower", True)], sent
+    status = await dm.text("status")
+    assert "Quiet hours: 22:00-07:00 (now)" in status and "Europe/Berlin" in status
+    assert "Held here: 4 held, 0 for digests" in status
+    health = Health(redis, rs[0].keys, {}, rs[0].metrics.registry, poll_max_seconds=10, max_queue_age=900)
+    assert (await health.snapshot()).held == 4
+
+    clock.set("2026-12-01T06:59:00+01:00")
+    assert await rs[0].holding.check() == {}, "still quiet"
+    clock.set("2026-12-01T07:00:20+01:00")
+    outcomes = await asyncio.gather(rs[0].holding.check(), rs[1].holding.check())
+    assert sorted(k for o in outcomes for k in o) == ["summary"]
+    assert await rs[1].holding.check() == {}, "sent once"
+    await deliver(rs)
+    summaries = [s for sink in sinks for s in sink.sent][1:]
+    assert len(summaries) == 1 and not summaries[0].silent
+    text = summaries[0].message.plain_text()
+    assert text.startswith("Quiet hours are over: 4 notifications held")
+    assert "tasks 1 · messages 3" in text
+    assert text.index("tasks:") < text.index("messages:"), "the task first: it asks for an action"
+    assert (await health.snapshot()).held == 0
+
+    # After the quiet hours everything arrives one by one again.
+    world.push_message(agent_id, "price_alert", "BTC after")
+    await rs[0].poller.poll(agent_id)
+    await deliver(rs)
+    assert [s for sink in sinks for s in sink.sent][-1].message.title == "Message (price_alert)"
+
+
+async def test_snooze_holds_everything_and_its_end_is_announced_once(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    clock = Clock("2026-11-30T12:00:00+00:00")
+    (relay,), (sink,) = relays(settings, redis, http, box, clock, 1)
+    dm, agent_id = await linked(relay, sink, world)
+    await dm.text("notify", kind="messages", mode="silent")
+    assert "Snoozed until 14:00 UTC" in await dm.text("snooze", duration="2h")
+    assert "Snoozed: until 14:00 UTC" in await dm.text("status")
+    world.push_message(agent_id, "price_alert", "held even though silent")
+    await relay.poller.poll(agent_id)
+    await deliver([relay])
+    assert sink.sent == []
+    clock.set("2026-11-30T14:00:05+00:00")
+    assert await relay.holding.check() == {"summary": 1}
+    assert await relay.holding.check() == {}
+    await deliver([relay])
+    assert [s.message.title for s in sink.sent] == ["Snooze is over: 1 notification held"]
+
+    # A snooze ended early by hand, with nothing held, still says so, once.
+    await dm.text("snooze", duration="30m")
+    assert "Snooze ended" in await dm.text("snooze", duration="off")
+    await deliver([relay])
+    assert sink.sent[-1].message.title == "Snooze is over; nothing arrived meanwhile"
+    assert "not snoozed" in await dm.text("snooze", duration="off")
+    assert await relay.holding.check() == {}
+
+
+async def test_digest_once_per_period_across_processes_and_nothing_for_an_empty_one(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    clock = Clock("2026-11-30T10:40:00+00:00")
+    rs, sinks = relays(settings, redis, http, box, clock, 3)
+    dm, agent_id = await linked(rs[0], sinks[0], world)
+    reply = await dm.text("digest", what="messages tasks hourly")
+    assert "one hourly digest (next at 11:00 UTC)" in reply
+    assert "messages, tasks: hourly" in await dm.text("digest")
+    for i in range(5):
+        world.push_message(agent_id, "price_alert", f"alert {i}")
+    bob = world.create_agent("bob")
+    world.follow(bob.id, agent_id)  # not in the digest: arrives now
+    await rs[2].poller.poll(agent_id)
+    await deliver(rs)
+    assert [s.message.title for sink in sinks for s in sink.sent] == ["New follower"]
+    assert "0 held, 5 for digests" in await dm.text("status")
+
+    clock.set("2026-11-30T11:00:10+00:00")
+    outcomes = await asyncio.gather(*(r.holding.check() for r in rs))
+    assert sorted(k for o in outcomes for k in o) == ["digest"]
+    await deliver(rs)
+    digests = [s for sink in sinks for s in sink.sent][1:]
+    assert len(digests) == 1
+    assert digests[0].message.title == "Hourly digest: 5 notifications"
+    assert digests[0].message.actions == (), "five fit: no button"
+
+    clock.set("2026-11-30T12:00:10+00:00")  # nothing arrived in this hour: nothing is sent
+    assert [await r.holding.check() for r in rs] == [{}, {}, {}]
+    world.push_message(agent_id, "price_alert", "late one")
+    await rs[1].poller.poll(agent_id)
+    clock.set("2026-11-30T12:59:59+00:00")
+    assert await rs[0].holding.check() == {}
+    clock.set("2026-11-30T13:00:00+00:00")
+    assert await rs[0].holding.check() == {"digest": 1}
+
+    # Turned off, what was collected comes at once and the kind arrives one by one again.
+    world.push_message(agent_id, "price_alert", "collected")
+    await rs[1].poller.poll(agent_id)
+    assert "Digest off" in await dm.text("digest", what="off")
+    await deliver(rs)
+    titles = [s.message.title for sink in sinks for s in sink.sent]
+    assert titles.count("Digest: 1 notification") == 1 and len(titles) == 4, titles
+
+
+async def test_a_release_claimed_by_a_process_that_died_is_sent_once_by_another(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    clock = Clock("2026-11-30T12:00:00+00:00")
+    rs, sinks = relays(settings, redis, http, box, clock, 2)
+    dm, agent_id = await linked(rs[0], sinks[0], world)
+    await dm.text("snooze", duration="1h")
+    for i in range(12):
+        world.push_message(agent_id, "price_alert", f"alert {i}")
+    await rs[0].poller.poll(agent_id)
+    clock.set("2026-11-30T13:00:01+00:00")
+
+    # A process claims the batch and stops at the fault point before queuing the summary; it is
+    # cancelled there (tests/faults kills a real process at the same point).
+    dying = Holding(
+        redis,
+        rs[0].keys,
+        ChatSettings(redis, rs[0].keys),
+        Outbox(redis, rs[0].keys),
+        Leases(redis),
+        clock=clock,
+        faults=FaultPoints("after_hold_release"),
+    )
+    task = asyncio.create_task(dying.check_chat(dm.chat))
+    hold_key = rs[0].keys.hold(dm.chat.key)
+    for _ in range(400):
+        if any(text(f).startswith("pending:") for f in await redis.hkeys(hold_key)):
+            break
+        await asyncio.sleep(0.025)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert any(text(f).startswith("pending:") for f in await redis.hkeys(hold_key))
+    assert await redis.xlen(rs[0].keys.held(dm.chat.key)) == 0, "claimed: moved out of the held stream"
+    assert await rs[1].holding.check() == {"recovered": 1}
+    assert await rs[1].holding.check() == {}
+    await deliver(rs)
+    sent = [s for sink in sinks for s in sink.sent]
+    assert [s.message.title for s in sent] == ["Snooze is over: 12 notifications held"]
+    summary = sent[0].message
+    assert summary.actions and summary.actions[0].command == "held"
+    batch = summary.actions[0].args["batch"]
+    first = (await dm.say("held", batch=batch)).messages[0]
+    assert first.title == "Held notifications 1-10 of 12" and first.body.count("\n") == 9
+    assert [a.label for a in first.actions] == ["Next"]
+    second = (await dm.say("held", **first.actions[0].args)).messages[0]
+    assert second.title == "Held notifications 11-12 of 12" and [a.label for a in second.actions] == ["Previous"]
+    assert (await dm.say("held")).messages[0].title == first.title, "the last batch by default"
