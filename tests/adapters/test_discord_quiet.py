@@ -13,18 +13,12 @@ from platform_fakes.discord_api import FakeDiscord
 from relay.app import Relay
 from relay.models import ChatRef, Message
 from relay.outbox import Outgoing
-from tests.adapters.test_discord_e2e import (  # noqa: F401  (fixtures)
-    ALICE,
-    CHANNEL,
-    MANAGE_CHANNELS,
-    Member,
-    arrived,
-    fake,
-    link_and_subscribe,
-    live,
-    said,
-    world,
-)
+from tests.adapters import test_discord_e2e as e2e
+from tests.adapters.test_discord_e2e import ALICE, CHANNEL, MANAGE_CHANNELS, Member, arrived, link_and_subscribe, said
+
+# The end-to-end module's fixtures (a started Relay with the real DiscordAdapter, the fake Discord,
+# the simulator's world), registered here under their own names.
+world, fake, live = e2e.world, e2e.fake, e2e.live
 
 SUPPRESS_NOTIFICATIONS = 1 << 12  # Discord message flag: delivered without a push or sound
 
@@ -32,7 +26,9 @@ SUPPRESS_NOTIFICATIONS = 1 << 12  # Discord message flag: delivered without a pu
 def embed_size(payload: dict[str, object]) -> int:
     """What Discord counts toward the 6,000 characters of a message's embeds."""
     total = 0
-    for e in payload.get("embeds") or []:  # type: ignore[union-attr]
+    embeds = payload.get("embeds") or []
+    assert isinstance(embeds, list)
+    for e in embeds:
         assert isinstance(e, dict)
         total += len(e.get("title", "")) + len(e.get("description", "")) + len((e.get("footer") or {}).get("text", ""))
         total += sum(len(f["name"]) + len(f["value"]) for f in e.get("fields") or [])
