@@ -37,6 +37,7 @@ from relay.holding import Holding
 from relay.inbox import Inbox
 from relay.intel import Intel
 from relay.intel_brief import brief_composer
+from relay.journal import Journal
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
@@ -51,6 +52,7 @@ from relay.store import LinkedAgent, Store
 from relay.tokens import TokenBox, fingerprint
 from relay.trades import TradeDesk
 from relay.watcher import Watcher
+from relay.why import Why
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Relay:
         self.outbox = Outbox(redis, k, max_per_chat=settings.max_queue_per_chat)
         self.leases = Leases(redis)
         self.chat_settings = ChatSettings(redis, k)
+        self.journal = Journal(redis, k, clock=clock)
         self.deliverer = Deliverer(
             self.outbox,
             self.store,
@@ -105,6 +108,7 @@ class Relay:
             rng=rng,
             faults=faults,
             redact=redactor.redact,
+            journal=self.journal,
         )
         self.holding = Holding(
             redis,
@@ -127,6 +131,7 @@ class Relay:
             on_enqueued=self.deliverer.wake,
             clock=clock,
             holding=self.holding,
+            journal=self.journal,
         )
         self.poller = Poller(
             redis,
@@ -147,6 +152,7 @@ class Relay:
             clock=clock,
             rng=rng,
             faults=faults,
+            journal=self.journal,
         )
         self.names = AgentDirectory(redis, k, self.client)
         self.watcher = Watcher(
@@ -161,6 +167,7 @@ class Relay:
             on_enqueued=self.deliverer.wake,
             clock=clock,
             holding=self.holding,
+            journal=self.journal,
         )
         self.briefs = DailyBriefs(
             redis,
@@ -189,6 +196,7 @@ class Relay:
             chat_settings=self.chat_settings,
             briefs=self.briefs,
             holding=self.holding,
+            why=Why(self.journal, self.store, clock=clock),
         )
         self.dead_letters = DeadLetters(redis, k, clock=clock)
         owners = parse_owner_ids(settings.owner_ids)

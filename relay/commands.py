@@ -19,6 +19,8 @@ from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
 from relay.daily_brief import DailyBriefs
 from relay.errors import NotFound, NotLinked, TokenRejected, UpstreamError, UsageError
+from relay.filters import USAGE as FILTER_USAGE
+from relay.filters import WatchFilter, split_filters
 from relay.holding import Holding
 from relay.keys import LOSS_TTL
 from relay.models import Command, Message, MessageField, Reply
@@ -30,6 +32,7 @@ from relay.store import ActingAgent, LinkedAgent, Mode, Store, Subscription
 from relay.trades import TradeDesk
 from relay.trading import Cockpit
 from relay.watcher import Watcher
+from relay.why import Why
 from relay.words import split_words, unquote
 
 log = logging.getLogger(__name__)
@@ -99,8 +102,10 @@ class Commands:
         chat_settings: ChatSettings | None = None,
         briefs: DailyBriefs | None = None,
         holding: Holding | None = None,
+        why: Why | None = None,
     ) -> None:
         self._holding = holding
+        self._why = why
         self._store = store
         self._client = client
         self._poller = poller
@@ -242,34 +247,55 @@ class Commands:
         )
 
     async def _subscribe_feed(self, command: Command, words: list[str]) -> Reply:
-        if not words or len(words) > 2:
-            raise UsageError("feed needs a keyword and optionally operation|strategy|discussion")
-        keyword = _keyword(words[0])
+        words, chosen = split_filters(words)
+        if len(words) > 2 or not (words or chosen):
+            raise UsageError(f"feed needs a keyword, optionally operation|strategy|discussion; {FILTER_USAGE}")
+        keyword = _keyword(words[0]) if words else ""
         message_type = words[1].lower() if len(words) == 2 else ""
         if message_type and message_type not in FEED_TYPES:
             raise UsageError(f"type must be one of {', '.join(FEED_TYPES)}")
+        if message_type and chosen.message_type and message_type != chosen.message_type:
+            raise UsageError(f"two types given ({message_type}, type={chosen.message_type}); give one")
         sub = Subscription(
-            0, "feed", command.chat, keyword=keyword, message_type=message_type, created_by=command.user.key
+            0,
+            "feed",
+            command.chat,
+            keyword=keyword,
+            message_type=message_type or chosen.message_type,
+            created_by=command.user.key,
+            market=chosen.market,
+            symbol=chosen.symbol,
+            exclude=chosen.exclude,
         )
         sub_id = await self._store.add_subscription(sub)
         await self._baseline_watch(sub_id)
-        kind = f" ({message_type})" if message_type else ""
         return Reply.text(
-            f"Watching the feed for “{keyword}”{kind} as #{sub_id}. New signals will appear here; nothing old is posted."
+            f"Watching {_watched(sub)} as #{sub_id}. New signals will appear here; nothing old is posted."
         )
 
     async def _subscribe_trader(self, command: Command, words: list[str]) -> Reply:
+        words, chosen = split_filters(words)
         if len(words) != 1:
-            raise UsageError("trader needs one agent id")
+            raise UsageError(f"trader needs one agent id; {FILTER_USAGE}")
         trader = _id(words[0], "agent_id")
         # Caps first: a user at their cap costs no upstream lookup.
         await self._store.ensure_room(command.chat, command.user.key, watch=True)
         name = await self._names.require(trader)
-        sub_id = await self._store.add_subscription(
-            Subscription(0, "trader", command.chat, trader_id=trader, created_by=command.user.key)
+        sub = Subscription(
+            0,
+            "trader",
+            command.chat,
+            trader_id=trader,
+            created_by=command.user.key,
+            message_type=chosen.message_type,
+            market=chosen.market,
+            symbol=chosen.symbol,
+            exclude=chosen.exclude,
         )
+        sub_id = await self._store.add_subscription(sub)
         await self._baseline_watch(sub_id)
-        return Reply.text(f"Watching trader {name} (#{trader}) as #{sub_id}. Their new signals will appear here.")
+        only = f", only {chosen.describe()}" if chosen else ""
+        return Reply.text(f"Watching trader {name} (#{trader}){only} as #{sub_id}. Their new signals will appear here.")
 
     async def _baseline_watch(self, sub_id: int) -> None:
         sub = await self._store.subscription(sub_id)
@@ -456,6 +482,11 @@ class Commands:
             fields.append(MessageField("Last error here", f"{text} ({_ago(float(at))})"))
         return Reply((Message(title="Status", fields=tuple(fields)),), private=True)
 
+    async def cmd_why(self, command: Command) -> Reply:
+        if self._why is None:
+            return Reply.text("The delivery journal is not enabled here.", private=True)
+        return await self._why.answer(command)
+
     # --- charts and chat settings (relay.chart_commands) -------------------------------
     async def cmd_chart(self, command: Command) -> Reply:
         if self._charts is None:
@@ -524,11 +555,23 @@ def _kinds(kinds: frozenset[str]) -> str:
     return ", ".join(sorted(kinds)) if kinds else "all kinds"
 
 
+def _feed(s: Subscription) -> str:
+    """`feed “btc” (strategy) market=crypto -scam`: the type as it was always shown, then the filters."""
+    what = f"feed “{s.keyword}”" if s.keyword else "feed"
+    what += f" ({s.message_type})" if s.message_type else ""
+    others = WatchFilter(s.market, s.symbol, "", s.exclude)
+    return f"{what} {others.describe()}" if others else what
+
+
+def _watched(s: Subscription) -> str:
+    return "the " + _feed(s).replace("feed “", "feed for “", 1) if s.keyword else "the whole " + _feed(s)
+
+
 def _describe(s: Subscription, modes: dict[str, str]) -> str:
     if s.kind == "feed":
-        return f"#{s.sub_id} feed “{s.keyword}”" + (f" ({s.message_type})" if s.message_type else "")
+        return f"#{s.sub_id} {_feed(s)}"
     if s.kind == "trader":
-        return f"#{s.sub_id} trader {s.trader_id}"
+        return f"#{s.sub_id} trader {s.trader_id}" + (f" {s.filter.describe()}" if s.filter else "")
     # What actually arrives: the subscription's kinds less those /notify turned off in this chat.
     chosen = [k for k in KINDS if not s.kinds or k in s.kinds]
     arrive = [f"{k} (silent)" if modes.get(k) == "silent" else k for k in chosen if modes.get(k, "on") != "off"]
@@ -558,6 +601,7 @@ HANDLERS: dict[str, Handler] = {
     "unfollow": Commands.cmd_unfollow,
     "following": Commands.cmd_following,
     "status": Commands.cmd_status,
+    "why": Commands.cmd_why,
     "chart": Commands.cmd_chart,
     "timezone": Commands.cmd_timezone,
     "quiet": Commands.cmd_quiet,

@@ -31,6 +31,7 @@ from relay.errors import (
     Undeliverable,
 )
 from relay.faults import FaultPoints
+from relay.journal import ATTEMPT, DEAD, DELIVERED, DUPLICATE, Journal, JournalBatch
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
@@ -62,7 +63,11 @@ class Deliverer:
         rng: random.Random | None = None,
         faults: FaultPoints | None = None,
         redact: Callable[[str], str] = lambda text: text,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
+        # Journal events of each drain under way (one drain per chat at a time), written at its end.
+        self._journeys: dict[str, JournalBatch] = {}
         self._faults = faults or FaultPoints()
         self._redact = redact
         self._outbox = outbox
@@ -207,24 +212,35 @@ class Deliverer:
         async with self._leases.hold(self._keys.chat_lease(chat.key), LEASE_MS) as held:
             if not held:
                 return False
-            await self._outbox.ensure_group(chat)
-            entries = await self._outbox.take(chat, self._leases.owner, BATCH)
-            due = self._clock()
-            for d in entries:
-                if self._stopping:
-                    break
-                outcome = await self._deliver(d)
-                if outcome is not None:
-                    due = outcome
-                    break
-            await self._outbox.finish(chat, due=due)
+            try:
+                await self._outbox.ensure_group(chat)
+                entries = await self._outbox.take(chat, self._leases.owner, BATCH)
+                due = self._clock()
+                for d in entries:
+                    if self._stopping:
+                        break
+                    outcome = await self._deliver(d)
+                    if outcome is not None:
+                        due = outcome
+                        break
+                await self._outbox.finish(chat, due=due)
+            finally:
+                journeys = self._journeys.pop(chat.key, None)
+                if journeys is not None and self._journal is not None:
+                    await self._journal.write(journeys)
         return True
+
+    def _note(self, d: Delivery, step: str, detail: str) -> None:
+        """One event of `d`'s journey, written with the rest of this drain's at its end."""
+        if self._journal is not None:
+            self._journeys.setdefault(d.chat.key, JournalBatch()).chat(d.chat, d.key, step, detail, at=self._clock())
 
     async def _deliver(self, d: Delivery) -> float | None:
         """Send one entry. Returns None to continue with the chat, or when to try the chat again."""
         now = self._clock()
         if d.key in self._sent_unacked or await self._outbox.is_delivered(d.key):
             # Sent already (its acknowledgement failed earlier, or it entered the outbox twice).
+            self._note(d, DUPLICATE, "delivered earlier under the same key: not sent again")
             await self._ack_sent(d, counter="duplicates_skipped")
             return None
         adapter = self._adapters.get(d.chat.platform)
@@ -246,6 +262,7 @@ class Deliverer:
             return await self._transient(d, SendUncertain(f"no answer within {self._send_timeout:.0f}s"))
         except RetryLater as exc:
             await self._outbox.clear_in_flight(d)
+            self._note(d, ATTEMPT, f"not sent: {d.chat.platform} asked to wait {exc.seconds:.0f} s ({exc})")
             self._metrics.retry_later.labels(d.chat.platform).inc()
             if isinstance(exc, PermissionMissing):
                 # Not gone: an admin can grant the right. /status says why nothing arrives meanwhile.
@@ -253,6 +270,7 @@ class Deliverer:
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
             await self._outbox.clear_in_flight(d)
+            self._note(d, ATTEMPT, f"not sent: the chat moved to {exc.new_chat.key}; queued there")
             await self._move(d.chat, exc.new_chat)
             return now
         except ChatGone as exc:
@@ -267,8 +285,9 @@ class Deliverer:
             elif not isinstance(exc, SendUncertain):
                 await self._outbox.clear_in_flight(d)  # the platform refused it: not sent
             return await self._transient(d, exc)
-        self._attempts.pop(d.key, None)
+        failed = self._attempts.pop(d.key, 0)
         await self._faults.reached("after_send")
+        self._note(d, DELIVERED, f"accepted by {d.chat.platform} (attempt {failed + 1})")
         await self._ack_sent(d)
         self._metrics.delivered.labels(d.chat.platform).inc()
         self._metrics.delivery_latency.observe(max(0.0, self._clock() - d.enqueued_at))
@@ -296,13 +315,16 @@ class Deliverer:
         if isinstance(exc, SendUncertain):
             self._metrics.uncertain_resends.inc()
             await self._outbox.count("uncertain_resends")
+        wait = full_jitter(attempts, base=1.0, cap=60.0, rng=self._rng)
+        self._note(d, ATTEMPT, f"attempt {attempts} failed: {self._redact(_cause(exc))}; next try in {wait:.1f} s")
         log.info("delivery: transient failure chat=%s attempt=%d (%s)", d.chat.key, attempts, type(exc).__name__)
-        return self._clock() + full_jitter(attempts, base=1.0, cap=60.0, rng=self._rng)
+        return self._clock() + wait
 
     async def _dead(self, d: Delivery, cause: str) -> None:
         # Platform errors can quote URLs or payloads; the cause is stored and shown in /status.
         cause = self._redact(cause)
         log.warning("delivery: dead letter chat=%s cause=%s", d.chat.key, cause)
+        self._note(d, DEAD, cause)
         self._metrics.dead_letters.labels(d.chat.platform).inc()
         await self._outbox.dead_letter(d, cause, now=self._clock())
         await self._store.set_chat_error(d.chat, f"a notification could not be delivered: {cause}")
@@ -320,3 +342,8 @@ class Deliverer:
         moved = await self._outbox.move(old, new, now=self._clock())
         log.info("delivery: chat moved old=%s new=%s subscriptions=%d pending=%d", old.key, new.key, subs, moved)
         self._wake.set()
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,6 +17,7 @@ from relay.catalogue import kind_of
 from relay.errors import UpstreamError
 from relay.holding import Holding
 from relay.inbox import Inbox, InboxEntry
+from relay.journal import HELD, QUEUED, SKIPPED, Journal, JournalBatch, stamp
 from relay.keys import Keys
 from relay.metrics import Metrics
 from relay.models import Notification, SignalReply
@@ -48,8 +49,10 @@ class FanOut:
         on_enqueued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         holding: Holding | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._holding = holding
+        self._journal = journal
         self._inbox = inbox
         self._outbox = outbox
         self._store = store
@@ -59,8 +62,17 @@ class FanOut:
         self._on_enqueued = on_enqueued
         self._clock = clock
 
-    async def fan_out(self, agent_id: int) -> int:
-        """Enqueue every inbox entry of the agent; returns deliveries added."""
+    async def fan_out(self, agent_id: int, journal: JournalBatch | None = None) -> int:
+        """Enqueue every inbox entry of the agent; returns deliveries added. Journal events go
+        into `journal` (the poll's batch, written by the poll) or are written here at the end."""
+        batch = journal if journal is not None else JournalBatch()
+        try:
+            return await self._fan_out(agent_id, batch)
+        finally:
+            if journal is None and self._journal is not None:
+                await self._journal.write(batch)
+
+    async def _fan_out(self, agent_id: int, batch: JournalBatch) -> int:
         total = 0
         while True:
             entries = await self._inbox.entries(agent_id)
@@ -72,7 +84,7 @@ class FanOut:
             replies: dict[int, tuple[SignalReply, ...] | None] = {}
             owned: dict[int, frozenset[int]] = {}
             for entry in entries:
-                total += await self._one(agent_id, entry, subs, modes, replies, owned)
+                total += await self._one(agent_id, entry, subs, modes, replies, owned, batch)
             if total:
                 self._on_enqueued()
 
@@ -84,15 +96,19 @@ class FanOut:
         modes: dict[str, dict[str, str]],
         replies: dict[int, tuple[SignalReply, ...] | None],
         owned: dict[int, frozenset[int]],
+        batch: JournalBatch,
     ) -> int:
         n = entry.notification
         kind = kind_of(n.kind, is_task=entry.is_task)
         targets: dict[str, tuple[Subscription, bool]] = {}
+        passed: dict[str, tuple[Subscription, str]] = {}  # chats a route of this agent did not take it to
         for sub in subs:
             if sub.kinds and kind not in sub.kinds:
+                passed.setdefault(sub.chat.key, (sub, f"subscription #{sub.sub_id} does not take {kind}"))
                 continue
             mode = modes.get(sub.chat.key, {}).get(kind, "on")
             if mode == "off":
+                passed.setdefault(sub.chat.key, (sub, f"{kind} are off in this chat (/notify {kind} on)"))
                 continue
             # Two routes of one agent into one chat deliver once; "on" wins over "silent".
             silent = mode == "silent"
@@ -105,18 +121,51 @@ class FanOut:
             can_accept = reply is not None and n.kind in _ACCEPTABLE and await self._owns(agent_id, reply, owned)
             message = render.notification(n, is_task=entry.is_task, reply=reply, can_accept=can_accept)
             for chat_key, (sub, silent) in targets.items():
-                items.append(
-                    Outgoing(sub.chat, delivery_key(n, is_task=entry.is_task, chat_key=chat_key), message, silent, kind)
-                )
+                key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
+                items.append(Outgoing(sub.chat, key, stamp(message, key), silent, kind))
         if self._holding is not None:
             # Quiet hours, snooze and digests take their share here (why at routing time: relay.holding).
-            items = await self._holding.divert(items, self._clock())
+            queued = await self._holding.divert(items, self._clock())
+            held = {i.key for i in items} - {i.key for i in queued}
+            items = queued
+        else:
+            held = set()
+        if self._journal is not None:
+            self._note(batch, entry, kind, targets, passed, held)
         added = await self._outbox.enqueue(
             items, now=self._clock(), inbox=self._keys.inbox(agent_id), inbox_entry=entry.entry_id
         )
         if added > 0:
             self._metrics.enqueued.inc(added)
         return max(added, 0)
+
+    def _note(
+        self,
+        batch: JournalBatch,
+        entry: InboxEntry,
+        kind: str,
+        targets: dict[str, tuple[Subscription, bool]],
+        passed: dict[str, tuple[Subscription, str]],
+        held: set[str],
+    ) -> None:
+        n = entry.notification
+        now = self._clock()
+        signal = render.positive_int(n.data, "signal_id")
+        stored = _entry_time(entry.entry_id)
+        stored_at = f"stored {_hms(stored)}; " if stored else ""
+        for chat_key, (sub, silent) in targets.items():
+            key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
+            how = f"{stored_at}routed by subscription #{sub.sub_id} ({kind}{', silent' if silent else ''})"
+            if key in held:
+                # relay.holding keeps it back: quiet hours, a snooze or a digest of this kind.
+                how += "; held by this chat's quiet hours, snooze or digest, to be sent in its summary"
+                batch.chat(chat_key, key, HELD, how, at=now, signal=signal, kind=kind)
+            else:
+                batch.chat(chat_key, key, QUEUED, how + " and queued", at=now, signal=signal, kind=kind)
+        for chat_key, (_, why) in passed.items():
+            if chat_key not in targets:
+                key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
+                batch.chat(chat_key, key, SKIPPED, why, at=now, signal=signal, kind=kind)
 
     async def _owns(self, agent_id: int, reply: SignalReply, cache: dict[int, frozenset[int]]) -> bool:
         """Whether the agent authored the replied-to signal: the notice itself cannot say (any agent
@@ -152,3 +201,13 @@ class FanOut:
         # The payload names no reply: take the author's newest reply not newer than the notice.
         before = [r for r in mine if r.created_at and n.created_at and r.created_at <= n.created_at]
         return (before or mine)[-1] if (before or mine) else None
+
+
+def _entry_time(entry_id: str) -> float | None:
+    """When Redis stored an inbox entry: its stream id is the server time in milliseconds."""
+    ms, _, _ = entry_id.partition("-")
+    return int(ms) / 1000 if ms.isdigit() else None
+
+
+def _hms(epoch: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))

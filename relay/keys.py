@@ -34,6 +34,9 @@ ORDER_TTL = 120  # a /trade waiting for Confirm; the 60 s window itself is check
 ORDER_RESULT_TTL = 86400  # how a /trade ended, for presses that come later
 HOLD_CAP = 5000  # notifications one chat's held (or digest) stream keeps; past it they are sent now
 HOLD_BATCH_TTL = 7 * 86400  # a released summary's notifications, for its "Show all" button (/held)
+JOURNAL_CHAT_CAP = 1000  # /why: newest events kept per chat (a delivered notification takes 2) ...
+JOURNAL_AGENT_CAP = 2000  # ... and fetch records per agent (one per notification a poll read) ...
+JOURNAL_TTL = 7 * 86400  # ... none older than this; a journal nobody writes expires whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +261,17 @@ class Keys:
     def stats(self) -> str:
         """HASH counters: persisted, duplicates_skipped, delivered, dead, retried, uncertain_resends."""
         return self._k("stats")
+
+    # --- the journal behind /why (relay.journal) ----------------------------------------------
+    def journal(self, chat: str) -> str:
+        """STREAM of a chat's delivery events (ref, step, time, detail, source ids): newest
+        JOURNAL_CHAT_CAP, none older than JOURNAL_TTL, EX JOURNAL_TTL from the last write."""
+        return self._k("journal", chat)
+
+    def agent_journal(self, agent_id: int) -> str:
+        """STREAM of what an agent's polls fetched (item, signal, kind, which poll): newest
+        JOURNAL_AGENT_CAP, none older than JOURNAL_TTL, EX JOURNAL_TTL from the last write."""
+        return self._k("journal", "agent", agent_id)
 
     # --- adapters ---------------------------------------------------------------------------
     def adapter_key(self, family: AdapterFamily, *parts: object) -> str:
@@ -490,6 +504,20 @@ FAMILIES: tuple[Family, ...] = (
         ttl=HOLD_BATCH_TTL,
     ),
     Family("lease:hold:{chat}", "string", "PX 9 s, renewed while held", ttl=60),
+    Family(
+        "journal:agent:{agent}",
+        "stream",
+        f"newest {JOURNAL_AGENT_CAP:,} events, none older than 7 days; EX 7 days from the last write",
+        ttl=JOURNAL_TTL,
+        cap=JOURNAL_AGENT_CAP,
+    ),
+    Family(
+        "journal:{chat}",
+        "stream",
+        f"newest {JOURNAL_CHAT_CAP:,} events, none older than 7 days; EX 7 days from the last write",
+        ttl=JOURNAL_TTL,
+        cap=JOURNAL_CHAT_CAP,
+    ),
     Family("outbox:{chat}", "stream", "sent and dead-lettered entries deleted; the key deleted when empty"),
     Family("lease:agent:{agent}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),

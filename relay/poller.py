@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,12 +22,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tenacity import stop_after_delay, wait_random_exponential
 
+from relay import render
 from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
+from relay.catalogue import kind_of
 from relay.errors import OutcomeUnknown, TokenRejected, UpstreamError, UpstreamUnavailable
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.inbox import Inbox
+from relay.journal import Journal, JournalBatch
 from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
@@ -74,7 +77,9 @@ class Poller:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         faults: FaultPoints | None = None,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
         self._faults = faults or FaultPoints()
         self._r = redis
         self._k = keys
@@ -197,19 +202,29 @@ class Poller:
         if agent.token is None:
             await self._revoked(agent, "the stored token cannot be decrypted (was RELAY_SECRET_KEY changed?)")
             return
+        # What this poll fetched and routed, for /why: written once, at the end of the poll.
+        journal = JournalBatch()
+        try:
+            await self._poll(agent, journal)
+        finally:
+            if self._journal is not None:
+                await self._journal.write(journal)
+
+    async def _poll(self, agent: LinkedAgent, journal: JournalBatch) -> None:
+        agent_id = agent.agent_id
         interval = self._intervals.get(agent_id, self._s.min_interval)
         try:
             if agent.mode == "observe":
-                await self._observe(agent)
+                await self._observe(agent, journal)
             else:
                 if await self._inbox.needs_reconcile(agent_id):
-                    await self.reconcile(agent)
+                    await self.reconcile(agent, journal=journal)
                 elif agent_id not in self._reconciled_here:
                     # Start-up: a clean stop leaves no mark, but a Redis that lost its last second
                     # of writes may have lost one too. One view is enough for that; a marked
                     # agent gets all three.
-                    await self.reconcile(agent, views=RECENT_VIEWS[:1], after_loss=False)
-                interval = await self._drain(agent) or interval
+                    await self.reconcile(agent, views=RECENT_VIEWS[:1], after_loss=False, journal=journal)
+                interval = await self._drain(agent, journal) or interval
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
             await self._revoked(agent, "AI-Trader rejected the token")
@@ -218,14 +233,30 @@ class Poller:
             self._metrics.polls.labels(agent.mode, "upstream_error").inc()
             self._metrics.upstream_errors.labels(type(exc).__name__).inc()
             await self._failed(agent, exc)
-            await self._fanout.fan_out(agent_id)  # leftovers from an earlier cycle still go out
+            await self._fanout.fan_out(agent_id, journal)  # leftovers from an earlier cycle still go out
             return
         self._metrics.polls.labels(agent.mode, "ok").inc()
         await self._faults.reached("after_persist")
-        await self._fanout.fan_out(agent_id)
+        await self._fanout.fan_out(agent_id, journal)
         await self._succeeded(agent, interval)
 
-    async def _drain(self, agent: LinkedAgent) -> float | None:
+    def _fetched(self, journal: JournalBatch, agent_id: int, rows: Sequence[Notification], how: str) -> None:
+        """Journal what a call read (new or not: a row read twice shows both reads)."""
+        if self._journal is None:
+            return
+        now = self._clock()
+        poll = f"{how}, poll {time.strftime('%H:%M:%S', time.gmtime(now))} UTC by process {self._leases.owner[:6]}"
+        for n in rows:
+            journal.fetched(
+                agent_id,
+                f"m{n.message_id}",
+                poll,
+                at=now,
+                signal=render.positive_int(n.data, "signal_id"),
+                kind=kind_of(n.kind),
+            )
+
+    async def _drain(self, agent: LinkedAgent, journal: JournalBatch) -> float | None:
         """Heartbeat until nothing more is waiting (bounded); returns the server's interval."""
         assert agent.token is not None
         interval = None
@@ -248,9 +279,11 @@ class Poller:
                 # The server may have marked rows read and lost the answer: read `recent` now,
                 # while they are still among the newest 50, not one interval later.
                 with contextlib.suppress(UpstreamError):
-                    await self.reconcile(agent)
+                    await self.reconcile(agent, journal=journal)
                 raise
             await self._faults.reached("after_heartbeat")
+            self._fetched(journal, agent.agent_id, beat.notifications, f"heartbeat call {call + 1}")
+            # Pending tasks come back on every heartbeat: they are journaled when fanned out, once.
 
             # The response is the only copy of these messages: keep retrying while Redis
             # recovers rather than drop it (`recent` reaches back only 50 rows).
@@ -281,7 +314,12 @@ class Poller:
         return interval
 
     async def reconcile(
-        self, agent: LinkedAgent, views: tuple[str | None, ...] = RECENT_VIEWS, *, after_loss: bool = True
+        self,
+        agent: LinkedAgent,
+        views: tuple[str | None, ...] = RECENT_VIEWS,
+        *,
+        after_loss: bool = True,
+        journal: JournalBatch | None = None,
     ) -> int:
         """Insert what `messages/recent` shows and the dedup set lacks (read-only upstream).
 
@@ -294,7 +332,7 @@ class Poller:
         settled = await self._inbox.settled_id(agent.agent_id) if after_loss else None
         for view in views:
             rows = await self._client.recent(agent.token, category=view, limit=PAGE)
-            recovered += await self._store_unseen(agent.agent_id, rows)
+            recovered += await self._store_unseen(agent.agent_id, rows, journal, "recovered through messages/recent")
             if after_loss and view is None:
                 gap = gap_after_loss(rows, settled)
         if gap is not None:
@@ -325,21 +363,27 @@ class Poller:
             now=self._clock(),
         )
 
-    async def _observe(self, agent: LinkedAgent) -> None:
+    async def _observe(self, agent: LinkedAgent, journal: JournalBatch) -> None:
         """Observe mode reads only `messages/recent`, so the agent's own heartbeat loses nothing."""
         assert agent.token is not None
         rows = await self._client.recent(agent.token, limit=50)
-        new = await self._store_unseen(agent.agent_id, rows)
+        how = "read through messages/recent (observe mode)"
+        new = await self._store_unseen(agent.agent_id, rows, journal, how)
         if new and len(rows) >= 50:
             for view in RECENT_VIEWS[1:]:  # a busy inbox: the per-category views reach further back
                 new += await self._store_unseen(
-                    agent.agent_id, await self._client.recent(agent.token, category=view, limit=50)
+                    agent.agent_id, await self._client.recent(agent.token, category=view, limit=50), journal, how
                 )
         self._metrics.persisted.inc(new)
 
-    async def _store_unseen(self, agent_id: int, rows: tuple[Notification, ...]) -> int:
+    async def _store_unseen(
+        self, agent_id: int, rows: tuple[Notification, ...], journal: JournalBatch | None = None, how: str = ""
+    ) -> int:
         unseen = set(await self._inbox.unseen(agent_id, [n.message_id for n in rows]))
-        return await self._inbox.persist(agent_id, [n for n in rows if n.message_id in unseen])
+        fresh = [n for n in rows if n.message_id in unseen]
+        if journal is not None:
+            self._fetched(journal, agent_id, fresh, how)
+        return await self._inbox.persist(agent_id, fresh)
 
     async def baseline(self, agent_id: int, token: str, mode: str) -> None:
         """At link time: what the agent has already read (or, observing, everything shown now)

@@ -107,6 +107,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("following", "Traders your agent follows"),
     CommandSpec("status", "Linked agent, last poll, queued and failed deliveries"),
     CommandSpec(
+        "why",
+        "What happened to a notification in this chat: fetched, routed, held, sent or not, and why",
+        (Param("ref", "the reference at the end of a notification, or a signal id"),),
+    ),
+    CommandSpec(
         "chart",
         "A chart: profit [agent_id] [days], positions, or <symbol> [market]",
         (

@@ -7,6 +7,7 @@ run as Lua scripts so a crash cannot leave half a route behind.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT
 
 from relay.errors import LimitReached
+from relay.filters import WatchFilter
 from relay.keys import CHAT_ERROR_TTL, LOSSES_CAP, Keys
 from relay.models import ChatRef
 from relay.redis_values import text, text_dict, text_or_empty
@@ -57,6 +59,14 @@ class LossReport:
         )
 
 
+def _words(raw: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(raw) if raw else []
+    except ValueError:
+        return ()
+    return tuple(w for w in value if isinstance(w, str)) if isinstance(value, list) else ()
+
+
 def _s(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -88,6 +98,14 @@ class Subscription:
     message_type: str = ""
     trader_id: int | None = None
     created_by: str = ""
+    # Watch filters (relay.filters); `message_type` above is the `type=` setting.
+    market: str = ""
+    symbol: str = ""
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def filter(self) -> WatchFilter:
+        return WatchFilter(self.market, self.symbol, self.message_type, self.exclude)
 
 
 # Takes `user` off one agent; when nobody links that agent any more, removes its routes, its sealed
@@ -384,6 +402,9 @@ class Store:
             "type", sub.message_type,
             "trader_id", sub.trader_id or "",
             "created_by", sub.created_by,
+            "market", sub.market,
+            "symbol", sub.symbol,
+            "exclude", json.dumps(list(sub.exclude), ensure_ascii=False) if sub.exclude else "",
         ]  # fmt: skip
         is_watch = not (sub.kind == "agent" and sub.agent_id)
         k = self._k
@@ -444,6 +465,9 @@ class Store:
             message_type=d.get("type", ""),
             trader_id=int(d["trader_id"]) if d.get("trader_id") else None,
             created_by=d.get("created_by", ""),
+            market=d.get("market", ""),
+            symbol=d.get("symbol", ""),
+            exclude=_words(d.get("exclude", "")),
         )
 
     async def _subscriptions(self, ids: Iterable[bytes | str]) -> list[Subscription]:

@@ -19,6 +19,7 @@ from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import UpstreamError
 from relay.holding import WATCHES, Holding
+from relay.journal import FILTERED, HELD, QUEUED, Journal, JournalBatch, stamp
 from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
 from relay.models import Signal
@@ -47,8 +48,10 @@ class Watcher:
         on_enqueued: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         holding: Holding | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._holding = holding
+        self._journal = journal
         self._r = redis
         self._k = keys
         self._client = client
@@ -105,36 +108,65 @@ class Watcher:
         if not new:
             return 0
         label = f"watch #{sub.sub_id}: " + (
-            f"feed “{sub.keyword}”" if sub.kind == "feed" else f"trader {sub.trader_id}"
+            (f"feed “{sub.keyword}”" if sub.keyword else "feed") if sub.kind == "feed" else f"trader {sub.trader_id}"
         )
+        journal = JournalBatch()
+        now = self._clock()
+        posted = []
+        for s in new:
+            key = _delivery_key(sub, s)
+            reason = sub.filter.rejects(s)
+            if reason:
+                journal.chat(sub.chat, key, FILTERED, f"left out by watch #{sub.sub_id}: {reason}", at=now)
+            else:
+                posted.append(s)
         # A trader's own signals come without the author's name: it is looked up (and cached).
         authors = {}
-        if self._names is not None:
-            authors = await self._names.names(s.agent_id for s in new if not s.agent_name)
+        if self._names is not None and posted:
+            authors = await self._names.names(s.agent_id for s in posted if not s.agent_name)
         items = [
             Outgoing(
                 sub.chat,
-                f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}",
-                cards.new_signal(s, watch=label, author=authors.get(s.agent_id, "")),
+                _delivery_key(sub, s),
+                stamp(cards.new_signal(s, watch=label, author=authors.get(s.agent_id, "")), _delivery_key(sub, s)),
                 kind=WATCHES,
             )
-            for s in new
+            for s in posted
         ]
-        if self._holding is not None:
-            items = await self._holding.divert(items, self._clock())
-        await self._outbox.enqueue(items, now=self._clock())
+        queued = await self._holding.divert(items, now) if self._holding is not None else items
+        kept = {i.key for i in queued}
+        for item in items:
+            if item.key in kept:
+                journal.chat(sub.chat, item.key, QUEUED, f"a new signal in {label}; queued", at=now)
+            else:
+                journal.chat(sub.chat, item.key, HELD, "held by this chat's quiet hours, snooze or digest", at=now)
+        if queued:
+            await self._outbox.enqueue(queued, now=now)
         # Marked seen only after the deliveries are queued: a crash in between re-posts, never loses.
         await self._r.zadd(seen_key, {str(s.signal_id): s.signal_id for s in new})
         size = await self._r.zcard(seen_key)
         if size > SEEN_WINDOW:
             await self._r.zremrangebyrank(seen_key, 0, size - SEEN_WINDOW - 1)
-        self._on_enqueued()
-        return len(new)
+        if self._journal is not None:
+            await self._journal.write(journal)
+        if queued:
+            self._on_enqueued()
+        return len(items)
 
     async def _fetch(self, sub: Subscription) -> tuple[Signal, ...]:
         if sub.kind == "trader" and sub.trader_id:
             return await self._client.agent_signals(sub.trader_id, limit=PAGE)
+        # Keyword, type and market narrow the page upstream (the server's feed takes them); the
+        # other filters are applied to what comes back.
         page = await self._client.feed(
-            keyword=sub.keyword, message_type=sub.message_type or None, limit=PAGE, sort="new"
+            keyword=sub.keyword or None,
+            message_type=sub.message_type or None,
+            market=sub.market or None,
+            limit=PAGE,
+            sort="new",
         )
         return page.signals
+
+
+def _delivery_key(sub: Subscription, s: Signal) -> str:
+    return f"w{sub.sub_id}:s{s.signal_id}:{sub.chat.key}"

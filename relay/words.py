@@ -73,6 +73,11 @@ def unquote(word: str) -> str:
 
 
 def _next_word(text: str) -> tuple[str, str, str]:
+    if text[:1] == "-" and text[1:2] in _OPENING:
+        # -"rate cut": an exclusion of a phrase (watch filters) is one word too.
+        word, sep, after = _next_word(text[1:])
+        if sep:
+            return "-" + word, sep, after
     if text[:1] in _OPENING:
         end = next((i for i, ch in enumerate(text[1:], 1) if ch in _CLOSING), -1)
         if end > 1:  # an unclosed or empty quote is an ordinary character

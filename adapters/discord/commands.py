@@ -138,6 +138,11 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     async def status(interaction: discord.Interaction) -> None:
         await run(interaction, "status", {})
 
+    @app_commands.command(name="why", description=summary("why"))
+    @described("why")
+    async def why(interaction: discord.Interaction, ref: str) -> None:
+        await run(interaction, "why", _args(ref=ref))
+
     @app_commands.command(name="chart", description=summary("chart"))
     @described("chart")
     async def chart(
@@ -235,7 +240,7 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
 
     commands: list[app_commands.Command[Any, ..., Any]] = [start, help_, link, unlink, subscribe, unsubscribe]
     commands += [subscriptions, notify, feed, replies, reply, send]
-    commands += [task, discussions, follow, unfollow, following, status, chart, timezone, accept]
+    commands += [task, discussions, follow, unfollow, following, status, why, chart, timezone, accept]
     commands += [positions, trader, price, points, leaderboard, trending, post, trade, confirm, intel]
     commands += [quiet, snooze, digest, held]
     for command in commands:

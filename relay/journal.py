@@ -1,0 +1,234 @@
+"""The delivery journal behind /why: what happened to each notification, per chat, kept briefly.
+
+Two streams per subject. An agent's journal says what its polls fetched (which poll, when); a
+chat's journal says, per delivery, how it was routed, queued, held, filtered, each send attempt
+and how it ended. Each delivery is named in chats by a short reference, a hash of its delivery key
+(which names no token), printed in the notification's footer.
+
+Recording is batched: a poll, a fan-out, a drain or a watch check collects its events in a
+`JournalBatch` and writes them in one pipeline at its end (or adds them to a pipeline it runs
+anyway, `Journal.queue`), never one round trip per event. The journal is a diagnostic: a failed
+write is logged and never fails the delivery it describes.
+
+Bound: each chat's journal keeps its newest JOURNAL_CHAT_CAP events and each agent's its newest
+JOURNAL_AGENT_CAP, none older than JOURNAL_TTL (trimmed at every write; a journal nobody writes
+expires whole after JOURNAL_TTL).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+
+from relay.keys import JOURNAL_AGENT_CAP, JOURNAL_CHAT_CAP, JOURNAL_TTL, Keys
+from relay.models import ChatRef, Message
+from relay.redis_values import stream_entries
+
+log = logging.getLogger(__name__)
+
+DETAIL_LIMIT = 300
+REF_LENGTH = 8  # 40 bits of base32: unique enough among one chat's journal, short to type
+
+# Steps of a journey, in the order they usually happen.
+FETCHED = "fetched"  # agent journal: a poll read it from AI-Trader
+QUEUED = "queued"  # routed by a subscription into this chat's queue
+SKIPPED = "skipped"  # an agent notification this chat's subscription does not take (kind, /notify)
+FILTERED = "filtered"  # a watch's filter setting left it out
+HELD = "held"  # quiet hours, snooze or a digest kept it back (relay.quiet records these)
+RELEASED = "released"  # a held notification was let go (summary, digest, end of snooze)
+ATTEMPT = "attempt"  # a send that did not go through (the outcome in the detail)
+DELIVERED = "delivered"
+DUPLICATE = "duplicate"  # already delivered under the same key: not sent again
+DEAD = "dead"  # dead-lettered
+STEPS = (FETCHED, QUEUED, SKIPPED, FILTERED, HELD, RELEASED, ATTEMPT, DELIVERED, DUPLICATE, DEAD)
+
+_AGENT_ITEM = re.compile(r"^(\d+):([mt]\d+):")
+_WATCH_ITEM = re.compile(r"^w(\d+):s(\d+):")
+
+
+def reference(delivery_key: str) -> str:
+    """The short name of one delivery in its chat: stable (a hash of the key), and revealing
+    nothing the key does not (it holds ids only, never a token)."""
+    digest = hashlib.sha256(delivery_key.encode()).digest()
+    return base64.b32encode(digest).decode()[:REF_LENGTH].lower()
+
+
+def is_reference(text: str) -> bool:
+    return len(text) == REF_LENGTH and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in text)
+
+
+def stamp(message: Message, delivery_key: str) -> Message:
+    """The message with its reference in the footer, for `/why <reference>`."""
+    tag = f"/why {reference(delivery_key)}"
+    return dataclasses.replace(message, footer=f"{message.footer} · {tag}" if message.footer else tag)
+
+
+def source_of(delivery_key: str) -> tuple[int | None, str, int | None]:
+    """(agent id, item "m<id>"/"t<id>", watch subscription id) named by a delivery key."""
+    m = _AGENT_ITEM.match(delivery_key)
+    if m:
+        return int(m.group(1)), m.group(2), None
+    w = _WATCH_ITEM.match(delivery_key)
+    if w:
+        return None, f"s{w.group(2)}", int(w.group(1))
+    return None, "", None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event of a journey. `item` is "m<message id>", "t<task id>" or "s<signal id>"."""
+
+    step: str
+    at: float
+    detail: str = ""
+    ref: str = ""
+    agent: int | None = None
+    item: str = ""
+    signal: int | None = None
+    kind: str = ""
+    sub: int | None = None
+
+    def fields(self) -> dict[str, str]:
+        out = {"e": self.step, "t": f"{self.at:.3f}"}
+        for name, value in (
+            ("d", self.detail[:DETAIL_LIMIT]),
+            ("r", self.ref),
+            ("a", self.agent),
+            ("i", self.item),
+            ("s", self.signal),
+            ("k", self.kind),
+            ("w", self.sub),
+        ):
+            if value not in (None, ""):
+                out[name] = str(value)
+        return out
+
+    @classmethod
+    def from_fields(cls, f: dict[str, str]) -> Entry:
+        def num(name: str) -> int | None:
+            raw = f.get(name, "")
+            return int(raw) if raw.isdigit() else None
+
+        try:
+            at = float(f.get("t", "0"))
+        except ValueError:
+            at = 0.0
+        return cls(
+            step=f.get("e", ""),
+            at=at,
+            detail=f.get("d", ""),
+            ref=f.get("r", ""),
+            agent=num("a"),
+            item=f.get("i", ""),
+            signal=num("s"),
+            kind=f.get("k", ""),
+            sub=num("w"),
+        )
+
+
+@dataclass(slots=True)
+class JournalBatch:
+    """Events collected by one poll, fan-out, drain or watch check, written together."""
+
+    chats: dict[str, list[Entry]] = field(default_factory=dict)
+    agents: dict[int, list[Entry]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(map(len, self.chats.values())) + sum(map(len, self.agents.values()))
+
+    def chat(
+        self,
+        chat: ChatRef | str,
+        delivery_key: str,
+        step: str,
+        detail: str = "",
+        *,
+        at: float,
+        signal: int | None = None,
+        kind: str = "",
+    ) -> None:
+        """One event of the delivery `delivery_key` in `chat`."""
+        agent, item, sub = source_of(delivery_key)
+        if signal is None and item.startswith("s"):
+            signal = int(item[1:])
+        chat_key = chat if isinstance(chat, str) else chat.key
+        entry = Entry(step, at, detail, reference(delivery_key), agent, item, signal, kind, sub)
+        self.chats.setdefault(chat_key, []).append(entry)
+
+    def fetched(
+        self, agent_id: int, item: str, detail: str, *, at: float, signal: int | None = None, kind: str = ""
+    ) -> None:
+        """A poll read `item` ("m<id>" or "t<id>") of the agent from AI-Trader."""
+        self.agents.setdefault(agent_id, []).append(Entry(FETCHED, at, detail, "", agent_id, item, signal, kind))
+
+    def clear(self) -> None:
+        self.chats.clear()
+        self.agents.clear()
+
+
+class Journal:
+    def __init__(self, redis: Redis, keys: Keys, *, clock: Callable[[], float] = time.time) -> None:
+        self._r = redis
+        self._k = keys
+        self._clock = clock
+
+    def batch(self) -> JournalBatch:
+        return JournalBatch()
+
+    def queue(self, pipe: Pipeline, batch: JournalBatch) -> int:
+        """Adds the batch's writes (each bounded: cap, age, expiry) to `pipe`, which the caller
+        runs anyway; returns the commands added. Empties the batch."""
+        # Stream ids are Redis server time in ms; the age bound is measured on them.
+        oldest = f"{int((self._clock() - JOURNAL_TTL) * 1000)}-0"
+        n = 0
+        targets = [(self._k.journal(c), JOURNAL_CHAT_CAP, es) for c, es in batch.chats.items()]
+        targets += [(self._k.agent_journal(a), JOURNAL_AGENT_CAP, es) for a, es in batch.agents.items()]
+        for key, cap, entries in targets:
+            for e in entries:
+                pipe.xadd(key, e.fields(), maxlen=cap, approximate=False)  # type: ignore[arg-type]
+            pipe.xtrim(key, minid=oldest, approximate=False)
+            pipe.expire(key, JOURNAL_TTL)
+            n += len(entries) + 2
+        batch.clear()
+        return n
+
+    async def write(self, batch: JournalBatch) -> None:
+        """One round trip for the whole batch (nothing when it is empty). Never raises RedisError."""
+        if not len(batch):
+            return
+        pipe = self._r.pipeline(transaction=False)
+        self.queue(pipe, batch)
+        try:
+            await pipe.execute()
+        except RedisError as exc:
+            log.warning("journal: events not recorded (%s)", type(exc).__name__)
+
+    async def record(
+        self, chat: ChatRef | str, delivery_key: str, step: str, detail: str = "", *, signal: int | None = None
+    ) -> None:
+        """One event on its own (one round trip): for rare events. Where events come in numbers,
+        collect them in a `batch()` and `write` it once."""
+        batch = self.batch()
+        batch.chat(chat, delivery_key, step, detail, at=self._clock(), signal=signal)
+        await self.write(batch)
+
+    async def chat_events(self, chat: ChatRef) -> list[Entry]:
+        """The chat's journal, oldest first."""
+        return await self._read(self._k.journal(chat.key))
+
+    async def agent_events(self, agent_id: int) -> list[Entry]:
+        return await self._read(self._k.agent_journal(agent_id))
+
+    async def _read(self, key: str) -> list[Entry]:
+        raw = await self._r.xrange(key)
+        return [Entry.from_fields(f) for _, f in stream_entries(raw)]

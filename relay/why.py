@@ -1,0 +1,169 @@
+"""`/why <reference | signal id>`: the journey of a notification in this chat, from the journal.
+
+A reference names one delivery (relay.journal.reference, printed in each notification's footer);
+a signal id may name several (replies to one signal): the newest few are shown. When this chat's
+journal knows nothing, the answer says why that can be: what the caller's agent fetched and where
+it would have had to be routed, a paused agent, observe mode and tasks, or the journal's bound.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relay import journal as j
+from relay.errors import UsageError
+from relay.journal import Entry, Journal
+from relay.keys import JOURNAL_CHAT_CAP, JOURNAL_TTL
+from relay.models import ChatRef, Command, Message, Reply
+from relay.store import LinkedAgent, Store
+
+MAX_JOURNEYS = 3  # a signal id can name many deliveries (every reply to it): the newest few
+MAX_LINES = 24
+
+_LABEL = {
+    j.FETCHED: "fetched",
+    j.QUEUED: "queued",
+    j.SKIPPED: "not routed here",
+    j.FILTERED: "filtered",
+    j.HELD: "held",
+    j.RELEASED: "released",
+    j.ATTEMPT: "",  # its detail says which attempt and how it ended
+    j.DELIVERED: "delivered",
+    j.DUPLICATE: "not sent again",
+    j.DEAD: "dead-lettered",
+}
+USAGE = "give the reference at the end of a notification (/why k7q2mx4p) or a signal id (/why 1234)"
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    ref: str
+    events: tuple[Entry, ...]  # this chat's, oldest first
+    fetched: tuple[Entry, ...]  # the agent journal's reads of the same item
+
+    @property
+    def outcome(self) -> str:
+        final = {e.step for e in self.events}
+        last = self.events[-1]
+        if j.DELIVERED in final or j.DUPLICATE in final:
+            at = next(e.at for e in reversed(self.events) if e.step in (j.DELIVERED, j.DUPLICATE))
+            return f"Delivered {_when(at)}"
+        if last.step == j.DEAD:
+            return "Dead-lettered"
+        if last.step == j.HELD:
+            return "Held"
+        if last.step == j.FILTERED:
+            return "Filtered out"
+        if last.step == j.SKIPPED:
+            return "Never reached this chat"
+        return "Queued, not delivered yet"
+
+
+class Why:
+    def __init__(self, journal: Journal, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self._journal = journal
+        self._store = store
+        self._clock = clock
+
+    async def answer(self, command: Command) -> Reply:
+        raw = command.args.get("ref", "").strip().lstrip("#").lower()
+        ref = raw if j.is_reference(raw) else ""
+        signal = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
+        if not ref and signal is None:
+            raise UsageError(USAGE)
+        events = await self._journal.chat_events(command.chat)
+        chosen = [e for e in events if e.ref == ref] if ref else []
+        if not chosen and signal is not None:
+            # Only routing knows the signal; later steps of the same delivery share its reference.
+            refs = {e.ref for e in events if e.signal == signal}
+            chosen = [e for e in events if e.ref in refs]
+        if chosen:
+            return Reply(tuple([await self._journey(command.chat, j_) for j_ in await self._journeys(chosen)]))
+        return Reply((await self._never(command, raw, signal),))
+
+    async def _journeys(self, chosen: list[Entry]) -> list[Journey]:
+        by_ref: dict[str, list[Entry]] = {}
+        for e in chosen:
+            by_ref.setdefault(e.ref, []).append(e)
+        newest = sorted(by_ref.values(), key=lambda es: es[-1].at)[-MAX_JOURNEYS:]
+        out = []
+        for es in newest:
+            first = es[0]
+            fetched: tuple[Entry, ...] = ()
+            if first.agent is not None and first.item:
+                reads = await self._journal.agent_events(first.agent)
+                fetched = tuple(e for e in reads if e.item == first.item)
+            out.append(Journey(first.ref, tuple(es), fetched))
+        return out
+
+    async def _journey(self, chat: ChatRef, journey: Journey) -> Message:
+        # Reconcile and heartbeat can both read a row: the first read stored it, later ones add nothing.
+        lines = [
+            f"{_when(e.at)} {'fetched' if i == 0 else 'read again (already stored)'}: {e.detail}"
+            for i, e in enumerate(journey.fetched)
+        ]
+        for e in journey.events:
+            label = _LABEL.get(e.step, e.step)
+            lines.append(f"{_when(e.at)} {label}: {e.detail}" if label else f"{_when(e.at)} {e.detail}")
+        if len(lines) > MAX_LINES:
+            lines = [*lines[:4], f"… {len(lines) - MAX_LINES + 1} more …", *lines[-(MAX_LINES - 5) :]]
+        if journey.events[-1].step == j.DEAD:
+            lines.append(
+                "To send it again, the operator runs `aitrader-relay dead-letters replay "
+                f"--chat {chat.key}` (or /admin replay {chat.key} in a private chat with the bot)."
+            )
+        first = journey.events[0]
+        what = f"signal {first.signal}" if first.signal else (first.item or "notification")
+        return Message(
+            title=f"{journey.outcome}: {what}",
+            body="\n".join(lines),
+            footer=f"/why {journey.ref} · {first.kind}" if first.kind else f"/why {journey.ref}",
+        )
+
+    async def _never(self, command: Command, raw: str, signal: int | None) -> Message:
+        """Nothing in this chat's journal: say what can be known about why."""
+        reasons: list[str] = []
+        agent = await self._store.agent_for_user(command.user.key)
+        if agent is not None and agent.state != "active":
+            reasons.append(
+                f"Your agent #{agent.agent_id} is paused ({agent.paused_reason or 'AI-Trader rejected its token'}): "
+                "nothing is fetched for it until you /link it again with its current token."
+            )
+        if agent is not None and signal is not None:
+            reasons += await self._fetched_elsewhere(command.chat, agent, signal)
+        if agent is not None and agent.mode == "observe":
+            reasons.append(
+                "Your agent is linked in observe mode, which reads messages/recent only and cannot see tasks: "
+                "tasks reach a chat only in consume mode (/link <token> consume)."
+            )
+        reasons.append(
+            f"This chat's journal has nothing for {raw}: not a reference of a notification here, or older than "
+            f"the journal keeps (the newest {JOURNAL_CHAT_CAP:,} events of a chat, at most "
+            f"{JOURNAL_TTL // 86400} days)."
+        )
+        return Message(title=f"Never reached this chat: {raw}", body="\n".join(reasons))
+
+    async def _fetched_elsewhere(self, chat: ChatRef, agent: LinkedAgent, signal: int) -> list[str]:
+        reads = [e for e in await self._journal.agent_events(agent.agent_id) if e.signal == signal]
+        if not reads:
+            return []
+        read = reads[-1]
+        kind = read.kind or "messages"
+        seen = f"Your agent #{agent.agent_id} fetched {read.item} about signal {signal} ({kind}) {_when(read.at)}"
+        subs = [
+            s for s in await self._store.chat_subscriptions(chat) if s.kind == "agent" and s.agent_id == agent.agent_id
+        ]
+        if not subs:
+            return [f"{seen}, but this chat has no subscription to that agent: /subscribe {kind} here."]
+        if not any(not s.kinds or kind in s.kinds for s in subs):
+            taken = ", ".join(sorted({k for s in subs for k in s.kinds}))
+            return [f"{seen}, but no subscription here takes {kind} (they take {taken}): /subscribe {kind} …"]
+        if (await self._store.kind_modes(chat)).get(kind) == "off":
+            return [f"{seen}, but {kind} are off in this chat: /notify {kind} on."]
+        return [f"{seen}; it has not been routed yet (it waits in the agent's inbox for the next fan-out)."]
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))

@@ -1,0 +1,171 @@
+"""/why and the journal behind it: each notification's journey in a chat, the "never reached this
+chat" answers, and the journal's bound. Real Redis, the simulator over HTTP, the recording adapter."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+from redis.asyncio import Redis
+
+from aitrader_sim.world import World
+from relay.app import Relay
+from relay.errors import DeliveryError, Undeliverable
+from relay.journal import DELIVERED, JournalBatch, reference
+from relay.keys import JOURNAL_AGENT_CAP, JOURNAL_CHAT_CAP, JOURNAL_TTL, Keys
+from relay.models import ChatRef, UserRef
+from tests.conftest import Chat
+from tests.fakes.recording import RecordingAdapter
+
+REF = re.compile(r"/why ([a-z2-7]{8})\b")
+
+
+async def linked(world: World, dm: Chat, name: str = "ann", subscribe: str = "all") -> int:
+    agent = world.create_agent(name)
+    assert f"#{agent.id}" in await dm.text("link", token=agent.token)
+    if subscribe:
+        await dm.text("subscribe", what=subscribe)
+    return agent.id
+
+
+def ref_of(footer: str) -> str:
+    found = REF.search(footer)
+    assert found, footer
+    return found.group(1)
+
+
+async def test_a_delivered_notification_carries_its_reference_and_why_tells_its_journey(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm)
+    adapter.failures[dm.chat.key] = [DeliveryError("platform hiccup")]
+    world.push_message(agent_id, "discussion_mention", "bob mentioned you", {"signal_id": 4242})
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    [sent] = adapter.to(dm.chat)
+    ref = ref_of(sent.message.footer)
+    assert ref == reference(sent.key)  # a hash of the delivery key: stable, and no token in it
+
+    answer = await dm.text("why", ref=ref)
+    lines = answer.splitlines()
+    assert lines[0].startswith("Delivered ") and "signal 4242" in lines[0]
+    steps = [line.split(" UTC ", 1)[1].split(":")[0] for line in lines[1:] if " UTC " in line]
+    # The start-up reconcile stores it from messages/recent; the heartbeat hands it out again.
+    assert steps == ["fetched", "read again (already stored)", "queued", "attempt 1 failed", "delivered"], answer
+    assert "heartbeat call 1" in answer and "routed by subscription #" in answer
+    assert "attempt 1 failed: DeliveryError: platform hiccup" in answer
+    assert "accepted by rec (attempt 2)" in answer
+    # The signal id finds the same journey.
+    assert (await dm.text("why", ref="4242")).splitlines()[1:] == lines[1:]
+
+
+async def test_dead_letter_journey_says_the_cause_and_how_to_replay(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm)
+    adapter.failures[dm.chat.key] = [Undeliverable("message is too long")]
+    world.push_message(agent_id, "custom_note", "hello")
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert adapter.to(dm.chat) == []
+    [dead] = await relay.dead_letters.list()
+    answer = await dm.text("why", ref=reference(dead.key))
+    assert answer.startswith("Dead-lettered")
+    assert "undeliverable: message is too long" in answer
+    assert f"aitrader-relay dead-letters replay --chat {dm.chat.key}" in answer
+
+
+async def test_a_kind_turned_off_is_journaled_as_never_reaching_the_chat(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm)
+    await dm.text("notify", kind="mentions", mode="off")
+    world.push_message(agent_id, "strategy_mention", "bob mentioned you", {"signal_id": 77})
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert adapter.to(dm.chat) == []
+    answer = await dm.text("why", ref="77")
+    assert answer.startswith("Never reached this chat: signal 77")
+    assert "mentions are off in this chat (/notify mentions on)" in answer
+
+
+async def test_never_reached_answers_name_the_reason(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm, subscribe="")
+    world.push_message(agent_id, "strategy_reply", "carol replied", {"signal_id": 900})
+    await relay.poller.poll(agent_id)
+    # Fetched, but no route anywhere: this chat has no subscription to the agent.
+    answer = await dm.text("why", ref="900")
+    assert "fetched m" in answer and "about signal 900 (replies)" in answer
+    assert "no subscription to that agent: /subscribe replies here" in answer
+    # A subscription for other kinds only.
+    await dm.text("subscribe", what="followers")
+    answer = await dm.text("why", ref="900")
+    assert "no subscription here takes replies (they take followers)" in answer
+    # An unknown reference.
+    answer = await dm.text("why", ref="abcdefgh")
+    assert answer.startswith("Never reached this chat: abcdefgh")
+    assert f"newest {JOURNAL_CHAT_CAP:,} events of a chat, at most {JOURNAL_TTL // 86400} days" in answer
+    # A rejected token pauses the agent: said before anything else.
+    world.rotate_token(agent_id)
+    await relay.poller.poll(agent_id)
+    answer = await dm.text("why", ref="901")
+    assert f"Your agent #{agent_id} is paused (AI-Trader rejected the token)" in answer
+    assert "/link it again" in answer
+
+
+async def test_observe_mode_says_tasks_are_not_seen(relay: Relay, world: World, dm: Chat) -> None:
+    agent = world.create_agent("obs")
+    await dm.text("link", token=agent.token, mode="observe")
+    answer = await dm.text("why", ref="12345")
+    assert "observe mode" in answer and "cannot see tasks" in answer
+
+
+async def test_why_usage_is_one_line(dm: Chat) -> None:
+    for bad in ("x", "-5", "abc!defg", "toolongreference"):
+        answer = await dm.text("why", ref=bad)
+        assert answer.startswith("Usage"), answer
+        assert len(answer.splitlines()) == 1
+
+
+async def test_another_chat_does_not_see_this_chats_journey(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm)
+    world.push_message(agent_id, "custom_note", "hello")
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    ref = ref_of(adapter.to(dm.chat)[0].message.footer)
+    other = Chat(relay, adapter.chat("555"), UserRef("rec", "555", "eve"))
+    answer = await other.text("why", ref=ref)
+    assert answer.startswith("Never reached this chat")
+    assert "fetched" not in answer
+
+
+async def test_journal_bound_per_chat_and_agent_and_age(relay: Relay, redis: Redis, keys: Keys) -> None:
+    chat = ChatRef("rec", "bound")
+    batch = JournalBatch()
+    now = 1_700_000_000.0
+    for i in range(JOURNAL_CHAT_CAP + 150):
+        batch.chat(chat, f"1:m{i}:{chat.key}", DELIVERED, "ok", at=now)
+    for i in range(JOURNAL_AGENT_CAP + 150):
+        batch.fetched(1, f"m{i}", "heartbeat call 1", at=now)
+    await relay.journal.write(batch)
+    assert await redis.xlen(keys.journal(chat.key)) == JOURNAL_CHAT_CAP
+    assert await redis.xlen(keys.agent_journal(1)) == JOURNAL_AGENT_CAP
+    newest = await relay.journal.chat_events(chat)
+    assert newest[0].item == "m150" and newest[-1].item == f"m{JOURNAL_CHAT_CAP + 149}"  # the oldest went
+    ttl = await redis.ttl(keys.journal(chat.key))
+    assert 0 < ttl <= JOURNAL_TTL
+
+    # Age: events older than JOURNAL_TTL (stream ids are Redis server time) go at the next write.
+    old_key = keys.journal("rec:aged:")
+    week_ago_ms = int((time.time() - JOURNAL_TTL - 60) * 1000)
+    for i in range(3):
+        await redis.xadd(old_key, {"e": DELIVERED, "t": "1", "i": f"m{i}"}, id=f"{week_ago_ms}-{i}")
+    fresh = JournalBatch()
+    fresh.chat("rec:aged:", "1:m999999:rec:aged:", DELIVERED, "late", at=now)
+    await relay.journal.write(fresh)
+    assert [e.item for e in await relay.journal.chat_events(ChatRef.from_key("rec:aged:"))] == ["m999999"]
