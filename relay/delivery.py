@@ -14,7 +14,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from redis.exceptions import RedisError
 from tenacity import stop_after_delay, wait_random_exponential
@@ -36,7 +36,7 @@ from relay.keys import Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import ChatRef
-from relay.outbox import Delivery, Outbox
+from relay.outbox import Ack, Delivery, Outbox
 from relay.retrying import retried
 from relay.store import Store
 
@@ -208,22 +208,30 @@ class Deliverer:
 
     async def drain(self, chat: ChatRef) -> bool:
         """Send this chat's due entries in order, while holding its lease. False: someone else
-        holds the lease."""
+        holds the lease.
+
+        Round trips: one take (pending, new, already-delivered filter), one per send (the
+        acknowledgements of the sends before it and its own in-flight mark), one finish (the last
+        acknowledgements and the ready set). A send's acknowledgement is thus recorded before the
+        next send starts, so at most one send per chat has an outcome Redis does not know."""
         async with self._leases.hold(self._keys.chat_lease(chat.key), LEASE_MS) as held:
             if not held:
                 return False
             try:
-                await self._outbox.ensure_group(chat)
-                entries = await self._outbox.take(chat, self._leases.owner, BATCH)
+                entries, duplicates = await self._outbox.take_batch(chat, self._leases.owner, BATCH)
+                for key in duplicates:
+                    # It entered the outbox twice: the take acknowledged it without sending.
+                    self._note_key(chat, key, DUPLICATE, "delivered earlier under the same key: not sent again")
                 due = self._clock()
+                acks: list[Ack] = []
                 for d in entries:
                     if self._stopping:
                         break
-                    outcome = await self._deliver(d)
+                    outcome = await self._deliver(d, acks)
                     if outcome is not None:
                         due = outcome
                         break
-                await self._outbox.finish(chat, due=due)
+                await self._record(acks, lambda: self._outbox.finish(chat, due=due, acks=acks, now=self._clock()))
             finally:
                 journeys = self._journeys.pop(chat.key, None)
                 if journeys is not None and self._journal is not None:
@@ -232,36 +240,42 @@ class Deliverer:
 
     def _note(self, d: Delivery, step: str, detail: str) -> None:
         """One event of `d`'s journey, written with the rest of this drain's at its end."""
-        if self._journal is not None:
-            self._journeys.setdefault(d.chat.key, JournalBatch()).chat(d.chat, d.key, step, detail, at=self._clock())
+        self._note_key(d.chat, d.key, step, detail)
 
-    async def _deliver(self, d: Delivery) -> float | None:
-        """Send one entry. Returns None to continue with the chat, or when to try the chat again."""
+    def _note_key(self, chat: ChatRef, key: str, step: str, detail: str) -> None:
+        if self._journal is not None:
+            self._journeys.setdefault(chat.key, JournalBatch()).chat(chat, key, step, detail, at=self._clock())
+
+    async def _deliver(self, d: Delivery, acks: list[Ack]) -> float | None:
+        """Send one entry. Returns None to continue with the chat, or when to try the chat again.
+        An accepted send is appended to `acks`, recorded with the drain's next round trip."""
         now = self._clock()
-        if d.key in self._sent_unacked or await self._outbox.is_delivered(d.key):
-            # Sent already (its acknowledgement failed earlier, or it entered the outbox twice).
+        if d.key in self._sent_unacked:
+            # Sent already by this process; its acknowledgement failed earlier.
             self._note(d, DUPLICATE, "delivered earlier under the same key: not sent again")
-            await self._ack_sent(d, counter="duplicates_skipped")
+            acks.append(Ack(d.entry_id, d.key, "duplicates_skipped"))
             return None
         adapter = self._adapters.get(d.chat.platform)
         if adapter is None:
             await self._dead(d, f"no adapter for platform {d.chat.platform!r} in this relay")
             return None
-        if d.times_claimed > 1 and await self._outbox.was_in_flight(d):
+        if d.times_claimed > 1 and d.was_in_flight:
             # An earlier sender started sending this entry and died before its outcome was
             # recorded: it may have arrived. Entries it only took are not counted.
             self._metrics.uncertain_resends.inc()
             await self._outbox.count("uncertain_resends")
         # Marked before the platform call and cleared once its outcome is known, so whoever
         # reclaims the entry after a crash knows whether this send may have happened.
-        await self._outbox.mark_in_flight(d)
+        await self._step(d, acks, mark=d.key)
         try:
-            # A send that never returns would hold its chat (and its lease) for ever.
-            await asyncio.wait_for(adapter.send(d.chat, d.message, key=d.key, silent=d.silent), self._send_timeout)
+            # A send that never returns would hold its chat (and its lease) for ever. A timeout
+            # context, not wait_for: no task per send (py-spy: wait_for was 7 % of delivery).
+            async with asyncio.timeout(self._send_timeout):
+                await adapter.send(d.chat, d.message, key=d.key, silent=d.silent)
         except TimeoutError:
             return await self._transient(d, SendUncertain(f"no answer within {self._send_timeout:.0f}s"))
         except RetryLater as exc:
-            await self._outbox.clear_in_flight(d)
+            await self._step(d, acks, clear=d.key)
             self._note(d, ATTEMPT, f"not sent: {d.chat.platform} asked to wait {exc.seconds:.0f} s ({exc})")
             self._metrics.retry_later.labels(d.chat.platform).inc()
             if isinstance(exc, PermissionMissing):
@@ -269,11 +283,12 @@ class Deliverer:
                 await self._store.set_chat_error(d.chat, f"the bot lacks a permission here, retrying: {exc}")
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
-            await self._outbox.clear_in_flight(d)
+            await self._step(d, acks, clear=d.key)  # the sends before it stay with the old id
             self._note(d, ATTEMPT, f"not sent: the chat moved to {exc.new_chat.key}; queued there")
             await self._move(d.chat, exc.new_chat)
             return now
         except ChatGone as exc:
+            await self._step(d, acks)  # delivered ones are not dead letters
             await self._chat_gone(d, str(exc))
             return now
         except Undeliverable as exc:
@@ -282,28 +297,38 @@ class Deliverer:
         except (SendUncertain, DeliveryError, Exception) as exc:
             if not isinstance(exc, DeliveryError):
                 log.exception("delivery: adapter raised an unexpected error chat=%s", d.chat.key)
+                await self._step(d, acks)
             elif not isinstance(exc, SendUncertain):
-                await self._outbox.clear_in_flight(d)  # the platform refused it: not sent
+                await self._step(d, acks, clear=d.key)  # the platform refused it: not sent
             return await self._transient(d, exc)
         failed = self._attempts.pop(d.key, 0)
         await self._faults.reached("after_send")
         self._note(d, DELIVERED, f"accepted by {d.chat.platform} (attempt {failed + 1})")
-        await self._ack_sent(d)
+        self._sent_unacked.add(d.key)
+        acks.append(Ack(d.entry_id, d.key))
         self._metrics.delivered.labels(d.chat.platform).inc()
         self._metrics.delivery_latency.observe(max(0.0, self._clock() - d.enqueued_at))
         return None
 
-    async def _ack_sent(self, d: Delivery, counter: str = "delivered") -> None:
-        """Acknowledge a delivery the platform accepted. Redis may be briefly unavailable: retry,
-        and remember the key meanwhile so this process never sends it a second time."""
-        self._sent_unacked.add(d.key)
-        await retried(
-            lambda: self._outbox.ack(d, now=self._clock(), counter=counter),
-            retry_on=RedisError,
-            stop=stop_after_delay(30),
-            wait=wait_random_exponential(0.1, 3),
-        )
-        self._sent_unacked.discard(d.key)
+    async def _step(self, d: Delivery, acks: list[Ack], *, mark: str = "", clear: str = "") -> None:
+        """Record `acks` and set or clear the chat's in-flight mark, in one round trip."""
+        if not acks:
+            if mark or clear:
+                await self._outbox.step(d.chat, (), now=self._clock(), mark=mark, clear=clear)
+            return
+        await self._record(acks, lambda: self._outbox.step(d.chat, acks, now=self._clock(), mark=mark, clear=clear))
+        acks.clear()
+
+    async def _record(self, acks: list[Ack], call: Callable[[], Awaitable[object]]) -> None:
+        """Run a call that acknowledges deliveries the platform accepted. Redis may be briefly
+        unavailable: retry, and remember the keys meanwhile so this process never sends them a
+        second time (`_sent_unacked`)."""
+        if not acks:
+            await call()
+            return
+        await retried(call, retry_on=RedisError, stop=stop_after_delay(30), wait=wait_random_exponential(0.1, 3))
+        for a in acks:
+            self._sent_unacked.discard(a.key)
 
     async def _transient(self, d: Delivery, exc: BaseException) -> float | None:
         attempts = self._attempts.get(d.key, 0) + 1

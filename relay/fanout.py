@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from relay import render
 from relay.aitrader import AITraderClient
@@ -34,6 +35,15 @@ OWNED_LOOKUP = 200  # the agent's newest signals searched for ownership; older o
 
 def delivery_key(n: Notification, *, is_task: bool, chat_key: str) -> str:
     return f"{n.agent_id}:{'t' if is_task else 'm'}{n.message_id}:{chat_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    entry: InboxEntry
+    kind: str
+    items: list[Outgoing]
+    targets: dict[str, tuple[Subscription, bool]]
+    passed: dict[str, tuple[Subscription, str]]
 
 
 class FanOut:
@@ -83,9 +93,25 @@ class FanOut:
             modes = {s.chat.key: await self._store.kind_modes(s.chat) for s in subs}
             replies: dict[int, tuple[SignalReply, ...] | None] = {}
             owned: dict[int, frozenset[int]] = {}
-            for entry in entries:
-                total += await self._one(agent_id, entry, subs, modes, replies, owned, batch)
-            if total:
+            routed = [await self._one(agent_id, entry, subs, modes, replies, owned) for entry in entries]
+            held: set[str] = set()
+            kept: set[int] | None = None
+            if self._holding is not None:
+                # Quiet hours, snooze and digests take their share here (why at routing time:
+                # relay.holding), for the whole batch at once; what is held is not enqueued.
+                every = [i for r in routed for i in r.items]
+                queued = await self._holding.divert(every, self._clock())
+                kept = {id(i) for i in queued}
+                held = {i.key for i in every if id(i) not in kept}
+            if self._journal is not None:
+                for r in routed:
+                    self._note(batch, r.entry, r.kind, r.targets, r.passed, held)
+            work = [(r.entry.entry_id, [i for i in r.items if kept is None or id(i) in kept]) for r in routed]
+            # One script for the whole batch: every delivery added and every inbox entry removed at once.
+            added, _ = await self._outbox.enqueue_batch(work, now=self._clock(), inbox=self._keys.inbox(agent_id))
+            if added > 0:
+                self._metrics.enqueued.inc(added)
+                total += added
                 self._on_enqueued()
 
     async def _one(
@@ -96,8 +122,8 @@ class FanOut:
         modes: dict[str, dict[str, str]],
         replies: dict[int, tuple[SignalReply, ...] | None],
         owned: dict[int, frozenset[int]],
-        batch: JournalBatch,
-    ) -> int:
+    ) -> _Routed:
+        """Where one inbox entry goes: the deliveries it makes and the chats it passed by."""
         n = entry.notification
         kind = kind_of(n.kind, is_task=entry.is_task)
         targets: dict[str, tuple[Subscription, bool]] = {}
@@ -123,21 +149,7 @@ class FanOut:
             for chat_key, (sub, silent) in targets.items():
                 key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
                 items.append(Outgoing(sub.chat, key, stamp(message, key), silent, kind))
-        if self._holding is not None:
-            # Quiet hours, snooze and digests take their share here (why at routing time: relay.holding).
-            queued = await self._holding.divert(items, self._clock())
-            held = {i.key for i in items} - {i.key for i in queued}
-            items = queued
-        else:
-            held = set()
-        if self._journal is not None:
-            self._note(batch, entry, kind, targets, passed, held)
-        added = await self._outbox.enqueue(
-            items, now=self._clock(), inbox=self._keys.inbox(agent_id), inbox_entry=entry.entry_id
-        )
-        if added > 0:
-            self._metrics.enqueued.inc(added)
-        return max(added, 0)
+        return _Routed(entry, kind, items, targets, passed)
 
     def _note(
         self,

@@ -67,31 +67,42 @@ class Leases:
         if not await self.acquire(key, ttl_ms):
             yield False
             return
+        # The renewer task starts only once the block has lasted a third of the TTL: most
+        # blocks (a drain, a poll) end sooner, and a task per block cost CPU for nothing.
         done = asyncio.Event()
-        renewer = asyncio.create_task(self._keep(key, ttl_ms, done), name=f"lease {key}")
+        renewer: asyncio.Task[None] | None = None
+
+        def start_renewing() -> None:
+            nonlocal renewer
+            renewer = asyncio.create_task(self._keep(key, ttl_ms, done), name=f"lease {key}")
+
+        timer = asyncio.get_running_loop().call_later(ttl_ms / 3000, start_renewing)
         try:
             yield True
         finally:
             # A flag as well as a cancel: a cancellation that lands inside the Redis client's own
             # timeout handling can be swallowed (asyncio.timeout on Python 3.11), and awaiting
             # that renewer would then hang this block - and the drain or poll holding it - for ever.
+            timer.cancel()
             done.set()
-            renewer.cancel()
-            await asyncio.wait({renewer}, timeout=1.0)
+            if renewer is not None:
+                renewer.cancel()
+                await asyncio.wait({renewer}, timeout=1.0)
             with contextlib.suppress(RedisError):
                 await self.release(key)
 
     async def _keep(self, key: str, ttl_ms: int, done: asyncio.Event) -> None:
+        """Renews now (a third of the TTL has passed), then every third of the TTL."""
         while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), ttl_ms / 3000)
-                return
             try:
                 if not await self.renew(key, ttl_ms):
                     log.warning("lease lost key=%s", key)
                     return
             except RedisError as exc:
                 log.warning("lease renewal failed key=%s (%s)", key, type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), ttl_ms / 3000)
+                return
 
     async def holder(self, key: str) -> str | None:
         value = await self._redis.get(key)

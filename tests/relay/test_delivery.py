@@ -59,6 +59,25 @@ async def test_a_delivered_key_is_never_enqueued_or_sent_again(relay: Relay, ada
     assert len(adapter.to(chat)) == 1
 
 
+async def test_an_entry_queued_twice_is_sent_once_whether_its_twin_is_in_the_same_batch_or_a_later_take(
+    relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys
+) -> None:
+    chat = adapter.chat("twice")
+    await enqueue(relay, chat, 1)
+    await enqueue(relay, chat, 1)  # not delivered yet, so the enqueue cannot skip it: one take holds both
+    await relay.deliverer.drain(chat)
+    assert len(adapter.to(chat)) == 1
+    await enqueue(relay, chat, 1, start=1)
+    # Past the enqueue check (written straight to the stream): the take finds its key delivered.
+    await redis.xadd(
+        keys.outbox(chat.key), {"key": f"k0:{chat.key}", "chat": chat.key, "m": note(0).to_json(), "s": "0", "t": "0"}
+    )
+    await relay.deliverer.drain(chat)
+    assert [s.message.title for s in adapter.to(chat)] == ["n0", "n1"]
+    assert await relay.outbox.pending(chat) == 0
+    assert int(await redis.hget(keys.stats(), "duplicates_skipped") or 0) == 2
+
+
 async def test_undeliverable_goes_to_dead_letters_with_its_cause_and_the_chat_moves_on(
     relay: Relay, adapter: RecordingAdapter, redis: Redis, keys: Keys
 ) -> None:
@@ -234,16 +253,18 @@ async def test_a_failed_acknowledgement_is_retried_and_never_causes_a_second_sen
 ) -> None:
     chat = adapter.chat("ack")
     await enqueue(relay, chat, 1)
-    real_ack = relay.outbox.ack
-    failures = [RedisConnectionError("blip")]
+    real_finish = relay.outbox.finish
+    failures = [RedisConnectionError("blip")] * 3
 
-    async def flaky_ack(d, **kw):  # type: ignore[no-untyped-def]
-        if failures:
+    async def flaky_finish(chat, **kw):  # type: ignore[no-untyped-def]
+        # The drain's last round trip carries the acknowledgement of its last send.
+        if failures and kw.get("acks"):
             raise failures.pop()
-        await real_ack(d, **kw)
+        return await real_finish(chat, **kw)
 
-    relay.outbox.ack = flaky_ack  # type: ignore[method-assign]
+    relay.outbox.finish = flaky_finish  # type: ignore[method-assign]
     await relay.deliverer.drain(chat)
+    assert not failures  # the acknowledgement was retried until it went through
     await relay.deliverer.drain(chat)
     assert len(adapter.to(chat)) == 1
     assert await relay.outbox.pending(chat) == 0

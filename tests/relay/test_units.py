@@ -141,6 +141,32 @@ async def test_enqueue_from_an_inbox_entry_happens_once(relay: Relay, adapter: R
     assert await relay.inbox.entries(11) == []
 
 
+async def test_one_batch_enqueue_covers_many_inbox_entries_and_skips_those_already_gone(
+    relay: Relay, adapter: RecordingAdapter
+) -> None:
+    await relay.inbox.persist(12, [note(12, i) for i in (1, 2, 3)])
+    first, second, third = await relay.inbox.entries(12)
+    a, b = adapter.chat("ba"), adapter.chat("bb")
+    inbox = relay.keys.inbox(12)
+    # Another process fanned out the second entry already.
+    assert (
+        await relay.outbox.enqueue(
+            [Outgoing(a, "k2a", Message(body="2"))], now=1.0, inbox=inbox, inbox_entry=second.entry_id
+        )
+        == 1
+    )
+    batch = [
+        (first.entry_id, [Outgoing(a, "k1a", Message(body="1")), Outgoing(b, "k1b", Message(body="1"))]),
+        (second.entry_id, [Outgoing(a, "k2a", Message(body="2")), Outgoing(b, "k2b", Message(body="2"))]),
+        (third.entry_id, [Outgoing(b, "k3b", Message(body="3"))]),
+    ]
+    assert await relay.outbox.enqueue_batch(batch, now=2.0, inbox=inbox) == (3, 1)
+    assert await relay.inbox.entries(12) == []
+    await relay.deliverer.drain_due(float("inf"))
+    assert [s.key for s in adapter.to(a)] == ["k2a", "k1a"]
+    assert [s.key for s in adapter.to(b)] == ["k1b", "k3b"]
+
+
 async def test_a_delivered_key_is_not_enqueued_again(relay: Relay, adapter: RecordingAdapter) -> None:
     chat = adapter.chat("d")
     item = Outgoing(chat, "k-once", Message(body="x"))
