@@ -19,12 +19,14 @@ from starlette.routing import BaseRoute, Route
 from aitrader_sim import validation as v
 from aitrader_sim.control import control_routes
 from aitrader_sim.middleware import SimMiddleware, extract_token
+from aitrader_sim.notify import NotifySockets
 from aitrader_sim.records import Agent, ApiError
 from aitrader_sim.world import World
 
 
 def create_app(world: World) -> Starlette:
     api = _Api(world)
+    notify = NotifySockets(world)
     routes: list[BaseRoute] = [
         Route("/api/claw/agents/heartbeat", api.heartbeat, methods=["POST"]),
         Route("/api/claw/agents/selfRegister", api.register, methods=["POST"]),
@@ -63,9 +65,10 @@ def create_app(world: World) -> Starlette:
         Route("/api/market-intel/stocks/{symbol}/latest", api.intel_stock, methods=["GET"]),
         Route("/api/market-intel/stocks/{symbol}/history", api.intel_stock_history, methods=["GET"]),
         *control_routes(world),
+        *notify.routes(),
         Route("/{path:path}", _catch_all, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(SimMiddleware, world=world, routes=routes)],
         exception_handlers={
@@ -74,6 +77,8 @@ def create_app(world: World) -> Starlette:
             HTTPException: _http_error,
         },
     )
+    app.state.notify = notify
+    return app
 
 
 async def _catch_all(request: Request) -> Response:

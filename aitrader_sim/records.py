@@ -180,6 +180,10 @@ class Faults:
     outage: Literal["503", "timeout"] | None = None
     outage_until: float | None = None  # epoch (world clock); None = until cleared
     slow_seconds: float = 0.0
+    # WebSocket pushes (aitrader_sim.notify): the probability that a push finds its socket dropped
+    # instead (the push is lost, the row is not), and extra copies sent after each real push.
+    ws_drop_probability: float = 0.0
+    ws_flood: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,9 +203,9 @@ class Faults:
                 raise ValueError("lose_mode must be 'cut' or 'hang'")
             if key == "outage" and value not in ("503", "timeout", None):
                 raise ValueError("outage must be '503', 'timeout' or null")
-            if key == "lose_next_heartbeats" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError("lose_next_heartbeats must be an integer")
-            if key in ("lose_heartbeat_responses", "hang_seconds", "slow_seconds") and (
+            if key in ("lose_next_heartbeats", "ws_flood") and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{key} must be an integer")
+            if key in ("lose_heartbeat_responses", "hang_seconds", "slow_seconds", "ws_drop_probability") and (
                 isinstance(value, bool) or not isinstance(value, (int, float))
             ):
                 raise ValueError(f"{key} must be a number")

@@ -16,6 +16,7 @@ import uvicorn
 
 from aitrader_sim.app import create_app
 from aitrader_sim.middleware import ResponseLost
+from aitrader_sim.notify import NotifySockets
 from aitrader_sim.world import World
 
 
@@ -55,6 +56,7 @@ class SimulatorServer:
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
+        self.notify: NotifySockets | None = None  # the WebSocket registry, while running
 
     @property
     def url(self) -> str:
@@ -64,8 +66,10 @@ class SimulatorServer:
 
     async def start(self) -> SimulatorServer:
         quiet_uvicorn_logs()
+        app = create_app(self.world)
+        self.notify = app.state.notify
         config = uvicorn.Config(
-            create_app(self.world),
+            app,
             host=self.host,
             port=self._requested_port,
             log_level="warning",
@@ -93,6 +97,9 @@ class SimulatorServer:
         try:
             await self._task
         finally:
+            if self.notify is not None:
+                self.notify.detach()
+                self.notify = None
             self._server = None
             self._task = None
             self.port = 0

@@ -122,6 +122,9 @@ class World(SocialMixin, FeedMixin, MarketMixin):
         self.requests: deque[RequestRecord] = deque(maxlen=max_request_log)
         self.route_counts: Counter[str] = Counter()
         self.recent_paths: deque[str] = deque(maxlen=10_000)
+        # Called with (agent_id, payload) for every row `push_message` inserts: upstream pushes
+        # each one to the agent's WebSocket (aitrader_sim.notify).
+        self.push_listeners: list[Callable[[int, dict[str, Any]], None]] = []
 
     # ---- time -------------------------------------------------------------------------
 
@@ -209,6 +212,11 @@ class World(SocialMixin, FeedMixin, MarketMixin):
                 self._inbox_monotonic[agent_id] = False
         inbox[message.id] = message
         self._unread.setdefault(agent_id, {})[message.id] = message
+        if self.push_listeners:
+            # The push carries `data` as given ({} stays {}, unlike the stored row), no id, no time.
+            payload = {"type": type, "content": content, "data": copy.deepcopy(data)}
+            for listener in self.push_listeners:
+                listener(agent_id, payload)
         return message.id
 
     def push_messages(
