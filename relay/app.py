@@ -30,6 +30,7 @@ from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs
 from relay.deadletters import DeadLetters
 from relay.delivery import Deliverer
+from relay.doorbell import Doorbell, DoorbellSettings
 from relay.errors import TokenRejected
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
@@ -154,6 +155,19 @@ class Relay:
             faults=faults,
             journal=self.journal,
         )
+        # Off, or with no socket allowed, nothing is opened: polling alone, as before.
+        self.doorbell: Doorbell | None = None
+        if settings.doorbell and settings.doorbell_max_sockets > 0:
+            self.doorbell = Doorbell(
+                self.store,
+                self.leases,
+                k,
+                self.poller.poll_now,
+                settings.base_url,
+                self.metrics,
+                DoorbellSettings(max_sockets=settings.doorbell_max_sockets),
+                rng=rng,
+            )
         self.names = AgentDirectory(redis, k, self.client)
         self.watcher = Watcher(
             redis,
@@ -236,6 +250,8 @@ class Relay:
         self.briefs.start(self._scheduler)
         self.holding.start(self._scheduler)
         self._scheduler.start()
+        if self.doorbell is not None:
+            self.doorbell.start()
         await self.deliverer.start()
         try:
             for adapter in self.adapters.values():
@@ -297,6 +313,9 @@ class Relay:
     async def _stop_polling(self, grace: float) -> None:
         # The poller first: shutting the scheduler down cancels the jobs still running, and a
         # poll cancelled between the heartbeat and its persist leaves work for a reconcile.
+        # The doorbell before both: no push may start a poll once stopping has begun.
+        if self.doorbell is not None:
+            await self.doorbell.stop(timeout=grace / 2)
         await self.poller.stop(grace)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)

@@ -32,6 +32,10 @@ class RelaySettings(BaseSettings):
     feed_poll_seconds: float = Field(60.0, ge=5, description="interval of feed and trader watches")
     poll_concurrency: int = Field(32, ge=1, le=1000, description="agents polled at once per process")
     drain_max_calls: int = Field(10, ge=1, le=100, description="heartbeat calls per drain at most")
+    doorbell: bool = Field(
+        True, description="hold AI-Trader's WebSocket per consume-mode agent and poll it when it pushes"
+    )
+    doorbell_max_sockets: int = Field(1000, ge=0, le=100_000, description="doorbell sockets per process")
     delivery_concurrency: int = Field(256, ge=1, le=1000, description="chats sent to at once")
     delivery_send_timeout_seconds: float = Field(
         120.0, gt=0, le=3600, description="one send, rate-limit waits included"

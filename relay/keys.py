@@ -98,6 +98,10 @@ class Keys:
         """Lease: the one process polling this agent right now."""
         return self._k("lease", "agent", agent_id)
 
+    def doorbell_lease(self, agent_id: int) -> str:
+        """Lease: the one process holding this agent's WebSocket doorbell (relay.doorbell)."""
+        return self._k("lease", "doorbell", agent_id)
+
     def poll_last_ok(self) -> str:
         """STRING epoch of the last successful poll of any agent, by any process (for /readyz)."""
         return self._k("poll", "last_ok")
@@ -520,6 +524,7 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family("outbox:{chat}", "stream", "sent and dead-lettered entries deleted; the key deleted when empty"),
     Family("lease:agent:{agent}", "string", "PX 9 s, renewed while held", ttl=60),
+    Family("lease:doorbell:{agent}", "string", "PX 30 s, renewed while the socket is held", ttl=60),
     Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("lease:watch:{sub}", "string", "PX, renewed while held", ttl=600),
     Family("cmd:{platform}:{event}", "string", "EX 1 day", ttl=COMMAND_SEEN_TTL),

@@ -19,6 +19,8 @@ _PATTERNS = (
     re.compile(r"\d{5,12}:[A-Za-z0-9_-]{30,}"),
     re.compile(r"(?i)(bearer\s+)[^\s'\",]+"),
     re.compile(r"(?i)(x-claw-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",]+"),
+    # The doorbell's WebSocket URL carries the agent token as a query parameter (docs/upstream.md §6).
+    re.compile(r"(?i)([?&]token=)[^\s&'\"]+"),
     # The argument of a /link command wherever a library prints the message text (PTB logs every raw
     # update at DEBUG before any handler runs), also as an escaped newline inside a repr or JSON.
     re.compile(r"(?i)(/link(?:@\w+)?(?:\s|\\[nrt])+)[^\s'\"\\,}]+"),
@@ -93,8 +95,9 @@ def configure(level: str | int = "INFO", redactor: Redactor | None = None, strea
     handler._relay_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("httpx", "httpcore"):
-        # They log full request URLs, which carry the Telegram bot token.
+    for name in ("httpx", "httpcore", "websockets"):
+        # They log full request URLs, which carry the Telegram bot token (httpx) or the agent
+        # token (the doorbell's `?token=`, websockets at DEBUG).
         logging.getLogger(name).setLevel(logging.WARNING)
     # A tick skipped because the agent's previous poll still runs is normal, not a warning;
     # every job start and end at INFO would drown the relay's own lines.

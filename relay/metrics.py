@@ -49,3 +49,16 @@ class Metrics:
             "relay_hold_summaries", "Summaries and digests queued for held notifications", ["reason"], registry=r
         )
         self.agents = Gauge("relay_agents_polled", "Agents this process schedules", registry=r)
+        # The WebSocket doorbell (relay.doorbell): sockets held, pushes heard, polls they caused.
+        self.doorbell_held = Gauge("relay_doorbell_agents", "Agents whose doorbell this process holds", registry=r)
+        self.doorbell_sockets = Gauge("relay_doorbell_sockets", "Doorbell sockets open now", registry=r)
+        self.doorbell_connects = Counter(
+            "relay_doorbell_connects", "Doorbell connection attempts by outcome", ["outcome"], registry=r
+        )
+        self.doorbell_pushes = Counter("relay_doorbell_pushes", "Pushes heard on doorbell sockets", registry=r)
+        self.doorbell_polls = Counter(
+            "relay_doorbell_polls",
+            "Polls asked for by pushes: polled, or busy (a poll already ran)",
+            ["outcome"],
+            registry=r,
+        )

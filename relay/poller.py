@@ -154,9 +154,15 @@ class Poller:
             max_instances=2,
         )
 
-    async def _tick(self, agent_id: int) -> None:
+    async def poll_now(self, agent_id: int) -> bool:
+        """The doorbell rang (relay.doorbell): poll this agent now, not at its due time. False
+        when it was not polled: a poll of it runs already, here or (its lease) elsewhere."""
+        return await self._tick(agent_id, due_now=True)
+
+    async def _tick(self, agent_id: int, *, due_now: bool = False) -> bool:
         if self._stopping or agent_id in self._polling:
-            return
+            return False
+        polled = False
         self._polling.add(agent_id)
         task = asyncio.current_task()
         if task is not None:
@@ -166,7 +172,7 @@ class Poller:
             # at once keeps upstream, Redis and our connection pools out of a stampede.
             async with self._slots:
                 if not self._stopping:
-                    await self.poll_if_due(agent_id)
+                    polled = await self.poll_if_due(agent_id, due_now=due_now)
         except RedisError as exc:
             log.warning("poller: redis unavailable agent=%s (%s); not polling", agent_id, type(exc).__name__)
         except asyncio.CancelledError:
@@ -177,12 +183,14 @@ class Poller:
             self._polling.discard(agent_id)
             if task is not None:
                 self._in_flight.discard(task)
+        return polled
 
     # --- one poll ------------------------------------------------------------------------
-    async def poll_if_due(self, agent_id: int) -> bool:
-        due = await self._r.get(self._k.next_poll(agent_id))
-        if due is not None and float(due) > self._clock():
-            return False
+    async def poll_if_due(self, agent_id: int, *, due_now: bool = False) -> bool:
+        if not due_now:
+            due = await self._r.get(self._k.next_poll(agent_id))
+            if due is not None and float(due) > self._clock():
+                return False
         # AI-Trader looks down for everyone: one probe per interval across all processes,
         # instead of every agent's own backoff hammering it (and lagging after recovery).
         if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK and not await self._r.set(
