@@ -89,3 +89,20 @@ def test_call_overhead_benchmark_prints_each_figure() -> None:
     body = json.loads(done.stdout)
     keys = {"httpx_ms_without_sniffio", "httpx_ms_with_sniffio", "retrier_built_every_call_us", "retried_us"}
     assert set(body) == keys and all(len(v) == 1 and v[0] > 0 for v in body.values())
+
+
+def test_steady_benchmark_runs_both_modes_and_loses_nothing() -> None:
+    args = ["--agents", "2", "--rate", "2", "--seconds", "3", "--interval", "2", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.steady", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(done.stdout)
+    runs = {r["mode"]: r for r in body["runs"]}
+    assert set(runs) == {"doorbell", "polling"}
+    assert runs["doorbell"]["sockets"] == 2 and runs["polling"]["sockets"] == 0
+    for run in runs.values():
+        assert run["created"] == 6 and run["lost"] == 0 and run["duplicates"] == 0, run
+        assert set(run["cpu_s"]) == {"relay", "simulator", "redis", "load_generator"}
+    assert runs["polling"]["doorbell_polls"] == 0
+    assert "Traceback" not in done.stderr
