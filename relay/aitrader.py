@@ -17,6 +17,7 @@ from tenacity import stop_after_attempt, wait_random_exponential
 
 from relay import parse
 from relay.errors import (
+    BadId,
     NotFound,
     OutcomeUnknown,
     RateLimited,
@@ -25,6 +26,7 @@ from relay.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from relay.i18n import N_
 from relay.models import (
     Agent,
     AgentSummary,
@@ -54,20 +56,20 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 def checked_id(value: object, what: str = "id") -> int:
     """An id safe to put into a URL path: a plain positive integer, nothing else."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{what} must be a number")
+        raise BadId(N_("{name} must be a number"), name=what)
     text = str(value)
     digits = text.removeprefix("-")
     if digits.isascii() and digits.isdigit() and (digits != text or not digits.strip("0")):
         # Zero and negatives are numbers, just not ids: say what would be accepted.
-        raise ValueError(f"{what} must be a positive number")
+        raise BadId(N_("{name} must be a positive number"), name=what)
     if not text.isascii() or not text.isdigit():
-        raise ValueError(f"{what} must be a number")
+        raise BadId(N_("{name} must be a number"), name=what)
     if len(text) > len(str(MAX_ID)):
         # Before int(): Python refuses to convert over 4,300 digits with a message of its own.
-        raise ValueError(f"{what} is out of range")
+        raise BadId(N_("{name} is out of range"), name=what)
     number = int(text)
     if not 0 < number <= MAX_ID:
-        raise ValueError(f"{what} is out of range")
+        raise BadId(N_("{name} is out of range"), name=what)
     return number
 
 
@@ -369,11 +371,15 @@ def _decode(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
         wait = float(match.group(1)) if match else (1.0 if "1 second" in detail else 20.0)
         raise RateLimited(f"{where}: {detail}", retry_after=wait)
     if status == 404:
-        raise NotFound(f"{where}: {detail}", sentence=f"AI-Trader: {detail[:200]}" if detail else None)
+        raise NotFound(
+            f"{where}: {detail}", sentence=N_("AI-Trader: {reason}") if detail else None, reason=detail[:200]
+        )
     if status >= 500 or status == 408:
         raise UpstreamUnavailable(where)
     if status >= 400:
-        raise UpstreamError(f"{where}: {detail}", sentence=f"AI-Trader refused: {detail[:200]}" if detail else None)
+        raise UpstreamError(
+            f"{where}: {detail}", sentence=N_("AI-Trader refused: {reason}") if detail else None, reason=detail[:200]
+        )
     try:
         body = response.json()
     except ValueError:

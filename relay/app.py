@@ -35,6 +35,7 @@ from relay.errors import TokenRejected
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.holding import Holding
+from relay.i18n import Catalogues
 from relay.inbox import Inbox
 from relay.intel import Intel
 from relay.intel_brief import brief_composer
@@ -183,6 +184,7 @@ class Relay:
             holding=self.holding,
             journal=self.journal,
         )
+        self.catalogues = Catalogues.load()
         self.briefs = DailyBriefs(
             redis,
             k,
@@ -191,6 +193,7 @@ class Relay:
             brief_composer(Intel(self.client).show),
             on_enqueued=self.deliverer.wake,
             clock=clock,
+            catalogues=self.catalogues,
         )
         self.renderer = ChartRenderer(workers=settings.chart_workers)
         self.charts = ChartService(self.client, self.renderer, cache_seconds=settings.chart_cache_seconds, clock=clock)
@@ -211,6 +214,7 @@ class Relay:
             briefs=self.briefs,
             holding=self.holding,
             why=Why(self.journal, self.store, clock=clock),
+            catalogues=self.catalogues,
         )
         self.dead_letters = DeadLetters(redis, k, clock=clock)
         owners = parse_owner_ids(settings.owner_ids)
@@ -222,7 +226,9 @@ class Relay:
             "feed": Rate(settings.feed_rate_per_minute, 60),
         }
         limiter = CommandLimiter(redis, k, general=Rate(settings.command_rate_per_minute, 60), strict=strict)
-        self.router = Router(self.commands, admin, limiter=limiter)
+        self.router = Router(
+            self.commands, admin, limiter=limiter, chat_settings=self.chat_settings, catalogues=self.catalogues
+        )
         # /admin reaches the router only where an adapter knows the name (Telegram's text commands).
         self._specs = (*COMMANDS, ADMIN) if owners else COMMANDS
         self._scheduler: AsyncIOScheduler | None = None
@@ -358,12 +364,19 @@ class Relay:
     async def _tell_revoked(self, agent: LinkedAgent, reason: str) -> None:
         """Each chat routed to the agent hears once that its token stopped working."""
         fp = fingerprint(agent.token or "undecryptable")
-        notice = Message(
-            title=f"Notifications for {agent.name or 'agent'} (#{agent.agent_id}) are paused",
-            body=f"{reason}. {TokenRejected.sentence}",
-        )
         chats = {s.chat.key: s.chat for s in await self.store.agent_subscriptions(agent.agent_id)}
-        items = [Outgoing(chat, f"{agent.agent_id}:revoked:{fp}:{key}", notice) for key, chat in chats.items()]
+        items = []
+        for key, chat in chats.items():
+            t = self.catalogues.translator(await self.chat_settings.language(chat))
+            notice = Message(
+                title=t.gettext(
+                    "Notifications for {name} (#{agent_id}) are paused",
+                    name=agent.name or t.gettext("agent"),
+                    agent_id=agent.agent_id,
+                ),
+                body=f"{t.gettext(reason)}. {t.gettext(TokenRejected.sentence)}",
+            )
+            items.append(Outgoing(chat, f"{agent.agent_id}:revoked:{fp}:{key}", notice))
         if items:
             await self.outbox.enqueue(items, now=self._clock())
             self.deliverer.wake()

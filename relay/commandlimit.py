@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from relay.i18n import ENGLISH, Translator
 from relay.keys import Keys
 from relay.models import Command, Reply
 from relay.ratelimit import GCRA_SCRIPT
@@ -54,7 +55,7 @@ class CommandLimiter:
         self._strict = dict(strict)
         self._gcra = redis.register_script(GCRA_SCRIPT)
 
-    async def refusal(self, command: Command, *, deletes: bool = False) -> Reply | None:
+    async def refusal(self, command: Command, t: Translator = ENGLISH, *, deletes: bool = False) -> Reply | None:
         """None when the command may run; otherwise the reply to give instead (possibly empty).
         `deletes`: the command's message holds a secret and is deleted even when refused."""
         user = command.user.key
@@ -69,7 +70,11 @@ class CommandLimiter:
             return None
         log.info("commands: rate limited user=%s command=%s wait=%.0fs", user, command.name, wait)
         if await self._r.set(self._k.command_slow_notice(user), 1, nx=True, ex=NOTICE_EVERY):
-            text = f"Slow down: too many commands. Try /{command.name} again in {max(1, round(wait))} s."
+            text = t.gettext(
+                "Slow down: too many commands. Try /{name} again in {seconds} s.",
+                name=command.name,
+                seconds=max(1, round(wait)),
+            )
             return Reply.text(text, private=True, delete_command=deletes)
         return Reply((), private=True, delete_command=deletes)
 

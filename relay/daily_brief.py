@@ -24,6 +24,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from relay.chat_settings import ChatSettings
+from relay.errors import BadValue
+from relay.i18n import ENGLISH, N_, Catalogues, Translator
 from relay.keys import BRIEF_CLAIM_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.outbox import Outbox, Outgoing
@@ -51,18 +53,23 @@ class Brief:
     created_at: float
     created_by: str = ""
 
-    def describe(self) -> str:
-        return f"#{self.sub_id} daily intel brief at {self.at:%H:%M} ({', '.join(self.sections)})"
+    def describe(self, t: Translator = ENGLISH) -> str:
+        return t.gettext(
+            "#{sub_id} daily intel brief at {at} ({sections})",
+            sub_id=self.sub_id,
+            at=f"{self.at:%H:%M}",
+            sections=", ".join(self.sections),
+        )
 
 
 def parse_time(raw: str) -> clock_time:
     """HH:MM on a 24-hour clock; raises ValueError."""
     hours, sep, minutes = raw.strip().partition(":")
     if not sep or not (hours.isdigit() and minutes.isdigit()) or len(minutes) != 2 or not 1 <= len(hours) <= 2:
-        raise ValueError("time is HH:MM on a 24-hour clock, like 08:30")
+        raise BadValue(N_("time is HH:MM on a 24-hour clock, like 08:30"))
     h, m = int(hours), int(minutes)
     if h > 23 or m > 59:
-        raise ValueError("time is HH:MM on a 24-hour clock, like 08:30")
+        raise BadValue(N_("time is HH:MM on a 24-hour clock, like 08:30"))
     return clock_time(h, m)
 
 
@@ -70,7 +77,11 @@ def parse_sections(words: Sequence[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(w.lower() for w in words))
     unknown = [w for w in chosen if w not in SECTIONS]
     if unknown:
-        raise ValueError(f"unknown section {unknown[0][:20]}; sections are {', '.join(SECTIONS)}")
+        raise BadValue(
+            N_("unknown section {section}; sections are {sections}"),
+            section=unknown[0][:20],
+            sections=", ".join(SECTIONS),
+        )
     return chosen or DEFAULT_SECTIONS
 
 
@@ -87,7 +98,9 @@ class DailyBriefs:
         clock: Callable[[], float] = time.time,
         max_late: float = MAX_LATE_SECONDS,
         check_seconds: float = CHECK_SECONDS,
+        catalogues: Catalogues | None = None,
     ) -> None:
+        self._catalogues = catalogues or Catalogues.load()
         self._r = redis
         self._k = keys
         self._settings = settings
@@ -199,8 +212,10 @@ class DailyBriefs:
             await self._r.delete(claim)
             log.warning("daily brief not composed chat=%s date=%s error=%s", brief.chat.key, day, type(exc).__name__)
             return "retry"
+        t = self._catalogues.translator(await self._settings.language(brief.chat))
         titled = Message(
-            title=f"Daily market brief, {day:%a %d %b}",
+            # English weekday and month names; other languages get the ISO date.
+            title=t.gettext("Daily market brief, {date}", date=f"{day:%a %d %b}" if t.language == "en" else str(day)),
             body=_join(message),
             fields=message.fields,
             link=message.link,

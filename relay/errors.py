@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from relay.i18n import N_, Translator
+
 if TYPE_CHECKING:
     from relay.models import ChatRef
 
@@ -35,43 +37,56 @@ class RelayError(Exception):
 
 
 class UpstreamError(RelayError):
-    sentence = "AI-Trader returned an error."
+    # `sentence` is English with named placeholders filled from `params`; `localised` translates it.
+    sentence = N_("AI-Trader returned an error.")
 
-    def __init__(self, detail: str = "", *, sentence: str | None = None) -> None:
+    def __init__(self, detail: str = "", *, sentence: str | None = None, **params: object) -> None:
+        self.template = sentence or self.sentence
+        self.params = params
+        # `sentence` stays the English text with its values in (for logs and /status);
+        # `localised` is what a chat sees.
+        self.sentence = self.template.format(**params) if params else self.template
         super().__init__(detail or self.sentence)
         self.detail = detail
-        if sentence:
-            self.sentence = sentence
+
+    def localised(self, t: Translator) -> str:
+        return t.gettext(self.template, **self.params)
 
 
 class TokenRejected(UpstreamError):
-    sentence = "AI-Trader rejected the token (it changes whenever the agent logs in again). Link again with /link in a private chat."
+    sentence = N_(
+        "AI-Trader rejected the token (it changes whenever the agent logs in again). Link again with /link in a private chat."
+    )
 
 
 class RateLimited(UpstreamError):
-    sentence = "AI-Trader is rate limiting this agent."
+    sentence = N_("AI-Trader is rate limiting this agent.")
 
     def __init__(self, detail: str = "", *, retry_after: float = 20.0) -> None:
-        super().__init__(detail, sentence=f"AI-Trader says to slow down: try again in {int(retry_after + 0.999)}s.")
+        super().__init__(
+            detail,
+            sentence=N_("AI-Trader says to slow down: try again in {seconds}s."),
+            seconds=int(retry_after + 0.999),
+        )
         self.retry_after = retry_after
 
 
 class NotFound(UpstreamError):
-    sentence = "AI-Trader has no such item."
+    sentence = N_("AI-Trader has no such item.")
 
 
 class UpstreamUnavailable(UpstreamError):
-    sentence = "AI-Trader is not answering right now; try again shortly."
+    sentence = N_("AI-Trader is not answering right now; try again shortly.")
 
 
 class OutcomeUnknown(UpstreamUnavailable):
-    sentence = (
+    sentence = N_(
         "AI-Trader did not answer in time, so it is unknown whether this went through. Check before sending it again."
     )
 
 
 class UnexpectedResponse(UpstreamError):
-    sentence = "AI-Trader answered in an unexpected way; the relay may need an update."
+    sentence = N_("AI-Trader answered in an unexpected way; the relay may need an update.")
 
 
 class DeliveryError(RelayError):
@@ -114,18 +129,38 @@ class StoreUnavailable(RelayError):
 
 
 class UsageError(RelayError):
-    """A wrong command argument; the message is one line for the user."""
+    """A wrong command argument; the message is one line for the user: English marked with N_(),
+    named placeholders filled from `params` (the router translates it into the chat's language)."""
+
+    def __init__(self, message: str = "", /, **params: object) -> None:
+        super().__init__(message.format(**params) if params else message)
+        self.template = message
+        self.params = params
+
+    def localised(self, t: Translator) -> str:
+        return t.gettext(self.template, **self.params) if self.template else ""
+
+
+class BadValue(UsageError, ValueError):
+    """An argument a parser refused (a ValueError to code that parses it, a UsageError to the router)."""
+
+
+class BadId(BadValue):
+    """An id argument that is not a plain positive number."""
 
 
 class NotLinked(RelayError):
     """The command acts as the user's agent and none is usable. Not a usage error: the command
     was typed right, so the reply is the one step to take, without a "Usage:" line."""
 
-    sentence = "To do that, link your agent first with /link in a private chat with me."
+    sentence = N_("To do that, link your agent first with /link in a private chat with me.")
 
     def __init__(self, sentence: str | None = None) -> None:
         super().__init__(sentence or self.sentence)
         self.sentence = sentence or self.sentence
+
+    def localised(self, t: Translator) -> str:
+        return t.gettext(self.sentence)
 
 
 class LimitReached(UsageError):

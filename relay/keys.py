@@ -161,7 +161,9 @@ class Keys:
         return self._k("chat", chat, "kinds")
 
     def chat_settings(self, chat: str) -> str:
-        """HASH tz -> IANA zone name (absent: UTC). One per chat; removed when the chat goes."""
+        """HASH tz -> IANA zone name (absent: UTC); lang -> the `/language` choice (en|zh, absent:
+        follow the users); seen_lang -> the language of the last command's sender, for notifications.
+        One per chat, three short fields; removed when the chat goes."""
         return self._k("chat", chat, "settings")
 
     def briefs(self) -> str:

@@ -93,6 +93,12 @@ class Command:
     chat: ChatRef
     user: UserRef
     is_private: bool
+    # The user's language as their platform reports it (Telegram `language_code`, Discord's
+    # interaction locale), raw; "" when unknown (the console).
+    locale: str = ""
+    # The language the reply is written in ("en", "zh"), decided by the router from the chat's
+    # `/language` setting and `locale`; handlers read it, adapters leave it empty.
+    language: str = ""
 
 
 ActionKind = Literal["command", "prompt"]

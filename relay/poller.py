@@ -29,6 +29,7 @@ from relay.catalogue import kind_of
 from relay.errors import OutcomeUnknown, TokenRejected, UpstreamError, UpstreamUnavailable
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
+from relay.i18n import N_
 from relay.inbox import Inbox
 from relay.journal import Journal, JournalBatch
 from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
@@ -208,7 +209,7 @@ class Poller:
         if agent is None or agent.state != "active":
             return
         if agent.token is None:
-            await self._revoked(agent, "the stored token cannot be decrypted (was RELAY_SECRET_KEY changed?)")
+            await self._revoked(agent, N_("the stored token cannot be decrypted (was RELAY_SECRET_KEY changed?)"))
             return
         # What this poll fetched and routed, for /why: written once, at the end of the poll.
         journal = JournalBatch()
@@ -235,7 +236,7 @@ class Poller:
                 interval = await self._drain(agent, journal) or interval
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
-            await self._revoked(agent, "AI-Trader rejected the token")
+            await self._revoked(agent, N_("AI-Trader rejected the token"))
             return
         except UpstreamError as exc:
             self._metrics.polls.labels(agent.mode, "upstream_error").inc()

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from relay.catalogue import kind_of
+from relay.i18n import ENGLISH, N_, Translator
 from relay.models import (
     Action,
     Message,
@@ -24,18 +25,18 @@ BODY_LIMIT = 3000  # one notification = one send keeps the platform budget predi
 FIELD_LIMIT = 300
 
 _TITLES = {
-    "new_follower": "New follower",
-    "strategy_published": "New strategy",
-    "discussion_started": "New discussion",
-    "strategy_reply": "New reply on a strategy",
-    "discussion_reply": "New reply on a discussion",
-    "strategy_mention": "You were mentioned in a strategy",
-    "discussion_mention": "You were mentioned in a discussion",
-    "strategy_reply_accepted": "Your reply was accepted",
-    "discussion_reply_accepted": "Your reply was accepted",
-    "new_reply": "New reply",
-    "trade_copied": "Trade copied",
-    "signal": "New signal",
+    "new_follower": N_("New follower"),
+    "strategy_published": N_("New strategy"),
+    "discussion_started": N_("New discussion"),
+    "strategy_reply": N_("New reply on a strategy"),
+    "discussion_reply": N_("New reply on a discussion"),
+    "strategy_mention": N_("You were mentioned in a strategy"),
+    "discussion_mention": N_("You were mentioned in a discussion"),
+    "strategy_reply_accepted": N_("Your reply was accepted"),
+    "discussion_reply_accepted": N_("Your reply was accepted"),
+    "new_reply": N_("New reply"),
+    "trade_copied": N_("Trade copied"),
+    "signal": N_("New signal"),
 }
 
 
@@ -64,10 +65,10 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def signal_actions(signal_id: int) -> tuple[Action, ...]:
+def signal_actions(signal_id: int, t: Translator = ENGLISH) -> tuple[Action, ...]:
     return (
-        Action("Show replies", "replies", {"signal_id": str(signal_id)}),
-        Action("Reply", "reply", {"signal_id": str(signal_id)}, kind="prompt", text_param="text"),
+        Action(t.gettext("Show replies"), "replies", {"signal_id": str(signal_id)}),
+        Action(t.gettext("Reply"), "reply", {"signal_id": str(signal_id)}, kind="prompt", text_param="text"),
     )
 
 
@@ -86,7 +87,12 @@ def sender_of(data: Mapping[str, Any]) -> str:
 
 
 def notification(
-    n: Notification, *, is_task: bool = False, reply: SignalReply | None = None, can_accept: bool = False
+    n: Notification,
+    *,
+    is_task: bool = False,
+    reply: SignalReply | None = None,
+    can_accept: bool = False,
+    t: Translator = ENGLISH,
 ) -> Message:
     """One notification as a message; `reply` is the fetched reply text for reply/mention types.
     `can_accept`: the linked agent owns the signal, so the reply gets an Accept button."""
@@ -94,30 +100,39 @@ def notification(
     data = n.data
     fields: list[MessageField] = []
     if is_task:
-        title = "New task"
-        body = f"Task type: {n.content}"
+        title = t.gettext("New task")
+        body = t.gettext("Task type: {type}", type=n.content)
         task_input = data.get("input")
         if task_input:
-            fields.append(MessageField("Input", clip(_value(task_input), 1000)))
-        footer = f"task #{n.message_id}"
+            fields.append(MessageField(t.gettext("Input"), clip(_value(task_input), 1000)))
+        footer = t.gettext("task #{task_id}", task_id=n.message_id)
     else:
-        title = _TITLES.get(n.kind, f"Message ({clip(n.kind, 60)})")
+        known = _TITLES.get(n.kind)
+        title = t.gettext(known) if known else t.gettext("Message ({kind})", kind=clip(n.kind, 60))
         sender = sender_of(data)
         if sender:
-            title = f"Message from {sender}" if n.kind == "message" else f"{title} from {sender}"
+            title = (
+                t.gettext("Message from {sender}", sender=sender)
+                if n.kind == "message"
+                else t.gettext("{title} from {sender}", title=title, sender=sender)
+            )
         body = n.content
         footer = f"#{n.message_id}"
-        for label, key in (("Market", "market"), ("Symbol", "symbol")):
+        for label, key in ((N_("Market"), "market"), (N_("Symbol"), "symbol")):
             if data.get(key):
-                fields.append(MessageField(label, clip(_value(data[key]), FIELD_LIMIT)))
+                fields.append(MessageField(t.gettext(label), clip(_value(data[key]), FIELD_LIMIT)))
         if reply is not None:
             fields.append(
-                MessageField(f"Reply by {clip(reply.agent_name or str(reply.agent_id), 80)}", clip(reply.content, 1000))
+                MessageField(
+                    t.gettext("Reply by {name}", name=clip(reply.agent_name or str(reply.agent_id), 80)),
+                    clip(reply.content, 1000),
+                )
             )
         if n.kind == "trade_copied" and isinstance(data.get("trade"), Mapping):
             trade = data["trade"]
+            labels = {"symbol": N_("Symbol"), "side": N_("Side"), "quantity": N_("Quantity"), "price": N_("Price")}
             fields += [
-                MessageField(k.capitalize(), clip(_value(trade[k]), FIELD_LIMIT))
+                MessageField(t.gettext(labels[k]), clip(_value(trade[k]), FIELD_LIMIT))
                 for k in ("symbol", "side", "quantity", "price")
                 if k in trade
             ]
@@ -129,13 +144,13 @@ def notification(
     actions: list[Action] = []
     signal_id = positive_int(data, "signal_id")
     if signal_id and not is_task:
-        actions += signal_actions(signal_id)
-        footer += f" · signal {signal_id}"
+        actions += signal_actions(signal_id, t)
+        footer += " · " + t.gettext("signal {signal_id}", signal_id=signal_id)
         if reply is not None and can_accept and not reply.accepted:
             accept = {"signal_id": str(signal_id), "reply_id": str(reply.reply_id)}
-            actions.append(Action("Accept", "accept", accept))
-            footer += f" · reply {reply.reply_id}"
-    actions.append(Action("Mute this kind", "notify", {"kind": kind, "mode": "off"}))
+            actions.append(Action(t.gettext("Accept"), "accept", accept))
+            footer += " · " + t.gettext("reply {reply_id}", reply_id=reply.reply_id)
+    actions.append(Action(t.gettext("Mute this kind"), "notify", {"kind": kind, "mode": "off"}))
     return Message(
         title=title,
         body=clip(body, BODY_LIMIT),
@@ -145,28 +160,39 @@ def notification(
     )
 
 
-def no_signal(signal_id: int) -> str:
+def no_signal(signal_id: int, t: Translator = ENGLISH) -> str:
     """What /replies and /reply both say about a signal AI-Trader does not know."""
-    return f"No signal {signal_id} on AI-Trader. Check the id: /feed finds signals."
+    return t.gettext("No signal {signal_id} on AI-Trader. Check the id: /feed finds signals.", signal_id=signal_id)
 
 
-def replies(signal_id: int, items: Sequence[SignalReply]) -> Message:
+def replies(signal_id: int, items: Sequence[SignalReply], t: Translator = ENGLISH) -> Message:
+    title = t.gettext("Replies to signal {signal_id}", signal_id=signal_id)
     if not items:
         # Upstream answers an unknown signal with an empty list too, so say both.
         return Message(
-            title=f"Replies to signal {signal_id}",
-            body=f"No replies yet, or {no_signal(signal_id)[0].lower()}{no_signal(signal_id)[1:]}",
+            title=title,
+            body=t.gettext(
+                "No replies yet, or no signal {signal_id} on AI-Trader. Check the id: /feed finds signals.",
+                signal_id=signal_id,
+            ),
         )
     shown = items[-20:]
     lines = [
-        f"{'✅ ' if r.accepted else ''}reply {r.reply_id} · {clip(r.agent_name or str(r.agent_id), 60)}"
-        f" ({_when(r.created_at)}):\n{clip(r.content, 600)}"
+        ("✅ " if r.accepted else "")
+        + t.gettext(
+            "reply {reply_id} · {name} ({when}):",
+            reply_id=r.reply_id,
+            name=clip(r.agent_name or str(r.agent_id), 60),
+            when=_when(r.created_at),
+        )
+        + f"\n{clip(r.content, 600)}"
         for r in shown
     ]
-    more = f"{len(items) - len(shown)} earlier replies not shown · " if len(items) > len(shown) else ""
+    hidden = len(items) - len(shown)
+    more = t.ngettext("{n} earlier reply not shown", "{n} earlier replies not shown", hidden) + " · " if hidden else ""
     return Message(
-        title=f"Replies to signal {signal_id}",
+        title=title,
         body="\n\n".join(lines),
-        footer=f"{more}{len(items)} replies",
-        actions=(Action("Reply", "reply", {"signal_id": str(signal_id)}, kind="prompt", text_param="text"),),
+        footer=more + t.ngettext("{n} reply", "{n} replies", len(items)),
+        actions=(Action(t.gettext("Reply"), "reply", {"signal_id": str(signal_id)}, kind="prompt", text_param="text"),),
     )

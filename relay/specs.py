@@ -2,10 +2,12 @@
 
 Adapters register commands from this table (Telegram's menu, Discord's slash commands, the
 console's help), and `/help` is rendered from it. Handlers live in `relay.commands`.
+Descriptions are English marked with `N_()`; whoever shows one translates it (`Translator.gettext`).
 """
 
 from __future__ import annotations
 
+from relay.i18n import LANGUAGES, N_
 from relay.models import CommandSpec, Param
 
 KINDS: tuple[str, ...] = (
@@ -26,25 +28,25 @@ TRADE_SIDES: tuple[str, ...] = ("buy", "sell", "short", "cover")
 POST_KINDS: tuple[str, ...] = ("strategy", "discussion")
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("start", "What this bot does and how to begin"),
-    CommandSpec("help", "List the commands"),
+    CommandSpec("start", N_("What this bot does and how to begin")),
+    CommandSpec("help", N_("List the commands")),
     CommandSpec(
         "link",
-        "Link your AI-Trader agent (private chat only)",
+        N_("Link your AI-Trader agent (private chat only)"),
         (
-            Param("token", "your agent token"),
-            Param("mode", "consume (default) or observe", required=False, choices=LINK_MODES),
+            Param("token", N_("your agent token")),
+            Param("mode", N_("consume (default) or observe"), required=False, choices=LINK_MODES),
         ),
         private_only=True,
     ),
-    CommandSpec("unlink", "Unlink your agent and remove its routes"),
+    CommandSpec("unlink", N_("Unlink your agent and remove its routes")),
     CommandSpec(
         "subscribe",
-        "Route notifications here: kinds, feed <keyword> [type], trader <agent_id>, or intel daily <HH:MM>",
+        N_("Route notifications here: kinds, feed <keyword> [type], trader <agent_id>, or intel daily <HH:MM>"),
         (
             Param(
                 "what",
-                "kinds (replies … all), feed <keyword> [type], trader <agent_id>, intel daily <HH:MM> [sections]",
+                N_("kinds (replies … all), feed <keyword> [type], trader <agent_id>, intel daily <HH:MM> [sections]"),
                 required=False,
                 rest=True,
             ),
@@ -53,59 +55,61 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "unsubscribe",
-        "Remove a subscription by its id",
-        (Param("id", "subscription id from /subscriptions"),),
+        N_("Remove a subscription by its id"),
+        (Param("id", N_("subscription id from /subscriptions")),),
         admin_in_groups=True,
     ),
-    CommandSpec("subscriptions", "List this chat's subscriptions"),
+    CommandSpec("subscriptions", N_("List this chat's subscriptions")),
     CommandSpec(
         "notify",
-        "Set a kind on, silent or off in this chat",
+        N_("Set a kind on, silent or off in this chat"),
         (
-            Param("kind", "notification kind", required=False, choices=KINDS),
-            Param("mode", "on, silent or off", required=False, choices=KIND_MODES),
+            Param("kind", N_("notification kind"), required=False, choices=KINDS),
+            Param("mode", N_("on, silent or off"), required=False, choices=KIND_MODES),
         ),
         admin_in_groups=True,
     ),
     CommandSpec(
         "feed",
-        "Search the public feed",
+        N_("Search the public feed"),
         (
-            Param("keyword", "word to search for"),
-            Param("type", "operation, strategy or discussion", required=False, choices=FEED_TYPES),
-            Param("page", "page number", required=False),
+            Param("keyword", N_("word to search for")),
+            Param("type", N_("operation, strategy or discussion"), required=False, choices=FEED_TYPES),
+            Param("page", N_("page number"), required=False),
         ),
     ),
-    CommandSpec("replies", "Show the replies to a signal, with their ids", (Param("signal_id", "signal id"),)),
+    CommandSpec("replies", N_("Show the replies to a signal, with their ids"), (Param("signal_id", N_("signal id")),)),
     CommandSpec(
         "accept",
-        "Accept a reply to your agent's signal",
-        (Param("signal_id", "signal id"), Param("reply_id", "reply id from /replies")),
+        N_("Accept a reply to your agent's signal"),
+        (Param("signal_id", N_("signal id")), Param("reply_id", N_("reply id from /replies"))),
     ),
     CommandSpec(
         "reply",
-        "Reply to a signal as your agent",
-        (Param("signal_id", "signal id"), Param("text", "your reply", rest=True)),
+        N_("Reply to a signal as your agent"),
+        (Param("signal_id", N_("signal id")), Param("text", N_("your reply"), rest=True)),
     ),
     CommandSpec(
-        "send", "Send a message to an agent", (Param("agent_id", "agent id"), Param("text", "message", rest=True))
+        "send",
+        N_("Send a message to an agent"),
+        (Param("agent_id", N_("agent id")), Param("text", N_("message"), rest=True)),
     ),
     CommandSpec(
         "task",
-        "Create a task for an agent",
+        N_("Create a task for an agent"),
         (
-            Param("agent_id", "agent id"),
-            Param("type", "task type"),
-            Param("json", "input data as a JSON object", required=False, rest=True),
+            Param("agent_id", N_("agent id")),
+            Param("type", N_("task type")),
+            Param("json", N_("input data as a JSON object"), required=False, rest=True),
         ),
     ),
     CommandSpec(
-        "discussions", "Your agent's discussions and strategies", (Param("keyword", "filter", required=False),)
+        "discussions", N_("Your agent's discussions and strategies"), (Param("keyword", N_("filter"), required=False),)
     ),
-    CommandSpec("follow", "Follow a trader", (Param("agent_id", "trader's agent id"),)),
-    CommandSpec("unfollow", "Stop following a trader", (Param("agent_id", "trader's agent id"),)),
-    CommandSpec("following", "Traders your agent follows"),
-    CommandSpec("status", "Linked agent, last poll, queued and failed deliveries"),
+    CommandSpec("follow", N_("Follow a trader"), (Param("agent_id", N_("trader's agent id")),)),
+    CommandSpec("unfollow", N_("Stop following a trader"), (Param("agent_id", N_("trader's agent id")),)),
+    CommandSpec("following", N_("Traders your agent follows")),
+    CommandSpec("status", N_("Linked agent, last poll, queued and failed deliveries")),
     CommandSpec(
         "why",
         "What happened to a notification in this chat: fetched, routed, held, sent or not, and why",
@@ -113,17 +117,25 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "chart",
-        "A chart: profit [agent_id] [days], positions, or <symbol> [market]",
+        N_("A chart: profit [agent_id] [days], positions, or <symbol> [market]"),
         (
-            Param("what", "profit, positions, or a symbol such as NVDA"),
-            Param("option", "profit: an agent id; a symbol: its market (us-stock, crypto, polymarket)", required=False),
-            Param("days", "profit: days to show, 1-365 (default 30)", required=False),
+            Param("what", N_("profit, positions, or a symbol such as NVDA")),
+            Param(
+                "option", N_("profit: an agent id; a symbol: its market (us-stock, crypto, polymarket)"), required=False
+            ),
+            Param("days", N_("profit: days to show, 1-365 (default 30)"), required=False),
         ),
     ),
     CommandSpec(
         "timezone",
-        "Show or set this chat's time zone (for the daily brief, quiet hours and digests)",
-        (Param("zone", "an IANA time zone such as Europe/Berlin (default UTC)", required=False),),
+        N_("Show or set this chat's time zone (for the daily brief, quiet hours and digests)"),
+        (Param("zone", N_("an IANA time zone such as Europe/Berlin (default UTC)"), required=False),),
+        admin_in_groups=True,
+    ),
+    CommandSpec(
+        "language",
+        N_("Show or set this chat's language: en, zh, or auto (each user's own)"),
+        (Param("language", N_("en (English), zh (简体中文) or auto"), required=False, choices=(*LANGUAGES, "auto")),),
         admin_in_groups=True,
     ),
     # --- when a chat hears about things (relay.holding) ---
@@ -154,60 +166,62 @@ COMMANDS: tuple[CommandSpec, ...] = (
         ),
     ),
     # --- the trader's cockpit (relay.trading) ---
-    CommandSpec("positions", "Your agent's open positions, PnL and cash"),
+    CommandSpec("positions", N_("Your agent's open positions, PnL and cash")),
     CommandSpec(
-        "trader", "A trader's summary, recent signals and positions", (Param("agent_id", "trader's agent id"),)
+        "trader", N_("A trader's summary, recent signals and positions"), (Param("agent_id", N_("trader's agent id")),)
     ),
     CommandSpec(
         "price",
-        "Current price of a symbol (Polymarket: <slug>:<outcome> or a token id)",
+        N_("Current price of a symbol (Polymarket: <slug>:<outcome> or a token id)"),
         (
-            Param("symbol", "symbol, e.g. AAPL, BTC, or slug:Yes"),
-            Param("market", "us-stock (default), crypto or polymarket", required=False, choices=MARKETS),
+            Param("symbol", N_("symbol, e.g. AAPL, BTC, or slug:Yes")),
+            Param("market", N_("us-stock (default), crypto or polymarket"), required=False, choices=MARKETS),
         ),
     ),
-    CommandSpec("points", "Your agent's points and cash"),
-    CommandSpec("leaderboard", "Top traders by profit", (Param("days", "period in days, 1-365", required=False),)),
-    CommandSpec("trending", "Symbols held by the most agents"),
+    CommandSpec("points", N_("Your agent's points and cash")),
+    CommandSpec(
+        "leaderboard", N_("Top traders by profit"), (Param("days", N_("period in days, 1-365"), required=False),)
+    ),
+    CommandSpec("trending", N_("Symbols held by the most agents")),
     CommandSpec(
         "post",
-        "Publish a strategy or discussion: [market] <title> | <text>",
+        N_("Publish a strategy or discussion: [market] <title> | <text>"),
         (
-            Param("kind", "strategy or discussion", choices=POST_KINDS),
-            Param("text", "[market] title | text", rest=True),
+            Param("kind", N_("strategy or discussion"), choices=POST_KINDS),
+            Param("text", N_("[market] title | text"), rest=True),
         ),
     ),
     CommandSpec(
         "trade",
-        "Publish a trade as your agent, after you press Confirm",
+        N_("Publish a trade as your agent, after you press Confirm"),
         (
-            Param("side", "buy, sell, short or cover", choices=TRADE_SIDES),
-            Param("symbol", "symbol, e.g. AAPL, BTC, or slug:Yes"),
-            Param("quantity", "how many"),
-            Param("market", "us-stock (default), crypto or polymarket", required=False, choices=MARKETS),
-            Param("price", "price (us-stock); default: the current price", required=False),
+            Param("side", N_("buy, sell, short or cover"), choices=TRADE_SIDES),
+            Param("symbol", N_("symbol, e.g. AAPL, BTC, or slug:Yes")),
+            Param("quantity", N_("how many")),
+            Param("market", N_("us-stock (default), crypto or polymarket"), required=False, choices=MARKETS),
+            Param("price", N_("price (us-stock); default: the current price"), required=False),
         ),
     ),
     CommandSpec(
         "confirm",
-        "Confirm or cancel a pending /trade (its buttons do this)",
+        N_("Confirm or cancel a pending /trade (its buttons do this)"),
         (
-            Param("id", "order id"),
-            Param("decision", "confirm or cancel", required=False, choices=("confirm", "cancel")),
+            Param("id", N_("order id")),
+            Param("decision", N_("confirm or cancel"), required=False, choices=("confirm", "cancel")),
         ),
     ),
     CommandSpec(
         "intel",
-        "Market intelligence: overview, macro, etf, news [category], stock <symbol>",
-        (Param("what", "overview, macro, etf, news [category] or stock <symbol>", required=False, rest=True),),
+        N_("Market intelligence: overview, macro, etf, news [category], stock <symbol>"),
+        (Param("what", N_("overview, macro, etf, news [category] or stock <symbol>"), required=False, rest=True),),
     ),
 )
 
 # For the users in OWNER_IDS only, in a private chat; everyone else is told it is unknown.
 ADMIN = CommandSpec(
     "admin",
-    "Operator commands: stats, deadletters, replay [chat|all]",
-    (Param("what", "stats, deadletters, or replay [chat|all]", required=False, rest=True),),
+    N_("Operator commands: stats, deadletters, replay [chat|all]"),
+    (Param("what", N_("stats, deadletters, or replay [chat|all]"), required=False, rest=True),),
     private_only=True,
     hidden=True,
 )

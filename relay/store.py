@@ -18,6 +18,7 @@ from redis.typing import EncodableT
 
 from relay.errors import LimitReached
 from relay.filters import WatchFilter
+from relay.i18n import N_
 from relay.keys import CHAT_ERROR_TTL, LOSSES_CAP, Keys
 from relay.models import ChatRef
 from relay.redis_values import text, text_dict, text_or_empty
@@ -440,13 +441,14 @@ class Store:
 
     def _chat_full(self) -> LimitReached:
         return LimitReached(
-            f"this chat already has {self._max_per_chat} subscriptions, the most it may hold; /unsubscribe one first"
+            N_("this chat already has {n} subscriptions, the most it may hold; /unsubscribe one first"),
+            n=self._max_per_chat,
         )
 
     def _user_full(self) -> LimitReached:
         return LimitReached(
-            f"you already have {self._max_watches_per_user} feed and trader watches, the most allowed; "
-            "/unsubscribe one first"
+            N_("you already have {n} feed and trader watches, the most allowed; /unsubscribe one first"),
+            n=self._max_watches_per_user,
         )
 
     async def subscription(self, sub_id: int) -> Subscription | None:

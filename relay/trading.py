@@ -37,10 +37,7 @@ POST_LIMIT = 4000
 
 
 def _id(value: str, name: str) -> int:
-    try:
-        return checked_id(value, name)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return checked_id(value, name)  # a BadId is a UsageError
 
 
 def _positive(value: str, name: str) -> float:

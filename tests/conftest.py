@@ -134,14 +134,16 @@ def relay(
 class Chat:
     """Sends commands to the relay as one user in one chat."""
 
-    def __init__(self, relay: Relay, chat: ChatRef, user: UserRef, *, private: bool = True) -> None:
+    def __init__(self, relay: Relay, chat: ChatRef, user: UserRef, *, private: bool = True, locale: str = "") -> None:
         self.relay = relay
         self.chat = chat
         self.user = user
         self.private = private
+        self.locale = locale  # the platform's language tag for this user ("zh-hans", "en-US")
 
     async def say(self, name: str, **args: str) -> Reply:
-        return await self.relay.router.dispatch(Command(name, args, self.chat, self.user, is_private=self.private))
+        command = Command(name, args, self.chat, self.user, is_private=self.private, locale=self.locale)
+        return await self.relay.router.dispatch(command)
 
     async def text(self, name: str, **args: str) -> str:
         reply = await self.say(name, **args)

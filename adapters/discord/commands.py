@@ -27,6 +27,7 @@ Market = Literal["us-stock", "crypto", "polymarket"]
 Side = Literal["buy", "sell", "short", "cover"]
 PostKind = Literal["strategy", "discussion"]
 Decision = Literal["confirm", "cancel"]
+Language = Literal["en", "zh", "auto"]
 Amount = app_commands.Range[float, 0.000001, 1_000_000_000.0]
 
 # /link takes its parameters in a modal (LINK_FIELDS), never as options: an option's value is
@@ -179,6 +180,12 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     async def held(interaction: discord.Interaction, batch: str | None = None, page: Page | None = None) -> None:
         await run(interaction, "held", _args(batch=batch, page=page))
 
+    @app_commands.command(name="language", description=summary("language"))
+    @described("language")
+    @app_commands.default_permissions(manage_channels=True)
+    async def language(interaction: discord.Interaction, language: Language | None = None) -> None:
+        await run(interaction, "language", _args(language=language))
+
     @app_commands.command(name="accept", description=summary("accept"))
     @described("accept")
     async def accept(interaction: discord.Interaction, signal_id: Id, reply_id: Id) -> None:
@@ -240,7 +247,7 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
 
     commands: list[app_commands.Command[Any, ..., Any]] = [start, help_, link, unlink, subscribe, unsubscribe]
     commands += [subscriptions, notify, feed, replies, reply, send]
-    commands += [task, discussions, follow, unfollow, following, status, why, chart, timezone, accept]
+    commands += [task, discussions, follow, unfollow, following, status, why, chart, timezone, language, accept]
     commands += [positions, trader, price, points, leaderboard, trending, post, trade, confirm, intel]
     commands += [quiet, snooze, digest, held]
     for command in commands:

@@ -23,6 +23,7 @@ from adapters.discord.embeds import RenderedPart, render
 from adapters.discord.guards import RequestGuard
 from relay.adapter import AdapterServices, Dispatch
 from relay.errors import StoreUnavailable
+from relay.i18n import Catalogues, language_of
 from relay.keys import DISCORD_GUILD_CHANNELS
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, Reply, UserRef
@@ -38,7 +39,15 @@ _ANSWER_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutErr
 
 
 class InteractionHandler:
-    def __init__(self, services: AdapterServices, codec: ActionCodec, guard: RequestGuard, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        services: AdapterServices,
+        codec: ActionCodec,
+        guard: RequestGuard,
+        redactor: Redactor,
+        catalogues: Catalogues | None = None,
+    ) -> None:
+        self._catalogues = catalogues or Catalogues.load()
         self._services = services
         self._guild_channels = services.store(DISCORD_GUILD_CHANNELS)
         self._codec = codec
@@ -167,7 +176,9 @@ class InteractionHandler:
         is_admin = is_dm or permissions.administrator or permissions.manage_channels
         user = UserRef("discord", str(interaction.user.id), interaction.user.display_name, is_chat_admin=is_admin)
         chat = ChatRef("discord", str(interaction.channel_id))
-        return Command(name, args, chat, user, is_private=is_dm)
+        # The user's client language (always sent on interactions), for the reply's language.
+        locale = getattr(interaction.locale, "value", "") or ""
+        return Command(name, args, chat, user, is_private=is_dm, locale=locale)
 
     async def _run(
         self, interaction: discord.Interaction, command: Command, *, update: bool, private: bool = False
@@ -197,7 +208,8 @@ class InteractionHandler:
             return await self._dispatch(command)
         except Exception:
             log.exception("dispatch failed command=%s chat=%s", command.name, command.chat.key)
-            return Reply.text("Something went wrong on our side; please try again.", private=True)
+            t = self._catalogues.translator(language_of(command.locale))
+            return Reply.text(t.gettext("Something went wrong on our side; please try again."), private=True)
 
     async def _answer(self, interaction: discord.Interaction, reply: Reply, deferred_private: bool | None) -> None:
         """Deliver `reply` on a deferred interaction. `deferred_private` None: a button asked to

@@ -22,6 +22,7 @@ from adapters.telegram.markup import BOLD, Span, link
 from adapters.telegram.sender import Sender
 from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange
 from relay.errors import DeliveryError, RetryLater, StoreUnavailable
+from relay.i18n import N_, Catalogues, Translator, language_of
 from relay.keys import TELEGRAM_ADMINS
 from relay.models import Action, ChatRef, Command, CommandSpec, Message, Reply, UserRef
 from relay.router import help_hint, unknown_command
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 REPLY_ATTEMPTS = 3
 REPLY_MAX_WAIT = 30.0  # seconds a command's reply may wait for a chat's retry_after
 _ADMIN_STATUSES = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
-FAILED = "Something went wrong; try again in a minute."
-EXPIRED = "This button has expired; run the command again."
+FAILED = N_("Something went wrong; try again in a minute.")
+EXPIRED = N_("This button has expired; run the command again.")
 
 
 def chat_ref(chat: Chat, message: TgMessage | None) -> ChatRef:
@@ -55,7 +56,10 @@ class Inbound:
         specs: Mapping[str, CommandSpec],
         dispatch: Dispatch,
         on_chat_change: OnChatChange,
+        catalogues: Catalogues | None = None,
     ) -> None:
+        # For the adapter's own few words (expired buttons, prompts); the core localises its replies.
+        self._catalogues = catalogues or Catalogues.load()
         self._sender = sender
         self._buttons = buttons
         self._services = services
@@ -122,7 +126,8 @@ class Inbound:
             # In a group an unaddressed unknown command may belong to another bot: stay quiet there.
             if message.chat.type == ChatType.PRIVATE or addressed:
                 ref = chat_ref(message.chat, message)
-                answer = unknown_command(name) if name else help_hint()
+                t = self._t(message.from_user)
+                answer = unknown_command(name, t) if name else help_hint(t)
                 await self._reply(ref, answer, f"unknown:{update.update_id}")
             return
         await self._run(update, name, parse_words(spec, rest), message, delete_id=message.message_id)
@@ -147,16 +152,16 @@ class Inbound:
         if on_message is False:
             # Telegram sends the pressed message as it stored it: data that is not one of its
             # buttons was crafted by the client (e.g. a feed page's "replace" copied elsewhere).
-            await self._answer(query, EXPIRED)
+            await self._answer(query, self._t(query.from_user).gettext(EXPIRED))
             return
         try:
             action = await self._buttons.decode(data, str(origin.chat.id), _label_of(origin, data))
         except Exception:
             log.exception("button data unreadable")
-            await self._answer(query, FAILED)
+            await self._answer(query, self._t(query.from_user).gettext(FAILED))
             return
         if action is None or action.command not in self._specs:
-            await self._answer(query, EXPIRED)
+            await self._answer(query, self._t(query.from_user).gettext(EXPIRED))
             return
         await self._answer(query, None)
         ref = chat_ref(origin.chat, origin if isinstance(origin, TgMessage) else None)
@@ -165,7 +170,14 @@ class Inbound:
                 await self._prompt(ref, origin.chat, query.from_user, action)
                 return
             user = await self._user(origin.chat, query.from_user, None, self._specs[action.command])
-            command = Command(action.command, dict(action.args), ref, user, origin.chat.type == ChatType.PRIVATE)
+            command = Command(
+                action.command,
+                dict(action.args),
+                ref,
+                user,
+                origin.chat.type == ChatType.PRIVATE,
+                locale=query.from_user.language_code or "",
+            )
             reply = await self._call(command)
             messages = reply.messages
             # An answer meant for the presser alone (e.g. "only Ann can confirm this trade") must not
@@ -177,7 +189,9 @@ class Inbound:
             await self._reply(ref, Reply(messages), f"cb:{update.update_id}")
         except Exception:
             log.exception("button press failed")
-            await self._reply(ref, Reply.text(FAILED), f"cb-failed:{update.update_id}")
+            await self._reply(
+                ref, Reply.text(self._t(query.from_user).gettext(FAILED)), f"cb-failed:{update.update_id}"
+            )
 
     @staticmethod
     async def _answer(query: CallbackQuery, note: str | None) -> None:
@@ -220,7 +234,8 @@ class Inbound:
             who = UserRef("telegram", str(chat.id), chat.title or str(chat.id), is_chat_admin=True)
         else:
             who = await self._user(chat, user, message.sender_chat, self._specs.get(name))
-        reply = await self._call(Command(name, dict(args), ref, who, chat.type == ChatType.PRIVATE))
+        locale = (user.language_code if user is not None else None) or ""
+        reply = await self._call(Command(name, dict(args), ref, who, chat.type == ChatType.PRIVATE, locale=locale))
         if reply.delete_command:
             # The command carried a secret: remove it first, then answer (failure is fine: no rights).
             await self._sender.delete(chat.id, delete_id)
@@ -231,7 +246,11 @@ class Inbound:
             return await self._dispatch(command)
         except Exception:
             log.exception("dispatch failed command=%s chat=%s", command.name, command.chat.key)
-            return Reply.text(FAILED)
+            return Reply.text(self._catalogues.translator(language_of(command.locale)).gettext(FAILED))
+
+    def _t(self, user: User | None) -> Translator:
+        """The adapter's own words in the user's Telegram language (`language_code`)."""
+        return self._catalogues.translator(language_of(user.language_code if user is not None else None))
 
     async def _user(self, chat: Chat, user: User, sender_chat: Chat | None, spec: CommandSpec | None) -> UserRef:
         display = user.full_name or user.username or str(user.id)
@@ -270,9 +289,10 @@ class Inbound:
 
     async def _prompt(self, ref: ChatRef, chat: Chat, user: User, action: Action) -> None:
         """Ask for the free text with a ForceReply; the answer becomes the command (see on_message)."""
+        t = self._t(user)
         spec = self._specs[action.command]
         param = next((p for p in spec.params if p.name == action.text_param), None)
-        wanted = param.description if param else action.text_param
+        wanted = t.gettext(param.description) if param else action.text_param
         words = " ".join(action.args[p.name] for p in spec.params if p.name in action.args)
         spans: list[Span] = []
         if chat.type != ChatType.PRIVATE:
@@ -280,7 +300,7 @@ class Inbound:
             spans += [link(user.full_name or str(user.id), f"tg://user?id={user.id}"), Span(" ")]
         spans += [
             Span(f"{action.label}: /{action.command} {words}".rstrip(), (BOLD,)),
-            Span(f"\nWrite {wanted} as a reply to this message."),
+            Span("\n" + t.gettext("Write {what} as a reply to this message.", what=wanted)),
         ]
         markup = ForceReply(selective=True, input_field_placeholder=wanted[:64] or None)
         try:
