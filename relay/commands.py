@@ -617,7 +617,7 @@ class Commands:
 
     async def cmd_why(self, command: Command) -> Reply:
         if self._why is None:
-            return Reply.text("The delivery journal is not enabled here.", private=True)
+            return Reply.text(self._t(command).gettext("The delivery journal is not enabled here."), private=True)
         return await self._why.answer(command)
 
     # --- charts and chat settings (relay.chart_commands) -------------------------------
@@ -672,7 +672,7 @@ class Commands:
     # --- quiet hours, snooze, digests (relay.hold_commands) -------------------------------------
     def _hold(self) -> Holding:
         if self._holding is None:
-            raise UsageError("quiet hours and digests are not enabled here")
+            raise UsageError(N_("quiet hours and digests are not enabled here"))
         return self._holding
 
     async def cmd_quiet(self, command: Command) -> Reply:

@@ -112,8 +112,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("status", N_("Linked agent, last poll, queued and failed deliveries")),
     CommandSpec(
         "why",
-        "What happened to a notification in this chat: fetched, routed, held, sent or not, and why",
-        (Param("ref", "the reference at the end of a notification, or a signal id"),),
+        N_("What happened to a notification in this chat: fetched, routed, held, sent or not, and why"),
+        (Param("ref", N_("the reference at the end of a notification, or a signal id")),),
     ),
     CommandSpec(
         "chart",
@@ -141,28 +141,32 @@ COMMANDS: tuple[CommandSpec, ...] = (
     # --- when a chat hears about things (relay.holding) ---
     CommandSpec(
         "quiet",
-        "Quiet hours: hold notifications then and send one summary after",
-        (Param("hours", "HH:MM-HH:MM in this chat's time zone, or off", required=False, rest=True),),
+        N_("Quiet hours: hold notifications then and send one summary after"),
+        (Param("hours", N_("HH:MM-HH:MM in this chat's time zone, or off"), required=False, rest=True),),
         admin_in_groups=True,
     ),
     CommandSpec(
         "snooze",
-        "Hold every notification for a while, then send one summary",
-        (Param("duration", "e.g. 30m, 2h, 1h30m (up to 7 days), or off", required=False),),
+        N_("Hold every notification for a while, then send one summary"),
+        (Param("duration", N_("e.g. 30m, 2h, 1h30m (up to 7 days), or off"), required=False),),
         admin_in_groups=True,
     ),
     CommandSpec(
         "digest",
-        "Collect kinds into one message per period: <kinds…> hourly | daily HH:MM | off",
-        (Param("what", "kinds (replies … watches, all) then hourly, daily HH:MM or off", required=False, rest=True),),
+        N_("Collect kinds into one message per period: <kinds…> hourly | daily HH:MM | off"),
+        (
+            Param(
+                "what", N_("kinds (replies … watches, all) then hourly, daily HH:MM or off"), required=False, rest=True
+            ),
+        ),
         admin_in_groups=True,
     ),
     CommandSpec(
         "held",
-        "List the notifications of the last summary or digest",
+        N_("List the notifications of the last summary or digest"),
         (
-            Param("batch", "the id a summary names (default: the last one)", required=False),
-            Param("page", "page number", required=False),
+            Param("batch", N_("the id a summary names (default: the last one)"), required=False),
+            Param("page", N_("page number"), required=False),
         ),
     ),
     # --- the trader's cockpit (relay.trading) ---

@@ -49,7 +49,11 @@ _USER_TEXT_CALLS = {
     "BadValue": (),
     "BadId": (),
     "Span": (),  # Telegram's formatted text
+    "CommandSpec": ("summary",),  # /help, menus, slash-command descriptions
+    "Param": ("description",),
 }
+# Only these positions of these calls are text (the first argument is a command or option name).
+_TEXT_POSITIONS = {"CommandSpec": (1,), "Param": (1,)}
 _POSITIONAL_TEXT = {
     "MessageField": 2,
     "Action": 1,
@@ -140,6 +144,7 @@ def hard_coded() -> list[str]:
                     suspects += node.args[:1]
                 if name in _USER_TEXT_CALLS:
                     suspects += node.args[: _POSITIONAL_TEXT.get(name, 0)]
+                    suspects += [node.args[i] for i in _TEXT_POSITIONS.get(name, ()) if i < len(node.args)]
                     suspects += [k.value for k in node.keywords if k.arg in _USER_TEXT_CALLS[name]]
                 problems += [f"{rel}:{s.lineno}: {ast.unparse(s)[:80]}" for s in suspects if _has_words(s)]
             elif isinstance(node, ast.ClassDef):
