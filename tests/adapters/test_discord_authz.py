@@ -147,6 +147,12 @@ def _case(command: str, prepared: dict[str, str]) -> Case:
             return (await relay.chat_settings.timezone(chat)).key == "Asia/Tokyo"
 
         return Case({"zone": "Asia/Tokyo"}, "This chat's time zone is now Asia/Tokyo", zoned)
+    if command == "language":
+
+        async def chosen(relay: Relay, chat: ChatRef) -> bool:
+            return await relay.chat_settings.chosen_language(chat) == "en"
+
+        return Case({"language": "en"}, "This chat's language is now English", chosen)
     raise AssertionError(f"no case for privileged command /{command}: add one")
 
 
