@@ -106,3 +106,16 @@ def test_steady_benchmark_runs_both_modes_and_loses_nothing() -> None:
         assert set(run["cpu_s"]) == {"relay", "simulator", "redis", "load_generator"}
     assert runs["polling"]["doorbell_polls"] == 0
     assert "Traceback" not in done.stderr
+
+
+def test_hold_summary_benchmark_renders_within_the_platform_limits() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.hold_summary", "--notifications", "300", "--runs", "1", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [run] = json.loads(done.stdout)
+    assert run["within_limits"] and run["telegram_messages"] == run["discord_messages"] == 1
