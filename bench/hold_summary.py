@@ -35,6 +35,7 @@ from relay.keys import Keys
 from relay.leases import Leases
 from relay.models import ChatRef, Message
 from relay.outbox import Outbox, Outgoing
+from relay.redis_values import stream_entries
 
 CHAT = ChatRef("bench", "quiet")
 TELEGRAM_MAX = 4096
@@ -68,14 +69,14 @@ async def one_run(redis: Redis, n: int) -> dict[str, Any]:
     sent = await holding.check_chat(CHAT)
     cpu3, redis3, wall3 = time.process_time(), await redis_cpu(redis), time.perf_counter()
     assert sent == ["summary"], sent
-    [(_, fields)] = [(i, f) for i, f in await redis.xrange(keys.outbox(CHAT.key))]
-    summary = Message.from_json(fields[b"m"])
+    [(_, fields)] = stream_entries(await redis.xrange(keys.outbox(CHAT.key)))
+    summary = Message.from_json(fields["m"])
 
     render0 = time.process_time()
     chunks = telegram_render(summary)
     parts = discord_render(summary)
     render_cpu = time.process_time() - render0
-    embeds = [e.to_dict() for part in parts for e in part.embeds]
+    embeds: list[dict[str, Any]] = [dict(e.to_dict()) for part in parts for e in part.embeds]
     embed_total = sum(
         len(e.get("title", "")) + len(e.get("description", "")) + len((e.get("footer") or {}).get("text", ""))
         for e in embeds
