@@ -122,6 +122,7 @@ class Relay:
             on_enqueued=self.deliverer.wake,
             clock=clock,
             faults=faults,
+            journal=self.journal,
         )
         self.fanout = FanOut(
             self.inbox,

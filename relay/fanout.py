@@ -94,15 +94,15 @@ class FanOut:
             replies: dict[int, tuple[SignalReply, ...] | None] = {}
             owned: dict[int, frozenset[int]] = {}
             routed = [await self._one(agent_id, entry, subs, modes, replies, owned) for entry in entries]
-            held: set[str] = set()
+            held: dict[str, str] = {}
             kept: set[int] | None = None
             if self._holding is not None:
                 # Quiet hours, snooze and digests take their share here (why at routing time:
                 # relay.holding), for the whole batch at once; what is held is not enqueued.
                 every = [i for r in routed for i in r.items]
-                queued = await self._holding.divert(every, self._clock())
-                kept = {id(i) for i in queued}
-                held = {i.key for i in every if id(i) not in kept}
+                diverted = await self._holding.route(every, self._clock())
+                kept = {id(i) for i in diverted.queued}
+                held = diverted.held
             if self._journal is not None:
                 for r in routed:
                     self._note(batch, r.entry, r.kind, r.targets, r.passed, held)
@@ -158,7 +158,7 @@ class FanOut:
         kind: str,
         targets: dict[str, tuple[Subscription, bool]],
         passed: dict[str, tuple[Subscription, str]],
-        held: set[str],
+        held: dict[str, str],
     ) -> None:
         n = entry.notification
         now = self._clock()
@@ -170,7 +170,7 @@ class FanOut:
             how = f"{stored_at}routed by subscription #{sub.sub_id} ({kind}{', silent' if silent else ''})"
             if key in held:
                 # relay.holding keeps it back: quiet hours, a snooze or a digest of this kind.
-                how += "; held by this chat's quiet hours, snooze or digest, to be sent in its summary"
+                how += "; " + held[key]
                 batch.chat(chat_key, key, HELD, how, at=now, signal=signal, kind=kind)
             else:
                 batch.chat(chat_key, key, QUEUED, how + " and queued", at=now, signal=signal, kind=kind)

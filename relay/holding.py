@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 
 from relay.chat_settings import ChatSettings
 from relay.faults import FaultPoints
+from relay.journal import RELEASED, Journal, JournalBatch
 from relay.keys import HOLD_BATCH_TTL, HOLD_CAP, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
@@ -221,6 +222,20 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class Routed:
+    queued: list[Outgoing]  # to enqueue now
+    held: dict[str, str]  # delivery key -> why it was held or collected (for the journal)
+
+
+def _held_because(target: str, tag: str, plan: Plan, now: float) -> str:
+    if target == "d":
+        return f"collected for this chat's {Schedule(tag).label()} digest (/digest)"
+    until = datetime.fromtimestamp(plan.hold_until(now), plan.zone)
+    what = "/snooze" if tag == "snooze" else f"quiet hours {plan.quiet}"
+    return f"held by {what} until {until:%H:%M} {plan.zone.key}, to be sent in one summary"
+
+
+@dataclass(frozen=True, slots=True)
 class HeldItem:
     key: str
     kind: str
@@ -326,7 +341,9 @@ class Holding:
         check_seconds: float = CHECK_SECONDS,
         faults: FaultPoints | None = None,
         cap: int = HOLD_CAP,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
         self._r = redis
         self._k = keys
         self._settings = settings
@@ -438,16 +455,22 @@ class Holding:
 
     # --- routing --------------------------------------------------------------------------
     async def divert(self, items: Sequence[Outgoing], now: float) -> list[Outgoing]:
-        """Holds or collects what the chats' settings say; returns what is to be enqueued now.
-        Costs one SMISMEMBER when no chat of `items` holds anything."""
+        """Holds or collects what the chats' settings say; returns what is to be enqueued now."""
+        return (await self.route(items, now)).queued
+
+    async def route(self, items: Sequence[Outgoing], now: float) -> Routed:
+        """Holds or collects what the chats' settings say; returns what is to be enqueued now and,
+        for the journal, why each other item was kept back. Costs one SMISMEMBER when no chat of
+        `items` holds anything."""
         if not items:
-            return []
+            return Routed([], {})
         chats = list(dict.fromkeys(i.chat.key for i in items))
         member = await self._r.smismember(self._k.hold_chats(), chats)
         holding = {c for c, m in zip(chats, member, strict=True) if m}
         if not holding:
-            return list(items)
+            return Routed(list(items), {})
         out: list[Outgoing] = []
+        why: dict[str, str] = {}
         by_chat: dict[str, list[tuple[Outgoing, str, str]]] = {}
         plans: dict[str, Plan] = {}
         for item in items:
@@ -479,9 +502,11 @@ class Holding:
                 if i in refused_at:
                     # Sent now rather than lost: at the cap, or its hold window ended meanwhile.
                     out.append(item)
-                elif self._metrics is not None:
+                    continue
+                why[item.key] = _held_because(target, tag, plan, now)
+                if self._metrics is not None:
                     self._metrics.held.labels("digest" if target == "d" else tag).inc()
-        return out
+        return Routed(out, why)
 
     # --- releasing ------------------------------------------------------------------------
     def start(self, scheduler: AsyncIOScheduler) -> None:
@@ -567,6 +592,16 @@ class Holding:
             pipe.hset(k.hold(chat.key), "last", batch)
             pipe.hdel(k.hold(chat.key), f"pending:{batch}")
             await pipe.execute()
+        if self._journal is not None:
+            events = JournalBatch()
+            what = "the end-of-snooze summary" if reason == "snooze" else "the end-of-quiet-hours summary"
+            if reason.startswith("digest"):
+                what = "a digest"
+            for item in items:
+                events.chat(
+                    chat, item.key, RELEASED, f"sent in {what} (/held {batch})", at=self._clock(), kind=item.kind
+                )
+            await self._journal.write(events)
         if self._metrics is not None:
             self._metrics.released.labels(reason.split(" ")[0]).inc()
         log.info("holding: %s sent chat=%s batch=%s notifications=%d", reason, chat.key, batch, len(items))

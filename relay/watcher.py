@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import UpstreamError
-from relay.holding import WATCHES, Holding
+from relay.holding import WATCHES, Holding, Routed
 from relay.journal import FILTERED, HELD, QUEUED, Journal, JournalBatch, stamp
 from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
@@ -133,13 +133,13 @@ class Watcher:
             )
             for s in posted
         ]
-        queued = await self._holding.divert(items, now) if self._holding is not None else items
-        kept = {i.key for i in queued}
+        routed = await self._holding.route(items, now) if self._holding is not None else Routed(items, {})
+        queued = routed.queued
         for item in items:
-            if item.key in kept:
-                journal.chat(sub.chat, item.key, QUEUED, f"a new signal in {label}; queued", at=now)
+            if item.key in routed.held:
+                journal.chat(sub.chat, item.key, HELD, f"a new signal in {label}; {routed.held[item.key]}", at=now)
             else:
-                journal.chat(sub.chat, item.key, HELD, "held by this chat's quiet hours, snooze or digest", at=now)
+                journal.chat(sub.chat, item.key, QUEUED, f"a new signal in {label}; queued", at=now)
         if queued:
             await self._outbox.enqueue(queued, now=now)
         # Marked seen only after the deliveries are queued: a crash in between re-posts, never loses.

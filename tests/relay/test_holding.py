@@ -20,6 +20,7 @@ from relay.config import RelaySettings
 from relay.faults import FaultPoints
 from relay.health import Health
 from relay.holding import Holding, Schedule, parse_digest, parse_duration, parse_quiet
+from relay.journal import reference
 from relay.leases import Leases
 from relay.logs import Redactor
 from relay.models import UserRef
@@ -141,6 +142,14 @@ async def test_quiet_hours_hold_then_one_summary_for_two_processes(
     assert "tasks 1 · messages 3" in text
     assert text.index("tasks:") < text.index("messages:"), "the task first: it asks for an action"
     assert (await health.snapshot()).held == 0
+
+    # /why tells a held notification's journey: why it was held, and the summary it went out in.
+    batch = summaries[0].message.actions[0].args["batch"] if summaries[0].message.actions else ""
+    plan = await rs[0].holding.plan(dm.chat)
+    held_items = await rs[0].holding.batch(dm.chat, batch or plan.last_batch)
+    journey = await dm.text("why", ref=reference(held_items[0].key))
+    assert "held by quiet hours 22:00-07:00 until 07:00 Europe/Berlin" in journey, journey
+    assert "sent in the end-of-quiet-hours summary" in journey, journey
 
     # After the quiet hours everything arrives one by one again.
     world.push_message(agent_id, "price_alert", "BTC after")
