@@ -36,7 +36,7 @@ from relay.keys import Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import ChatRef
-from relay.outbox import Ack, Delivery, Outbox
+from relay.outbox import Ack, Also, Delivery, Outbox
 from relay.retrying import retried
 from relay.store import Store
 
@@ -231,15 +231,27 @@ class Deliverer:
                     if outcome is not None:
                         due = outcome
                         break
-                await self._record(acks, lambda: self._outbox.finish(chat, due=due, acks=acks, now=self._clock()))
+                also = self._also(chat)
+                await self._record(
+                    acks, lambda: self._outbox.finish(chat, due=due, acks=acks, now=self._clock(), also=also)
+                )
             finally:
                 journeys = self._journeys.pop(chat.key, None)
                 if journeys is not None and self._journal is not None:
                     await self._journal.write(journeys)
         return True
 
+    def _also(self, chat: ChatRef) -> Also | None:
+        """The chat's journal events so far, to ride along with the drain's next round trip (so
+        /why shows a send soon after it happened, for no round trip of its own)."""
+        journeys = self._journeys.get(chat.key)
+        journal = self._journal
+        if journal is None or not journeys:
+            return None
+        return lambda pipe: journal.queue(pipe, journeys)
+
     def _note(self, d: Delivery, step: str, detail: str) -> None:
-        """One event of `d`'s journey, written with the rest of this drain's at its end."""
+        """One event of `d`'s journey, written with the drain's next round trip (or at its end)."""
         self._note_key(d.chat, d.key, step, detail)
 
     def _note_key(self, chat: ChatRef, key: str, step: str, detail: str) -> None:
@@ -314,9 +326,12 @@ class Deliverer:
         """Record `acks` and set or clear the chat's in-flight mark, in one round trip."""
         if not acks:
             if mark or clear:
-                await self._outbox.step(d.chat, (), now=self._clock(), mark=mark, clear=clear)
+                await self._outbox.step(d.chat, (), now=self._clock(), mark=mark, clear=clear, also=self._also(d.chat))
             return
-        await self._record(acks, lambda: self._outbox.step(d.chat, acks, now=self._clock(), mark=mark, clear=clear))
+        also = self._also(d.chat)
+        await self._record(
+            acks, lambda: self._outbox.step(d.chat, acks, now=self._clock(), mark=mark, clear=clear, also=also)
+        )
         acks.clear()
 
     async def _record(self, acks: list[Ack], call: Callable[[], Awaitable[object]]) -> None:

@@ -8,10 +8,12 @@ delivery that re-enters the pipeline is not sent again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
@@ -19,6 +21,7 @@ from relay.models import ChatRef, Message
 from relay.redis_values import text, texts
 
 GROUP = "senders"
+Also = Callable[[Pipeline], object]  # adds writes to a round trip the outbox makes anyway
 ENQUEUE_CHUNK = 500  # deliveries per enqueue call at most (a fan-out batch is split between entries)
 BACKLOG_NOTICE = Message(
     title="Too many notifications for this chat",
@@ -387,15 +390,28 @@ class Outbox:
         mark: str = "",
         clear: str = "",
         cap: int = DELIVERED_CAP,
+        also: Also | None = None,
     ) -> None:
         """One round trip of a drain: record `acks` (deliveries of this chat the platform
         accepted), then set the chat's in-flight mark to `mark` (a send about to start) or clear
-        it if it still names `clear` (a send whose outcome is known and was not accepted)."""
+        it if it still names `clear` (a send whose outcome is known and was not accepted).
+        `also` adds writes to the same round trip (the journal's events of the drain)."""
         k = self._k
         args: list[str | float | int] = [chat.key, now, DELIVERED_TTL, cap, mark, clear]
         for a in acks:
             args += [a.entry_id, a.key, a.counter]
-        await self._step(keys=[k.outbox(chat.key), k.delivered(), k.stats(), k.in_flight()], args=args)
+        await self._along(self._step, [k.outbox(chat.key), k.delivered(), k.stats(), k.in_flight()], args, also)
+
+    async def _along(
+        self, script: AsyncScript, keys: list[str], args: list[str | float | int], also: Also | None
+    ) -> object:
+        """The script's result; with `also`'s writes pipelined behind it in the same round trip."""
+        if also is None:
+            return await script(keys=keys, args=args)
+        pipe = self._r.pipeline(transaction=False)
+        await script(keys=keys, args=args, client=pipe)
+        also(pipe)
+        return (await pipe.execute())[0]
 
     async def ack(self, d: Delivery, *, now: float, counter: str = "delivered", cap: int = DELIVERED_CAP) -> None:
         await self.step(d.chat, [Ack(d.entry_id, d.key, counter)], now=now, cap=cap)
@@ -421,7 +437,14 @@ class Outbox:
         return raw in (d.key, d.key.encode())
 
     async def finish(
-        self, chat: ChatRef, *, due: float, acks: Sequence[Ack] = (), now: float = 0.0, cap: int = DELIVERED_CAP
+        self,
+        chat: ChatRef,
+        *,
+        due: float,
+        acks: Sequence[Ack] = (),
+        now: float = 0.0,
+        cap: int = DELIVERED_CAP,
+        also: Also | None = None,
     ) -> bool:
         """Records `acks`, then: True when the chat still has entries (it stays due at `due`)."""
         k = self._k
@@ -429,7 +452,7 @@ class Outbox:
         for a in acks:
             args += [a.entry_id, a.key, a.counter]
         keys = [k.outbox(chat.key), k.outbox_ready(), k.delivered(), k.stats(), k.in_flight()]
-        return bool(await self._finish(keys=keys, args=args))
+        return bool(await self._along(self._finish, keys, args, also))
 
     async def defer(self, chat: ChatRef, until: float) -> None:
         await self._r.zadd(self._k.outbox_ready(), {chat.key: until})
