@@ -21,7 +21,6 @@ from relay.config import RelaySettings
 from relay.deadletters import DeadLetters
 from relay.embedded_redis import open_configured
 from relay.errors import ConfigError
-from relay.keys import Keys
 from relay.tokens import TokenBox, load_or_create_key
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024  # an export of a very large relay is tens of MB; more is not one
@@ -52,7 +51,7 @@ async def dead_letters(settings: RelaySettings, args: argparse.Namespace) -> int
     logs.configure("WARNING")
     chat = normalize_chat(args.chat) if args.chat else None
     async with open_configured(settings) as handle:
-        dead = DeadLetters(handle.redis, Keys(settings.relay_key_prefix), clock=time.time)
+        dead = DeadLetters(handle.redis, settings.keys(), clock=time.time)
         if args.dead_command == "list":
             letters = await dead.list(chat)
             for d in letters:
@@ -69,7 +68,7 @@ async def export_command(settings: RelaySettings, args: argparse.Namespace) -> i
     logs.configure("WARNING")
     async with open_configured(settings) as handle:
         box = _box(settings, handle.embedded)
-        data = await export(handle.redis, Keys(settings.relay_key_prefix), box, with_tokens=not args.without_tokens)
+        data = await export(handle.redis, settings.keys(), box, with_tokens=not args.without_tokens)
     text = json.dumps(data, indent=1, ensure_ascii=False)
     if args.output:
         _write_private(Path(args.output), text + "\n")
@@ -94,7 +93,7 @@ async def import_command(settings: RelaySettings, args: argparse.Namespace) -> i
     async with open_configured(settings) as handle:
         box = _box(settings, handle.embedded)
         try:
-            result = await import_(handle.redis, Keys(settings.relay_key_prefix), box, data)
+            result = await import_(handle.redis, settings.keys(), box, data)
         except ImportRefused as exc:
             raise ConfigError(f"import refused: {exc}") from None
     line = f"imported {result.keys} keys"

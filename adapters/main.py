@@ -173,7 +173,7 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
             )
             for warning in await _store_warnings(handle.embedded, handle.redis, settings.relay_data_dir):
                 log.warning("%s", warning)
-            keys = Keys(settings.relay_key_prefix)
+            keys = settings.keys()
             port = http_port(settings, switches)
             front = FrontServer(port) if port is not None else None
             adapters = build_adapters(switches, handle.redis, keys, redactor, front.shared if front else None)
@@ -286,7 +286,7 @@ async def stats(settings: RelaySettings) -> int:
     """Counters and queue sizes from Redis, as JSON (for operators and scripts)."""
     logs.configure("WARNING")
     async with open_configured(settings) as handle:
-        out = await opstats.collect(handle.redis, Keys(settings.relay_key_prefix))
+        out = await opstats.collect(handle.redis, settings.keys())
     print(json.dumps(out, indent=2))
     return 0
 
@@ -300,7 +300,7 @@ async def rekey(settings: RelaySettings) -> int:
             settings.relay_data_dir,
             embedded=handle.embedded,
         )
-        counts = await Store(handle.redis, Keys(settings.relay_key_prefix), box).rekey()
+        counts = await Store(handle.redis, settings.keys(), box).rekey()
     print(
         f"rekeyed {counts.rekeyed} token(s); {counts.current} already under the newest key; "
         f"{counts.unreadable} under no configured key (those agents pause until their users /link again)"
@@ -316,6 +316,8 @@ async def check() -> int:
     async with open_configured(settings) as handle:
         if handle.embedded:
             checked.done.append(f"RELAY_DATA_DIR writable and the embedded Redis starts ({settings.relay_data_dir})")
+        elif handle.cluster_nodes:
+            checked.done.append(f"REDIS_URL answers: a cluster of {handle.cluster_nodes} primaries, state ok")
         else:
             checked.done.append("REDIS_URL answers")
         warnings = await _store_warnings(handle.embedded, handle.redis, settings.relay_data_dir)

@@ -40,7 +40,6 @@ from relay.inbox import Inbox
 from relay.intel import Intel
 from relay.intel_brief import brief_composer
 from relay.journal import Journal
-from relay.keys import Keys
 from relay.leases import Leases
 from relay.logs import Redactor
 from relay.metrics import Metrics
@@ -75,7 +74,7 @@ class Relay:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.keys = Keys(settings.relay_key_prefix)
+        self.keys = settings.keys()
         self.metrics = metrics or Metrics()
         self.adapters = {a.platform: a for a in adapters}
         self._redactor = redactor

@@ -35,24 +35,28 @@ _CHECK_TEXT = "aitrader-relay export key check"
 PAUSED_REASON = "imported without its token: /link again in a private chat"
 
 # (pattern after the prefix, Redis type): what a user set up, and nothing the relay can rebuild.
-PORTABLE: tuple[tuple[str, str], ...] = (
-    ("agents", "set"),
-    ("agent:{n}", "hash"),
-    ("agent:{n}:users", "set"),
-    ("agent:{n}:subs", "set"),
-    ("agent:{n}:seen", "zset"),  # so a reconcile after the move does not deliver old rows again
-    ("user:{any}", "hash"),
-    ("sub:seq", "string"),
-    ("sub:{n}", "hash"),
-    ("sub:{n}:seen", "zset"),  # a watch's baseline: nothing old is posted after the move
-    ("watches", "set"),
-    ("chat:{any}:subs", "set"),
-    ("chat:{any}:kinds", "hash"),
-    ("chat:{any}:settings", "hash"),
-    ("briefs", "hash"),
+# (pattern after the prefix, Redis type, in the hub): what a user set up, and nothing the relay can
+# rebuild. Names are written without a cluster's hash tag (`Keys._h`), so an export from one Redis
+# imports into a cluster and back: this is how a deployment moves to a cluster.
+PORTABLE: tuple[tuple[str, str, bool], ...] = (
+    ("agents", "set", True),
+    ("agent:{n}", "hash", True),
+    ("agent:{n}:users", "set", True),
+    ("agent:{n}:subs", "set", True),
+    ("agent:{n}:seen", "zset", True),  # so a reconcile after the move does not deliver old rows again
+    ("user:{any}", "hash", True),
+    ("sub:seq", "string", True),
+    ("sub:{n}", "hash", True),
+    ("sub:{n}:seen", "zset", False),  # a watch's baseline: nothing old is posted after the move
+    ("watches", "set", True),
+    ("chat:{any}:subs", "set", True),
+    ("chat:{any}:kinds", "hash", True),
+    ("chat:{any}:settings", "hash", False),
+    ("briefs", "hash", False),
 )
 _REGEX = [
-    (re.compile("^" + re.escape(p).replace(r"\{n\}", r"\d+").replace(r"\{any\}", r".+") + "$"), t) for p, t in PORTABLE
+    (re.compile("^" + re.escape(p).replace(r"\{n\}", r"\d+").replace(r"\{any\}", r".+") + "$"), t, hub)
+    for p, t, hub in PORTABLE
 ]
 
 
@@ -68,18 +72,29 @@ class ImportResult:
 
 
 def portable_type(name: str) -> str | None:
-    return next((t for regex, t in _REGEX if regex.match(name)), None)
+    return next((t for regex, t, _ in _REGEX if regex.match(name)), None)
+
+
+def _key_of(keys: Keys, name: str) -> str:
+    """The stored key of a portable name (with the hub's hash tag on a cluster)."""
+    in_hub = next((hub for regex, _, hub in _REGEX if regex.match(name)), False)
+    return f"{keys.hub_stem() if in_hub else keys.prefix}:{name}"
+
+
+def _name_of(keys: Keys, key: str) -> str:
+    """A stored key's portable name: after the prefix, without the hub's hash tag."""
+    return key[len(keys.prefix) + 1 :].removeprefix(keys.hub_tag + ":")
 
 
 async def export(redis: Redis, keys: Keys, box: TokenBox, *, with_tokens: bool = True) -> dict[str, Any]:
     prefix = keys.prefix + ":"
     out: list[dict[str, Any]] = []
-    names = sorted({text(k)[len(prefix) :] async for k in redis.scan_iter(match=prefix + "*", count=1000)})
+    names = sorted({_name_of(keys, text(k)) async for k in redis.scan_iter(match=prefix + "*", count=1000)})
     for name in names:
         kind = portable_type(name)
-        if kind is None or kind != text(await redis.type(prefix + name)):
+        if kind is None or kind != text(await redis.type(_key_of(keys, name))):
             continue
-        value = await _read(redis, prefix + name, kind)
+        value = await _read(redis, _key_of(keys, name), kind)
         if kind == "hash" and re.fullmatch(r"agent:\d+", name) and not with_tokens:
             value.pop("token", None)
         out.append({"key": name, "type": kind, "value": value})
@@ -94,12 +109,11 @@ async def export(redis: Redis, keys: Keys, box: TokenBox, *, with_tokens: bool =
 
 async def import_(redis: Redis, keys: Keys, box: TokenBox, data: object) -> ImportResult:
     entries, with_tokens = _validated(data, box)
-    prefix = keys.prefix + ":"
-    await _refuse_colliding_subscriptions(redis, prefix, entries)
+    await _refuse_colliding_subscriptions(redis, keys, entries)
     result = ImportResult()
     for entry in entries:
         name, kind, value = entry["key"], entry["type"], entry["value"]
-        target = prefix + name
+        target = _key_of(keys, name)
         if kind == "hash" and re.fullmatch(r"agent:\d+", name) and (not with_tokens or "token" not in value):
             if await redis.hexists(target, "token"):
                 value = {k: v for k, v in value.items() if k not in ("state", "paused_reason")}
@@ -151,10 +165,10 @@ def _shape_ok(kind: str, value: object) -> bool:
     return isinstance(value, str) and value.isdigit()
 
 
-async def _refuse_colliding_subscriptions(redis: Redis, prefix: str, entries: list[dict[str, Any]]) -> None:
+async def _refuse_colliding_subscriptions(redis: Redis, keys: Keys, entries: list[dict[str, Any]]) -> None:
     for entry in entries:
         if re.fullmatch(r"sub:\d+", entry["key"]):
-            here = text_dict(await redis.hgetall(prefix + entry["key"]))
+            here = text_dict(await redis.hgetall(_key_of(keys, entry["key"])))
             if here and here.get("chat") != entry["value"].get("chat"):
                 raise ImportRefused(
                     f"subscription {entry['key']} exists here for another chat: import into an empty Redis "

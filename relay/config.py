@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.keys import Keys
+
 
 class RelaySettings(BaseSettings):
     # A blank value (`RELAY_SECRET_KEY=` as .env.example ships it) means "unset", not "invalid".
@@ -23,7 +25,10 @@ class RelaySettings(BaseSettings):
     redis_ssl_cert_reqs: Literal["required", "optional", "none"] | None = Field(
         None, description="rediss:// certificate check; none for services with self-signed certificates"
     )
-    redis_max_connections: int = Field(40, ge=4, le=10_000, description="Redis connections per process")
+    redis_max_connections: int = Field(
+        40, ge=4, le=10_000, description="Redis connections per process (per cluster node with REDIS_CLUSTER)"
+    )
+    redis_cluster: bool = Field(False, description="REDIS_URL names a node of a Redis/Valkey Cluster")
     relay_data_dir: Path = Field(Path(".relay"), description="embedded Redis data and generated key")
     relay_secret_key: SecretStr | None = Field(None, description="AES-256 key (urlsafe base64, 32 bytes)")
     relay_key_prefix: str = Field("relay", pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="Redis key prefix")
@@ -78,7 +83,13 @@ class RelaySettings(BaseSettings):
     def _interval_order(self) -> RelaySettings:
         if self.poll_min_seconds > self.poll_max_seconds:
             raise ValueError("POLL_MIN_SECONDS must not exceed POLL_MAX_SECONDS")
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("REDIS_CLUSTER needs REDIS_URL (a node of the cluster); the embedded Redis is one server")
         return self
+
+    def keys(self) -> Keys:
+        """The key schema these settings name: the prefix, and hash tags on a cluster."""
+        return Keys(self.relay_key_prefix, cluster=self.redis_cluster)
 
     @property
     def base_url(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -23,9 +24,11 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import AuthenticationError, RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 
 from relay.config import RelaySettings
 from relay.errors import ConfigError
@@ -40,6 +43,7 @@ class RedisHandle:
     redis: Redis
     embedded: bool
     where: str  # for logs: never the URL itself, which may carry a password
+    cluster_nodes: int = 0  # primaries of the cluster (REDIS_CLUSTER), 0 for one server
 
 
 def _alive(path: Path) -> bool:
@@ -182,13 +186,56 @@ def connect(url: str, max_connections: int = 40, ssl_cert_reqs: str | None = Non
     return Redis(connection_pool=pool)
 
 
+def connect_cluster(url: str, max_connections: int = 40, ssl_cert_reqs: str | None = None) -> Redis:
+    """A Redis Cluster client from one node's URL (the others are discovered). redis-py's cluster
+    client has the command methods of `Redis`; the relay is typed against those, hence the cast.
+    Its pools are per node and raise when full instead of waiting (`REDIS_MAX_CONNECTIONS`)."""
+    tls: dict[str, str] = {"ssl_cert_reqs": ssl_cert_reqs} if ssl_cert_reqs and url.startswith("rediss://") else {}
+    client = RedisCluster.from_url(
+        url,
+        **tls,
+        max_connections=max_connections,
+        health_check_interval=30,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+    )
+    return cast(Redis, client)
+
+
+async def _cluster_primaries(redis: Redis) -> int:
+    """The number of primaries of a healthy cluster, or a ConfigError saying what is wrong."""
+    info = await redis.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]  # parsed to a dict
+    state = str(info.get("cluster_state", "")) if isinstance(info, dict) else ""
+    if state != "ok":
+        raise ConfigError(f"REDIS_URL: the cluster's state is {state or 'unknown'}, not ok (cluster_state)")
+    return int(info.get("cluster_size", 0))
+
+
+async def _refuse_cluster_node(redis: Redis) -> None:
+    """A cluster node used as one server answers MOVED for most keys: say so at start instead."""
+    info = await redis.info("cluster")
+    if str(info.get("cluster_enabled", "0")) == "1":
+        raise ConfigError("REDIS_URL: the server is a node of a Redis Cluster; set REDIS_CLUSTER=true")
+
+
 @contextlib.asynccontextmanager
 async def open_redis(
-    redis_url: str | None, data_dir: Path, max_connections: int = 40, *, ssl_cert_reqs: str | None = None
+    redis_url: str | None,
+    data_dir: Path,
+    max_connections: int = 40,
+    *,
+    ssl_cert_reqs: str | None = None,
+    cluster: bool = False,
 ) -> AsyncIterator[RedisHandle]:
     server = None
     watchdog: subprocess.Popen[bytes] | None = None
-    if redis_url:
+    if redis_url and cluster:
+        try:
+            redis = connect_cluster(redis_url, max_connections, ssl_cert_reqs)
+        except (ValueError, RedisClusterException) as exc:  # a unix:// URL, a db number, a bad port
+            raise ConfigError(f"REDIS_URL: not usable as a cluster node ({str(exc).strip().rstrip('.')})") from None
+        handle = RedisHandle(redis, False, "REDIS_URL (cluster)")
+    elif redis_url:
         try:
             redis = connect(redis_url, max_connections, ssl_cert_reqs)
         except ValueError as exc:  # not a redis://, rediss:// or unix:// URL, a bad port or db number
@@ -201,10 +248,18 @@ async def open_redis(
     try:
         try:
             await asyncio.wait_for(redis.ping(), ANSWER_WITHIN)
+            if cluster and redis_url:
+                handle = dataclasses.replace(handle, cluster_nodes=await _cluster_primaries(redis))
+            elif redis_url:
+                await _refuse_cluster_node(redis)
             if server is not None:
                 info = await redis.info("server")
                 watchdog = start_watchdog(int(info["process_id"]))
+        except RedisClusterException as exc:  # e.g. REDIS_CLUSTER against a server without cluster support
+            raise ConfigError(f"REDIS_CLUSTER: {str(exc).strip().rstrip('.')}") from None
         except (RedisError, OSError, TimeoutError) as exc:
+            if cluster and "cluster support disabled" in str(exc).lower():
+                raise ConfigError("REDIS_CLUSTER: the server at REDIS_URL is not a cluster node") from None
             raise ConfigError(_describe_redis_error(exc, redis_url)) from None
         yield handle
     finally:
@@ -223,4 +278,5 @@ def open_configured(settings: RelaySettings) -> contextlib.AbstractAsyncContextM
         settings.relay_data_dir,
         settings.redis_max_connections,
         ssl_cert_reqs=settings.redis_ssl_cert_reqs,
+        cluster=settings.redis_cluster,
     )

