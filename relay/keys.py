@@ -6,6 +6,14 @@ this is where someone reading a Redis dump starts. `chat` arguments are `ChatRef
 `FAMILIES` (at the end) declares every family with its Redis type and its bound: a TTL, a size
 cap, or "one per <entity>, deleted with it". The code enforces each bound with the constants
 below, and a test scans Redis after a pipeline workload and matches every key to a family.
+
+On a Redis Cluster (`Keys(cluster=True)`, REDIS_CLUSTER) the keys that Lua scripts and
+transactions change together carry one hash tag, `{<prefix>}` (`_h`: "the hub"), so each script
+runs on one node; a trade's three keys share a tag of their own; keys used alone keep their own
+slots. Per-agent or per-chat tags would split scripts that span agents and chats (a heartbeat's
+rows with their dedup entries, a fan-out into every chat's queue with the inbox ack, an unlink
+with the routes of every chat), which are what makes "nothing lost, nothing twice" hold.
+Families are matched without the tags (`family_of`).
 """
 
 from __future__ import annotations
