@@ -215,27 +215,27 @@ class Keys:
         "daily HH:MM"), done:<schedule> -> last period sent (epoch), released (epoch of the last
         end-of-hold summary), pending:<batch> -> "silent|reason" (claimed, not yet queued), last
         (newest batch). One per chat; deleted with the chat."""
-        return self._k("hold", chat)
+        return self._h("hold", chat)
 
     def hold_chats(self) -> str:
         """SET of chats with a hold setting or held entries: the holding check's work list.
         Bounded by the chats; a chat is removed once it has neither."""
-        return self._k("hold", "chats")
+        return self._h("hold", "chats")
 
     def held(self, chat: str) -> str:
         """STREAM (key, m, kind, tag quiet|snooze, s, t): notifications held by quiet hours or a
         snooze, at most HOLD_CAP (past it they are sent now); renamed to a batch when released."""
-        return self._k("held", chat)
+        return self._h("held", chat)
 
     def digest(self, chat: str) -> str:
         """STREAM (key, m, kind, tag = schedule, s, t): notifications collected for a digest, at
         most HOLD_CAP; each period's entries move to a batch when it is sent."""
-        return self._k("digest", chat)
+        return self._h("digest", chat)
 
     def hold_batch(self, chat: str, batch: str) -> str:
         """STREAM: the notifications of one released summary or digest (<= HOLD_CAP). EX 7 days
         once its summary is queued, for the summary's "Show all" button."""
-        return self._k("batch", chat, batch)
+        return self._h("batch", chat, batch)
 
     def hold_lease(self, chat: str) -> str:
         """Lease: the one process checking this chat's quiet hours, snooze and digests."""

@@ -16,11 +16,39 @@ import re
 
 import relay
 
-_CALL = re.compile(r"redis\.p?call\(\s*'(\w+)'\s*,\s*([^,)]+)")
+_CALL = re.compile(r"redis\.p?call\(\s*'(\w+)'\s*,")
 _SEGMENT = re.compile(r"[(),=\n{}]|\b(?:then|return|if|and|or|not|do|local)\b")
 _LOCAL = re.compile(r"local\s+([\w\s,]+?)\s*=\s*([^\n]+)")
 _FUNCTION = re.compile(r"local\s+function\s+(\w+)\(([^)]*)\)")
 _KEYLESS = {"TIME"}  # commands whose first argument is not a key
+
+
+def calls(lua: str) -> list[tuple[str, list[str]]]:
+    """Each redis.call / redis.pcall: its command and its top-level arguments after it."""
+    out = []
+    for match in _CALL.finditer(lua):
+        depth, parts, current = 0, [], ""
+        for ch in lua[match.end() :]:
+            if ch == ")" and depth == 0:
+                break
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                parts.append(current.strip())
+                current = ""
+            else:
+                current += ch
+        out.append((match.group(1), [*parts, current.strip()]))
+    return out
+
+
+def key_arguments(command: str, parts: list[str]) -> list[str]:
+    """The arguments of one call that name keys (most commands: the first one)."""
+    if command == "XGROUP":  # XGROUP CREATE <key> ...
+        return parts[1:2]
+    if command == "XREADGROUP":  # ... STREAMS <key> ... <id>
+        at = next((i for i, a in enumerate(parts) if a == "'STREAMS'"), len(parts))
+        return parts[at + 1 : at + 2]
+    return parts[:1]
 
 
 def scripts() -> dict[str, str]:
@@ -79,9 +107,10 @@ def test_every_script_names_its_keys_from_keys_or_the_hub_stem() -> None:
     wrong = []
     for name, lua in found.items():
         roots = rooted_names(lua)
-        for command, first in _CALL.findall(lua):
-            if command not in _KEYLESS and not rooted(first, roots):
-                wrong.append(f"{name}: {command} {first.strip()}")
+        for command, args in calls(lua):
+            if command in _KEYLESS:
+                continue
+            wrong += [f"{name}: {command} {a}" for a in key_arguments(command, args) if not rooted(a, roots)]
         wrong += [f"{name}: key built from {stem}" for stem in built_keys(lua) if not rooted(stem, roots)]
     assert wrong == []
 
@@ -90,5 +119,8 @@ def test_the_check_itself_catches_a_key_built_from_the_prefix() -> None:
     bad = "local prefix = ARGV[1]\nredis.call('DEL', prefix .. ':agent:' .. ARGV[2])"
     roots = rooted_names(bad)
     assert built_keys(bad) == ["prefix"] and not rooted("prefix", roots)
+    by_id = "redis.call('XGROUP', 'CREATE', ARGV[1], 'g', '0')\nredis.call('HGET', KEYS[1] .. ARGV[2], 'f')"
+    assert [key_arguments(c, a) for c, a in calls(by_id)] == [["ARGV[1]"], ["KEYS[1] .. ARGV[2]"]]
+    assert not rooted("ARGV[1]", rooted_names(by_id))
     good = "local hub = ARGV[1]\nlocal k = hub .. ':agent:' .. ARGV[2]\nredis.call('DEL', k)"
     assert rooted("k", rooted_names(good))
