@@ -210,6 +210,8 @@ class FakeTelegram:
         self.members: dict[tuple[int, int], str] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.commands: list[dict[str, Any]] = []
+        # (scope as sorted JSON, language_code or "") -> the commands set for it (setMyCommands).
+        self.menus: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.webhook_url = ""
         self.webhook_secret = ""
         # Bot API getUpdates/setWebhook `allowed_updates`: the kinds Telegram sends at all; it is
@@ -544,8 +546,36 @@ class FakeTelegram:
         return _ok(self.bot)
 
     async def _api_setMyCommands(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        self.commands = list(p.get("commands") or [])
+        """https://core.telegram.org/bots/api#setmycommands: at most 100 BotCommands (command: 1-32
+        of a-z, 0-9, _; description: 1-256 characters), an optional BotCommandScope and an optional
+        two-letter ISO 639-1 language_code. The error names are those of the MTProto method behind
+        it (https://core.telegram.org/method/bots.setBotCommands)."""
+        commands = p.get("commands")
+        if not isinstance(commands, list):
+            return _error(400, 'Bad Request: field "commands" must be an Array')
+        if len(commands) > 100:
+            return _error(400, "Bad Request: BOT_COMMANDS_TOO_MUCH")
+        for c in commands:
+            if not isinstance(c, dict) or not _BOT_COMMAND.fullmatch(str(c.get("command", ""))):
+                return _error(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not isinstance(c.get("description"), str) or not 1 <= len(c["description"]) <= 256:
+                return _error(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        scope = p.get("scope") or {"type": "default"}
+        problem = _scope_problem(scope)
+        if problem:
+            return _error(400, f"Bad Request: {problem}")
+        language = str(p.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            return _error(400, "Bad Request: invalid language code specified")
+        key = (json.dumps(scope, sort_keys=True), language)
+        self.menus[key] = list(commands)
+        if key == (json.dumps({"type": "default"}), ""):
+            self.commands = list(commands)
         return _ok(True)
+
+    def menu(self, scope: str, language: str = "") -> list[dict[str, Any]] | None:
+        """The list set for a scope type without chat ids ("default", "all_private_chats", ...)."""
+        return self.menus.get((json.dumps({"type": scope}), language))
 
     async def _api_deleteWebhook(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.webhook_url = self.webhook_secret = ""
@@ -952,6 +982,28 @@ def _photo_upload(p: dict[str, Any]) -> uploads.Upload | None:
     if isinstance(ref, str) and ref.startswith("attach://"):
         return files.get(ref.removeprefix("attach://"))
     return files.get("photo")
+
+
+_BOT_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+# https://core.telegram.org/bots/api#botcommandscope: the seven scope types and the ids each takes.
+_SCOPES: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "all_private_chats": (),
+    "all_group_chats": (),
+    "all_chat_administrators": (),
+    "chat": ("chat_id",),
+    "chat_administrators": ("chat_id",),
+    "chat_member": ("chat_id", "user_id"),
+}
+
+
+def _scope_problem(scope: object) -> str:
+    if not isinstance(scope, dict) or scope.get("type") not in _SCOPES:
+        return "can't parse BotCommandScope"
+    wanted = _SCOPES[str(scope["type"])]
+    if set(scope) - {"type", *wanted} or any(k not in scope for k in wanted):
+        return "can't parse BotCommandScope"
+    return ""
 
 
 def _ok(result: Any) -> tuple[int, dict[str, Any]]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.error import Conflict, TelegramError
 from telegram.ext import (
     Application,
@@ -35,6 +35,7 @@ from adapters.telegram.buttons import ButtonStore
 from adapters.telegram.inbound import Inbound
 from adapters.telegram.limiter import SendLimiter
 from adapters.telegram.markup import MAX_TEXT
+from adapters.telegram.menus import menus
 from adapters.telegram.reachability import Reachability, WatchedRequest
 from adapters.telegram.sender import Sender
 from adapters.telegram.settings import TelegramSettings
@@ -42,6 +43,7 @@ from adapters.telegram.startup import until_reachable
 from adapters.telegram.webhook import WebhookServer
 from relay.adapter import AdapterServices, Dispatch, OnChatChange
 from relay.errors import RetryLater, StoreUnavailable
+from relay.i18n import Catalogues
 from relay.keys import TELEGRAM_GLOBAL_RATE, TELEGRAM_POLLER
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
@@ -105,6 +107,7 @@ class TelegramAdapter:
             shared = services.rate_budget(TELEGRAM_GLOBAL_RATE, settings.global_rate)
             limiter = SendLimiter(settings.global_rate, shared=shared)
         self._sender = Sender(self._app.bot, limiter, self._buttons, services, MAX_TEXT)
+        self._catalogues = Catalogues.load()
         self._webhook: WebhookServer | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self._polling = False
@@ -163,7 +166,9 @@ class TelegramAdapter:
         self._started = True
         specs = {spec.name: spec for spec in commands}
         self._buttons.specs = specs
-        inbound = Inbound(self._sender, self._buttons, self._services, specs, dispatch, on_chat_change)
+        inbound = Inbound(
+            self._sender, self._buttons, self._services, specs, dispatch, on_chat_change, self._catalogues
+        )
         app = self._app
         app.add_handler(TypeHandler(Update, inbound.drop_replays), group=-1)
         app.add_handler(
@@ -176,7 +181,8 @@ class TelegramAdapter:
 
         async def reach() -> None:
             await app.initialize()  # getMe
-            await app.bot.set_my_commands(_bot_commands(commands))
+            for menu in menus(commands, self._catalogues):
+                await app.bot.set_my_commands(menu.commands, scope=menu.scope, language_code=menu.language_code)
 
         await until_reachable(reach, on_attempt=self._unreachable)
         await app.start()
@@ -307,14 +313,3 @@ class TelegramAdapter:
                 log.warning("getUpdates conflict: another poller or a webhook uses this token; backing off")
             return
         log.warning("getUpdates failed error=%s", type(exc).__name__)
-
-
-def _bot_commands(commands: Sequence[CommandSpec]) -> list[BotCommand]:
-    """setMyCommands entries: names of 1-32 [a-z0-9_], one-line descriptions of 1-256 chars."""
-    entries = []
-    for spec in commands:
-        if spec.hidden or not _COMMAND_NAME.fullmatch(spec.name):
-            continue
-        summary = (spec.summary.strip().splitlines() or [spec.name])[0][:256]
-        entries.append(BotCommand(spec.name, summary or spec.name))
-    return entries[:100]
