@@ -95,6 +95,7 @@ class Relay:
         self.leases = Leases(redis)
         self.chat_settings = ChatSettings(redis, k)
         self.journal = Journal(redis, k, clock=clock)
+        self.catalogues = Catalogues.load()
         self.deliverer = Deliverer(
             self.outbox,
             self.store,
@@ -122,6 +123,7 @@ class Relay:
             clock=clock,
             faults=faults,
             journal=self.journal,
+            catalogues=self.catalogues,
         )
         self.fanout = FanOut(
             self.inbox,
@@ -184,7 +186,6 @@ class Relay:
             holding=self.holding,
             journal=self.journal,
         )
-        self.catalogues = Catalogues.load()
         self.briefs = DailyBriefs(
             redis,
             k,

@@ -599,7 +599,7 @@ class Commands:
             MessageField(t.gettext("Dead-lettered here"), str(await self._outbox.dead_count(command.chat))),
         ]
         if self._holding is not None:
-            fields += await hold_commands.status_fields(command, self._holding, self._clock())
+            fields += await hold_commands.status_fields(command, self._holding, self._clock(), t)
         language = await self._chat_settings.chosen_language(command.chat) if self._chat_settings else None
         fields.append(
             MessageField(
@@ -676,16 +676,16 @@ class Commands:
         return self._holding
 
     async def cmd_quiet(self, command: Command) -> Reply:
-        return await hold_commands.quiet(command, self._hold(), self._clock())
+        return await hold_commands.quiet(command, self._hold(), self._clock(), self._t(command))
 
     async def cmd_snooze(self, command: Command) -> Reply:
-        return await hold_commands.snooze(command, self._hold(), self._clock())
+        return await hold_commands.snooze(command, self._hold(), self._clock(), self._t(command))
 
     async def cmd_digest(self, command: Command) -> Reply:
-        return await hold_commands.digest(command, self._hold(), self._clock())
+        return await hold_commands.digest(command, self._hold(), self._clock(), self._t(command))
 
     async def cmd_held(self, command: Command) -> Reply:
-        return await hold_commands.held(command, self._hold())
+        return await hold_commands.held(command, self._hold(), self._t(command))
 
     # --- the trader's cockpit: handlers live in relay.trading ----------------------------------
     async def cmd_accept(self, command: Command) -> Reply:

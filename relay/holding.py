@@ -36,7 +36,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from relay.chat_settings import ChatSettings
+from relay.errors import BadValue
 from relay.faults import FaultPoints
+from relay.i18n import ENGLISH, N_, Catalogues, Translator
 from relay.journal import RELEASED, Journal, JournalBatch
 from relay.keys import HOLD_BATCH_TTL, HOLD_CAP, Keys
 from relay.leases import Leases
@@ -80,10 +82,10 @@ _DURATION = re.compile(r"^(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m)?$")
 def parse_clock(raw: str) -> clock_time:
     hours, sep, minutes = raw.strip().partition(":")
     if not sep or not (hours.isdigit() and minutes.isdigit()) or len(minutes) != 2 or not 1 <= len(hours) <= 2:
-        raise ValueError("times are HH:MM on a 24-hour clock, like 22:00-07:00")
+        raise BadValue(N_("times are HH:MM on a 24-hour clock, like 22:00-07:00"))
     h, m = int(hours), int(minutes)
     if h > 23 or m > 59:
-        raise ValueError("times are HH:MM on a 24-hour clock, like 22:00-07:00")
+        raise BadValue(N_("times are HH:MM on a 24-hour clock, like 22:00-07:00"))
     return clock_time(h, m)
 
 
@@ -107,25 +109,25 @@ class QuietHours:
 
 
 def parse_quiet(raw: str) -> QuietHours:
-    """ "22:00-07:00" (spaces around the dash allowed); raises ValueError with a short reason."""
+    """ "22:00-07:00" (spaces around the dash allowed); raises BadValue with a short reason."""
     start, sep, end = "".join(raw.split()).partition("-")
     if not sep:
-        raise ValueError("give the hours as HH:MM-HH:MM, like 22:00-07:00")
+        raise BadValue(N_("give the hours as HH:MM-HH:MM, like 22:00-07:00"))
     quiet = QuietHours(parse_clock(start), parse_clock(end))
     if quiet.start == quiet.end:
-        raise ValueError("start and end are the same time")
+        raise BadValue(N_("start and end are the same time"))
     return quiet
 
 
 def parse_duration(raw: str) -> int:
-    """Seconds from "30m", "2h", "1h30m", "1d"; 1 minute to 7 days. Raises ValueError."""
+    """Seconds from "30m", "2h", "1h30m", "1d"; 1 minute to 7 days. Raises BadValue."""
     m = _DURATION.match(raw.strip().lower())
     if not raw.strip() or m is None or not any(m.groups()):
-        raise ValueError("a duration like 30m, 2h or 1h30m")
+        raise BadValue(N_("a duration like 30m, 2h or 1h30m"))
     days, hours, minutes = (int(g or 0) for g in m.groups())
     seconds = days * 86400 + hours * 3600 + minutes * 60
     if not MIN_SNOOZE <= seconds <= MAX_SNOOZE:
-        raise ValueError("from 1 minute to 7 days")
+        raise BadValue(N_("a duration from 1 minute to 7 days"))
     return seconds
 
 
@@ -139,9 +141,9 @@ class Schedule:
     def at(self) -> clock_time | None:
         return parse_clock(self.code[6:]) if self.code.startswith("daily ") else None
 
-    def label(self) -> str:
+    def label(self, t: Translator = ENGLISH) -> str:
         at = self.at
-        return "hourly" if at is None else f"daily at {at:%H:%M}"
+        return t.gettext("hourly") if at is None else t.gettext("daily at {at}", at=f"{at:%H:%M}")
 
     def last_boundary(self, now: float, zone: ZoneInfo) -> float:
         """The latest period end at or before `now`, in the chat's zone."""
@@ -163,10 +165,10 @@ class Schedule:
 
 def parse_digest(words: Sequence[str]) -> tuple[tuple[str, ...], Schedule | None]:
     """`<kind…> hourly | daily HH:MM | off` -> (kinds, schedule or None for off). "off" alone
-    means every kind; "all" names every kind. Raises ValueError."""
+    means every kind; "all" names every kind. Raises BadValue."""
     low = [w.lower() for w in words]
     if not low:
-        raise ValueError("<kinds…> hourly | daily HH:MM | off")
+        raise BadValue(N_("<kinds…> hourly | daily HH:MM | off"))
     if low[-1] == "hourly":
         named, schedule = low[:-1], Schedule("hourly")
     elif low[-1] == "off":
@@ -174,12 +176,14 @@ def parse_digest(words: Sequence[str]) -> tuple[tuple[str, ...], Schedule | None
     elif len(low) >= 2 and low[-2] == "daily":
         named, schedule = low[:-2], Schedule(f"daily {parse_clock(low[-1]):%H:%M}")
     else:
-        raise ValueError("end with hourly, daily HH:MM or off")
+        raise BadValue(N_("end with hourly, daily HH:MM or off"))
     if not named:
-        raise ValueError(f"name the kinds to collect: {', '.join(DIGEST_KINDS)} or all")
+        raise BadValue(N_("name the kinds to collect: {kinds} or all"), kinds=", ".join(DIGEST_KINDS))
     unknown = [k for k in named if k != "all" and k not in DIGEST_KINDS]
     if unknown:
-        raise ValueError(f"unknown kind {unknown[0][:30]}; kinds are {', '.join(DIGEST_KINDS)} or all")
+        raise BadValue(
+            N_("unknown kind {kind}; kinds are {kinds} or all"), kind=unknown[0][:30], kinds=", ".join(DIGEST_KINDS)
+        )
     kinds = DIGEST_KINDS if "all" in named else tuple(dict.fromkeys(named))
     return kinds, schedule
 
@@ -342,8 +346,10 @@ class Holding:
         faults: FaultPoints | None = None,
         cap: int = HOLD_CAP,
         journal: Journal | None = None,
+        catalogues: Catalogues | None = None,
     ) -> None:
         self._journal = journal
+        self._catalogues = catalogues
         self._r = redis
         self._k = keys
         self._settings = settings
@@ -585,7 +591,10 @@ class Holding:
     async def _send(self, chat: ChatRef, batch: str, reason: str, silent: bool) -> None:
         k = self._k
         items = await self.batch(chat, batch)
-        message = summary(items, reason, batch)
+        t = ENGLISH
+        if self._catalogues is not None:
+            t = self._catalogues.translator(await self._settings.language(chat))
+        message = summary(items, reason, batch, t)
         await self._outbox.enqueue([Outgoing(chat, f"hold:{batch}:{chat.key}", message, silent)], now=self._clock())
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.expire(k.hold_batch(chat.key, batch), HOLD_BATCH_TTL)
@@ -636,10 +645,10 @@ def _suffix(schedule: Schedule) -> str:
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def _line(item: HeldItem) -> str:
+def _line(item: HeldItem, t: Translator) -> str:
     m = item.message
     first = next((s.strip() for s in m.body.splitlines() if s.strip()), "")
-    text = " — ".join(s for s in (" ".join(m.title.split()), first) if s) or "(no text)"
+    text = " — ".join(s for s in (" ".join(m.title.split()), first) if s) or t.gettext("(no text)")
     return clip(f"• {item.kind or 'other'}: {text}", LINE_MAX)
 
 
@@ -647,21 +656,30 @@ def _rank(kind: str) -> int:
     return IMPORTANCE.index(kind) if kind in IMPORTANCE else len(IMPORTANCE)
 
 
-def _title(reason: str, n: int) -> str:
-    count = f"{n} notification" + ("" if n == 1 else "s")
+def _title(reason: str, n: int, t: Translator) -> str:
     if reason == "snooze":
-        return f"Snooze is over: {count} held" if n else "Snooze is over; nothing arrived meanwhile"
+        if not n:
+            return t.gettext("Snooze is over; nothing arrived meanwhile")
+        return t.ngettext("Snooze is over: {n} notification held", "Snooze is over: {n} notifications held", n)
     if reason == "quiet":
-        return f"Quiet hours are over: {count} held"
+        return t.ngettext(
+            "Quiet hours are over: {n} notification held", "Quiet hours are over: {n} notifications held", n
+        )
     code = reason.removeprefix("digest ")
-    label = "Digest" if code == "off" else f"{Schedule(code).label().capitalize()} digest"
-    return f"{label}: {count}"
+    if code == "off":
+        return t.ngettext("Digest: {n} notification", "Digest: {n} notifications", n)
+    schedule = Schedule(code)
+    if schedule.at is None:
+        return t.ngettext("Hourly digest: {n} notification", "Hourly digest: {n} notifications", n)
+    return t.ngettext(
+        "Daily digest ({at}): {n} notification", "Daily digest ({at}): {n} notifications", n, at=f"{schedule.at:%H:%M}"
+    )
 
 
-def summary(items: Sequence[HeldItem], reason: str, batch: str) -> Message:
+def summary(items: Sequence[HeldItem], reason: str, batch: str, t: Translator = ENGLISH) -> Message:
     """One message however many notifications: counts per kind, the TOP_ITEMS most important
     (by IMPORTANCE, newest first within a kind), and a button for the rest. Its size is bounded
-    by construction (about 1,200 characters at most), within every platform's single message."""
+    by construction (about 1,000 characters at most), within every platform's single message."""
     counts: dict[str, int] = {}
     for item in items:
         counts[item.kind or "other"] = counts.get(item.kind or "other", 0) + 1
@@ -671,23 +689,18 @@ def summary(items: Sequence[HeldItem], reason: str, batch: str) -> Message:
     if top:
         lines.append("")
         if len(items) > len(top):
-            lines.append("Most important:")
-        lines += [_line(item) for _, item in top]
+            lines.append(t.gettext("Most important:"))
+        lines += [_line(item, t) for _, item in top]
     rest = len(items) - len(top)
     actions: tuple[Action, ...] = ()
     footer = ""
     if rest > 0:
-        actions = (Action(f"Show all {len(items)}", "held", {"batch": batch}),)
-        footer = f"{rest} more: /held {batch}"
-    return Message(
-        title=_title(reason, len(items)),
-        body="\n".join(lines),
-        footer=footer,
-        actions=actions,
-    )
+        actions = (Action(t.gettext("Show all {n}", n=len(items)), "held", {"batch": batch}),)
+        footer = t.ngettext("{n} more: /held {batch}", "{n} more: /held {batch}", rest, batch=batch)
+    return Message(title=_title(reason, len(items), t), body="\n".join(lines), footer=footer, actions=actions)
 
 
-def page(items: Sequence[HeldItem], batch: str, page_no: int) -> Message:
+def page(items: Sequence[HeldItem], batch: str, page_no: int, t: Translator = ENGLISH) -> Message:
     """One page of a released batch, oldest first, with Previous/Next buttons."""
     pages = max(1, (len(items) + PAGE - 1) // PAGE)
     page_no = min(max(1, page_no), pages)
@@ -695,12 +708,17 @@ def page(items: Sequence[HeldItem], batch: str, page_no: int) -> Message:
     first = (page_no - 1) * PAGE + 1
     actions = []
     if page_no > 1:
-        actions.append(Action("Previous", "held", {"batch": batch, "page": str(page_no - 1)}, replace=True))
+        actions.append(Action(t.gettext("Previous"), "held", {"batch": batch, "page": str(page_no - 1)}, replace=True))
     if page_no < pages:
-        actions.append(Action("Next", "held", {"batch": batch, "page": str(page_no + 1)}, replace=True))
+        actions.append(Action(t.gettext("Next"), "held", {"batch": batch, "page": str(page_no + 1)}, replace=True))
+    footer = t.gettext("page {page} of {pages}", page=page_no, pages=pages)
+    if page_no < pages:
+        footer += f" · /held {batch} {page_no + 1}"
     return Message(
-        title=f"Held notifications {first}-{first + len(chunk) - 1} of {len(items)}",
-        body="\n".join(_line(i) for i in chunk),
-        footer=f"page {page_no} of {pages}" + (f" · /held {batch} {page_no + 1}" if page_no < pages else ""),
+        title=t.gettext(
+            "Held notifications {first}-{last} of {total}", first=first, last=first + len(chunk) - 1, total=len(items)
+        ),
+        body="\n".join(_line(i, t) for i in chunk),
+        footer=footer,
         actions=tuple(actions),
     )

@@ -279,3 +279,24 @@ async def test_a_release_claimed_by_a_process_that_died_is_sent_once_by_another(
     second = (await dm.say("held", **first.actions[0].args)).messages[0]
     assert second.title == "Held notifications 11-12 of 12" and [a.label for a in second.actions] == ["Previous"]
     assert (await dm.say("held")).messages[0].title == first.title, "the last batch by default"
+
+
+async def test_a_chinese_chat_gets_its_summary_and_replies_in_chinese(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    clock = Clock("2026-11-30T12:00:00+00:00")
+    (relay,), (sink,) = relays(settings, redis, http, box, clock, 1)
+    dm, agent_id = await linked(relay, sink, world)
+    await dm.text("language", language="zh")
+    assert "已暂停通知至 13:00 UTC" in await dm.text("snooze", duration="1h")
+    assert "时长须在 1 分钟到 7 天之间" in await dm.text("snooze", duration="9d")
+    for i in range(7):
+        world.push_message(agent_id, "price_alert", f"alert {i}")
+    await relay.poller.poll(agent_id)
+    clock.set("2026-11-30T13:00:01+00:00")
+    assert await relay.holding.check() == {"summary": 1}
+    await deliver([relay])
+    [summary] = [s.message for s in sink.sent]
+    assert summary.title == "暂停结束：暂存了 7 条通知"
+    assert "最重要的：" in summary.body and summary.footer.startswith("还有 2 条：/held ")
+    assert [a.label for a in summary.actions] == ["显示全部 7 条"]

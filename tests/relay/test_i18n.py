@@ -37,8 +37,6 @@ NOT_YET: frozenset[str] = frozenset(
         "relay/intel.py",
         # Landed in parallel with the catalogues (quiet hours, /why, watch filters):
         "relay/filters.py",
-        "relay/hold_commands.py",
-        "relay/holding.py",
         "relay/why.py",
     }
 )
