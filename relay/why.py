@@ -44,6 +44,15 @@ class Journey:
     fetched: tuple[Entry, ...]  # the agent journal's reads of the same item
 
     @property
+    def signal(self) -> int | None:
+        """Only routing knows the signal and the kind: the first event that says."""
+        return next((e.signal for e in self.events if e.signal), None)
+
+    @property
+    def kind(self) -> str:
+        return next((e.kind for e in self.events if e.kind), "")
+
+    @property
     def outcome(self) -> str:
         final = {e.step for e in self.events}
         last = self.events[-1]
@@ -90,6 +99,9 @@ class Why:
         newest = sorted(by_ref.values(), key=lambda es: es[-1].at)[-MAX_JOURNEYS:]
         out = []
         for es in newest:
+            # A poll writes its routing events when it ends, so a quick delivery can be written
+            # before them: the order is the time each step happened.
+            es.sort(key=lambda e: e.at)
             first = es[0]
             fetched: tuple[Entry, ...] = ()
             if first.agent is not None and first.item:
@@ -115,11 +127,11 @@ class Why:
                 f"--chat {chat.key}` (or /admin replay {chat.key} in a private chat with the bot)."
             )
         first = journey.events[0]
-        what = f"signal {first.signal}" if first.signal else (first.item or "notification")
+        what = f"signal {journey.signal}" if journey.signal else (first.item or "notification")
         return Message(
             title=f"{journey.outcome}: {what}",
             body="\n".join(lines),
-            footer=f"/why {journey.ref} · {first.kind}" if first.kind else f"/why {journey.ref}",
+            footer=f"/why {journey.ref} · {journey.kind}" if journey.kind else f"/why {journey.ref}",
         )
 
     async def _never(self, command: Command, raw: str, signal: int | None) -> Message:

@@ -73,7 +73,7 @@ async def test_why_and_a_feed_filter_in_the_console(terminal: Terminal, world: W
 
     await asyncio.wait_for(delivered(), 30)
     answer = await terminal.type(f"/why {found.group(1)}", "accepted by console")
-    assert "Delivered" in answer and "signal 55" in answer and "routed by subscription #" in answer
+    assert "Delivered" in answer and "signal 55" in answer and "routed by subscription #" in answer, answer
 
     await terminal.type("/subscribe feed btc symbol=BTC -scam", "Watching the feed")
     listing = await terminal.type("/subscriptions", "symbol=BTC -scam")

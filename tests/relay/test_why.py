@@ -169,3 +169,27 @@ async def test_journal_bound_per_chat_and_agent_and_age(relay: Relay, redis: Red
     fresh.chat("rec:aged:", "1:m999999:rec:aged:", DELIVERED, "late", at=now)
     await relay.journal.write(fresh)
     assert [e.item for e in await relay.journal.chat_events(ChatRef.from_key("rec:aged:"))] == ["m999999"]
+
+
+async def test_steps_written_out_of_order_are_told_in_the_order_they_happened(relay: Relay, dm: Chat) -> None:
+    """A poll writes its routing events when it ends; a quick drain can write the delivery first."""
+    key = f"9:m5:{dm.chat.key}"
+    drain = JournalBatch()
+    drain.chat(dm.chat, key, DELIVERED, "accepted by rec (attempt 1)", at=1_000_002.0)
+    await relay.journal.write(drain)
+    poll = JournalBatch()
+    poll.chat(
+        dm.chat,
+        key,
+        "queued",
+        "routed by subscription #3 (replies) and queued",
+        at=1_000_001.0,
+        signal=64,
+        kind="replies",
+    )
+    await relay.journal.write(poll)
+    answer = await dm.text("why", ref=reference(key))
+    lines = answer.splitlines()
+    assert lines[0].startswith("Delivered") and lines[0].endswith("signal 64"), answer
+    assert "queued: routed" in lines[1] and "delivered: accepted" in lines[2]
+    assert lines[-1].endswith("· replies")
