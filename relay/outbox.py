@@ -405,9 +405,16 @@ class Outbox:
     async def _along(
         self, script: AsyncScript, keys: list[str], args: list[str | float | int], also: Also | None
     ) -> object:
-        """The script's result; with `also`'s writes pipelined behind it in the same round trip."""
-        if also is None:
-            return await script(keys=keys, args=args)
+        """The script's result; with `also`'s writes pipelined behind it in the same round trip.
+        On a cluster the writes follow in a round trip of their own: redis-py's cluster pipelines
+        refuse scripts ("pipelined function evalsha is blocked"), and the writes are other slots'."""
+        if also is None or self._k.cluster:
+            result = await script(keys=keys, args=args)
+            if also is not None:
+                pipe = self._r.pipeline(transaction=False)
+                also(pipe)
+                await pipe.execute()
+            return result
         pipe = self._r.pipeline(transaction=False)
         await script(keys=keys, args=args, client=pipe)
         also(pipe)
