@@ -9,6 +9,7 @@ cross-slot script before sending it; the server answers CROSSSLOT to a cross-slo
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -28,9 +29,9 @@ from relay.embedded_redis import connect_cluster
 from relay.errors import Undeliverable
 from relay.keys import Keys
 from relay.logs import Redactor
-from relay.models import UserRef
+from relay.models import ChatRef, UserRef
 from relay.redis_values import text, text_dict
-from relay.store import Store
+from relay.store import Store, Subscription
 from relay.tokens import TokenBox
 from tests.conftest import Chat, agents_with_own_chats, make_settings
 from tests.fakes.recording import RecordingAdapter
@@ -288,3 +289,49 @@ def test_exports_name_keys_without_the_tag_and_import_puts_each_where_keys_py_do
     for name, key in made.items():
         assert _key_of(tagged, name) == key and _name_of(tagged, key) == name
         assert _key_of(Keys("p"), name) == f"p:{name}"
+
+
+async def test_two_relay_processes_on_the_cluster_one_killed_lose_nothing(
+    cluster_url: str, cluster_redis: Redis, prefix: str, secret_key: str, tmp_path: Path
+) -> None:
+    """Real `aitrader-relay run --console` processes with REDIS_CLUSTER: leases, the scheduler,
+    delivery and the operator's `stats` all on the cluster; a SIGKILL loses nothing."""
+    from tests.cli import cli
+    from tests.fakes.relay_process import RelayProcess, relay_env
+    from tests.relay.test_kill_points import delivered_counts
+
+    world = World(seed=3, poll_interval_seconds=1)
+    keys = Keys(prefix, cluster=True)
+    async with SimulatorServer(world) as sim:
+        store = Store(cluster_redis, keys, TokenBox.from_text(secret_key))
+        agents = []
+        for i in range(6):
+            agent = world.create_agent(f"k{i}")
+            await store.link(f"console:u{i}", agent.id, agent.name, agent.token, "consume")
+            await store.add_subscription(Subscription(0, "agent", ChatRef("console", "local"), agent_id=agent.id))
+            agents.append(agent.id)
+        env = relay_env(sim.url, cluster_url, prefix, secret_key, REDIS_CLUSTER="true")
+        procs = [RelayProcess(env), RelayProcess(env)]
+        everyone = list(procs)
+        for p in procs:
+            await p.start()
+        for n in range(40):
+            world.push_message(agents[n % len(agents)], "custom_note", f"killtest-{n}")
+            if n == 15:
+                await procs[0].kill()
+                procs[0] = RelayProcess(env)
+                everyone.append(procs[0])
+                await procs[0].start()
+            await asyncio.sleep(0.05)
+        await procs[1].wait_for(lambda: len(delivered_counts("".join(p.out for p in everyone))) == 40, timeout=90)
+        stats = cli(tmp_path, "stats", **{k: v for k, v in env.items() if k.startswith(("REDIS_", "RELAY_"))})
+        for p in procs:
+            await p.terminate()
+    counts = delivered_counts("".join(p.out for p in everyone))
+    assert sorted(counts) == list(range(40))
+    assert sum(c - 1 for c in counts.values()) <= 1  # only a send cut by the SIGKILL may repeat
+    errors = "".join(p.err for p in everyone).lower()
+    assert not [w for w in CROSS_SLOT_WORDS if w in errors], errors[-3000:]
+    assert stats.returncode == 0, stats.stderr
+    figures = json.loads(stats.stdout)
+    assert figures["linked_agents"] == 6 and figures["counters"]["delivered"] >= 40, figures
