@@ -84,6 +84,7 @@ async def test_a_summary_claimed_by_a_killed_process_is_sent_once_after_restart(
         await second.terminate()
     assert (first.out + second.out).count("Snooze is over") == 1
     assert "killhold note 6" in second.out
+    assert "Show all 7: /held h" in second.out, "the console shows the button as the command it runs"
 
 
 async def test_two_processes_send_one_summary_and_one_digest(

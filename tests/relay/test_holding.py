@@ -300,3 +300,31 @@ async def test_a_chinese_chat_gets_its_summary_and_replies_in_chinese(
     assert summary.title == "暂停结束：暂存了 7 条通知"
     assert "最重要的：" in summary.body and summary.footer.startswith("还有 2 条：/held ")
     assert [a.label for a in summary.actions] == ["显示全部 7 条"]
+
+
+async def test_a_daily_digest_at_local_time_and_the_held_gauge(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    clock = Clock("2026-11-30T20:00:00+00:00")  # 05:00 on 1 Dec in Tokyo
+    (relay,), (sink,) = relays(settings, redis, http, box, clock, 1)
+    dm, agent_id = await linked(relay, sink, world)
+    await dm.text("timezone", zone="Asia/Tokyo")
+    assert "one daily at 08:00 digest (next at 08:00 Asia/Tokyo)" in await dm.text(
+        "digest", what="messages daily 08:00"
+    )
+    for i in range(2):
+        world.push_message(agent_id, "price_alert", f"overnight {i}")
+    await relay.poller.poll(agent_id)
+    health = Health(redis, relay.keys, {}, relay.metrics.registry, poll_max_seconds=10, max_queue_age=900)
+    health.update_gauges(await health.snapshot())
+    assert relay.metrics.registry.get_sample_value("relay_held_backlog") == 2
+    clock.set("2026-11-30T22:59:00+00:00")  # 07:59 in Tokyo
+    assert await relay.holding.check() == {}
+    clock.set("2026-11-30T23:00:30+00:00")  # 08:00:30
+    assert await relay.holding.check() == {"digest": 1}
+    clock.set("2026-12-01T01:00:00+00:00")
+    assert await relay.holding.check() == {}, "once a day"
+    await deliver([relay])
+    assert [s.message.title for s in sink.sent] == ["Daily digest (08:00): 2 notifications"]
+    health.update_gauges(await health.snapshot())
+    assert relay.metrics.registry.get_sample_value("relay_held_backlog") == 0
