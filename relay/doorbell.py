@@ -48,6 +48,7 @@ LEASE_MS = 30_000  # renewed every 10 s while the socket is held
 SYNC_SECONDS = 5.0  # how often linked agents are matched to sockets (and a dead holder's taken over)
 RECHECK_SECONDS = 30.0  # a held agent's record (mode, state, token) is read again this often
 INELIGIBLE_SECONDS = 60.0  # an observe-mode or paused agent is looked at again after this
+TAKEN_SECONDS = 15.0  # an agent whose lease another process holds: tried again after this
 STABLE_SECONDS = 30.0  # a socket open this long resets the reconnect backoff
 BUSY_RETRIES = 2  # rings answered "busy" (a poll already running) that are tried again
 MAX_FRAME = 1 << 20  # frames are never parsed; a larger one just ends the socket
@@ -171,7 +172,10 @@ class Doorbell:
                 self._skip_until[agent_id] = now + INELIGIBLE_SECONDS
                 continue
             if not await self._leases.acquire(self._k.doorbell_lease(agent_id), LEASE_MS):
-                continue  # another process holds its socket; tried again next sync, for takeovers
+                # Another process holds its socket. Tried again later, to take over from a dead
+                # one (whose lease expires within LEASE_MS), without re-reading every agent each sync.
+                self._skip_until[agent_id] = now + TAKEN_SECONDS
+                continue
             held = _Held(token=agent.token, checked=now)
             self._held[agent_id] = held
             held.task = asyncio.create_task(self._hold(agent_id, held), name=f"doorbell {agent_id}")
@@ -212,7 +216,9 @@ class Doorbell:
                     log.info("doorbell: lease lost key=%s; closing the socket", key)
                     return
             except RedisError as exc:
-                log.warning("doorbell: lease renewal failed key=%s (%s)", key, type(exc).__name__)
+                # Debug only: in a Redis outage every socket would say it every 10 s (the outage
+                # itself is reported by the poller and /readyz).
+                log.debug("doorbell: lease renewal failed key=%s (%s)", key, type(exc).__name__)
 
     async def _listen(self, agent_id: int, held: _Held) -> None:
         failures = 0
@@ -248,6 +254,10 @@ class Doorbell:
                 reason = type(exc).__name__
                 if opened is None:
                     self._metrics.doorbell_connects.labels("failed").inc()
+            except Exception as exc:  # never end the loop: the lease would go round every sync
+                # The type only: a message could quote the URL, which carries the token.
+                reason = f"unexpected {type(exc).__name__}"
+                self._metrics.doorbell_connects.labels("failed").inc()
             finally:
                 self._open.discard(agent_id)
                 self._metrics.doorbell_sockets.set(len(self._open))

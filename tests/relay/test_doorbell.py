@@ -8,6 +8,8 @@ deadline, never for a fixed time.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import random
 from collections.abc import Callable
 
@@ -16,6 +18,7 @@ from redis.asyncio import Redis
 
 from aitrader_sim import SimulatorServer, World
 from aitrader_sim.notify import NotifySockets
+from relay import logs
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.logs import Redactor
@@ -216,3 +219,37 @@ async def test_a_dropped_socket_reconnects_and_catches_up(
         ids = world.push_messages(agent_id, 2, type="custom_note", content_fmt="gap {i}")
         await until(lambda: reg.stats.accepted >= 2, "the reconnect")
         await until(lambda: set(ids) <= set(message_ids(sink(relay))), "delivery after the reconnect")
+
+
+async def test_the_token_in_the_socket_url_reaches_no_log_line_at_debug(
+    sim: SimulatorServer,
+    world: World,
+    redis_url: str,
+    prefix: str,
+    secret_key: str,
+    redis: Redis,
+    http: httpx.AsyncClient,
+    box: TokenBox,
+) -> None:
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    redactor = logs.configure("DEBUG", stream=buffer)
+    relay = Relay(hourly(sim, redis_url, prefix, secret_key), redis, http, box, [RecordingAdapter()], redactor=redactor)
+    reg = registry(sim)
+    try:
+        async with relay:
+            # Linked after start, so the redactor was never told this token: only the URL
+            # pattern and the quieted websockets logger stand between it and the log.
+            agent_id = await link(relay, world, "canary")
+            token = world.agents[agent_id].token
+            assert token not in redactor
+            await until(lambda: agent_id in reg.connections, "the relay's socket")
+            world.rotate_token(agent_id)  # the next handshake is refused (403)
+            await reg.drop(agent_id)
+            await until(lambda: reg.stats.refused >= 1, "a refused reconnect")
+            await until(lambda: "refused with HTTP 403" in buffer.getvalue(), "the refusal logged")
+    finally:
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+    assert token not in buffer.getvalue()
