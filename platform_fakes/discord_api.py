@@ -146,6 +146,7 @@ class FakeInteraction:
     original: StoredMessage | None = None
     followups: list[StoredMessage] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    choices: list[dict[str, Any]] | None = None  # the answer to an autocomplete (type 8)
     received: float = field(default_factory=time.monotonic)  # when it was dispatched to the bot
 
     @property
@@ -397,8 +398,10 @@ class FakeDiscord:
         user_id: int = 111_111_111_111_111_111,
         guild_id: int | None = None,
         permissions: int = 0,
+        locale: str = "en-US",
     ) -> FakeInteraction:
-        """A user runs a synced slash command; options are typed from the synced definition."""
+        """A user runs a synced slash command; options are typed from the synced definition.
+        `locale`: the user's client language, sent on every interaction (Discord's `locale`)."""
         spec = next(
             (c for c in self.commands.get(guild_id, []) + self.commands.get(None, []) if c["name"] == name), None
         )
@@ -413,7 +416,42 @@ class FakeDiscord:
         data = {"id": spec["id"], "name": name, "type": 1, "options": wire}
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
-        return await self._interact(2, data, channel_id, user_id, guild_id, permissions)
+        return await self._interact(2, data, channel_id, user_id, guild_id, permissions, locale=locale)
+
+    async def autocomplete(
+        self,
+        name: str,
+        focused: str,
+        typed: str,
+        options: dict[str, Any] | None = None,
+        *,
+        channel_id: int,
+        user_id: int = 111_111_111_111_111_111,
+        guild_id: int | None = None,
+        permissions: int = 0,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """The user is typing option `focused` of /`name`: an APPLICATION_COMMAND_AUTOCOMPLETE
+        interaction (type 4). "The focused option will be marked with a focused: true field";
+        what was typed so far arrives as a string whatever the option's type, unvalidated
+        (interactions/receiving-and-responding.mdx#interaction-object-application-command-interaction-data-option-structure,
+        application-commands.mdx#autocomplete). Only an option synced with autocomplete gets one."""
+        spec = next(
+            (c for c in self.commands.get(guild_id, []) + self.commands.get(None, []) if c["name"] == name), None
+        )
+        assert spec is not None, f"/{name} was never synced"
+        declared = {o["name"]: o for o in spec.get("options", [])}
+        assert declared.get(focused, {}).get("autocomplete"), f"/{name} {focused} was not synced with autocomplete"
+        wire = [
+            {"name": key, "type": declared[key]["type"], "value": str(value)}
+            for key, value in (options or {}).items()
+            if key != focused
+        ]
+        wire.append({"name": focused, "type": declared[focused]["type"], "value": typed, "focused": True})
+        data = {"id": spec["id"], "name": name, "type": 1, "options": wire}
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+        return await self._interact(4, data, channel_id, user_id, guild_id, permissions, locale=locale)
 
     async def press(
         self,
@@ -465,6 +503,7 @@ class FakeDiscord:
         guild_id: int | None,
         permissions: int,
         message: StoredMessage | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         interaction_id = next(self._ids)
         payload: dict[str, Any] = {
@@ -475,7 +514,7 @@ class FakeDiscord:
             "token": f"itok{interaction_id}",
             "version": 1,
             "channel_id": str(channel_id),
-            "locale": "en-US",
+            "locale": locale,
             "entitlements": [],
             "attachment_size_limit": 8 << 20,
             "app_permissions": str((1 << 53) - 1),
@@ -642,6 +681,14 @@ class FakeDiscord:
 
     def _sync(self, parts: list[str], body: list[dict[str, Any]]) -> web.Response:
         guild_id = int(parts[3]) if len(parts) > 3 and parts[2] == "guilds" else None
+        # "autocomplete may not be set to true if choices are present", and only string, integer
+        # and number options autocomplete (application-commands.mdx#application-command-option-structure).
+        for i, command in enumerate(body):
+            for j, option in enumerate(command.get("options") or []):
+                if option.get("autocomplete") and (option.get("choices") or option.get("type") not in (3, 4, 10)):
+                    where = f"{i}.options.{j}.autocomplete"
+                    problems = [(where, "AUTOCOMPLETE_CHOICES", "Autocomplete cannot be used with choices")]
+                    return _json({"message": "Invalid Form Body", "code": 50035, "errors": _nest(problems)}, 400)
         synced = [
             {
                 **command,
@@ -667,6 +714,12 @@ class FakeDiscord:
             return _json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
         kind = body["type"]
         data = body.get("data") or {}
+        # An autocomplete interaction takes only APPLICATION_COMMAND_AUTOCOMPLETE_RESULT (8), and 8
+        # answers nothing else (interactions/receiving-and-responding.mdx#interaction-response-object-interaction-callback-type).
+        if (record.type == 4) != (kind == 8):
+            return _json({"message": "Interaction has an invalid response type", "code": 40043}, 400)
+        if kind == 8 and (problems := choice_problems(data)):
+            return _json({"message": "Invalid Form Body", "code": 50035, "errors": _nest(problems)}, 400)
         # A refused callback acknowledges nothing: validate before recording it.
         if kind == 9 and (problems := modal_problems(data)):
             return _json({"message": "Invalid Form Body", "code": 50035, "errors": _nest(problems)}, 400)
@@ -679,6 +732,8 @@ class FakeDiscord:
         resource: dict[str, Any] = {"type": kind}
         if kind == 9:
             record.modal = data
+        elif kind == 8:
+            record.choices = list(data.get("choices") or [])
         elif kind in (4, 5):
             record.original = self._store(
                 record.channel_id,
@@ -1159,6 +1214,27 @@ def message_problems(p: dict[str, Any]) -> list[tuple[str, str, str]]:
             if len(comp.get("label") or "") > 80:
                 out.append(_too_long(f"components.{r}.components.{c}.label", 80))
     return out
+
+
+def choice_problems(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """An autocomplete answer: "autocomplete interactions allow for a maximum of 25 choices", each
+    name 1-100 characters and a string value at most 100 characters (application-commands.mdx,
+    application-command-option-choice-structure)."""
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        return [("choices", "BASE_TYPE_REQUIRED", "This field is required")]
+    problems = []
+    if len(choices) > 25:
+        problems.append(("choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."))
+    for i, c in enumerate(choices):
+        name, value = c.get("name"), c.get("value")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            problems.append((f"choices.{i}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+        if isinstance(value, str) and len(value) > 100:
+            problems.append((f"choices.{i}.value", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."))
+        elif not isinstance(value, str | int | float) or isinstance(value, bool):
+            problems.append((f"choices.{i}.value", "BASE_TYPE_REQUIRED", "This field is required"))
+    return problems
 
 
 def modal_problems(data: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from relay.keys import AdapterFamily
-from relay.models import ChatRef, Command, CommandSpec, Message, Reply
+from relay.models import ChatRef, Command, CommandSpec, Message, Reply, Suggestion
 
 Dispatch = Callable[[Command], Awaitable[Reply]]
+# (the command being typed, with what is known of its chat and user; the argument's name; what
+# was typed so far) -> choices to offer, from Redis only (see relay.suggest).
+Suggest = Callable[[Command, str, str], Awaitable[tuple[Suggestion, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,16 @@ class TakesUpdates(Protocol):
     async def stop_updates(self) -> None:
         """Stop fetching events and give up any claim on fetching them (a lease). Idempotent; may
         be cancelled when the grace runs out, and must then still release that claim."""
+
+
+@runtime_checkable
+class Autocompletes(Protocol):
+    """An adapter whose platform asks for argument suggestions while the user types (Discord):
+    the relay hands it `Suggest` before `start`."""
+
+    platform: str
+
+    def attach_suggestions(self, suggest: Suggest) -> None: ...
 
 
 # --- what an adapter may use ------------------------------------------------------------------

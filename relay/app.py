@@ -18,14 +18,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
 
 from relay import opstats
-from relay.adapter import ChatAdapter, ChatChange, TakesUpdates
+from relay.adapter import Autocompletes, ChatAdapter, ChatChange, TakesUpdates
 from relay.admin import Admin, parse_owner_ids
 from relay.aitrader import AITraderClient
 from relay.charts.renderer import ChartRenderer
 from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
 from relay.commandlimit import CommandLimiter, Rate
-from relay.commands import Commands
+from relay.commands import Commands, describe_subscription
 from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs
 from relay.deadletters import DeadLetters
@@ -50,6 +50,7 @@ from relay.poller import Poller, PollSettings
 from relay.router import Router
 from relay.specs import ADMIN, COMMANDS
 from relay.store import LinkedAgent, Store
+from relay.suggest import Suggestions
 from relay.tokens import TokenBox, fingerprint
 from relay.trades import TradeDesk
 from relay.watcher import Watcher
@@ -199,6 +200,9 @@ class Relay:
         self.renderer = ChartRenderer(workers=settings.chart_workers)
         self.charts = ChartService(self.client, self.renderer, cache_seconds=settings.chart_cache_seconds, clock=clock)
         self.trades = TradeDesk(redis, k, self.client, clock=clock)
+        self.suggestions = Suggestions(
+            redis, k, self.store, self.client, journal=self.journal, briefs=self.briefs, describe=describe_subscription
+        )
         self.commands = Commands(
             self.store,
             self.client,
@@ -216,6 +220,7 @@ class Relay:
             holding=self.holding,
             why=Why(self.journal, self.store, clock=clock),
             catalogues=self.catalogues,
+            suggestions=self.suggestions,
         )
         self.dead_letters = DeadLetters(redis, k, clock=clock)
         owners = parse_owner_ids(settings.owner_ids)
@@ -228,7 +233,12 @@ class Relay:
         }
         limiter = CommandLimiter(redis, k, general=Rate(settings.command_rate_per_minute, 60), strict=strict)
         self.router = Router(
-            self.commands, admin, limiter=limiter, chat_settings=self.chat_settings, catalogues=self.catalogues
+            self.commands,
+            admin,
+            limiter=limiter,
+            chat_settings=self.chat_settings,
+            catalogues=self.catalogues,
+            suggestions=self.suggestions,
         )
         # /admin reaches the router only where an adapter knows the name (Telegram's text commands).
         self._specs = (*COMMANDS, ADMIN) if owners else COMMANDS
@@ -262,6 +272,8 @@ class Relay:
         await self.deliverer.start()
         try:
             for adapter in self.adapters.values():
+                if isinstance(adapter, Autocompletes):
+                    adapter.attach_suggestions(self.router.suggest)
                 await adapter.start(self._specs, self.router.dispatch, self.on_chat_change)
         except BaseException:
             await self.stop()  # a platform that refuses to start must not leave polling running

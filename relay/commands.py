@@ -30,6 +30,7 @@ from relay.outbox import Outbox
 from relay.poller import Poller
 from relay.specs import COMMANDS, FEED_TYPES, KIND_MODES, KINDS
 from relay.store import ActingAgent, LinkedAgent, Mode, Store, Subscription
+from relay.suggest import Suggestions
 from relay.trades import TradeDesk
 from relay.trading import Cockpit
 from relay.watcher import Watcher
@@ -102,7 +103,9 @@ class Commands:
         holding: Holding | None = None,
         why: Why | None = None,
         catalogues: Catalogues | None = None,
+        suggestions: Suggestions | None = None,
     ) -> None:
+        self._suggestions = suggestions
         self.catalogues = catalogues or Catalogues.load()
         self._holding = holding
         self._why = why
@@ -528,6 +531,8 @@ class Commands:
         agent = await self._linked(command)
         name = await self._names.require(leader)
         newly = await self._client.follow(agent.token, leader)
+        if self._suggestions is not None:
+            await self._suggestions.forget_following(command.user.key)  # autocomplete reads it afresh
         t = self._t(command)
         who = f"{name} (#{leader})"
         if newly:
@@ -538,12 +543,17 @@ class Commands:
         leader = _id(command.args["agent_id"], "agent_id")
         agent = await self._linked(command)
         await self._client.unfollow(agent.token, leader)
+        if self._suggestions is not None:
+            await self._suggestions.forget_following(command.user.key)
         return Reply.text(self._t(command).gettext("No longer following trader #{leader}.", leader=leader))
 
     async def cmd_following(self, command: Command) -> Reply:
         t = self._t(command)
         agent = await self._linked(command)
         items = await self._client.following(agent.token)
+        if self._suggestions is not None:
+            pairs = [(f.leader_id, render.clip(f.leader_name, 60)) for f in items]
+            await self._suggestions.remember_following(command.user.key, pairs)
         body = "\n".join(f"{f.leader_id} {render.clip(f.leader_name, 80)}" for f in items) or t.gettext(
             "Not following anyone."
         )
@@ -745,6 +755,11 @@ def _watched(s: Subscription, t: Translator) -> str:
     if s.keyword:
         return t.gettext("the feed for “{keyword}”{extras}", keyword=s.keyword, extras=extras)
     return t.gettext("the whole feed{extras}", extras=extras)
+
+
+def describe_subscription(s: Subscription, t: Translator) -> str:
+    """One line naming a subscription (autocomplete of /unsubscribe), without this chat's modes."""
+    return _describe(s, {}, t)
 
 
 def _describe(s: Subscription, modes: dict[str, str], t: Translator) -> str:

@@ -37,6 +37,7 @@ CHAT_ERROR_TTL = 7 * 86400
 COMMAND_SEEN_TTL = 86400
 BRIEF_CLAIM_TTL = 3 * 86400  # longer than the two local dates a brief check looks at
 NAME_TTL = 300  # an agent's cached name: a rename shows within five minutes
+SUGGEST_FOLLOWING_TTL = 300  # Discord autocomplete: the traders a user's agent follows, cached
 NAME_MISSING_TTL = 30  # an unknown agent id: it may be registered any moment
 ORDER_TTL = 120  # a /trade waiting for Confirm; the 60 s window itself is checked against its clock
 ORDER_RESULT_TTL = 86400  # how a /trade ended, for presses that come later
@@ -246,6 +247,11 @@ class Keys:
         return self._k("chat", chat, "error")
 
     # --- the trader's cockpit ----------------------------------------------------------------
+    def suggest_following(self, user: str) -> str:
+        """STRING EX SUGGEST_FOLLOWING_TTL: JSON [[leader_id, name], ...] (at most 100) the user's agent
+        follows, for `/unfollow` autocomplete; refreshed by /following, /follow, /unfollow and a miss."""
+        return self._k("suggest", "following", user)
+
     def agent_name(self, agent_id: int) -> str:
         """STRING EX NAME_TTL: an agent's name from /api/agents/{id}/summary; the empty string,
         EX NAME_MISSING_TTL, for an agent AI-Trader does not know (404)."""
@@ -563,6 +569,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("lease:watch:{sub}", "string", "PX, renewed while held", ttl=600),
     Family("cmd:{platform}:{event}", "string", "EX 1 day", ttl=COMMAND_SEEN_TTL),
     Family("name:{agent}", "string", "EX 5 min (unknown ids: 30 s)", ttl=NAME_TTL),
+    Family("suggest:following:{user}", "string", "EX 5 min, at most 100 traders", ttl=SUGGEST_FOLLOWING_TTL),
     Family("trade:{order}", "string", "EX 2 min", ttl=ORDER_TTL),
     Family("trade:{order}:claim", "string", "NX EX 1 day", ttl=ORDER_RESULT_TTL),
     Family("trade:{order}:done", "string", "EX 1 day", ttl=ORDER_RESULT_TTL),

@@ -101,6 +101,14 @@ class Command:
     language: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """One choice offered while a user types an argument (Discord autocomplete)."""
+
+    label: str  # what the user sees, in their language
+    value: str  # what the argument receives
+
+
 ActionKind = Literal["command", "prompt"]
 
 

@@ -18,8 +18,9 @@ from relay.commandlimit import CommandLimiter
 from relay.commands import HANDLERS, Commands
 from relay.errors import NotLinked, TokenRejected, UpstreamError, UsageError
 from relay.i18n import ENGLISH, N_, Catalogues, Translator, language_of
-from relay.models import Command, CommandSpec, Reply
+from relay.models import Command, CommandSpec, Reply, Suggestion
 from relay.specs import ADMIN, BY_NAME
+from relay.suggest import Suggestions
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ class Router:
         limiter: CommandLimiter | None = None,
         chat_settings: ChatSettings | None = None,
         catalogues: Catalogues | None = None,
+        suggestions: Suggestions | None = None,
     ) -> None:
+        self._suggestions = suggestions
         self._commands = commands
         self._admin = admin
         self._limiter = limiter
@@ -59,6 +62,18 @@ class Router:
         if self._chat_settings is None:
             return language_of(command.locale) or "en"
         return await self._chat_settings.language_for(command)
+
+    async def suggest(self, command: Command, param: str, typed: str) -> tuple[Suggestion, ...]:
+        """Choices for an argument being typed, in the chat's language; () when there are none or
+        anything fails (an autocomplete answer is a convenience, never an error message)."""
+        if self._suggestions is None or BY_NAME.get(command.name) is None:
+            return ()
+        try:
+            t = self._catalogues.translator(await self.language(command))
+            return await self._suggestions.suggest(command, param, typed, t)
+        except Exception:
+            log.warning("router: suggestions failed name=%s param=%s", command.name, param, exc_info=True)
+            return ()
 
     async def dispatch(self, command: Command) -> Reply:
         if command.name == ADMIN.name:

@@ -24,7 +24,7 @@ from discord import app_commands
 
 from adapters.discord.actions import ActionCodec, build_view
 from adapters.discord.client import ClientHooks, RelayClient
-from adapters.discord.commands import build_commands
+from adapters.discord.commands import DescriptionTranslator, build_commands
 from adapters.discord.embeds import RenderedPart, render
 from adapters.discord.failures import NOT_CONNECTED_RETRY_S, delivery_error, is_cloudflare_ban
 from adapters.discord.gateway import FATAL_CLOSE_CODES, GatewayHolder, GatewayTiming, IdentifyBackoff
@@ -32,7 +32,7 @@ from adapters.discord.guards import GlobalPacer, RequestGuard
 from adapters.discord.interactions import NO_MENTIONS, InteractionHandler
 from adapters.discord.logfilter import GATEWAY_LOGGER, ModalValuesFilter
 from adapters.discord.settings import DEFAULT_GATEWAY, DiscordSettings
-from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange
+from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange, Suggest
 from relay.errors import (
     ChatGone,
     ConfigError,
@@ -42,6 +42,7 @@ from relay.errors import (
     StoreUnavailable,
     Undeliverable,
 )
+from relay.i18n import Catalogues
 from relay.keys import (
     DISCORD_COMMANDS,
     DISCORD_GATEWAY,
@@ -125,7 +126,7 @@ class DiscordAdapter:
         )
         self._client = RelayClient(hooks, http_trace=trace)
         self._tree = app_commands.CommandTree(self._client)
-        for command in build_commands(self._interactions.on_command):
+        for command in build_commands(self._interactions.on_command, self._interactions.complete):
             self._tree.add_command(command)
         self._gateway = GatewayHolder(
             self._client, services.lease(DISCORD_GATEWAY, timing.lease_ttl), backoff, timing, self._sync_commands
@@ -162,6 +163,10 @@ class DiscordAdapter:
 
     # --- lifecycle --------------------------------------------------------------------------
 
+    def attach_suggestions(self, suggest: Suggest) -> None:
+        """Autocomplete answers come from the core (relay.suggest), never from AI-Trader directly."""
+        self._interactions.attach_suggestions(suggest)
+
     async def start(self, commands: Sequence[CommandSpec], dispatch: Dispatch, on_chat_change: OnChatChange) -> None:
         if self._started:
             return
@@ -175,6 +180,8 @@ class DiscordAdapter:
             )
         self._interactions.attach(dispatch)
         self._on_chat_change = on_chat_change
+        # Slash-command and option descriptions in each user's client language (names stay English).
+        await self._tree.set_translator(DescriptionTranslator(Catalogues.load()))
         logging.getLogger(GATEWAY_LOGGER).addFilter(self._log_filter)
         try:
             await self._client.login(self._token)

@@ -13,9 +13,21 @@ from typing import Any, Literal
 import discord
 from discord import app_commands
 
+from relay.i18n import DEFAULT_LANGUAGE, Catalogues, language_of
 from relay.specs import BY_NAME
 
 Run = Callable[[discord.Interaction, str, dict[str, str]], Awaitable[None]]
+# (interaction, command, option, what was typed) -> (label, value) pairs from the core's suggestions.
+Complete = Callable[[discord.Interaction, str, str, str], Awaitable[list[tuple[str, str]]]]
+# Options Discord autocompletes while the user types (answered from Redis within its 3 s).
+AUTOCOMPLETED: tuple[tuple[str, str], ...] = (
+    ("subscribe", "what"),
+    ("unsubscribe", "id"),
+    ("replies", "signal_id"),
+    ("reply", "signal_id"),
+    ("accept", "signal_id"),
+    ("unfollow", "agent_id"),
+)
 
 FeedType = Literal["operation", "strategy", "discussion"]
 Kind = Literal["replies", "mentions", "accepted", "followers", "strategies", "discussions", "messages", "tasks"]
@@ -48,8 +60,9 @@ def _args(**values: object) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v is not None and v != ""}
 
 
-def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
-    """Every command the relay offers on Discord, each forwarding to `run(interaction, name, args)`."""
+def build_commands(run: Run, complete: Complete | None = None) -> list[app_commands.Command[Any, ..., Any]]:
+    """Every command the relay offers on Discord, each forwarding to `run(interaction, name, args)`;
+    with `complete`, the options in AUTOCOMPLETED offer suggestions as the user types."""
 
     @app_commands.command(name="start", description=summary("start"))
     async def start(interaction: discord.Interaction) -> None:
@@ -250,11 +263,53 @@ def build_commands(run: Run) -> list[app_commands.Command[Any, ..., Any]]:
     commands += [task, discussions, follow, unfollow, following, status, why, chart, timezone, language, accept]
     commands += [positions, trader, price, points, leaderboard, trending, post, trade, confirm, intel]
     commands += [quiet, snooze, digest, held]
+    if complete is not None:
+        by_name = {c.name: c for c in commands}
+        for name, option in AUTOCOMPLETED:
+            _autocomplete(by_name[name], option, complete)
     for command in commands:
         # A guild-installed bot: usable in servers and in the bot's DMs, not in group DMs.
         command.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=False)
         command.allowed_installs = app_commands.AppInstallationType(guild=True, user=False)
     return commands
+
+
+def _autocomplete(command: app_commands.Command[Any, ..., Any], option: str, complete: Complete) -> None:
+    numeric = next(p for p in command.parameters if p.name == option).type is discord.AppCommandOptionType.integer
+
+    async def suggest(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[Any]]:
+        pairs = await complete(interaction, command.name, option, str(current or ""))
+        if numeric:
+            return [app_commands.Choice(name=label, value=int(value)) for label, value in pairs if value.isdigit()]
+        return [app_commands.Choice(name=label, value=value[:100]) for label, value in pairs]
+
+    command.autocomplete(option)(suggest)
+
+
+class DescriptionTranslator(app_commands.Translator):
+    """Translates command, option and choice descriptions for Discord's `*_localizations` when the
+    commands are synced: Discord then shows each user the descriptions in their client's language.
+    Names stay English (the relay's commands are the same words everywhere)."""
+
+    _TRANSLATED = (
+        app_commands.TranslationContextLocation.command_description,
+        app_commands.TranslationContextLocation.parameter_description,
+    )
+
+    def __init__(self, catalogues: Catalogues) -> None:
+        self._catalogues = catalogues
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContextTypes,
+    ) -> str | None:
+        language = language_of(locale.value)
+        if language in (None, DEFAULT_LANGUAGE) or context.location not in self._TRANSLATED:
+            return None
+        text = self._catalogues.translator(language).gettext(string.message)
+        return text[:DESCRIPTION_MAX] if text != string.message else None
 
 
 def link_modal() -> discord.ui.Modal:

@@ -21,7 +21,7 @@ from adapters.discord.actions import LINK_MODAL_ID, PROMPT_PREFIX, ActionCodec, 
 from adapters.discord.commands import link_modal, prompt_modal
 from adapters.discord.embeds import RenderedPart, render
 from adapters.discord.guards import RequestGuard
-from relay.adapter import AdapterServices, Dispatch
+from relay.adapter import AdapterServices, Dispatch, Suggest
 from relay.errors import StoreUnavailable
 from relay.i18n import Catalogues, language_of
 from relay.keys import DISCORD_GUILD_CHANNELS
@@ -35,6 +35,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 # inherits its visibility, so guessing right saves the placeholder dance in `_answer`.
 PERSONAL = frozenset({"status", "unlink", "link"})
 PLACEHOLDER = "…"
+AUTOCOMPLETE_BUDGET = 2.0  # seconds for the core's suggestions: Discord's 3 s less the answer's own trip
 _ANSWER_ERRORS = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -54,6 +55,7 @@ class InteractionHandler:
         self._guard = guard
         self._redactor = redactor
         self._dispatch: Dispatch | None = None
+        self._suggest: Suggest | None = None
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -61,6 +63,24 @@ class InteractionHandler:
 
     def attach(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
+
+    def attach_suggestions(self, suggest: Suggest) -> None:
+        self._suggest = suggest
+
+    async def complete(
+        self, interaction: discord.Interaction, name: str, option: str, typed: str
+    ) -> list[tuple[str, str]]:
+        """An autocomplete (type 4) interaction: the core's suggestions within AUTOCOMPLETE_BUDGET
+        seconds, or none (Discord discards an answer after 3 s and shows "loading options failed")."""
+        if self._suggest is None or self.stopping:
+            return []
+        command = self._command(interaction, name, {option: typed})
+        try:
+            found = await asyncio.wait_for(self._suggest(command, option, typed), AUTOCOMPLETE_BUDGET)
+        except Exception:
+            log.info("autocomplete gave nothing command=%s option=%s", name, option, exc_info=True)
+            return []
+        return [(s.label, s.value) for s in found]
 
     async def drain(self, timeout: float) -> None:
         """Wait for answers in progress (stop intake first)."""
