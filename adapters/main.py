@@ -173,6 +173,8 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
             )
             for warning in await _store_warnings(handle.embedded, handle.redis, settings.relay_data_dir):
                 log.warning("%s", warning)
+            if pool_warning := settings.cluster_pool_warning():
+                log.warning("%s", pool_warning)
             keys = settings.keys()
             port = http_port(settings, switches)
             front = FrontServer(port) if port is not None else None
@@ -321,6 +323,7 @@ async def check() -> int:
         else:
             checked.done.append("REDIS_URL answers")
         warnings = await _store_warnings(handle.embedded, handle.redis, settings.relay_data_dir)
+        warnings += [w for w in [settings.cluster_pool_warning()] if w]
     print("configuration ok; platforms: " + ", ".join(checked.switches.enabled))
     print("checked: " + "; ".join(checked.done))
     for warning in warnings:

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from relay.keys import Keys
 
 
+CLUSTER_POOL_MARGIN = 64  # commands, watches, holds, the doorbell and health beside polls and sends
+
+
 class RelaySettings(BaseSettings):
     # A blank value (`RELAY_SECRET_KEY=` as .env.example ships it) means "unset", not "invalid".
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
@@ -86,6 +89,29 @@ class RelaySettings(BaseSettings):
         if self.redis_cluster and not self.redis_url:
             raise ValueError("REDIS_CLUSTER needs REDIS_URL (a node of the cluster); the embedded Redis is one server")
         return self
+
+    @property
+    def redis_pool_size(self) -> int:
+        """Connections per process (per node on a cluster). A cluster client's pool raises when
+        it is full instead of waiting, and the hub's keys are all on one node, so unless
+        REDIS_MAX_CONNECTIONS is set it is sized for every poll and send this process runs at once."""
+        if self.redis_cluster and "redis_max_connections" not in self.model_fields_set:
+            return max(self.redis_max_connections, self.cluster_pool_needed)
+        return self.redis_max_connections
+
+    @property
+    def cluster_pool_needed(self) -> int:
+        return self.poll_concurrency + self.delivery_concurrency + CLUSTER_POOL_MARGIN
+
+    def cluster_pool_warning(self) -> str | None:
+        """Said at start and by `check`: a cluster pool smaller than the work this process runs at once."""
+        if not self.redis_cluster or self.redis_pool_size >= self.cluster_pool_needed:
+            return None
+        return (
+            f"REDIS_MAX_CONNECTIONS={self.redis_max_connections} with REDIS_CLUSTER: the cluster client does not "
+            "wait for a free connection, so polls and sends past it fail and are retried; leave it unset or set it "
+            f"to at least POLL_CONCURRENCY + DELIVERY_CONCURRENCY + {CLUSTER_POOL_MARGIN} ({self.cluster_pool_needed})"
+        )
 
     def keys(self) -> Keys:
         """The key schema these settings name: the prefix, and hash tags on a cluster."""

@@ -276,7 +276,7 @@ def open_configured(settings: RelaySettings) -> contextlib.AbstractAsyncContextM
     return open_redis(
         settings.redis_url,
         settings.relay_data_dir,
-        settings.redis_max_connections,
+        settings.redis_pool_size,
         ssl_cert_reqs=settings.redis_ssl_cert_reqs,
         cluster=settings.redis_cluster,
     )

@@ -335,3 +335,19 @@ async def test_two_relay_processes_on_the_cluster_one_killed_lose_nothing(
     assert stats.returncode == 0, stats.stderr
     figures = json.loads(stats.stdout)
     assert figures["linked_agents"] == 6 and figures["counters"]["delivered"] >= 40, figures
+
+
+def test_a_cluster_pool_is_sized_for_the_work_unless_set_and_a_small_one_is_warned_about() -> None:
+    from relay.config import CLUSTER_POOL_MARGIN, RelaySettings
+
+    url = "redis://127.0.0.1:7000"
+    one = RelaySettings(_env_file=None, redis_url=url)
+    assert one.redis_pool_size == 40 and one.cluster_pool_warning() is None  # one Redis: waits when full
+    cluster = RelaySettings(_env_file=None, redis_cluster=True, redis_url=url)
+    assert cluster.redis_pool_size == 32 + 256 + CLUSTER_POOL_MARGIN and cluster.cluster_pool_warning() is None
+    small = RelaySettings(_env_file=None, redis_cluster=True, redis_max_connections=40, redis_url=url)
+    assert small.redis_pool_size == 40
+    warning = small.cluster_pool_warning()
+    assert (
+        warning is not None and warning.startswith("REDIS_MAX_CONNECTIONS=40 with REDIS_CLUSTER") and "(352)" in warning
+    )
