@@ -14,7 +14,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay.keys import Keys
 
-
 CLUSTER_POOL_MARGIN = 64  # commands, watches, holds, the doorbell and health beside polls and sends
 
 
