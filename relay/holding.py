@@ -39,7 +39,7 @@ from relay.chat_settings import ChatSettings
 from relay.errors import BadValue
 from relay.faults import FaultPoints
 from relay.i18n import ENGLISH, N_, Catalogues, Translator
-from relay.journal import RELEASED, Journal, JournalBatch
+from relay.journal import QUEUED, RELEASED, Journal, JournalBatch, stamp
 from relay.keys import HOLD_BATCH_TTL, HOLD_CAP, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
@@ -594,8 +594,10 @@ class Holding:
         t = ENGLISH
         if self._catalogues is not None:
             t = self._catalogues.translator(await self._settings.language(chat))
-        message = summary(items, reason, batch, t)
-        await self._outbox.enqueue([Outgoing(chat, f"hold:{batch}:{chat.key}", message, silent)], now=self._clock())
+        key = f"hold:{batch}:{chat.key}"
+        # The summary is a notification too: its footer names it for /why, like every other.
+        message = stamp(summary(items, reason, batch, t), key)
+        await self._outbox.enqueue([Outgoing(chat, key, message, silent)], now=self._clock())
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.expire(k.hold_batch(chat.key, batch), HOLD_BATCH_TTL)
             pipe.hset(k.hold(chat.key), "last", batch)
@@ -610,6 +612,9 @@ class Holding:
                 events.chat(
                     chat, item.key, RELEASED, f"sent in {what} (/held {batch})", at=self._clock(), kind=item.kind
                 )
+            events.chat(
+                chat, key, QUEUED, f"{what} of {len(items)} held notifications (/held {batch})", at=self._clock()
+            )
             await self._journal.write(events)
         if self._metrics is not None:
             self._metrics.released.labels(reason.split(" ")[0]).inc()

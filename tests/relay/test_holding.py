@@ -150,6 +150,10 @@ async def test_quiet_hours_hold_then_one_summary_for_two_processes(
     journey = await dm.text("why", ref=reference(held_items[0].key))
     assert "held by quiet hours 22:00-07:00 until 07:00 Europe/Berlin" in journey, journey
     assert "sent in the end-of-quiet-hours summary" in journey, journey
+    # The summary itself carries its reference, and /why follows it to its delivery.
+    ref = summaries[0].message.footer.rsplit("/why ", 1)[1]
+    journey = await dm.text("why", ref=ref)
+    assert "the end-of-quiet-hours summary of 4 held notifications" in journey and "delivered" in journey.lower()
 
     # After the quiet hours everything arrives one by one again.
     world.push_message(agent_id, "price_alert", "BTC after")
