@@ -628,7 +628,7 @@ class Commands:
     async def cmd_why(self, command: Command) -> Reply:
         if self._why is None:
             return Reply.text(self._t(command).gettext("The delivery journal is not enabled here."), private=True)
-        return await self._why.answer(command)
+        return await self._why.answer(command, self._t(command))
 
     # --- charts and chat settings (relay.chart_commands) -------------------------------
     async def cmd_chart(self, command: Command) -> Reply:

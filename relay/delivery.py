@@ -31,6 +31,7 @@ from relay.errors import (
     Undeliverable,
 )
 from relay.faults import FaultPoints
+from relay.i18n import N_
 from relay.journal import ATTEMPT, DEAD, DELIVERED, DUPLICATE, Journal, JournalBatch
 from relay.keys import Keys
 from relay.leases import Leases
@@ -42,6 +43,7 @@ from relay.store import Store
 
 log = logging.getLogger(__name__)
 
+_SENT_BEFORE = N_("delivered earlier under the same key: not sent again")
 LEASE_MS = 9_000  # kept alive while draining; a dead sender's chats move on within 9 s
 BATCH = 20  # entries per turn; then the chat goes back in line so busy chats cannot starve others
 
@@ -221,7 +223,7 @@ class Deliverer:
                 entries, duplicates = await self._outbox.take_batch(chat, self._leases.owner, BATCH)
                 for key in duplicates:
                     # It entered the outbox twice: the take acknowledged it without sending.
-                    self._note_key(chat, key, DUPLICATE, "delivered earlier under the same key: not sent again")
+                    self._note_key(chat, key, DUPLICATE, _SENT_BEFORE)
                 due = self._clock()
                 acks: list[Ack] = []
                 for d in entries:
@@ -250,13 +252,14 @@ class Deliverer:
             return None
         return lambda pipe: journal.queue(pipe, journeys)
 
-    def _note(self, d: Delivery, step: str, detail: str) -> None:
+    def _note(self, d: Delivery, step: str, detail: str, **params: object) -> None:
         """One event of `d`'s journey, written with the drain's next round trip (or at its end)."""
-        self._note_key(d.chat, d.key, step, detail)
+        self._note_key(d.chat, d.key, step, detail, **params)
 
-    def _note_key(self, chat: ChatRef, key: str, step: str, detail: str) -> None:
+    def _note_key(self, chat: ChatRef, key: str, step: str, detail: str, **params: object) -> None:
         if self._journal is not None:
-            self._journeys.setdefault(chat.key, JournalBatch()).chat(chat, key, step, detail, at=self._clock())
+            batch = self._journeys.setdefault(chat.key, JournalBatch())
+            batch.chat(chat, key, step, detail, at=self._clock(), params=params)
 
     async def _deliver(self, d: Delivery, acks: list[Ack]) -> float | None:
         """Send one entry. Returns None to continue with the chat, or when to try the chat again.
@@ -264,7 +267,7 @@ class Deliverer:
         now = self._clock()
         if d.key in self._sent_unacked:
             # Sent already by this process; its acknowledgement failed earlier.
-            self._note(d, DUPLICATE, "delivered earlier under the same key: not sent again")
+            self._note(d, DUPLICATE, _SENT_BEFORE)
             acks.append(Ack(d.entry_id, d.key, "duplicates_skipped"))
             return None
         adapter = self._adapters.get(d.chat.platform)
@@ -288,7 +291,14 @@ class Deliverer:
             return await self._transient(d, SendUncertain(f"no answer within {self._send_timeout:.0f}s"))
         except RetryLater as exc:
             await self._step(d, acks, clear=d.key)
-            self._note(d, ATTEMPT, f"not sent: {d.chat.platform} asked to wait {exc.seconds:.0f} s ({exc})")
+            self._note(
+                d,
+                ATTEMPT,
+                N_("not sent: {platform} asked to wait {seconds} s ({why})"),
+                platform=d.chat.platform,
+                seconds=f"{exc.seconds:.0f}",
+                why=self._redact(str(exc)),
+            )
             self._metrics.retry_later.labels(d.chat.platform).inc()
             if isinstance(exc, PermissionMissing):
                 # Not gone: an admin can grant the right. /status says why nothing arrives meanwhile.
@@ -296,7 +306,7 @@ class Deliverer:
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
             await self._step(d, acks, clear=d.key)  # the sends before it stay with the old id
-            self._note(d, ATTEMPT, f"not sent: the chat moved to {exc.new_chat.key}; queued there")
+            self._note(d, ATTEMPT, N_("not sent: the chat moved to {chat}; queued there"), chat=exc.new_chat.key)
             await self._move(d.chat, exc.new_chat)
             return now
         except ChatGone as exc:
@@ -315,7 +325,7 @@ class Deliverer:
             return await self._transient(d, exc)
         failed = self._attempts.pop(d.key, 0)
         await self._faults.reached("after_send")
-        self._note(d, DELIVERED, f"accepted by {d.chat.platform} (attempt {failed + 1})")
+        self._note(d, DELIVERED, N_("accepted by {platform} (attempt {n})"), platform=d.chat.platform, n=failed + 1)
         self._sent_unacked.add(d.key)
         acks.append(Ack(d.entry_id, d.key))
         self._metrics.delivered.labels(d.chat.platform).inc()
@@ -356,7 +366,14 @@ class Deliverer:
             self._metrics.uncertain_resends.inc()
             await self._outbox.count("uncertain_resends")
         wait = full_jitter(attempts, base=1.0, cap=60.0, rng=self._rng)
-        self._note(d, ATTEMPT, f"attempt {attempts} failed: {self._redact(_cause(exc))}; next try in {wait:.1f} s")
+        self._note(
+            d,
+            ATTEMPT,
+            N_("attempt {n} failed: {cause}; next try in {seconds} s"),
+            n=attempts,
+            cause=self._redact(_cause(exc)),
+            seconds=f"{wait:.1f}",
+        )
         log.info("delivery: transient failure chat=%s attempt=%d (%s)", d.chat.key, attempts, type(exc).__name__)
         return self._clock() + wait
 
@@ -364,7 +381,7 @@ class Deliverer:
         # Platform errors can quote URLs or payloads; the cause is stored and shown in /status.
         cause = self._redact(cause)
         log.warning("delivery: dead letter chat=%s cause=%s", d.chat.key, cause)
-        self._note(d, DEAD, cause)
+        self._note(d, DEAD, cause)  # the platform's or our own words, as dead-letters list shows them
         self._metrics.dead_letters.labels(d.chat.platform).inc()
         await self._outbox.dead_letter(d, cause, now=self._clock())
         await self._store.set_chat_error(d.chat, f"a notification could not be delivered: {cause}")

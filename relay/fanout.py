@@ -17,6 +17,7 @@ from relay.aitrader import AITraderClient
 from relay.catalogue import kind_of
 from relay.errors import UpstreamError
 from relay.holding import Holding
+from relay.i18n import N_
 from relay.inbox import Inbox, InboxEntry
 from relay.journal import HELD, QUEUED, SKIPPED, Journal, JournalBatch, stamp
 from relay.keys import Keys
@@ -130,11 +131,11 @@ class FanOut:
         passed: dict[str, tuple[Subscription, str]] = {}  # chats a route of this agent did not take it to
         for sub in subs:
             if sub.kinds and kind not in sub.kinds:
-                passed.setdefault(sub.chat.key, (sub, f"subscription #{sub.sub_id} does not take {kind}"))
+                passed.setdefault(sub.chat.key, (sub, N_("subscription #{sub} does not take {kind}")))
                 continue
             mode = modes.get(sub.chat.key, {}).get(kind, "on")
             if mode == "off":
-                passed.setdefault(sub.chat.key, (sub, f"{kind} are off in this chat (/notify {kind} on)"))
+                passed.setdefault(sub.chat.key, (sub, N_("{kind} are off in this chat (/notify {kind} on)")))
                 continue
             # Two routes of one agent into one chat deliver once; "on" wins over "silent".
             silent = mode == "silent"
@@ -164,20 +165,27 @@ class FanOut:
         now = self._clock()
         signal = render.positive_int(n.data, "signal_id")
         stored = _entry_time(entry.entry_id)
-        stored_at = f"stored {_hms(stored)}; " if stored else ""
         for chat_key, (sub, silent) in targets.items():
             key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
-            how = f"{stored_at}routed by subscription #{sub.sub_id} ({kind}{', silent' if silent else ''})"
+            params = {"stored": _hms(stored) if stored else "?", "sub": sub.sub_id, "kind": kind}
             if key in held:
                 # relay.holding keeps it back: quiet hours, a snooze or a digest of this kind.
-                how += "; " + held[key]
-                batch.chat(chat_key, key, HELD, how, at=now, signal=signal, kind=kind)
+                how = N_("stored {stored}; routed by subscription #{sub} ({kind}); {held}")
+                batch.chat(
+                    chat_key, key, HELD, how, at=now, signal=signal, kind=kind, params={**params, "held": held[key]}
+                )
             else:
-                batch.chat(chat_key, key, QUEUED, how + " and queued", at=now, signal=signal, kind=kind)
-        for chat_key, (_, why) in passed.items():
+                how = (
+                    N_("stored {stored}; routed by subscription #{sub} ({kind}, silent) and queued")
+                    if silent
+                    else N_("stored {stored}; routed by subscription #{sub} ({kind}) and queued")
+                )
+                batch.chat(chat_key, key, QUEUED, how, at=now, signal=signal, kind=kind, params=params)
+        for chat_key, (sub, why) in passed.items():
             if chat_key not in targets:
                 key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
-                batch.chat(chat_key, key, SKIPPED, why, at=now, signal=signal, kind=kind)
+                params = {"sub": sub.sub_id, "kind": kind}
+                batch.chat(chat_key, key, SKIPPED, why, at=now, signal=signal, kind=kind, params=params)
 
     async def _owns(self, agent_id: int, reply: SignalReply, cache: dict[int, frozenset[int]]) -> bool:
         """Whether the agent authored the replied-to signal: the notice itself cannot say (any agent

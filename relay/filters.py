@@ -13,16 +13,23 @@ import re
 from dataclasses import dataclass
 
 from relay.errors import UsageError
+from relay.i18n import N_
 from relay.models import Signal
 from relay.specs import FEED_TYPES, MARKETS
 
 MAX_EXCLUDES = 10
 WORD_LIMIT = 100
 _SYMBOL = re.compile(r"^[A-Za-z0-9._:/\-]{1,64}$")
-USAGE = (
-    f"filters are market={'|'.join(MARKETS)}, symbol=<symbol>, type={'|'.join(FEED_TYPES)} "
-    'and -word (or -"two words") to leave out'
-)
+# The syntax, not prose: the same in every language, put into translated usage lines.
+USAGE = f'market={"|".join(MARKETS)} symbol=<symbol> type={"|".join(FEED_TYPES)} -word -"two words"'
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Which setting left a signal out, as an N_() template and its values (shown by /why)."""
+
+    template: str
+    params: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +51,33 @@ class WatchFilter:
     def _settings(self) -> tuple[tuple[str, str], ...]:
         return (("market", self.market), ("symbol", self.symbol), ("type", self.message_type))
 
-    def rejects(self, s: Signal) -> str:
-        """The setting that leaves `s` out, said for /why ("" when it passes)."""
+    def rejects(self, s: Signal) -> Rejection | None:
+        """The setting that leaves `s` out (None when it passes)."""
         if self.market and s.market.casefold() != self.market:
-            return f"market={self.market} (this signal is in {s.market or 'no market'})"
+            return Rejection(
+                N_("left out by watch #{sub}: market={want} (this signal is in {got})"),
+                {"want": self.market, "got": s.market or "-"},
+            )
         if self.message_type and s.message_type.casefold() != self.message_type:
-            return f"type={self.message_type} (this signal is a {s.message_type or 'signal of no type'})"
+            return Rejection(
+                N_("left out by watch #{sub}: type={want} (this signal is a {got})"),
+                {"want": self.message_type, "got": s.message_type or "-"},
+            )
         if self.symbol:
             symbols = {x.casefold() for x in (s.symbol, *s.symbols) if x}
             if self.symbol.casefold() not in symbols:
-                shown = ", ".join(sorted(symbols)).upper() or "no symbol"
-                return f"symbol={self.symbol} (this signal is about {shown})"
+                return Rejection(
+                    N_("left out by watch #{sub}: symbol={want} (this signal is about {got})"),
+                    {"want": self.symbol, "got": ", ".join(sorted(symbols)).upper() or "-"},
+                )
         if self.exclude:
             text = "\n".join((s.title, s.content, s.symbol, *s.symbols, *s.tags)).casefold()
             for word in self.exclude:
                 if word.casefold() in text:
-                    return f'-{word} (the signal mentions "{word}")'
-        return ""
+                    return Rejection(
+                        N_('left out by watch #{sub}: -{want} (the signal mentions "{want}")'), {"want": word}
+                    )
+        return None
 
 
 def split_filters(words: list[str]) -> tuple[list[str], WatchFilter]:
@@ -73,7 +90,9 @@ def split_filters(words: list[str]) -> tuple[list[str], WatchFilter]:
         if word.startswith("-") and len(word) > 1:
             excluded = word[1:].strip()
             if not excluded or len(excluded) > WORD_LIMIT:
-                raise UsageError(f"an exclusion is 1 to {WORD_LIMIT} characters; {USAGE}")
+                raise UsageError(
+                    N_("an exclusion is 1 to {limit} characters; filters: {filters}"), limit=WORD_LIMIT, filters=USAGE
+                )
             if excluded.casefold() not in (w.casefold() for w in exclude):
                 exclude.append(excluded)
             continue
@@ -83,24 +102,21 @@ def split_filters(words: list[str]) -> tuple[list[str], WatchFilter]:
             continue
         name, value = name.strip().lower(), value.strip()
         if name not in ("market", "symbol", "type"):
-            raise UsageError(f"unknown filter {name[:20]}=; {USAGE}")
+            raise UsageError(N_("unknown filter {name}=; filters: {filters}"), name=name[:20], filters=USAGE)
         if name in found:
-            raise UsageError(f"{name}= is given twice; {USAGE}")
+            raise UsageError(N_("{name}= is given twice; filters: {filters}"), name=name, filters=USAGE)
         found[name] = _checked(name, value)
     if len(exclude) > MAX_EXCLUDES:
-        raise UsageError(f"at most {MAX_EXCLUDES} exclusions; {USAGE}")
+        raise UsageError(N_("at most {limit} exclusions; filters: {filters}"), limit=MAX_EXCLUDES, filters=USAGE)
     return rest, WatchFilter(found.get("market", ""), found.get("symbol", ""), found.get("type", ""), tuple(exclude))
 
 
 def _checked(name: str, value: str) -> str:
-    if name == "market":
-        if value.lower() not in MARKETS:
-            raise UsageError(f"market must be one of {', '.join(MARKETS)}")
-        return value.lower()
-    if name == "type":
-        if value.lower() not in FEED_TYPES:
-            raise UsageError(f"type must be one of {', '.join(FEED_TYPES)}")
+    if name in ("market", "type"):
+        allowed = MARKETS if name == "market" else FEED_TYPES
+        if value.lower() not in allowed:
+            raise UsageError(N_("{name} must be one of {choices}"), name=name, choices=", ".join(allowed))
         return value.lower()
     if not _SYMBOL.match(value):
-        raise UsageError("symbol is letters, digits and . _ : / - (at most 64), e.g. symbol=BTC")
+        raise UsageError(N_("symbol is letters, digits and . _ : / - (at most 64), e.g. symbol=BTC"))
     return value

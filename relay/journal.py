@@ -20,16 +20,18 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from relay.i18n import Translator
 from relay.keys import JOURNAL_AGENT_CAP, JOURNAL_CHAT_CAP, JOURNAL_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.redis_values import stream_entries
@@ -97,9 +99,20 @@ class Entry:
     signal: int | None = None
     kind: str = ""
     sub: int | None = None
+    # With params, `detail` is an English template marked with N_() (named placeholders), put in
+    # the reader's language when shown; without, plain text written as it is.
+    params: tuple[tuple[str, str], ...] = ()
+
+    def shown(self, t: Translator) -> str:
+        """The detail in the reader's language."""
+        if not self.detail:
+            return ""
+        return t.gettext(self.detail, **dict(self.params)) if self.params else t.gettext(self.detail)
 
     def fields(self) -> dict[str, str]:
         out = {"e": self.step, "t": f"{self.at:.3f}"}
+        if self.params:
+            out["p"] = json.dumps(dict(self.params), ensure_ascii=False, separators=(",", ":"))
         for name, value in (
             ("d", self.detail[:DETAIL_LIMIT]),
             ("r", self.ref),
@@ -123,6 +136,11 @@ class Entry:
             at = float(f.get("t", "0"))
         except ValueError:
             at = 0.0
+        try:
+            raw = json.loads(f["p"]) if f.get("p") else {}
+        except ValueError:
+            raw = {}
+        params = tuple((str(k), str(v)) for k, v in raw.items()) if isinstance(raw, dict) else ()
         return cls(
             step=f.get("e", ""),
             at=at,
@@ -133,6 +151,7 @@ class Entry:
             signal=num("s"),
             kind=f.get("k", ""),
             sub=num("w"),
+            params=params,
         )
 
 
@@ -156,24 +175,39 @@ class JournalBatch:
         at: float,
         signal: int | None = None,
         kind: str = "",
+        params: Mapping[str, object] | None = None,
     ) -> None:
-        """One event of the delivery `delivery_key` in `chat`."""
+        """One event of the delivery `delivery_key` in `chat`. `detail` is plain text, or with
+        `params` an N_()-marked template (translated when /why shows it)."""
         agent, item, sub = source_of(delivery_key)
         if signal is None and item.startswith("s"):
             signal = int(item[1:])
         chat_key = chat if isinstance(chat, str) else chat.key
-        entry = Entry(step, at, detail, reference(delivery_key), agent, item, signal, kind, sub)
+        entry = Entry(step, at, detail, reference(delivery_key), agent, item, signal, kind, sub, _params(params))
         self.chats.setdefault(chat_key, []).append(entry)
 
     def fetched(
-        self, agent_id: int, item: str, detail: str, *, at: float, signal: int | None = None, kind: str = ""
+        self,
+        agent_id: int,
+        item: str,
+        detail: str,
+        *,
+        at: float,
+        signal: int | None = None,
+        kind: str = "",
+        params: Mapping[str, object] | None = None,
     ) -> None:
         """A poll read `item` ("m<id>" or "t<id>") of the agent from AI-Trader."""
-        self.agents.setdefault(agent_id, []).append(Entry(FETCHED, at, detail, "", agent_id, item, signal, kind))
+        entry = Entry(FETCHED, at, detail, "", agent_id, item, signal, kind, None, _params(params))
+        self.agents.setdefault(agent_id, []).append(entry)
 
     def clear(self) -> None:
         self.chats.clear()
         self.agents.clear()
+
+
+def _params(params: Mapping[str, object] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((k, str(v)[:DETAIL_LIMIT]) for k, v in params.items()) if params else ()
 
 
 class Journal:
@@ -214,12 +248,19 @@ class Journal:
             log.warning("journal: events not recorded (%s)", type(exc).__name__)
 
     async def record(
-        self, chat: ChatRef | str, delivery_key: str, step: str, detail: str = "", *, signal: int | None = None
+        self,
+        chat: ChatRef | str,
+        delivery_key: str,
+        step: str,
+        detail: str = "",
+        *,
+        signal: int | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> None:
         """One event on its own (one round trip): for rare events. Where events come in numbers,
         collect them in a `batch()` and `write` it once."""
         batch = self.batch()
-        batch.chat(chat, delivery_key, step, detail, at=self._clock(), signal=signal)
+        batch.chat(chat, delivery_key, step, detail, at=self._clock(), signal=signal, params=params)
         await self.write(batch)
 
     async def chat_events(self, chat: ChatRef) -> list[Entry]:

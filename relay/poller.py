@@ -249,20 +249,28 @@ class Poller:
         await self._fanout.fan_out(agent_id, journal)
         await self._succeeded(agent, interval)
 
-    def _fetched(self, journal: JournalBatch, agent_id: int, rows: Sequence[Notification], how: str) -> None:
+    def _fetched(
+        self,
+        journal: JournalBatch,
+        agent_id: int,
+        rows: Sequence[Notification],
+        how: str,
+        call: dict[str, int] | None = None,
+    ) -> None:
         """Journal what a call read (new or not: a row read twice shows both reads)."""
         if self._journal is None:
             return
         now = self._clock()
-        poll = f"{how}, poll {time.strftime('%H:%M:%S', time.gmtime(now))} UTC by process {self._leases.owner[:6]}"
+        params = {"process": self._leases.owner[:6], **(call or {})}
         for n in rows:
             journal.fetched(
                 agent_id,
                 f"m{n.message_id}",
-                poll,
+                how,
                 at=now,
                 signal=render.positive_int(n.data, "signal_id"),
                 kind=kind_of(n.kind),
+                params=params,
             )
 
     async def _drain(self, agent: LinkedAgent, journal: JournalBatch) -> float | None:
@@ -291,7 +299,13 @@ class Poller:
                     await self.reconcile(agent, journal=journal)
                 raise
             await self._faults.reached("after_heartbeat")
-            self._fetched(journal, agent.agent_id, beat.notifications, f"heartbeat call {call + 1}")
+            self._fetched(
+                journal,
+                agent.agent_id,
+                beat.notifications,
+                N_("heartbeat call {call} of a poll by process {process}"),
+                {"call": call + 1},
+            )
             # Pending tasks come back on every heartbeat: they are journaled when fanned out, once.
 
             # The response is the only copy of these messages: keep retrying while Redis
@@ -341,7 +355,9 @@ class Poller:
         settled = await self._inbox.settled_id(agent.agent_id) if after_loss else None
         for view in views:
             rows = await self._client.recent(agent.token, category=view, limit=PAGE)
-            recovered += await self._store_unseen(agent.agent_id, rows, journal, "recovered through messages/recent")
+            recovered += await self._store_unseen(
+                agent.agent_id, rows, journal, N_("recovered through messages/recent by process {process}")
+            )
             if after_loss and view is None:
                 gap = gap_after_loss(rows, settled)
         if gap is not None:
@@ -376,7 +392,7 @@ class Poller:
         """Observe mode reads only `messages/recent`, so the agent's own heartbeat loses nothing."""
         assert agent.token is not None
         rows = await self._client.recent(agent.token, limit=50)
-        how = "read through messages/recent (observe mode)"
+        how = N_("read through messages/recent (observe mode) by process {process}")
         new = await self._store_unseen(agent.agent_id, rows, journal, how)
         if new and len(rows) >= 50:
             for view in RECENT_VIEWS[1:]:  # a busy inbox: the per-category views reach further back

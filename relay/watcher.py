@@ -19,6 +19,7 @@ from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import UpstreamError
 from relay.holding import WATCHES, Holding, Routed
+from relay.i18n import N_
 from relay.journal import FILTERED, HELD, QUEUED, Journal, JournalBatch, stamp
 from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
@@ -115,9 +116,10 @@ class Watcher:
         posted = []
         for s in new:
             key = _delivery_key(sub, s)
-            reason = sub.filter.rejects(s)
-            if reason:
-                journal.chat(sub.chat, key, FILTERED, f"left out by watch #{sub.sub_id}: {reason}", at=now)
+            rejected = sub.filter.rejects(s)
+            if rejected is not None:
+                params = {"sub": sub.sub_id, **rejected.params}
+                journal.chat(sub.chat, key, FILTERED, rejected.template, at=now, params=params)
             else:
                 posted.append(s)
         # A trader's own signals come without the author's name: it is looked up (and cached).
@@ -137,9 +139,11 @@ class Watcher:
         queued = routed.queued
         for item in items:
             if item.key in routed.held:
-                journal.chat(sub.chat, item.key, HELD, f"a new signal in {label}; {routed.held[item.key]}", at=now)
+                held = {"sub": sub.sub_id, "held": routed.held[item.key]}
+                journal.chat(sub.chat, item.key, HELD, N_("a new signal in watch #{sub}; {held}"), at=now, params=held)
             else:
-                journal.chat(sub.chat, item.key, QUEUED, f"a new signal in {label}; queued", at=now)
+                new_in = N_("a new signal in watch #{sub}; queued")
+                journal.chat(sub.chat, item.key, QUEUED, new_in, at=now, params={"sub": sub.sub_id})
         if queued:
             await self._outbox.enqueue(queued, now=now)
         # Marked seen only after the deliveries are queued: a crash in between re-posts, never loses.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from relay import journal as j
 from relay.errors import UsageError
+from relay.i18n import N_, Translator
 from relay.journal import Entry, Journal
 from relay.keys import JOURNAL_CHAT_CAP, JOURNAL_TTL
 from relay.models import ChatRef, Command, Message, Reply
@@ -23,18 +24,18 @@ MAX_JOURNEYS = 3  # a signal id can name many deliveries (every reply to it): th
 MAX_LINES = 24
 
 _LABEL = {
-    j.FETCHED: "fetched",
-    j.QUEUED: "queued",
-    j.SKIPPED: "not routed here",
-    j.FILTERED: "filtered",
-    j.HELD: "held",
-    j.RELEASED: "released",
+    j.FETCHED: N_("fetched"),
+    j.QUEUED: N_("queued"),
+    j.SKIPPED: N_("not routed here"),
+    j.FILTERED: N_("filtered"),
+    j.HELD: N_("held"),
+    j.RELEASED: N_("released"),
     j.ATTEMPT: "",  # its detail says which attempt and how it ended
-    j.DELIVERED: "delivered",
-    j.DUPLICATE: "not sent again",
-    j.DEAD: "dead-lettered",
+    j.DELIVERED: N_("delivered"),
+    j.DUPLICATE: N_("not sent again"),
+    j.DEAD: N_("dead-lettered"),
 }
-USAGE = "give the reference at the end of a notification (/why k7q2mx4p) or a signal id (/why 1234)"
+USAGE = N_("give the reference at the end of a notification (/why k7q2mx4p) or a signal id (/why 1234)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +53,21 @@ class Journey:
     def kind(self) -> str:
         return next((e.kind for e in self.events if e.kind), "")
 
-    @property
-    def outcome(self) -> str:
+    def outcome(self, t: Translator, what: str) -> str:
         final = {e.step for e in self.events}
         last = self.events[-1]
         if j.DELIVERED in final or j.DUPLICATE in final:
             at = next(e.at for e in reversed(self.events) if e.step in (j.DELIVERED, j.DUPLICATE))
-            return f"Delivered {_when(at)}"
+            return t.gettext("Delivered {when}: {what}", when=_when(at), what=what)
         if last.step == j.DEAD:
-            return "Dead-lettered"
+            return t.gettext("Dead-lettered: {what}", what=what)
         if last.step == j.HELD:
-            return "Held"
+            return t.gettext("Held: {what}", what=what)
         if last.step == j.FILTERED:
-            return "Filtered out"
+            return t.gettext("Filtered out: {what}", what=what)
         if last.step == j.SKIPPED:
-            return "Never reached this chat"
-        return "Queued, not delivered yet"
+            return t.gettext("Never reached this chat: {what}", what=what)
+        return t.gettext("Queued, not delivered yet: {what}", what=what)
 
 
 class Why:
@@ -76,7 +76,7 @@ class Why:
         self._store = store
         self._clock = clock
 
-    async def answer(self, command: Command) -> Reply:
+    async def answer(self, command: Command, t: Translator) -> Reply:
         raw = command.args.get("ref", "").strip().lstrip("#").lower()
         ref = raw if j.is_reference(raw) else ""
         signal = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63 else None
@@ -89,8 +89,8 @@ class Why:
             refs = {e.ref for e in events if e.signal == signal}
             chosen = [e for e in events if e.ref in refs]
         if chosen:
-            return Reply(tuple([await self._journey(command.chat, j_) for j_ in await self._journeys(chosen)]))
-        return Reply((await self._never(command, raw, signal),))
+            return Reply(tuple([self._journey(command.chat, j_, t) for j_ in await self._journeys(chosen)]))
+        return Reply((await self._never(command, raw, signal, t),))
 
     async def _journeys(self, chosen: list[Entry]) -> list[Journey]:
         by_ref: dict[str, list[Entry]] = {}
@@ -110,71 +110,110 @@ class Why:
             out.append(Journey(first.ref, tuple(es), fetched))
         return out
 
-    async def _journey(self, chat: ChatRef, journey: Journey) -> Message:
+    def _journey(self, chat: ChatRef, journey: Journey, t: Translator) -> Message:
         # Reconcile and heartbeat can both read a row: the first read stored it, later ones add nothing.
         lines = [
-            f"{_when(e.at)} {'fetched' if i == 0 else 'read again (already stored)'}: {e.detail}"
+            _line(e.at, t.gettext("fetched") if i == 0 else t.gettext("read again (already stored)"), e.shown(t))
             for i, e in enumerate(journey.fetched)
         ]
         for e in journey.events:
             label = _LABEL.get(e.step, e.step)
-            lines.append(f"{_when(e.at)} {label}: {e.detail}" if label else f"{_when(e.at)} {e.detail}")
+            lines.append(_line(e.at, t.gettext(label) if label else "", e.shown(t)))
         if len(lines) > MAX_LINES:
-            lines = [*lines[:4], f"… {len(lines) - MAX_LINES + 1} more …", *lines[-(MAX_LINES - 5) :]]
+            more = t.ngettext("… {n} more line …", "… {n} more lines …", len(lines) - MAX_LINES + 1)
+            lines = [*lines[:4], more, *lines[-(MAX_LINES - 5) :]]
         if journey.events[-1].step == j.DEAD:
             lines.append(
-                "To send it again, the operator runs `aitrader-relay dead-letters replay "
-                f"--chat {chat.key}` (or /admin replay {chat.key} in a private chat with the bot)."
+                t.gettext(
+                    "To send it again, the operator runs `aitrader-relay dead-letters replay --chat {chat}` "
+                    "(or /admin replay {chat} in a private chat with the bot).",
+                    chat=chat.key,
+                )
             )
         first = journey.events[0]
-        what = f"signal {journey.signal}" if journey.signal else (first.item or "notification")
+        if journey.signal:
+            what = t.gettext("signal {signal}", signal=journey.signal)
+        else:
+            what = first.item or t.gettext("notification")
         return Message(
-            title=f"{journey.outcome}: {what}",
+            title=journey.outcome(t, what),
             body="\n".join(lines),
             footer=f"/why {journey.ref} · {journey.kind}" if journey.kind else f"/why {journey.ref}",
         )
 
-    async def _never(self, command: Command, raw: str, signal: int | None) -> Message:
+    async def _never(self, command: Command, raw: str, signal: int | None, t: Translator) -> Message:
         """Nothing in this chat's journal: say what can be known about why."""
         reasons: list[str] = []
         agent = await self._store.agent_for_user(command.user.key)
         if agent is not None and agent.state != "active":
             reasons.append(
-                f"Your agent #{agent.agent_id} is paused ({agent.paused_reason or 'AI-Trader rejected its token'}): "
-                "nothing is fetched for it until you /link it again with its current token."
+                t.gettext(
+                    "Your agent #{agent} is paused ({reason}): nothing is fetched for it until you /link it "
+                    "again with its current token.",
+                    agent=agent.agent_id,
+                    reason=agent.paused_reason or t.gettext("AI-Trader rejected its token"),
+                )
             )
         if agent is not None and signal is not None:
-            reasons += await self._fetched_elsewhere(command.chat, agent, signal)
+            reasons += await self._fetched_elsewhere(command.chat, agent, signal, t)
         if agent is not None and agent.mode == "observe":
             reasons.append(
-                "Your agent is linked in observe mode, which reads messages/recent only and cannot see tasks: "
-                "tasks reach a chat only in consume mode (/link <token> consume)."
+                t.gettext(
+                    "Your agent is linked in observe mode, which reads messages/recent only and cannot see "
+                    "tasks: tasks reach a chat only in consume mode (/link <token> consume)."
+                )
             )
         reasons.append(
-            f"This chat's journal has nothing for {raw}: not a reference of a notification here, or older than "
-            f"the journal keeps (the newest {JOURNAL_CHAT_CAP:,} events of a chat, at most "
-            f"{JOURNAL_TTL // 86400} days)."
+            t.gettext(
+                "This chat's journal has nothing for {what}: not a reference of a notification here, or older "
+                "than the journal keeps (the newest {cap} events of a chat, at most {days} days).",
+                what=raw,
+                cap=f"{JOURNAL_CHAT_CAP:,}",
+                days=JOURNAL_TTL // 86400,
+            )
         )
-        return Message(title=f"Never reached this chat: {raw}", body="\n".join(reasons))
+        return Message(title=t.gettext("Never reached this chat: {what}", what=raw), body="\n".join(reasons))
 
-    async def _fetched_elsewhere(self, chat: ChatRef, agent: LinkedAgent, signal: int) -> list[str]:
+    async def _fetched_elsewhere(self, chat: ChatRef, agent: LinkedAgent, signal: int, t: Translator) -> list[str]:
         reads = [e for e in await self._journal.agent_events(agent.agent_id) if e.signal == signal]
         if not reads:
             return []
         read = reads[-1]
         kind = read.kind or "messages"
-        seen = f"Your agent #{agent.agent_id} fetched {read.item} about signal {signal} ({kind}) {_when(read.at)}"
+        seen = {"agent": agent.agent_id, "item": read.item, "signal": signal, "kind": kind, "when": _when(read.at)}
         subs = [
             s for s in await self._store.chat_subscriptions(chat) if s.kind == "agent" and s.agent_id == agent.agent_id
         ]
         if not subs:
-            return [f"{seen}, but this chat has no subscription to that agent: /subscribe {kind} here."]
+            text = N_(
+                "Your agent #{agent} fetched {item} about signal {signal} ({kind}) {when}, but this chat has no "
+                "subscription to that agent: /subscribe {kind} here."
+            )
+            return [t.gettext(text, **seen)]
         if not any(not s.kinds or kind in s.kinds for s in subs):
             taken = ", ".join(sorted({k for s in subs for k in s.kinds}))
-            return [f"{seen}, but no subscription here takes {kind} (they take {taken}): /subscribe {kind} …"]
+            text = N_(
+                "Your agent #{agent} fetched {item} about signal {signal} ({kind}) {when}, but no subscription "
+                "here takes {kind} (they take {taken}): /subscribe {kind} …"
+            )
+            return [t.gettext(text, taken=taken, **seen)]
         if (await self._store.kind_modes(chat)).get(kind) == "off":
-            return [f"{seen}, but {kind} are off in this chat: /notify {kind} on."]
-        return [f"{seen}; it has not been routed yet (it waits in the agent's inbox for the next fan-out)."]
+            text = N_(
+                "Your agent #{agent} fetched {item} about signal {signal} ({kind}) {when}, but {kind} are off in "
+                "this chat: /notify {kind} on."
+            )
+            return [t.gettext(text, **seen)]
+        text = N_(
+            "Your agent #{agent} fetched {item} about signal {signal} ({kind}) {when}; it has not been routed "
+            "yet (it waits in the agent's inbox for the next fan-out)."
+        )
+        return [t.gettext(text, **seen)]
+
+
+def _line(at: float, label: str, detail: str) -> str:
+    if label and detail:
+        return f"{_when(at)} {label}: {detail}"
+    return f"{_when(at)} {label or detail}"
 
 
 def _when(epoch: float) -> str:

@@ -35,9 +35,6 @@ NOT_YET: frozenset[str] = frozenset(
         "relay/trades.py",
         "relay/charts/service.py",
         "relay/intel.py",
-        # Landed in parallel with the catalogues (quiet hours, /why, watch filters):
-        "relay/filters.py",
-        "relay/why.py",
     }
 )
 

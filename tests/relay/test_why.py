@@ -193,3 +193,19 @@ async def test_steps_written_out_of_order_are_told_in_the_order_they_happened(re
     assert lines[0].startswith("Delivered") and lines[0].endswith("signal 64"), answer
     assert "queued: routed" in lines[1] and "delivered: accepted" in lines[2]
     assert lines[-1].endswith("· replies")
+
+
+async def test_the_journey_is_told_in_the_chats_language(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm)
+    adapter.failures[dm.chat.key] = [DeliveryError("platform hiccup")]
+    world.push_message(agent_id, "discussion_mention", "bob mentioned you", {"signal_id": 515})
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    await dm.text("language", language="zh")
+    answer = await dm.text("why", ref="515")
+    assert answer.startswith("已于 ") and "送达：信号 515" in answer.splitlines()[0], answer
+    assert "第 1 次尝试失败：DeliveryError: platform hiccup" in answer  # the platform's words stay as they were
+    assert "已被 rec 接收（第 2 次尝试）" in answer and "由订阅 #" in answer
+    assert "从未到达此聊天：abcdefgh" in await dm.text("why", ref="abcdefgh")
