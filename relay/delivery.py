@@ -252,11 +252,11 @@ class Deliverer:
             return None
         return lambda pipe: journal.queue(pipe, journeys)
 
-    def _note(self, d: Delivery, step: str, detail: str, **params: object) -> None:
+    def _note(self, d: Delivery, step: str, detail: str, /, **params: object) -> None:
         """One event of `d`'s journey, written with the drain's next round trip (or at its end)."""
         self._note_key(d.chat, d.key, step, detail, **params)
 
-    def _note_key(self, chat: ChatRef, key: str, step: str, detail: str, **params: object) -> None:
+    def _note_key(self, chat: ChatRef, key: str, step: str, detail: str, /, **params: object) -> None:
         if self._journal is not None:
             batch = self._journeys.setdefault(chat.key, JournalBatch())
             batch.chat(chat, key, step, detail, at=self._clock(), params=params)
@@ -306,7 +306,7 @@ class Deliverer:
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
             await self._step(d, acks, clear=d.key)  # the sends before it stay with the old id
-            self._note(d, ATTEMPT, N_("not sent: the chat moved to {chat}; queued there"), chat=exc.new_chat.key)
+            self._note(d, ATTEMPT, N_("not sent: the chat moved to {to}; queued there"), to=exc.new_chat.key)
             await self._move(d.chat, exc.new_chat)
             return now
         except ChatGone as exc:
