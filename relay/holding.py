@@ -225,6 +225,18 @@ class Plan:
         return self.quiet is not None or self.snooze_until is not None or bool(self.digests)
 
 
+def _due(plan: Plan, now: float) -> bool:
+    """Whether a check of this chat has anything to do (the same conditions `_check_held` acts
+    on, read without the lease; `_check_held` decides again under it)."""
+    if plan.pending or not plan.configured():
+        return True
+    if not plan.holding(now) and (plan.held or plan.snooze_until is not None):
+        return True
+    if plan.digested and not plan.digests:
+        return True
+    return any(plan.done.get(s.code, 0.0) < s.last_boundary(now, plan.zone) for s in plan.digests.values())
+
+
 @dataclass(frozen=True, slots=True)
 class Routed:
     queued: list[Outgoing]  # to enqueue now
@@ -541,6 +553,9 @@ class Holding:
     async def check_chat(self, chat: ChatRef) -> list[str]:
         """Under the chat's lease: send batches a dead process claimed, end quiet hours or a
         snooze, and send each digest whose period ended. Returns what was sent."""
+        # Most chats have nothing due at most checks: decided from one read, without the lease.
+        if not _due(await self.plan(chat), self._clock()):
+            return []
         async with self._leases.hold(self._k.hold_lease(chat.key), LEASE_MS) as held:
             if not held:
                 return []
