@@ -108,7 +108,7 @@ async def where_stuck(r: Redis, keys: Keys, control: httpx.AsyncClient, made: li
         inbox = (await control.get(f"/_sim/inbox/{agent_id}")).json()
         lines.append(
             f"agent {agent_id}: inbox stream {await r.xlen(keys.inbox(agent_id))}, outbox "
-            f"{await r.xlen(keys.outbox(f'sink:{agent_id}:'))}, next poll {text_or_empty(await r.get(keys.next_poll(agent_id)))}, "
+            f"{await r.xlen(keys.outbox(f'sink:{agent_id}:'))}, next poll {await r.zscore(keys.poll_due(), str(agent_id))}, "
             f"fails {text_or_empty(await r.get(keys.backoff(agent_id)))}, upstream unread "
             f"{len(inbox.get('unread', []))}"
         )

@@ -119,9 +119,11 @@ class Keys:
         (agent, low, high, boundary): what an operator reads to know which ids may be missing."""
         return self._h("losses")
 
-    def next_poll(self, agent_id: int) -> str:
-        """STRING epoch of the agent's next due poll, shared so K processes poll it once per interval."""
-        return self._h("agent", agent_id, "next")
+    def poll_due(self) -> str:
+        """ZSET agent id -> epoch milliseconds of its next due poll: the due-time queue every
+        process claims from (relay.poller), so K processes poll each agent once per interval. A
+        claimed agent's score moves a lease-time ahead, so a dead claimer's agents come due again."""
+        return self._h("poll", "due")
 
     def backoff(self, agent_id: int) -> str:
         """STRING consecutive upstream failures for the agent (drives full-jitter backoff)."""
@@ -493,6 +495,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("reconcile", "set", "agent ids with a possibly lost response (<= linked agents; removed at unlink)"),
     Family("upstream:failures", "string", "one counter"),
     Family("poll:last_ok", "string", "one timestamp"),
+    Family(
+        "poll:due", "zset", "one member per linked agent (added at link, removed at unlink and by the poller's sync)"
+    ),
     Family("upstream:probe", "string", "PX one poll interval", ttl=300),
     Family("sub:seq", "string", "one counter"),
     Family("watches", "set", "feed/trader subscription ids (removed with the subscription)"),
@@ -523,7 +528,6 @@ FAMILIES: tuple[Family, ...] = (
         f"emptied by each fan-out; no heartbeat past {INBOX_CAP:,} entries; deleted at unlink",
         cap=INBOX_CAP + 500,  # one last drain may land on top of the threshold
     ),
-    Family("agent:{agent}:next", "string", "EX 4 x POLL_MAX_SECONDS", ttl=4 * 86400),
     Family("agent:{agent}:fails", "string", "EX 4 x POLL_MAX_SECONDS; deleted at the next success", ttl=4 * 86400),
     Family("agent:{agent}:revoked:{fp}", "string", "EX 30 days", ttl=REVOKED_TTL),
     Family("sub:{sub}", "hash", _ENTITY.format("subscription")),

@@ -48,7 +48,6 @@ class Metrics:
         self.released = Counter(
             "relay_hold_summaries", "Summaries and digests queued for held notifications", ["reason"], registry=r
         )
-        self.agents = Gauge("relay_agents_polled", "Agents this process schedules", registry=r)
         # The WebSocket doorbell (relay.doorbell): sockets held, pushes heard, polls they caused.
         self.doorbell_held = Gauge("relay_doorbell_agents", "Agents whose doorbell this process holds", registry=r)
         self.doorbell_sockets = Gauge("relay_doorbell_sockets", "Doorbell sockets open now", registry=r)
@@ -60,5 +59,12 @@ class Metrics:
             "relay_doorbell_polls",
             "Polls asked for by pushes: polled, or busy (a poll already ran)",
             ["outcome"],
+            registry=r,
+        )
+        self.agents = Gauge("relay_agents_polled", "Agents in the shared poll queue", registry=r)
+        self.poll_lateness = Histogram(
+            "relay_poll_lateness_seconds",
+            "From an agent's due time to its claim by this process",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
             registry=r,
         )

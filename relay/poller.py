@@ -1,8 +1,14 @@
 """Polls each linked agent: reconcile if needed, drain the heartbeat, persist, fan out.
 
-APScheduler decides when (one interval job per agent, jittered phase); a Redis lease decides who,
-and a shared "next poll" time keeps K processes to one poll per agent per interval. The
-destructive heartbeat is called only after Redis has accepted the "reconcile me" mark, so a
+When: a due-time queue shared by every process (a Redis sorted set, agent -> next due time,
+relay.keys.poll_due). One APScheduler job per process ticks a few times a second and claims the
+agents that are due, as many as it has free poll slots, in one script that also moves each claimed
+agent's due time a lease-time ahead: no other process claims it meanwhile, and if the claimer dies
+the agent comes due again within seconds. A finished poll writes the next due time (the server's
+interval, or a backoff after an error). Who: a Redis lease per agent, so a poll that does not come
+from a claim (a doorbell push, a test) still never overlaps another process's poll of the agent.
+
+The destructive heartbeat is called only after Redis has accepted the "reconcile me" mark, so a
 response lost to a timeout, a crash or a Redis error is recovered through `messages/recent`.
 """
 
@@ -16,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.asyncio import Redis
@@ -37,6 +44,7 @@ from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import Heartbeat, Notification
 from relay.recovery import PAGE, Gap, gap_after_loss
+from relay.redis_values import text
 from relay.retrying import retried
 from relay.store import LinkedAgent, Store
 from relay.tokens import fingerprint
@@ -46,8 +54,35 @@ log = logging.getLogger(__name__)
 RECENT_VIEWS = (None, "discussion", "strategy")  # each view returns at most 50 rows
 LEASE_MS = 9_000  # kept alive while polling; a dead poller's agents move on within 9 s
 SYNC_SECONDS = 5.0
+TICK_SECONDS = 0.25  # how often a process claims due agents: the most a due poll waits for a claim
 OUTAGE_STREAK = 3  # consecutive polls (any agents) that found AI-Trader unavailable
 PERSIST_PATIENCE = 30.0  # seconds a heartbeat response is held in memory while Redis recovers
+
+# KEYS[1] the due queue. ARGV: now (ms), the claimed agents' new due time (now + lease), how many.
+# Returns agent id, due time pairs. One key: it stays one call on a Redis Cluster too.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+for i = 1, #due, 2 do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], due[i]) end
+return due
+"""
+
+# KEYS[1] the due queue. ARGV: agent id, next due time (ms), the due time its claim set ('' when
+# the poll was not claimed). An agent no longer queued was unlinked meanwhile: not re-added. A due
+# time someone lowered during the poll (poll_now, an outage's end) is kept if it is sooner.
+_RESCHEDULE = """
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s then return 0 end
+if ARGV[3] ~= '' and tonumber(s) ~= tonumber(ARGV[3]) and tonumber(s) < tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] the due queue. ARGV[1] now (ms): every agent due later is due now (an outage is over).
+_ALL_DUE = """
+local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+for _, id in ipairs(later) do redis.call('ZADD', KEYS[1], ARGV[1], id) end
+return #later
+"""
 
 OnRevoked = Callable[[LinkedAgent, str], Awaitable[None]]
 
@@ -95,18 +130,30 @@ class Poller:
         self._clock = clock
         self._rng = rng or random.Random()
         self._scheduler: AsyncIOScheduler | None = None
-        self._intervals: dict[int, float] = {}
+        self._due = keys.poll_due()
+        self._claim = redis.register_script(_CLAIM)
+        self._reschedule = redis.register_script(_RESCHEDULE)
+        self._all_due = redis.register_script(_ALL_DUE)
+        self._intervals: dict[int, float] = {}  # the server's interval, per agent this process polled
         self._reconciled_here: set[int] = set()
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._polling: set[int] = set()  # agents with a tick running or waiting for a slot
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._polling: set[int] = set()  # agents with a poll running in this process
+        self._claims: set[asyncio.Task[int]] = set()
+        self._claiming = False
+        self._claim_failing = False
+        self._backlog = False  # the last claim filled every free slot: more may be due
         self._stopping = False
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, scheduler: AsyncIOScheduler) -> None:
-        """Add the poller's jobs to the process's scheduler (started by the caller)."""
+        """Add the poller's two jobs to the process's scheduler (started by the caller)."""
         self._scheduler = scheduler
         scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", next_run_time=_now_dt())
+        # One job whatever the number of agents. A firing while the last claim still waits on Redis
+        # returns at once (`_claiming`): with max_instances=1 APScheduler would log a warning for it.
+        scheduler.add_job(
+            self.claim_due, "interval", seconds=TICK_SECONDS, id="claim", next_run_time=_now_dt(), max_instances=2
+        )
 
     async def stop(self, grace: float) -> None:
         """No new polls; in-flight ones finish persisting (they make no further heartbeat call)."""
@@ -120,60 +167,102 @@ class Poller:
                 await asyncio.wait(late, timeout=1)
 
     async def sync(self) -> None:
-        """Match the scheduled jobs to the linked agents in Redis (other processes link too)."""
-        if self._scheduler is None or self._stopping:
+        """Match the due queue to the linked agents (linking adds to both; this mends what an older
+        version, a restore or a race left). The queue is read before the agents: an agent linked
+        in between is then in both reads or only in the second, where adding it again is a no-op."""
+        if self._stopping:
             return
         try:
-            wanted = set(await self._store.agent_ids())
+            queued = {int(text(x)) for x in await self._r.zrange(self._due, 0, -1)}
+            linked = set(await self._store.agent_ids())
+            missing, gone = linked - queued, queued - linked
+            if missing or gone:
+                now_ms = self._now_ms()
+                spread = min(self._s.min_interval, 5.0) * 1000
+                async with self._r.pipeline(transaction=False) as pipe:
+                    if missing:
+                        pipe.zadd(
+                            self._due, {str(a): now_ms + int(self._rng.uniform(0, spread)) for a in missing}, nx=True
+                        )
+                    if gone:
+                        pipe.zrem(self._due, *gone)
+                    await pipe.execute()
         except RedisError as exc:
             log.warning("poller: cannot read linked agents (%s)", type(exc).__name__)
             return
-        for agent_id in wanted - set(self._intervals):
-            self._schedule(agent_id, self._s.min_interval, first_within=min(self._s.min_interval, 5.0))
-        for agent_id in set(self._intervals) - wanted:
-            self._intervals.pop(agent_id, None)
-            if self._scheduler.get_job(f"agent:{agent_id}"):
-                self._scheduler.remove_job(f"agent:{agent_id}")
-        self._metrics.agents.set(len(self._intervals))
+        for agent_id in set(self._intervals) - linked:
+            del self._intervals[agent_id]
+        self._metrics.agents.set(len(linked))
 
-    def _schedule(self, agent_id: int, interval: float, *, first_within: float) -> None:
-        assert self._scheduler is not None
-        self._intervals[agent_id] = interval
-        first = _now_dt(self._rng.uniform(0, first_within))
-        self._scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=interval,
-            jitter=max(1.0, interval * 0.1),
-            args=[agent_id],
-            id=f"agent:{agent_id}",
-            replace_existing=True,
-            next_run_time=first,
-            # A firing while the last tick still runs (or waits for a slot) reaches `_tick`,
-            # which drops it: that interval is covered. With 1, APScheduler refuses it with a
-            # warning per firing instead, millions of them at 10,000 agents (issue 11).
-            max_instances=2,
-        )
+    async def claim_due(self) -> int:
+        """Claim due agents, as many as there are free poll slots, and start their polls; returns
+        how many. Called by the scheduler's tick, and at once when a poll ends while more are due."""
+        if self._stopping or self._claiming:
+            return 0
+        free = self._s.concurrency - len(self._polling)
+        if free <= 0:
+            self._backlog = True
+            return 0
+        self._claiming = True
+        try:
+            now_ms = self._now_ms()
+            hold = now_ms + LEASE_MS
+            raw = await self._claim(keys=[self._due], args=[now_ms, hold, free])
+        except RedisError as exc:
+            if not self._claim_failing:
+                log.warning("poller: cannot claim due agents (%s); polling waits for Redis", type(exc).__name__)
+            self._claim_failing = True
+            return 0
+        finally:
+            self._claiming = False
+        if self._claim_failing:
+            log.info("poller: claiming due agents again")
+            self._claim_failing = False
+        self._backlog = len(raw) // 2 >= free
+        for i in range(0, len(raw), 2):
+            agent_id, due_ms = int(raw[i]), float(raw[i + 1])
+            if due_ms > 0:  # 0: linked just now, due at once
+                self._metrics.poll_lateness.observe(max(0.0, (now_ms - due_ms) / 1000))
+            self._start(agent_id, hold)
+        return len(raw) // 2
+
+    async def make_due(self, agent_id: int) -> bool:
+        """Make a queued agent due now in every process's view; False when it is not queued
+        (not linked). A poll running meanwhile keeps it due: it runs again after that one ends."""
+        return bool(await self._r.zadd(self._due, {str(agent_id): self._now_ms()}, xx=True, lt=True, ch=True))
 
     async def poll_now(self, agent_id: int) -> bool:
-        """The doorbell rang (relay.doorbell): poll this agent now, not at its due time. False
-        when it was not polled: a poll of it runs already, here or (its lease) elsewhere."""
-        return await self._tick(agent_id, due_now=True)
-
-    async def _tick(self, agent_id: int, *, due_now: bool = False) -> bool:
+        """The doorbell rang (relay.doorbell): poll this agent now, not at its due time, and return
+        once the poll is done. False when it was not polled: a poll of it runs already, here or
+        (its lease) elsewhere. The poll's end sets its next due time as any poll's does."""
         if self._stopping or agent_id in self._polling:
             return False
-        polled = False
         self._polling.add(agent_id)
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
+        return await self._guarded(agent_id, None, task)
+
+    async def wait_idle(self) -> None:
+        """Return once this process has no poll or claim running (tests, benchmarks)."""
+        while self._in_flight or self._claims:
+            await asyncio.wait({*self._in_flight, *self._claims})
+
+    def _start(self, agent_id: int, hold: int) -> None:
+        if agent_id in self._polling:
+            return  # cannot happen through claims (the claim moved it ahead); kept for safety
+        self._polling.add(agent_id)
+        task = asyncio.create_task(self._run(agent_id, hold), name=f"poll {agent_id}")
+        self._in_flight.add(task)
+
+    async def _run(self, agent_id: int, hold: int) -> None:
+        await self._guarded(agent_id, hold, asyncio.current_task())
+
+    async def _guarded(self, agent_id: int, hold: int | None, task: asyncio.Task[Any] | None) -> bool:
+        """One poll with its failures logged, not raised; the caller has put the agent in
+        `_polling` (and its task in `_in_flight`), which this takes out when done."""
         try:
-            # Thousands of agents fall due together after a restart; a bounded number of polls
-            # at once keeps upstream, Redis and our connection pools out of a stampede.
-            async with self._slots:
-                if not self._stopping:
-                    polled = await self.poll_if_due(agent_id, due_now=due_now)
+            return await self._poll_claimed(agent_id, hold)
         except RedisError as exc:
             log.warning("poller: redis unavailable agent=%s (%s); not polling", agent_id, type(exc).__name__)
         except asyncio.CancelledError:
@@ -184,42 +273,72 @@ class Poller:
             self._polling.discard(agent_id)
             if task is not None:
                 self._in_flight.discard(task)
-        return polled
+            # More were due than slots: refill once a few slots are free rather than waiting for the
+            # tick (which would cap polls at slots per tick), and not per poll (a claim per poll).
+            if (
+                self._backlog
+                and not self._stopping
+                and self._s.concurrency - len(self._polling) >= max(1, self._s.concurrency // 8)
+            ):
+                self._refill()
+        return False
+
+    def _refill(self) -> None:
+        if self._claiming:
+            return
+        task = asyncio.create_task(self.claim_due(), name="poll claim")
+        # Held until done (the loop keeps only weak references to tasks).
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
 
     # --- one poll ------------------------------------------------------------------------
-    async def poll_if_due(self, agent_id: int, *, due_now: bool = False) -> bool:
-        if not due_now:
-            due = await self._r.get(self._k.next_poll(agent_id))
-            if due is not None and float(due) > self._clock():
-                return False
+    async def poll_if_due(self, agent_id: int) -> bool:
+        """Poll the agent if its due time has come (or it is not queued yet); False when not due
+        or another process holds its lease. The scheduler's path is `claim_due`."""
+        due = await self._r.zscore(self._due, str(agent_id))
+        if due is not None and due > self._now_ms():
+            return False
+        return await self._poll_claimed(agent_id, None)
+
+    async def _poll_claimed(self, agent_id: int, hold: int | None) -> bool:
         # AI-Trader looks down for everyone: one probe per interval across all processes,
         # instead of every agent's own backoff hammering it (and lagging after recovery).
         if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK and not await self._r.set(
             self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)
         ):
+            await self._next_due(agent_id, self._clock() + self._s.min_interval, hold)
             return False
         async with self._leases.hold(self._k.poll_lease(agent_id), LEASE_MS) as held:
             if held:
-                await self.poll(agent_id)
+                await self._poll_agent(agent_id, hold)
             return held
 
     async def poll(self, agent_id: int) -> None:
         """One full cycle for an agent. Call with its lease held (or in a single-process test)."""
+        await self._poll_agent(agent_id, None)
+
+    async def _poll_agent(self, agent_id: int, hold: int | None) -> None:
+        started = self._clock()
         agent = await self._store.agent(agent_id)
-        if agent is None or agent.state != "active":
+        if agent is None:
+            return
+        if agent.state != "active":
+            # Paused until /link brings a new token (which makes it due at once).
+            await self._next_due(agent_id, started + self._s.max_interval, hold)
             return
         if agent.token is None:
             await self._revoked(agent, N_("the stored token cannot be decrypted (was RELAY_SECRET_KEY changed?)"))
+            await self._next_due(agent_id, started + self._s.max_interval, hold)
             return
         # What this poll fetched and routed, for /why: written once, at the end of the poll.
         journal = JournalBatch()
         try:
-            await self._poll(agent, journal)
+            await self._poll(agent, journal, started, hold)
         finally:
             if self._journal is not None:
                 await self._journal.write(journal)
 
-    async def _poll(self, agent: LinkedAgent, journal: JournalBatch) -> None:
+    async def _poll(self, agent: LinkedAgent, journal: JournalBatch, started: float, hold: int | None) -> None:
         agent_id = agent.agent_id
         interval = self._intervals.get(agent_id, self._s.min_interval)
         try:
@@ -237,17 +356,18 @@ class Poller:
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
             await self._revoked(agent, N_("AI-Trader rejected the token"))
+            await self._next_due(agent_id, started + self._s.max_interval, hold)
             return
         except UpstreamError as exc:
             self._metrics.polls.labels(agent.mode, "upstream_error").inc()
             self._metrics.upstream_errors.labels(type(exc).__name__).inc()
-            await self._failed(agent, exc)
+            await self._failed(agent, exc, hold)
             await self._fanout.fan_out(agent_id, journal)  # leftovers from an earlier cycle still go out
             return
         self._metrics.polls.labels(agent.mode, "ok").inc()
         await self._faults.reached("after_persist")
         await self._fanout.fan_out(agent_id, journal)
-        await self._succeeded(agent, interval)
+        await self._succeeded(agent, started + interval, hold)
 
     def _fetched(
         self,
@@ -330,6 +450,7 @@ class Poller:
                 log.warning("poller: %d heartbeat rows without an id agent=%s", beat.unparsable, agent.agent_id)
             if beat.poll_interval_seconds:
                 interval = min(max(beat.poll_interval_seconds, self._s.min_interval), self._s.max_interval)
+                self._intervals[agent.agent_id] = interval
             # Never loop on has_more_tasks: it stays true for ever past 10 pending tasks.
             if not beat.has_more_messages:
                 await self._inbox.settle(agent.agent_id)  # every unread row is stored now
@@ -418,27 +539,32 @@ class Poller:
             await self._inbox.baseline(agent_id, [n.message_id for n in rows if mode == "observe" or n.read])
 
     # --- bookkeeping ---------------------------------------------------------------------
-    async def _succeeded(self, agent: LinkedAgent, interval: float) -> None:
-        now = self._clock()
+    async def _next_due(self, agent_id: int, at: float, hold: int | None) -> None:
+        await self._reschedule(keys=[self._due], args=[agent_id, int(at * 1000), "" if hold is None else hold])
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def _succeeded(self, agent: LinkedAgent, next_due: float, hold: int | None) -> None:
         streak = await self._r.getdel(self._k.upstream_failures())
         if streak is not None and int(streak) >= OUTAGE_STREAK:
-            # The outage is over: every agent is due at its next tick, not after its backoff.
+            # The outage is over: every agent is due now, not after its backoff (the claims'
+            # poll slots pace the catch-up).
             log.info("poller: AI-Trader answers again; resuming every agent")
+            await self._all_due(keys=[self._due], args=[self._now_ms()])
             for other in await self._store.agent_ids():
-                await self._r.delete(self._k.next_poll(other), self._k.backoff(other))
-        await self._r.set(self._k.next_poll(agent.agent_id), now + interval - 1, ex=int(self._s.max_interval * 4))
+                await self._r.delete(self._k.backoff(other))
+        await self._next_due(agent.agent_id, next_due, hold)
         await self._r.delete(self._k.backoff(agent.agent_id))
         await self._store.record_poll(agent.agent_id, ok=True)
-        if self._scheduler is not None and abs(self._intervals.get(agent.agent_id, interval) - interval) > 0.5:
-            self._schedule(agent.agent_id, interval, first_within=interval)
 
-    async def _failed(self, agent: LinkedAgent, exc: UpstreamError) -> None:
+    async def _failed(self, agent: LinkedAgent, exc: UpstreamError, hold: int | None) -> None:
         if isinstance(exc, UpstreamUnavailable):
             await self._r.incr(self._k.upstream_failures())
         fails = int(await self._r.incr(self._k.backoff(agent.agent_id)))
         await self._r.expire(self._k.backoff(agent.agent_id), int(self._s.max_interval * 4))
         wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
-        await self._r.set(self._k.next_poll(agent.agent_id), self._clock() + wait, ex=int(self._s.max_interval * 4))
+        await self._next_due(agent.agent_id, self._clock() + wait, hold)
         await self._store.record_poll(agent.agent_id, ok=False, error=exc.sentence)
         log.info(
             "poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent.agent_id, fails, wait, type(exc).__name__

@@ -125,9 +125,10 @@ local function drop_user(hub, user, agent_id)
     redis.call('DEL', hub .. ':sub:' .. sid)
     removed = removed + 1
   end
-  redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':next', agent_key .. ':fails',
+  redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':fails',
     agent_key .. ':seen', agent_key .. ':tasks', agent_key .. ':inbox')
   redis.call('SREM', hub .. ':agents', agent_id)
+  redis.call('ZREM', hub .. ':poll:due', agent_id)
   redis.call('SREM', hub .. ':reconcile', agent_id)
   return removed
 end
@@ -172,7 +173,9 @@ redis.call('HSET', agent_key, 'token', sealed, 'name', name, 'mode', mode, 'stat
   'paused_reason', '', 'last_error', '', 'linked_at', now)
 redis.call('SADD', agent_key .. ':users', user)
 redis.call('SADD', agents_key, agent_id)
-redis.call('DEL', agent_key .. ':next', agent_key .. ':fails')
+redis.call('DEL', agent_key .. ':fails')
+-- Due at once (score 0 in the poller's queue, whatever its clock): polled at the next claim.
+redis.call('ZADD', hub .. ':poll:due', 0, agent_id)
 if previous and previous ~= agent_id then return tonumber(previous) end
 return 0
 """

@@ -61,12 +61,12 @@ async def _run(
             pushed += ids
             owner.update(dict.fromkeys(ids, a))
         for a in agents:
-            await relay.redis.delete(relay.keys.next_poll(a))
+            await relay.poller.make_due(a)
         await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agents))
         between()
     world.faults.lose_heartbeat_responses = 0.0
     for a in agents:  # one clean poll each, for what the last round lost
-        await relay.redis.delete(relay.keys.next_poll(a))
+        await relay.poller.make_due(a)
         await relay.poller.poll_if_due(a)
     await relay.deliverer.drain_due(relay.deliverer._clock() + 120)
     delivered = [int(s.key.split(":")[1][1:]) for s in adapter.sent if ":m" in s.key]

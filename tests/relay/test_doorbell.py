@@ -66,10 +66,9 @@ def polls(relay: Relay, outcome: str) -> float:
 
 async def first_poll_done(relay: Relay, agent_id: int) -> None:
     """The scheduler's first poll (within 5 s of start); after it, only a push polls again."""
-    await until(lambda: relay.poller._intervals.get(agent_id) is not None, "the agent scheduled")
     loop = asyncio.get_running_loop()
     end = loop.time() + DEADLINE
-    while await relay.redis.get(relay.keys.next_poll(agent_id)) is None:
+    while (agent := await relay.store.agent(agent_id)) is None or agent.last_ok is None:
         assert loop.time() < end, "no first poll"
         await asyncio.sleep(0.05)
 

@@ -89,7 +89,7 @@ async def test_after_a_pipeline_workload_every_key_is_declared_and_within_its_bo
         for a in agents:
             world.push_messages(a, 3, type="custom_note", content_fmt=f"fam {r}-{{i}}")
         for a in agents:
-            await relay.redis.delete(relay.keys.next_poll(a))
+            await relay.poller.make_due(a)
         await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agents))
     async with relay:  # the running relay: scheduler, deliverer, leases
         deadline = time.monotonic() + 30

@@ -114,7 +114,7 @@ async def test_tasks_are_delivered_once_and_has_more_tasks_is_not_looped(
     creator = world.create_agent("boss")
     task_ids = [world.create_task(agent_id, "analyze", {"n": i}) for i in range(12)]
     await relay.poller.poll(agent_id)
-    await relay.redis.delete(relay.keys.next_poll(agent_id))
+    await relay.poller.make_due(agent_id)
     await relay.poller.poll(agent_id)
     await relay.deliverer.drain_due(math.inf)
     assert world.heartbeat_counts[agent_id] == 2  # one call per poll although has_more_tasks stays true
@@ -132,7 +132,7 @@ async def test_token_rotation_pauses_agent_and_tells_each_chat_once(
     world.rotate_token(agent_id)
     await relay.poller.poll(agent_id)
     calls = world.heartbeat_counts[agent_id]
-    await relay.redis.delete(relay.keys.next_poll(agent_id))
+    await relay.poller.make_due(agent_id)
     await relay.poller.poll(agent_id)  # paused: no further call with the rejected token
     await relay.deliverer.drain_due(math.inf)
     assert world.heartbeat_counts[agent_id] == calls
@@ -157,7 +157,7 @@ async def test_two_relays_on_one_redis_never_poll_one_agent_at_once(
     world.faults.slow_seconds = 0.05
     both = 0
     for _ in range(10):
-        await redis.delete(relay.keys.next_poll(agent_id))
+        await relay.poller.make_due(agent_id)
         a, b = await asyncio.gather(relay.poller.poll_if_due(agent_id), other.poller.poll_if_due(agent_id))
         both += a and b
         assert a or b
@@ -201,7 +201,7 @@ async def test_an_upstream_outage_is_probed_once_per_interval_and_all_agents_res
     before = sum(world.route_counts.values())
     for _ in range(3):  # every agent due every round, as if their backoff had passed
         for a in agent_ids:
-            await relay.redis.delete(relay.keys.next_poll(a))
+            await relay.poller.make_due(a)
             await relay.poller.poll_if_due(a)
     during = sum(world.route_counts.values()) - before
     # Three failed polls mark the outage; from then on one probe per interval (1 s here) goes out,

@@ -70,7 +70,7 @@ async def test_more_than_a_page_in_one_second_is_reported_with_a_range_holding_e
     await relay.poller.poll(agent_id)  # delivered whole: the settled point
     lost = world.push_messages(agent_id, 40, type="custom_note", content_fmt="b {i}")  # the same second
     world.faults.lose_next_heartbeats = 1
-    await relay.redis.delete(relay.keys.next_poll(agent_id))
+    await relay.poller.make_due(agent_id)
     await relay.poller.poll(agent_id)
     await relay.deliverer.drain_due(math.inf)
     delivered = set(message_ids(adapter))
@@ -103,7 +103,7 @@ async def test_a_loss_at_a_rate_under_a_page_per_second_is_recovered_and_proven(
         pushed += world.push_messages(agent_id, 10, type="custom_note", content_fmt="d {i}")
         clock.now += 1
     world.faults.lose_next_heartbeats = 1
-    await relay.redis.delete(relay.keys.next_poll(agent_id))
+    await relay.poller.make_due(agent_id)
     await relay.poller.poll(agent_id)
     await relay.deliverer.drain_due(math.inf)
     assert sorted(message_ids(adapter)) == pushed

@@ -71,7 +71,7 @@ async def test_canary_token_appears_nowhere_at_debug(
         except RuntimeError:
             logging.getLogger("relay.test").exception("failure while handling")
         world.rotate_token(agent.id)
-        await relay.redis.delete(keys.next_poll(agent.id))
+        await relay.poller.make_due(agent.id)
         await relay.poller.poll(agent.id)  # 401 path
         await relay.deliverer.drain_due(math.inf)
     finally:

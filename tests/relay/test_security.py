@@ -33,7 +33,8 @@ async def test_relinking_to_another_agent_unlinks_the_old_one_completely(
     assert await relay.store.agent(a.id) is None
     assert await relay.store.agent_subscriptions(a.id) == []
     assert await relay.store.chat_subscriptions(dm.chat) == []
-    assert not await redis.exists(keys.agent_users(a.id), keys.agent_subs(a.id), keys.next_poll(a.id))
+    assert not await redis.exists(keys.agent_users(a.id), keys.agent_subs(a.id))
+    assert await redis.zscore(keys.poll_due(), str(a.id)) is None
     assert f"#{b.id}" in await dm.text("unlink")
     assert await relay.store.agent_ids() == []
     assert "No agent is linked" in await dm.text("unlink")
