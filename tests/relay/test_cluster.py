@@ -80,7 +80,7 @@ async def workload(redis: Redis, cluster: bool, redis_url: str, prefix: str, sec
             for a in agents:
                 world.push_messages(a, 3, type="custom_note", content_fmt=f"cl {r}-{{i}}")
             for a in agents:
-                await redis.delete(relay.keys.next_poll(a))
+                await relay.poller.make_due(a)
             await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agents))
         await chat3.text("snooze", duration="off")
         await relay.holding.check()
