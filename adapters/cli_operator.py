@@ -21,6 +21,7 @@ from relay.config import RelaySettings
 from relay.deadletters import DeadLetters
 from relay.embedded_redis import open_configured
 from relay.errors import ConfigError
+from relay.journal import Journal
 from relay.tokens import TokenBox, load_or_create_key
 
 MAX_IMPORT_BYTES = 512 * 1024 * 1024  # an export of a very large relay is tens of MB; more is not one
@@ -51,7 +52,8 @@ async def dead_letters(settings: RelaySettings, args: argparse.Namespace) -> int
     logs.configure("WARNING")
     chat = normalize_chat(args.chat) if args.chat else None
     async with open_configured(settings) as handle:
-        dead = DeadLetters(handle.redis, settings.keys(), clock=time.time)
+        keys = settings.keys()
+        dead = DeadLetters(handle.redis, keys, clock=time.time, journal=Journal(handle.redis, keys))
         if args.dead_command == "list":
             letters = await dead.list(chat)
             for d in letters:

@@ -222,7 +222,7 @@ class Relay:
             catalogues=self.catalogues,
             suggestions=self.suggestions,
         )
-        self.dead_letters = DeadLetters(redis, k, clock=clock)
+        self.dead_letters = DeadLetters(redis, k, clock=clock, journal=self.journal)
         owners = parse_owner_ids(settings.owner_ids)
         admin = None
         if owners:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from relay.i18n import N_
+from relay.journal import REPLAYED, Journal, JournalBatch
 from relay.keys import Keys
 from relay.models import Message
 from relay.redis_values import stream_entries
@@ -61,6 +63,11 @@ class DeadLetter:
         return message.title or message.body[:80]
 
 
+_REPLAYED = N_(
+    "the operator replayed the dead letters: queued again (dropped instead if it was delivered since); dead letter {at}"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Replayed:
     queued: int
@@ -68,7 +75,8 @@ class Replayed:
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, keys: Keys, *, clock: Callable[[], float]) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, clock: Callable[[], float], journal: Journal | None = None) -> None:
+        self._journal = journal
         self._r = redis
         self._k = keys
         self._clock = clock
@@ -107,6 +115,12 @@ class DeadLetters:
             q, s = await self._replay(keys=keys + [k.outbox(d.chat) for d in batch], args=args)
             queued += int(q)
             skipped += int(s)
+            if self._journal is not None:
+                # One write per batch of letters: an operator's replay, not a per-notification cost.
+                events = JournalBatch()
+                for d in batch:
+                    events.chat(d.chat, d.key, REPLAYED, _REPLAYED, at=self._clock(), params={"at": d.entry_id})
+                await self._journal.write(events)
         return Replayed(queued, skipped)
 
 

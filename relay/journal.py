@@ -52,7 +52,8 @@ ATTEMPT = "attempt"  # a send that did not go through (the outcome in the detail
 DELIVERED = "delivered"
 DUPLICATE = "duplicate"  # already delivered under the same key: not sent again
 DEAD = "dead"  # dead-lettered
-STEPS = (FETCHED, QUEUED, SKIPPED, FILTERED, HELD, RELEASED, ATTEMPT, DELIVERED, DUPLICATE, DEAD)
+REPLAYED = "replayed"  # the operator put the dead letter back in the queue
+STEPS = (FETCHED, QUEUED, SKIPPED, FILTERED, HELD, RELEASED, ATTEMPT, DELIVERED, DUPLICATE, DEAD, REPLAYED)
 
 _AGENT_ITEM = re.compile(r"^(\d+):([mt]\d+):")
 _WATCH_ITEM = re.compile(r"^w(\d+):s(\d+):")

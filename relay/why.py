@@ -34,6 +34,7 @@ _LABEL = {
     j.DELIVERED: N_("delivered"),
     j.DUPLICATE: N_("not sent again"),
     j.DEAD: N_("dead-lettered"),
+    j.REPLAYED: N_("replayed"),
 }
 USAGE = N_("give the reference at the end of a notification (/why k7q2mx4p) or a signal id (/why 1234)")
 

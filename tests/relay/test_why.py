@@ -74,6 +74,14 @@ async def test_dead_letter_journey_says_the_cause_and_how_to_replay(
     assert answer.startswith("Dead-lettered")
     assert "undeliverable: message is too long" in answer
     assert f"aitrader-relay dead-letters replay --chat {dm.chat.key}" in answer
+    # The operator replays it; the next drain delivers it, and its journey says so.
+    assert (await relay.dead_letters.replay(dm.chat.key)).queued == 1
+    await relay.deliverer.drain_due(math.inf)
+    assert len(adapter.to(dm.chat)) == 1
+    answer = await dm.text("why", ref=reference(dead.key))
+    steps = [line.split(" UTC ", 1)[1].split(":")[0] for line in answer.splitlines()[1:] if " UTC " in line]
+    assert steps[-3:] == ["dead-lettered", "replayed", "delivered"], answer
+    assert answer.startswith("Delivered")
 
 
 async def test_a_kind_turned_off_is_journaled_as_never_reaching_the_chat(
