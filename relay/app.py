@@ -196,6 +196,7 @@ class Relay:
             on_enqueued=self.deliverer.wake,
             clock=clock,
             catalogues=self.catalogues,
+            journal=self.journal,
         )
         self.renderer = ChartRenderer(workers=settings.chart_workers)
         self.charts = ChartService(self.client, self.renderer, cache_seconds=settings.chart_cache_seconds, clock=clock)

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from relay.chat_settings import ChatSettings
 from relay.errors import BadValue
 from relay.i18n import ENGLISH, N_, Catalogues, Translator
+from relay.journal import QUEUED, Journal, stamp
 from relay.keys import BRIEF_CLAIM_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.outbox import Outbox, Outgoing
@@ -99,7 +100,9 @@ class DailyBriefs:
         max_late: float = MAX_LATE_SECONDS,
         check_seconds: float = CHECK_SECONDS,
         catalogues: Catalogues | None = None,
+        journal: Journal | None = None,
     ) -> None:
+        self._journal = journal
         self._catalogues = catalogues or Catalogues.load()
         self._r = redis
         self._k = keys
@@ -222,8 +225,12 @@ class DailyBriefs:
             footer=message.footer,
         )
         key = f"brief:{brief.sub_id}:{day.isoformat()}"
-        await self._outbox.enqueue([Outgoing(brief.chat, key, titled)], now=now)
+        await self._outbox.enqueue([Outgoing(brief.chat, key, stamp(titled, key))], now=now)
         await self._r.set(claim, "sent", ex=CLAIM_TTL)
+        if self._journal is not None:
+            # One a day per chat: its own round trip costs nothing worth batching.
+            queued = N_("the daily brief #{sub} of {date}, queued")
+            await self._journal.record(brief.chat, key, QUEUED, queued, params={"sub": brief.sub_id, "date": day})
         self._on_enqueued()
         log.info("daily brief queued chat=%s date=%s late_by=%.0fs", brief.chat.key, day, late)
         return "sent"

@@ -119,3 +119,15 @@ def test_hold_summary_benchmark_renders_within_the_platform_limits() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     [run] = json.loads(done.stdout)
     assert run["within_limits"] and run["telegram_messages"] == run["discord_messages"] == 1
+
+
+def test_journal_benchmark_runs_with_and_without_the_journal() -> None:
+    args = ["--agents", "2", "--messages", "3", "--runs", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.journal", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r["journal"] for r in rows] == ["on", "off (reference)"]
+    assert all(r["delivered"] == 6 and r["lost"] == 0 and r["duplicates"] == 0 for r in rows), rows
+    assert "Traceback" not in done.stderr

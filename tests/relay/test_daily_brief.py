@@ -215,5 +215,9 @@ async def test_two_relays_on_one_redis_deliver_one_brief_with_the_intel_views(
     text = delivered[0].message.plain_text()
     assert text.startswith("Daily market brief, Tue 01 Dec")
     assert "Market overview" in text and "Macro" in text and "bullish" in text
+    # Like every notification, the brief carries its /why reference, and its journey is told.
+    ref = delivered[0].message.footer.rsplit("/why ", 1)[1]
+    journey = await admin.text("why", ref=ref)
+    assert journey.startswith("Delivered") and "the daily brief #" in journey and "2026-12-01, queued" in journey
     for r in relays:
         await r.renderer.close()
