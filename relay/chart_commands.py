@@ -34,19 +34,19 @@ async def chart(command: Command, charts: ChartService, linked: Linked, t: Trans
         if kind == "profit":
             days = parse_days(days_raw)
             agent_id = _agent_id(option) if option else (await linked(command)).agent_id
-            message = await charts.profit(agent_id, days)
+            message = await charts.profit(agent_id, days, t)
         elif kind == "positions":
             if option or days_raw:
                 raise UsageError(N_("/chart positions takes no arguments"))
             agent = await linked(command)
-            message = await charts.positions(agent.agent_id, agent.name, agent.token)
+            message = await charts.positions(agent.agent_id, agent.name, agent.token, t)
         else:
             if days_raw:
                 raise UsageError(N_("days goes only with /chart profit"))
             market = (option or "us-stock").lower()
             if market not in MARKETS:
                 raise UsageError(N_("{name} must be one of {choices}"), name="market", choices=", ".join(MARKETS))
-            message = await charts.price(what, market)
+            message = await charts.price(what, market, t)
     except RenderBusy:
         return Reply.text(t.gettext(BUSY), private=True)
     return Reply((message,))

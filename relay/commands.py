@@ -121,7 +121,9 @@ class Commands:
         self._charts = charts
         self._chat_settings = chat_settings
         self._briefs = briefs
-        self._cockpit = Cockpit(store, client, names, desk, linked=self._linked, clock=clock)
+        self._cockpit = Cockpit(
+            store, client, names, desk, linked=self._linked, clock=clock, catalogues=self.catalogues
+        )
 
     def _t(self, command: Command) -> Translator:
         """The translator for this command's reply (its language was chosen by the router)."""

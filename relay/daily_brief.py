@@ -42,7 +42,7 @@ CLAIM_TTL = BRIEF_CLAIM_TTL
 # another one may take the brief over after this long (still only while it is < 2 h late).
 SENDING_TTL = 300
 
-Compose = Callable[[Sequence[str]], Awaitable[Message]]
+Compose = Callable[[Sequence[str], Translator], Awaitable[Message]]  # sections, the chat's language
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +208,14 @@ class DailyBriefs:
             return "done-elsewhere"
         if not await self._r.set(claim, "sending", nx=True, ex=SENDING_TTL):
             return "done-elsewhere"
+        t = self._catalogues.translator(await self._settings.language(brief.chat))
         try:
-            message = await self._compose(brief.sections)
+            message = await self._compose(brief.sections, t)
         except Exception as exc:
             # Release the claim: the next check (here or elsewhere) tries again while still in time.
             await self._r.delete(claim)
             log.warning("daily brief not composed chat=%s date=%s error=%s", brief.chat.key, day, type(exc).__name__)
             return "retry"
-        t = self._catalogues.translator(await self._settings.language(brief.chat))
         titled = Message(
             # English weekday and month names; other languages get the ISO date.
             title=t.gettext("Daily market brief, {date}", date=f"{day:%a %d %b}" if t.language == "en" else str(day)),

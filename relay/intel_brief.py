@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from relay.i18n import Translator
 from relay.models import Message
 
-Show = Callable[[list[str]], Awaitable[Message]]
+Show = Callable[[list[str], Translator], Awaitable[Message]]
 
 
-def brief_composer(show: Show) -> Callable[[Sequence[str]], Awaitable[Message]]:
+def brief_composer(show: Show) -> Callable[[Sequence[str], Translator], Awaitable[Message]]:
     """`show` is `relay.intel.Intel.show`: the words after /intel, answered as a Message."""
 
-    async def compose(sections: Sequence[str]) -> Message:
-        parts = [await show([section]) for section in sections]
+    async def compose(sections: Sequence[str], t: Translator) -> Message:
+        parts = [await show([section], t) for section in sections]
         if len(parts) == 1:
             return parts[0]
         footers = [p.footer for p in parts if p.footer]

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from relay.aitrader import AITraderClient
 from relay.errors import NotFound, UpstreamError, UsageError
+from relay.i18n import N_
 from relay.keys import NAME_MISSING_TTL, NAME_TTL, Keys
 from relay.models import AgentSummary
 
@@ -26,7 +27,7 @@ _MISSING = ""
 
 class NoSuchAgent(UsageError):
     def __init__(self, agent_id: int) -> None:
-        super().__init__(f"AI-Trader has no agent #{agent_id}.")
+        super().__init__(N_("AI-Trader has no agent #{agent_id}."), agent_id=agent_id)
         self.agent_id = agent_id
 
 

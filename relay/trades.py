@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from relay import cards
 from relay.aitrader import AITraderClient
 from relay.errors import OutcomeUnknown, RateLimited, TokenRejected, UpstreamError, UpstreamUnavailable
+from relay.i18n import ENGLISH, Translator
 from relay.keys import ORDER_RESULT_TTL, ORDER_TTL, Keys
 from relay.models import Message, Reply, TradeOrder
 
@@ -63,19 +64,21 @@ class TradeDesk:
         await self._r.set(self._k.trade(order_id), pending.to_json(), ex=ORDER_TTL)
         return order_id
 
-    async def confirm(self, order_id: str, user: str, token_for: TokenFor) -> Reply:
+    async def confirm(self, order_id: str, user: str, token_for: TokenFor, t: Translator = ENGLISH) -> Reply:
         raw = await self._r.get(self._k.trade(order_id))
         if raw is None:
-            return await self._settled(order_id) or _expired()
+            return await self._settled(order_id) or _expired(t)
         pending = PendingTrade.from_json(raw)
         if pending.user != user:
-            return Reply.text(f"Only {pending.display or 'the user who asked'} can confirm this trade.", private=True)
+            who = pending.display or t.gettext("the user who asked")
+            return Reply.text(t.gettext("Only {name} can confirm this trade.", name=who), private=True)
         if self._clock() - pending.created > CONFIRM_WINDOW:
             await self._r.delete(self._k.trade(order_id))
-            return _expired()
+            return _expired(t)
         if not await self._r.set(self._k.trade_claim(order_id), "publish", nx=True, ex=ORDER_RESULT_TTL):
             # Private: this answer must not replace the card, which the winning press will settle.
-            return await self._settled(order_id) or Reply.text("This trade is being published right now.", private=True)
+            busy = Reply.text(t.gettext("This trade is being published right now."), private=True)
+            return await self._settled(order_id) or busy
         try:
             token = await token_for(user, pending.agent_id)
             result = await self._client.trade(token, pending.order)
@@ -85,41 +88,48 @@ class TradeDesk:
                 return await self._finish(
                     order_id,
                     Message(
-                        title="Trade outcome unknown", body=exc.sentence + " /positions shows whether it went through."
+                        title=t.gettext("Trade outcome unknown"),
+                        body=exc.localised(t) + " " + t.gettext("/positions shows whether it went through."),
                     ),
                 )
             # Nothing was recorded upstream: the same press may be tried again within the window.
             await self._r.delete(self._k.trade_claim(order_id))
-            return Reply.text(f"{exc.sentence} Press Confirm again to retry.", private=True)
+            return Reply.text(exc.localised(t) + " " + t.gettext("Press Confirm again to retry."), private=True)
         except TokenRejected:
             await self._r.delete(self._k.trade_claim(order_id))
             raise
         except UpstreamError as exc:
-            body = exc.sentence.removeprefix("AI-Trader refused: ")
+            reason = str(exc.params.get("reason") or exc.localised(t))
             return await self._finish(
                 order_id,
                 Message(
-                    title=f"Not published: {cards.order_line(pending.order)}",
-                    body=f"AI-Trader refused the trade: {body}",
+                    title=t.gettext("Not published: {order}", order=cards.order_line(pending.order)),
+                    body=t.gettext("AI-Trader refused the trade: {reason}", reason=reason),
                 ),
             )
         except BaseException:
             await self._r.delete(self._k.trade_claim(order_id))  # e.g. no linked agent any more
             raise
         log.info("trades: published order=%s signal=%s", order_id, result.signal_id)
-        return await self._finish(order_id, cards.published_trade(pending.order, result))
+        return await self._finish(order_id, cards.published_trade(pending.order, result, t))
 
-    async def cancel(self, order_id: str, user: str) -> Reply:
+    async def cancel(self, order_id: str, user: str, t: Translator = ENGLISH) -> Reply:
         raw = await self._r.get(self._k.trade(order_id))
         if raw is None:
-            return await self._settled(order_id) or _expired()
+            return await self._settled(order_id) or _expired(t)
         pending = PendingTrade.from_json(raw)
         if pending.user != user:
-            return Reply.text(f"Only {pending.display or 'the user who asked'} can cancel this trade.", private=True)
+            who = pending.display or t.gettext("the user who asked")
+            return Reply.text(t.gettext("Only {name} can cancel this trade.", name=who), private=True)
         if not await self._r.set(self._k.trade_claim(order_id), "cancel", nx=True, ex=ORDER_RESULT_TTL):
-            return await self._settled(order_id) or Reply.text("This trade is being published right now.", private=True)
+            busy = Reply.text(t.gettext("This trade is being published right now."), private=True)
+            return await self._settled(order_id) or busy
         return await self._finish(
-            order_id, Message(title=f"Cancelled: {cards.order_line(pending.order)}", body="Nothing was published.")
+            order_id,
+            Message(
+                title=t.gettext("Cancelled: {order}", order=cards.order_line(pending.order)),
+                body=t.gettext("Nothing was published."),
+            ),
         )
 
     async def _finish(self, order_id: str, message: Message) -> Reply:
@@ -135,7 +145,10 @@ class TradeDesk:
         return Reply((Message.from_json(raw),)) if raw is not None else None
 
 
-def _expired() -> Reply:
+def _expired(t: Translator) -> Reply:
     return Reply.text(
-        f"This trade was not confirmed within {CONFIRM_WINDOW} s; nothing was published. Run /trade again."
+        t.gettext(
+            "This trade was not confirmed within {seconds} s; nothing was published. Run /trade again.",
+            seconds=CONFIRM_WINDOW,
+        )
     )

@@ -17,6 +17,7 @@ from relay.charts import upstream
 from relay.charts.renderer import ChartRenderer, ShortCache
 from relay.charts.specs import BarChart, ChartSpec, Level, LineChart
 from relay.errors import UsageError
+from relay.i18n import ENGLISH, N_, Translator
 from relay.models import Image, Message, MessageField, Position
 
 DEFAULT_DAYS = 30
@@ -54,36 +55,46 @@ class ChartService:
         return Image(await self.renderer.render(spec), filename)
 
     # --- profit ----------------------------------------------------------------------------
-    async def profit(self, agent_id: int, days: int) -> Message:
-        return await self._cached(("profit", agent_id, days), lambda: self._profit(agent_id, days))
+    # The caption is in the asker's language, so it is part of the cache key; the picture's own
+    # words stay English (the headless renderer's font has no CJK glyphs).
+    async def profit(self, agent_id: int, days: int, t: Translator = ENGLISH) -> Message:
+        return await self._cached(("profit", agent_id, days, t.language), lambda: self._profit(agent_id, days, t))
 
-    async def _profit(self, agent_id: int, days: int) -> Message:
+    async def _profit(self, agent_id: int, days: int, t: Translator) -> Message:
         curve = await upstream.profit_curve(self._client, agent_id, days)
         if curve is None:
             return Message(
-                body=(
-                    f"No profit history for agent #{agent_id}: AI-Trader keeps it only for the top "
-                    f"{upstream.LEADERBOARD_PAGE * upstream.LEADERBOARD_PAGES} of its leaderboard."
+                body=t.gettext(
+                    "No profit history for agent #{agent_id}: AI-Trader keeps it only for the top {top} of its leaderboard.",
+                    agent_id=agent_id,
+                    top=upstream.LEADERBOARD_PAGE * upstream.LEADERBOARD_PAGES,
                 )
             )
         name = curve.name or f"agent #{agent_id}"
         values = [v for _, v in curve.points]
         fields = [
             MessageField(
-                "Profit now", _signed(curve.profit) + (f" ({curve.percent:+.2f}%)" if curve.percent is not None else "")
+                t.gettext("Profit now"),
+                _signed(curve.profit) + (f" ({curve.percent:+.2f}%)" if curve.percent is not None else ""),
             )
         ]
         if len(values) >= 2:
             fields += [
-                MessageField(f"Change over {days} d", _signed(values[-1] - values[0])),
-                MessageField("High / low", f"{_signed(max(values))} / {_signed(min(values))}"),
-                MessageField("Max drawdown", _money(_drawdown(values))),
+                MessageField(t.gettext("Change over {days} d", days=days), _signed(values[-1] - values[0])),
+                MessageField(t.gettext("High / low"), f"{_signed(max(values))} / {_signed(min(values))}"),
+                MessageField(t.gettext("Max drawdown"), _money(_drawdown(values))),
             ]
-        fields.append(MessageField("Leaderboard rank", f"#{curve.rank + 1}"))
-        title = f"Profit: {name} (#{agent_id})"
+        fields.append(MessageField(t.gettext("Leaderboard rank"), f"#{curve.rank + 1}"))
+        title = t.gettext("Profit: {name} (#{agent_id})", name=name, agent_id=agent_id)
         if len(curve.points) < 2:
-            return Message(title=title, body="Not enough history to draw yet.", fields=tuple(fields))
-        span = f"{_day(curve.points[0][0])} to {_day(curve.points[-1][0])} UTC, {len(values)} points"
+            return Message(title=title, body=t.gettext("Not enough history to draw yet."), fields=tuple(fields))
+        span = t.ngettext(
+            "{first} to {last} UTC, {n} point",
+            "{first} to {last} UTC, {n} points",
+            len(values),
+            first=_day(curve.points[0][0]),
+            last=_day(curve.points[-1][0]),
+        )
         spec = LineChart(
             title=_clip(f"Profit: {name}", 40),
             subtitle=f"last {days} days · now {_signed(curve.profit, compact=True)}"
@@ -96,41 +107,49 @@ class ChartService:
         return Message(title=title, fields=tuple(fields), footer=span, image=image)
 
     # --- price -----------------------------------------------------------------------------
-    async def price(self, symbol: str, market: str) -> Message:
+    async def price(self, symbol: str, market: str, t: Translator = ENGLISH) -> Message:
         if market != "us-stock":
             return Message(
-                body=(
-                    f"AI-Trader keeps price history only for the US stocks its market-intelligence worker "
-                    f"analyses, not for {market}. /price {symbol} {market} shows the current price."
+                body=t.gettext(
+                    "AI-Trader keeps price history only for the US stocks its market-intelligence worker "
+                    "analyses, not for {market}. /price {symbol} {market} shows the current price.",
+                    market=market,
+                    symbol=symbol,
                 )
             )
-        try:
-            key_symbol = symbol.strip().upper()
-            if not upstream.US_STOCK_SYMBOL.match(key_symbol):
-                raise ValueError("symbol is 1-10 letters, digits, '.' or '-', starting with a letter")
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return await self._cached(("price", key_symbol), lambda: self._price(key_symbol))
+        key_symbol = symbol.strip().upper()
+        if not upstream.US_STOCK_SYMBOL.match(key_symbol):
+            raise UsageError(N_("symbol is 1-10 letters, digits, '.' or '-', starting with a letter"))
+        return await self._cached(("price", key_symbol, t.language), lambda: self._price(key_symbol, t))
 
-    async def _price(self, symbol: str) -> Message:
+    async def _price(self, symbol: str, t: Translator) -> Message:
         history = await upstream.stock_history(self._client, symbol)
         if history is None:
             return Message(
-                body=f"AI-Trader has no price history for {symbol}: its market-intelligence worker does not follow it."
+                body=t.gettext(
+                    "AI-Trader has no price history for {symbol}: its market-intelligence worker does not follow it.",
+                    symbol=symbol,
+                )
             )
         prices = [p for _, p in history.points]
         first, last = prices[0], prices[-1]
         change = (last / first - 1) * 100 if first else 0.0
         fields = [
-            MessageField("Last", f"${last:,.2f} ({_day(history.points[-1][0])})"),
-            MessageField(f"Change over {len(prices)} snapshots", f"{change:+.2f}%"),
-            MessageField("High / low", f"${max(prices):,.2f} / ${min(prices):,.2f}"),
+            MessageField(t.gettext("Last"), f"${last:,.2f} ({_day(history.points[-1][0])})"),
+            MessageField(
+                t.ngettext("Change over {n} snapshot", "Change over {n} snapshots", len(prices)), f"{change:+.2f}%"
+            ),
+            MessageField(t.gettext("High / low"), f"${max(prices):,.2f} / ${min(prices):,.2f}"),
         ]
         if history.return_5d is not None and history.return_20d is not None:
-            fields.append(MessageField("5 d / 20 d", f"{history.return_5d:+.2f}% / {history.return_20d:+.2f}%"))
+            fields.append(
+                MessageField(t.gettext("5 d / 20 d"), f"{history.return_5d:+.2f}% / {history.return_20d:+.2f}%")
+            )
         if history.signal:
             fields.append(
-                MessageField("Signal", f"{history.signal} ({history.trend})" if history.trend else history.signal)
+                MessageField(
+                    t.gettext("Signal"), f"{history.signal} ({history.trend})" if history.trend else history.signal
+                )
             )
         levels = tuple(
             Level(label, value)
@@ -143,10 +162,12 @@ class ChartService:
         )
         level_text = ", ".join(f"{lv.label} ${lv.value:,.2f}" for lv in levels)
         if level_text:
-            fields.append(MessageField("Levels", level_text))
-        title = f"{symbol} price (us-stock)"
+            fields.append(MessageField(t.gettext("Levels"), level_text))
+        title = t.gettext("{symbol} price (us-stock)", symbol=symbol)
         if len(prices) < 2:
-            return Message(title=title, body="Only one snapshot so far; nothing to draw.", fields=tuple(fields))
+            return Message(
+                title=title, body=t.gettext("Only one snapshot so far; nothing to draw."), fields=tuple(fields)
+            )
         spec = LineChart(
             title=symbol,
             subtitle=f"us-stock · last ${last:,.2f} · {change:+.2f}% over {len(prices)} snapshots",
@@ -156,39 +177,50 @@ class ChartService:
         )
         image = await self._picture(spec, f"price-{symbol}.png")
         return Message(
-            title=title, fields=tuple(fields), footer="Snapshots of AI-Trader's market intelligence", image=image
+            title=title,
+            fields=tuple(fields),
+            footer=t.gettext("Snapshots of AI-Trader's market intelligence"),
+            image=image,
         )
 
     # --- positions -------------------------------------------------------------------------
-    async def positions(self, agent_id: int, agent_name: str, token: str) -> Message:
-        return await self._cached(("positions", agent_id), lambda: self._positions(agent_id, agent_name, token))
+    async def positions(self, agent_id: int, agent_name: str, token: str, t: Translator = ENGLISH) -> Message:
+        return await self._cached(
+            ("positions", agent_id, t.language), lambda: self._positions(agent_id, agent_name, token, t)
+        )
 
-    async def _positions(self, agent_id: int, agent_name: str, token: str) -> Message:
+    async def _positions(self, agent_id: int, agent_name: str, token: str, t: Translator) -> Message:
         portfolio = await self._client.positions(token)
         rows, cash = portfolio.positions, portfolio.cash
-        title = f"Open positions: {agent_name or 'your agent'} (#{agent_id})"
-        cash_field = [MessageField("Cash", _money(cash))] if cash is not None else []
+        title = t.gettext(
+            "Open positions: {name} (#{agent_id})", name=agent_name or t.gettext("your agent"), agent_id=agent_id
+        )
+        cash_field = [MessageField(t.gettext("Cash"), _money(cash))] if cash is not None else []
         if not rows:
-            return Message(title=title, body="No open positions.", fields=tuple(cash_field))
+            return Message(title=title, body=t.gettext("No open positions."), fields=tuple(cash_field))
         priced = [p for p in rows if p.pnl is not None]
         unpriced = len(rows) - len(priced)
         total = sum(p.pnl or 0.0 for p in priced)
-        fields = [MessageField("Total PnL", _signed(total) + f" over {len(priced)} priced positions"), *cash_field]
+        over = t.ngettext("over {n} priced position", "over {n} priced positions", len(priced))
+        fields = [MessageField(t.gettext("Total PnL"), f"{_signed(total)} {over}"), *cash_field]
         if priced:
             best = max(priced, key=lambda p: p.pnl or 0.0)
             worst = min(priced, key=lambda p: p.pnl or 0.0)
-            fields.append(MessageField("Best", f"{_label(best, one_line=True)} {_signed(best.pnl or 0.0)}"))
+            fields.append(MessageField(t.gettext("Best"), f"{_label(best, one_line=True)} {_signed(best.pnl or 0.0)}"))
             if worst is not best:
-                fields.append(MessageField("Worst", f"{_label(worst, one_line=True)} {_signed(worst.pnl or 0.0)}"))
+                fields.append(
+                    MessageField(t.gettext("Worst"), f"{_label(worst, one_line=True)} {_signed(worst.pnl or 0.0)}")
+                )
         if unpriced:
-            fields.append(MessageField("Without a current price", str(unpriced)))
+            fields.append(MessageField(t.gettext("Without a current price"), str(unpriced)))
         if not priced:
-            return Message(title=title, body="No position has a current price yet.", fields=tuple(fields))
+            return Message(title=title, body=t.gettext("No position has a current price yet."), fields=tuple(fields))
         largest = sorted(priced, key=lambda p: abs(p.pnl or 0.0), reverse=True)
         shown, rest = largest[:MAX_BARS], largest[MAX_BARS:]
         if rest:
+            smaller = t.ngettext("{n} smaller position", "{n} smaller positions", len(rest))
             fields.append(
-                MessageField("Not drawn", f"{len(rest)} smaller positions, {_signed(sum(p.pnl or 0.0 for p in rest))}")
+                MessageField(t.gettext("Not drawn"), f"{smaller}, {_signed(sum(p.pnl or 0.0 for p in rest))}")
             )
         spec = BarChart(
             title="Open positions",
@@ -204,7 +236,7 @@ def parse_days(raw: str) -> int:
     if not raw:
         return DEFAULT_DAYS
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 365:
-        raise UsageError("days must be a number from 1 to 365")
+        raise UsageError(N_("days must be a number from 1 to 365"))
     return int(raw)
 
 

@@ -23,6 +23,7 @@ from relay.app import Relay
 from relay.chat_settings import ChatSettings
 from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs, parse_sections, parse_time
+from relay.i18n import Translator
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Message, UserRef
@@ -51,7 +52,7 @@ class Composer:
         self.fail = fail
         self.delay = delay
 
-    async def __call__(self, sections: Sequence[str]) -> Message:
+    async def __call__(self, sections: Sequence[str], t: Translator) -> Message:
         self.calls.append(tuple(sections))
         await asyncio.sleep(self.delay)
         if self.fail:

@@ -29,14 +29,7 @@ KNOWN_ENGLISH: dict[str, str] = {
     "relay/outbox.py": "the backlog notice is written by the enqueue script",
 }
 # Modules whose user-facing text is not yet behind translation calls (shrinks to nothing).
-NOT_YET: frozenset[str] = frozenset(
-    {
-        "relay/trading.py",
-        "relay/trades.py",
-        "relay/charts/service.py",
-        "relay/intel.py",
-    }
-)
+NOT_YET: frozenset[str] = frozenset()
 
 
 def _translated(message: object) -> bool:
