@@ -112,6 +112,7 @@ class Relay:
             faults=faults,
             redact=redactor.redact,
             journal=self.journal,
+            on_chat_change=self.on_chat_change,
         )
         self.holding = Holding(
             redis,

@@ -1,9 +1,10 @@
 """Sends outbox entries through the adapters and decides what each outcome means.
 
 Each chat is drained by one sender at a time (a lease), in order. An entry is acknowledged only
-after the platform accepted it. RetryLater defers that chat alone; ChatGone drops the chat's
-subscriptions; ChatMoved moves its subscriptions and pending entries; permanent failures go to
-the dead-letter stream with their cause.
+after the platform accepted it. RetryLater defers that chat alone; ChatGone and ChatMoved are
+handed to the relay's `on_chat_change`, as the adapters hand the same news outside a send (so a
+chat found gone by a send loses its settings, quiet hours and briefs too); a gone chat's queue
+becomes dead letters. Permanent failures go to the dead-letter stream with their cause.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from redis.exceptions import RedisError
 from tenacity import stop_after_delay, wait_random_exponential
 
-from relay.adapter import ChatAdapter
+from relay.adapter import ChatAdapter, ChatChange, OnChatChange
 from relay.backoff import full_jitter
 from relay.errors import (
     ChatGone,
@@ -66,8 +67,10 @@ class Deliverer:
         faults: FaultPoints | None = None,
         redact: Callable[[str], str] = lambda text: text,
         journal: Journal | None = None,
+        on_chat_change: OnChatChange | None = None,
     ) -> None:
         self._journal = journal
+        self._on_chat_change = on_chat_change
         # Journal events of each drain under way (one drain per chat at a time), written at its end.
         self._journeys: dict[str, JournalBatch] = {}
         self._faults = faults or FaultPoints()
@@ -387,17 +390,20 @@ class Deliverer:
         await self._store.set_chat_error(d.chat, f"a notification could not be delivered: {cause}")
 
     async def _chat_gone(self, d: Delivery, reason: str) -> None:
-        dropped = await self._store.drop_chat(d.chat)
-        log.warning("delivery: chat gone chat=%s subscriptions_removed=%d reason=%s", d.chat.key, dropped, reason)
+        log.warning("delivery: chat gone chat=%s reason=%s", d.chat.key, reason)
+        if self._on_chat_change is not None:
+            await self._on_chat_change(ChatChange(d.chat, "gone", reason=reason))
         # What is still queued for this chat can never be delivered: keep it as dead letters.
         await self._dead(d, f"chat gone: {reason}")
         for rest in await self._outbox.take(d.chat, self._leases.owner, 1000):
             await self._dead(rest, f"chat gone: {reason}")
 
     async def _move(self, old: ChatRef, new: ChatRef) -> None:
-        subs = await self._store.move_chat(old, new)
-        moved = await self._outbox.move(old, new, now=self._clock())
-        log.info("delivery: chat moved old=%s new=%s subscriptions=%d pending=%d", old.key, new.key, subs, moved)
+        log.info("delivery: chat moved old=%s new=%s", old.key, new.key)
+        if self._on_chat_change is not None:
+            await self._on_chat_change(ChatChange(old, "moved", new_chat=new))  # moves the queue too
+        else:
+            await self._outbox.move(old, new, now=self._clock())
         self._wake.set()
 
 

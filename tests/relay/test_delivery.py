@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.errors import ChatGone, ChatMoved, RetryLater, SendUncertain, Undeliverable
+from relay.holding import parse_quiet
 from relay.keys import Keys
 from relay.models import ChatRef, Message
 from relay.outbox import Outgoing
@@ -108,10 +109,15 @@ async def test_chat_gone_removes_its_subscriptions_and_keeps_what_was_queued_as_
 ) -> None:
     chat = adapter.chat("f")
     await relay.store.add_subscription(Subscription(0, "feed", chat, keyword="btc"))
+    await relay.chat_settings.set_timezone(chat, "Asia/Tokyo")
+    await relay.holding.set_quiet(chat, parse_quiet("22:00-07:00"))
     await enqueue(relay, chat, 3)
     adapter.failures[chat.key] = [ChatGone("403 blocked")]
     await relay.deliverer.drain(chat)
     assert await relay.store.chat_subscriptions(chat) == []
+    # Found gone by a send, as when the platform says so: its settings go with it.
+    assert str(await relay.chat_settings.timezone(chat)) == "UTC"
+    assert (await relay.holding.plan(chat)).quiet is None
     assert await relay.outbox.dead_count(chat) == 3
     assert await relay.outbox.pending(chat) == 0
     assert len(adapter.attempts) == 1  # no further sends to a chat that is gone
@@ -123,6 +129,8 @@ async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_i
     old, new = adapter.chat("-1"), adapter.chat("-100")
     await relay.store.add_subscription(Subscription(0, "feed", old, keyword="btc"))
     await relay.store.set_kind_mode(old, "tasks", "silent")
+    await relay.chat_settings.set_timezone(old, "Asia/Tokyo")
+    await relay.holding.set_quiet(old, parse_quiet("22:00-07:00"))
     await enqueue(relay, old, 2)
     adapter.failures[old.key] = [ChatMoved(new)]
     await relay.deliverer.drain(old)
@@ -131,6 +139,8 @@ async def test_chat_moved_carries_subscriptions_and_pending_entries_to_the_new_i
     assert [s.keyword for s in await relay.store.chat_subscriptions(new)] == ["btc"]
     assert await relay.store.chat_subscriptions(old) == []
     assert (await relay.store.kind_modes(new)).get("tasks") == "silent"
+    assert str(await relay.chat_settings.timezone(new)) == "Asia/Tokyo"
+    assert str((await relay.holding.plan(new)).quiet) == "22:00-07:00"
 
 
 async def test_an_entry_left_pending_by_a_dead_sender_is_reclaimed_and_counted_only_if_its_send_began(
