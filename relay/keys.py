@@ -74,6 +74,10 @@ class Keys:
         """What every hub key starts with, before its `:`-separated parts."""
         return self._h()
 
+    def hub_name(self, name: str) -> str:
+        """The hub key a script names `name` (`agent:5:subs` is `agent_subs(5)`): relay.store."""
+        return f"{self._h()}:{name}"
+
     def _tagged(self, family: str, entity: object, *rest: object) -> str:
         """One entity's keys that a transaction changes together: on a cluster the entity id is
         the hash tag (`trade:{<order>}:done`), so they share a slot without joining the hub."""

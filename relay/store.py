@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
 from relay.errors import LimitReached
@@ -109,50 +111,93 @@ class Subscription:
         return WatchFilter(self.market, self.symbol, self.message_type, self.exclude)
 
 
+DECLARE_ROUNDS = 8  # plan rounds of a store script; each finds keys through keys one step further
+
+# Every store script names each key it touches in KEYS (a cluster runs a script on the node of its
+# KEYS' slot; these are all hub keys, `Keys._h`), but which subscriptions and chats an unlink or a
+# dropped chat reaches is only known by reading. So the keys come by name: ARGV[1] = n, ARGV[2..n+1]
+# the names of KEYS[1..n] (`Keys.hub_name`), then the script's own arguments (`A`). Each script
+# first plans, reading only declared keys; if it needs a key it was not given, it writes nothing
+# and answers {'need', names...}, and `Store._declared` calls it again with them (a few rounds at
+# most, for keys found through keys). The plan declares the worst case, so acting never lacks one.
+_DECLARED = """
+local nk = tonumber(ARGV[1])
+local K, missing = {}, {}
+for i = 1, nk do K[ARGV[1 + i]] = KEYS[i] end
+local function key(name)
+  local k = K[name]
+  if not k then table.insert(missing, name) end
+  return k
+end
+local A = {}
+for i = nk + 2, #ARGV do table.insert(A, ARGV[i]) end
+"""
+
 # Takes `user` off one agent; when nobody links that agent any more, removes its routes, its sealed
 # token and its polling state. Shared by unlink and relink so both leave nothing behind.
 _DROP_USER_FROM_AGENT = """
-local function drop_user(hub, user, agent_id)
-  local agent_key = hub .. ':agent:' .. agent_id
-  local users_key = agent_key .. ':users'
-  local agent_subs = agent_key .. ':subs'
+local AGENT_PARTS = {'', ':users', ':subs', ':fails', ':seen', ':tasks', ':inbox'}
+local function plan_drop_user(agent_id)
+  for _, part in ipairs(AGENT_PARTS) do key('agent:' .. agent_id .. part) end
+  key('agents'); key('reconcile'); key('poll:due')
+  local agent_subs = K['agent:' .. agent_id .. ':subs']
+  if not agent_subs then return end
+  for _, sid in ipairs(redis.call('SMEMBERS', agent_subs)) do
+    local sub = key('sub:' .. sid)
+    local chat = sub and redis.call('HGET', sub, 'chat')
+    if chat then key('chat:' .. chat .. ':subs') end
+  end
+end
+local function drop_user(user, agent_id)
+  local users_key = key('agent:' .. agent_id .. ':users')
   redis.call('SREM', users_key, user)
   if redis.call('SCARD', users_key) > 0 then return 0 end
+  local agent_subs = key('agent:' .. agent_id .. ':subs')
   local removed = 0
   for _, sid in ipairs(redis.call('SMEMBERS', agent_subs)) do
-    local chat = redis.call('HGET', hub .. ':sub:' .. sid, 'chat')
-    if chat then redis.call('SREM', hub .. ':chat:' .. chat .. ':subs', sid) end
-    redis.call('DEL', hub .. ':sub:' .. sid)
+    local sub = key('sub:' .. sid)
+    local chat = redis.call('HGET', sub, 'chat')
+    if chat then redis.call('SREM', key('chat:' .. chat .. ':subs'), sid) end
+    redis.call('DEL', sub)
     removed = removed + 1
   end
-  redis.call('DEL', agent_subs, agent_key, users_key, agent_key .. ':fails',
-    agent_key .. ':seen', agent_key .. ':tasks', agent_key .. ':inbox')
-  redis.call('SREM', hub .. ':agents', agent_id)
-  redis.call('ZREM', hub .. ':poll:due', agent_id)
-  redis.call('SREM', hub .. ':reconcile', agent_id)
+  for _, part in ipairs(AGENT_PARTS) do redis.call('DEL', key('agent:' .. agent_id .. part)) end
+  redis.call('SREM', key('agents'), agent_id)
+  redis.call('ZREM', key('poll:due'), agent_id)
+  redis.call('SREM', key('reconcile'), agent_id)
   return removed
 end
 """
 
 # Unlink: the user's link and every agent that still lists the user (links left behind by older
 # versions included). Returns the agent ids the user was taken off, the linked one first.
+# Names: user:<user>, agents. A: user.
 _UNLINK = (
-    _DROP_USER_FROM_AGENT
+    _DECLARED
+    + _DROP_USER_FROM_AGENT
     + """
-local user_key, agents_key = KEYS[1], KEYS[2]
-local hub, user = ARGV[1], ARGV[2]
+local user = A[1]
+local user_key, agents_key = key('user:' .. user), key('agents')
 local current = redis.call('HGET', user_key, 'agent_id')
+local others = {}
+if current then plan_drop_user(current) end
+for _, agent_id in ipairs(redis.call('SMEMBERS', agents_key)) do
+  local users = key('agent:' .. agent_id .. ':users')
+  if agent_id ~= current and users and redis.call('SISMEMBER', users, user) == 1 then
+    plan_drop_user(agent_id)
+    table.insert(others, agent_id)
+  end
+end
+if #missing > 0 then return {'need', unpack(missing)} end
 redis.call('DEL', user_key)
 local out = {}
 if current then
-  drop_user(hub, user, current)
+  drop_user(user, current)
   table.insert(out, current)
 end
-for _, agent_id in ipairs(redis.call('SMEMBERS', agents_key)) do
-  if agent_id ~= current and redis.call('SISMEMBER', hub .. ':agent:' .. agent_id .. ':users', user) == 1 then
-    drop_user(hub, user, agent_id)
-    table.insert(out, agent_id)
-  end
+for _, agent_id in ipairs(others) do
+  drop_user(user, agent_id)
+  table.insert(out, agent_id)
 end
 return out
 """
@@ -160,22 +205,27 @@ return out
 
 # Link (or relink): an agent the user linked before is dropped exactly as /unlink would, in the same
 # script that records the new link, so a crash cannot leave the old agent polled with nobody behind it.
+# Names: user:<user>, agents, the agent's keys. A: user, agent id, now, sealed token, name, mode.
 _LINK = (
-    _DROP_USER_FROM_AGENT
+    _DECLARED
+    + _DROP_USER_FROM_AGENT
     + """
-local user_key, agents_key = KEYS[1], KEYS[2]
-local hub, user, agent_id, now, sealed, name, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local user, agent_id, now, sealed, name, mode = A[1], A[2], A[3], A[4], A[5], A[6]
+local user_key, agents_key = key('user:' .. user), key('agents')
 local previous = redis.call('HGET', user_key, 'agent_id')
-if previous and previous ~= agent_id then drop_user(hub, user, previous) end
-local agent_key = hub .. ':agent:' .. agent_id
+local agent_key, users_key = key('agent:' .. agent_id), key('agent:' .. agent_id .. ':users')
+local fails_key, due_key = key('agent:' .. agent_id .. ':fails'), key('poll:due')
+if previous and previous ~= agent_id then plan_drop_user(previous) end
+if #missing > 0 then return {'need', unpack(missing)} end
+if previous and previous ~= agent_id then drop_user(user, previous) end
 redis.call('HSET', user_key, 'agent_id', agent_id, 'linked_at', now)
 redis.call('HSET', agent_key, 'token', sealed, 'name', name, 'mode', mode, 'state', 'active',
   'paused_reason', '', 'last_error', '', 'linked_at', now)
-redis.call('SADD', agent_key .. ':users', user)
+redis.call('SADD', users_key, user)
 redis.call('SADD', agents_key, agent_id)
-redis.call('DEL', agent_key .. ':fails')
+redis.call('DEL', fails_key)
 -- Due at once (score 0 in the poller's queue, whatever its clock): polled at the next claim.
-redis.call('ZADD', hub .. ':poll:due', 0, agent_id)
+redis.call('ZADD', due_key, 0, agent_id)
 if previous and previous ~= agent_id then return tonumber(previous) end
 return 0
 """
@@ -184,63 +234,97 @@ return 0
 # Adds a subscription unless the chat, or (for a watch) the user who makes it, is at its cap.
 # The user's watch index heals itself: ids whose subscription is gone or no longer theirs
 # (removed, chat dropped, imported) are pruned before counting. Returns the id, -1 (chat full)
-# or -2 (user full).
-_ADD_SUB = """
-local seq, chat_subs, watches, user_watches = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local hub, chat_cap, user_cap, is_watch, agent_id = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+# or -2 (user full). Names: sub:seq, chat:<chat>:subs, watches, user:<user>:watches (or the
+# agent's subs). A: chat, user (''), chat cap, user cap, is watch, agent id, then the fields.
+_ADD_SUB = (
+    _DECLARED
+    + """
+local chat, user, chat_cap, user_cap, is_watch, agent_id = A[1], A[2], tonumber(A[3]), tonumber(A[4]), A[5], A[6]
+local fields, created_by = {}, ''
+for i = 7, #A do table.insert(fields, A[i]) end
+for i = 1, #fields - 1, 2 do if fields[i] == 'created_by' then created_by = fields[i + 1] end end
+local seq, chat_subs = key('sub:seq'), key('chat:' .. chat .. ':subs')
+local watches, user_watches, agent_subs
+if is_watch == '1' then
+  watches, user_watches = key('watches'), key('user:' .. user .. ':watches')
+else
+  agent_subs = key('agent:' .. agent_id .. ':subs')
+end
+-- The id INCR gives below (nothing else runs in between).
+local new_sub = key('sub:' .. (tonumber(redis.call('GET', seq) or '0') + 1))
+if is_watch == '1' and user_cap > 0 and user_watches then
+  for _, sid in ipairs(redis.call('SMEMBERS', user_watches)) do key('sub:' .. sid) end
+end
+if #missing > 0 then return {'need', unpack(missing)} end
 if chat_cap > 0 and redis.call('SCARD', chat_subs) >= chat_cap then return -1 end
 if is_watch == '1' and user_cap > 0 then
   for _, sid in ipairs(redis.call('SMEMBERS', user_watches)) do
-    local owner = redis.call('HGET', hub .. ':sub:' .. sid, 'created_by')
-    if owner ~= ARGV[21] then redis.call('SREM', user_watches, sid) end  -- ARGV[21]: created_by's value
+    if redis.call('HGET', key('sub:' .. sid), 'created_by') ~= created_by then redis.call('SREM', user_watches, sid) end
   end
   if redis.call('SCARD', user_watches) >= user_cap then return -2 end
 end
 local id = redis.call('INCR', seq)
-local fields = {}
-for i = 6, #ARGV do table.insert(fields, ARGV[i]) end
-redis.call('HSET', hub .. ':sub:' .. id, unpack(fields))
+redis.call('HSET', new_sub, unpack(fields))
 redis.call('SADD', chat_subs, id)
 if is_watch == '1' then
   redis.call('SADD', watches, id)
   redis.call('SADD', user_watches, id)
 else
-  redis.call('SADD', hub .. ':agent:' .. agent_id .. ':subs', id)
+  redis.call('SADD', agent_subs, id)
 end
 return id
 """
+)
 
 # Drops every subscription of a chat (bot blocked or removed).
-_DROP_CHAT = """
-local hub = ARGV[1]
+# Names: chat:<chat>:subs, chat:<chat>:kinds, watches. A: chat.
+_DROP_CHAT = (
+    _DECLARED
+    + """
+local chat_subs, kinds, watches = key('chat:' .. A[1] .. ':subs'), key('chat:' .. A[1] .. ':kinds'), key('watches')
+for _, sid in ipairs(redis.call('SMEMBERS', chat_subs)) do
+  local sub = key('sub:' .. sid)
+  local agent = sub and redis.call('HGET', sub, 'agent_id')
+  if agent and agent ~= '' then key('agent:' .. agent .. ':subs') end
+end
+if #missing > 0 then return {'need', unpack(missing)} end
 local n = 0
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = hub .. ':sub:' .. sid
-  local agent = redis.call('HGET', key, 'agent_id')
-  if agent and agent ~= '' then redis.call('SREM', hub .. ':agent:' .. agent .. ':subs', sid) end
-  redis.call('SREM', KEYS[3], sid)
-  redis.call('DEL', key)
+for _, sid in ipairs(redis.call('SMEMBERS', chat_subs)) do
+  local sub = key('sub:' .. sid)
+  local agent = redis.call('HGET', sub, 'agent_id')
+  if agent and agent ~= '' then redis.call('SREM', key('agent:' .. agent .. ':subs'), sid) end
+  redis.call('SREM', watches, sid)
+  redis.call('DEL', sub)
   n = n + 1
 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', chat_subs, kinds)
 return n
 """
+)
 
 # Re-points every subscription and the kind settings of a chat to its new id.
-_MOVE_CHAT = """
-local hub, new_chat = ARGV[1], ARGV[2]
+# Names: both chats' subs and kinds. A: old chat, new chat.
+_MOVE_CHAT = (
+    _DECLARED
+    + """
+local old, new = A[1], A[2]
+local old_subs, new_subs = key('chat:' .. old .. ':subs'), key('chat:' .. new .. ':subs')
+local old_kinds, new_kinds = key('chat:' .. old .. ':kinds'), key('chat:' .. new .. ':kinds')
+for _, sid in ipairs(redis.call('SMEMBERS', old_subs)) do key('sub:' .. sid) end
+if #missing > 0 then return {'need', unpack(missing)} end
 local n = 0
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  redis.call('HSET', hub .. ':sub:' .. sid, 'chat', new_chat)
-  redis.call('SADD', KEYS[2], sid)
+for _, sid in ipairs(redis.call('SMEMBERS', old_subs)) do
+  redis.call('HSET', key('sub:' .. sid), 'chat', new)
+  redis.call('SADD', new_subs, sid)
   n = n + 1
 end
-redis.call('DEL', KEYS[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('RENAME', KEYS[3], KEYS[4])
+redis.call('DEL', old_subs)
+if redis.call('EXISTS', old_kinds) == 1 then
+  redis.call('RENAME', old_kinds, new_kinds)
 end
 return n
 """
+)
 
 
 class Store:
@@ -265,15 +349,27 @@ class Store:
         self._drop_chat = redis.register_script(_DROP_CHAT)
         self._move_chat = redis.register_script(_MOVE_CHAT)
 
+    async def _declared(self, script: AsyncScript, names: list[str], args: Sequence[EncodableT]) -> object:
+        """Runs a store script with every key it touches in KEYS (see `_DECLARED`): it answers
+        {'need', names...} until it has them all, and only then writes."""
+        names = list(dict.fromkeys(names))
+        for _ in range(DECLARE_ROUNDS):
+            result = await script(keys=[self._k.hub_name(n) for n in names], args=[len(names), *names, *args])
+            if not (isinstance(result, list) and result and text(result[0]) == "need"):
+                return result
+            names += [n for n in (text(x) for x in result[1:]) if n not in names]
+        raise RedisError(f"a store script still named new keys after {DECLARE_ROUNDS} rounds")
+
     # --- accounts ------------------------------------------------------------------------
     async def link(self, user_key: str, agent_id: int, name: str, token: str, mode: Mode) -> int | None:
         """Links the user to the agent; returns the agent the user linked before, now unlinked."""
-        k = self._k
-        previous = await self._link(
-            keys=[k.user_link(user_key), k.agents()],
-            args=[k.hub_stem(), user_key, agent_id, time.time(), self._box.seal(token, agent_id), name, mode],
+        agent = f"agent:{agent_id}"
+        previous = await self._declared(
+            self._link,
+            [f"user:{user_key}", "agents", agent, f"{agent}:users", f"{agent}:fails", "poll:due"],
+            [user_key, agent_id, time.time(), self._box.seal(token, agent_id), name, mode],
         )
-        return int(previous) or None
+        return int(cast(int, previous)) or None
 
     async def linked_agent_id(self, user_key: str) -> int | None:
         raw = await self._r.hget(self._k.user_link(user_key), "agent_id")
@@ -309,9 +405,8 @@ class Store:
     async def unlink(self, user_key: str) -> list[int]:
         """Takes the user off every agent that lists them; an agent's routes go too when no other
         user links it. Returns those agent ids, the currently linked one first (empty: none)."""
-        k = self._k
-        raw = await self._unlink(keys=[k.user_link(user_key), k.agents()], args=[k.hub_stem(), user_key])
-        return [int(x) for x in raw]
+        raw = await self._declared(self._unlink, [f"user:{user_key}", "agents"], [user_key])
+        return [int(x) for x in cast(list[bytes], raw)]
 
     async def rekey(self) -> RekeyCounts:
         """Re-seals every stored token with the newest key. A token no configured key opens is
@@ -411,18 +506,23 @@ class Store:
             "exclude", json.dumps(list(sub.exclude), ensure_ascii=False) if sub.exclude else "",
         ]  # fmt: skip
         is_watch = not (sub.kind == "agent" and sub.agent_id)
-        k = self._k
         result = int(
-            await self._add_sub(
-                keys=[k.sub_seq(), k.chat_subs(sub.chat.key), k.watches(), k.user_watches(sub.created_by)],
-                args=[
-                    k.hub_stem(),
-                    self._max_per_chat,
-                    self._max_watches_per_user if sub.created_by else 0,
-                    "1" if is_watch else "0",
-                    sub.agent_id or "",
-                    *fields,
-                ],
+            cast(
+                int,
+                await self._declared(
+                    self._add_sub,
+                    ["sub:seq", f"chat:{sub.chat.key}:subs"]
+                    + (["watches", f"user:{sub.created_by}:watches"] if is_watch else [f"agent:{sub.agent_id}:subs"]),
+                    [
+                        sub.chat.key,
+                        sub.created_by,
+                        self._max_per_chat,
+                        self._max_watches_per_user if sub.created_by else 0,
+                        "1" if is_watch else "0",
+                        sub.agent_id or "",
+                        *fields,
+                    ],
+                ),
             )
         )
         if result == -1:
@@ -528,18 +628,23 @@ class Store:
         return topics
 
     async def drop_chat(self, chat: ChatRef) -> int:
-        k = self._k
         return int(
-            await self._drop_chat(
-                keys=[k.chat_subs(chat.key), k.chat_kinds(chat.key), k.watches()], args=[k.hub_stem()]
+            cast(
+                int,
+                await self._declared(
+                    self._drop_chat, [f"chat:{chat.key}:subs", f"chat:{chat.key}:kinds", "watches"], [chat.key]
+                ),
             )
         )
 
     async def move_chat(self, old: ChatRef, new: ChatRef) -> int:
-        k = self._k
         return int(
-            await self._move_chat(
-                keys=[k.chat_subs(old.key), k.chat_subs(new.key), k.chat_kinds(old.key), k.chat_kinds(new.key)],
-                args=[k.hub_stem(), new.key],
+            cast(
+                int,
+                await self._declared(
+                    self._move_chat,
+                    [f"chat:{c}:{part}" for c in (old.key, new.key) for part in ("subs", "kinds")],
+                    [old.key, new.key],
+                ),
             )
         )
