@@ -138,6 +138,8 @@ class Relay:
             clock=clock,
             holding=self.holding,
             journal=self.journal,
+            chat_settings=self.chat_settings,
+            catalogues=self.catalogues,
         )
         self.poller = Poller(
             redis,
@@ -187,6 +189,8 @@ class Relay:
             clock=clock,
             holding=self.holding,
             journal=self.journal,
+            chat_settings=self.chat_settings,
+            catalogues=self.catalogues,
         )
         self.briefs = DailyBriefs(
             redis,

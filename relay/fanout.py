@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from relay import render
 from relay.aitrader import AITraderClient
 from relay.catalogue import kind_of
+from relay.chat_settings import ChatSettings
 from relay.errors import UpstreamError
 from relay.holding import Holding
-from relay.i18n import N_
+from relay.i18n import DEFAULT_LANGUAGE, N_, Catalogues
 from relay.inbox import Inbox, InboxEntry
 from relay.journal import HELD, QUEUED, SKIPPED, Journal, JournalBatch, stamp
 from relay.keys import Keys
 from relay.metrics import Metrics
-from relay.models import Notification, SignalReply
+from relay.models import Message, Notification, SignalReply
 from relay.outbox import Outbox, Outgoing
 from relay.store import Store, Subscription
 
@@ -61,7 +62,13 @@ class FanOut:
         clock: Callable[[], float] = time.time,
         holding: Holding | None = None,
         journal: Journal | None = None,
+        chat_settings: ChatSettings | None = None,
+        catalogues: Catalogues | None = None,
     ) -> None:
+        # Each chat gets the notification in its language (relay.chat_settings): rendered once per
+        # language in the batch, not once per chat.
+        self._chat_settings = chat_settings
+        self._catalogues = catalogues or Catalogues.load()
         self._holding = holding
         self._journal = journal
         self._inbox = inbox
@@ -92,9 +99,14 @@ class FanOut:
             entries.sort(key=lambda e: (e.is_task, e.notification.message_id))
             subs = await self._store.agent_subscriptions(agent_id)
             modes = {s.chat.key: await self._store.kind_modes(s.chat) for s in subs}
+            langs = (
+                {s.chat.key: await self._chat_settings.language(s.chat) for s in subs}
+                if self._chat_settings is not None
+                else {}
+            )
             replies: dict[int, tuple[SignalReply, ...] | None] = {}
             owned: dict[int, frozenset[int]] = {}
-            routed = [await self._one(agent_id, entry, subs, modes, replies, owned) for entry in entries]
+            routed = [await self._one(agent_id, entry, subs, modes, replies, owned, langs) for entry in entries]
             held: dict[str, str] = {}
             kept: set[int] | None = None
             if self._holding is not None:
@@ -123,6 +135,7 @@ class FanOut:
         modes: dict[str, dict[str, str]],
         replies: dict[int, tuple[SignalReply, ...] | None],
         owned: dict[int, frozenset[int]],
+        langs: dict[str, str] | None = None,
     ) -> _Routed:
         """Where one inbox entry goes: the deliveries it makes and the chats it passed by."""
         n = entry.notification
@@ -146,10 +159,16 @@ class FanOut:
         if targets:
             reply = await self._reply_for(n, replies)
             can_accept = reply is not None and n.kind in _ACCEPTABLE and await self._owns(agent_id, reply, owned)
-            message = render.notification(n, is_task=entry.is_task, reply=reply, can_accept=can_accept)
+            rendered: dict[str, Message] = {}
             for chat_key, (sub, silent) in targets.items():
+                lang = (langs or {}).get(chat_key, DEFAULT_LANGUAGE)
+                if lang not in rendered:
+                    t = self._catalogues.translator(lang)
+                    rendered[lang] = render.notification(
+                        n, is_task=entry.is_task, reply=reply, can_accept=can_accept, t=t
+                    )
                 key = delivery_key(n, is_task=entry.is_task, chat_key=chat_key)
-                items.append(Outgoing(sub.chat, key, stamp(message, key), silent, kind))
+                items.append(Outgoing(sub.chat, key, stamp(rendered[lang], key), silent, kind))
         return _Routed(entry, kind, items, targets, passed)
 
     def _note(

@@ -17,9 +17,10 @@ from redis.exceptions import RedisError
 
 from relay import cards
 from relay.aitrader import AITraderClient
+from relay.chat_settings import ChatSettings
 from relay.errors import UpstreamError
 from relay.holding import WATCHES, Holding, Routed
-from relay.i18n import N_
+from relay.i18n import N_, Catalogues
 from relay.journal import FILTERED, HELD, QUEUED, Journal, JournalBatch, stamp
 from relay.keys import WATCH_SEEN_CAP, Keys
 from relay.leases import Leases
@@ -50,7 +51,11 @@ class Watcher:
         clock: Callable[[], float] = time.time,
         holding: Holding | None = None,
         journal: Journal | None = None,
+        chat_settings: ChatSettings | None = None,
+        catalogues: Catalogues | None = None,
     ) -> None:
+        self._chat_settings = chat_settings  # the watching chat's language for the cards
+        self._catalogues = catalogues or Catalogues.load()
         self._holding = holding
         self._journal = journal
         self._r = redis
@@ -108,9 +113,13 @@ class Watcher:
         new = sorted((s for s, score in zip(signals, scores, strict=True) if score is None), key=lambda s: s.signal_id)
         if not new:
             return 0
-        label = f"watch #{sub.sub_id}: " + (
-            (f"feed “{sub.keyword}”" if sub.keyword else "feed") if sub.kind == "feed" else f"trader {sub.trader_id}"
-        )
+        lang = await self._chat_settings.language(sub.chat) if self._chat_settings is not None else None
+        t = self._catalogues.translator(lang)
+        if sub.kind != "feed":
+            what = t.gettext("trader {trader_id}", trader_id=sub.trader_id)
+        else:
+            what = t.gettext("feed “{keyword}”", keyword=sub.keyword) if sub.keyword else t.gettext("feed")
+        label = t.gettext("watch #{sub_id}: {what}", sub_id=sub.sub_id, what=what)
         journal = JournalBatch()
         now = self._clock()
         posted = []
@@ -130,7 +139,7 @@ class Watcher:
             Outgoing(
                 sub.chat,
                 _delivery_key(sub, s),
-                stamp(cards.new_signal(s, watch=label, author=authors.get(s.agent_id, "")), _delivery_key(sub, s)),
+                stamp(cards.new_signal(s, watch=label, author=authors.get(s.agent_id, ""), t=t), _delivery_key(sub, s)),
                 kind=WATCHES,
             )
             for s in posted

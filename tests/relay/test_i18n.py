@@ -192,3 +192,23 @@ async def test_notifications_follow_the_last_command_language(redis: Redis, keys
     assert await settings.language(chat) == "en" and await settings.chosen_language(chat) is None
     with pytest.raises(ValueError):
         await settings.set_language(chat, "fr")
+
+
+async def test_notifications_are_rendered_in_each_chats_language(relay: Relay, world, adapter) -> None:  # type: ignore[no-untyped-def]
+    """One notification routed to an English and a Chinese chat: one rendering per language."""
+    import math
+
+    agent = world.create_agent("ann")
+    english = Chat(relay, adapter.chat("401"), UserRef("rec", "401", "ann"), locale="en")
+    chinese = Chat(relay, adapter.chat("-402"), UserRef("rec", "401", "ann", is_chat_admin=True), private=False)
+    await english.text("link", token=agent.token)
+    await english.text("subscribe", what="all")
+    await chinese.text("language", language="zh")
+    await chinese.text("subscribe", what="all")
+    world.push_messages(agent.id, 1, type="new_follower", content_fmt="bob follows you")
+    await relay.poller.poll(agent.id)
+    await relay.deliverer.drain_due(math.inf)
+    titles = {s.chat.chat_id: s.message.title for s in adapter.sent if s.message.body == "bob follows you"}
+    assert titles == {"401": "New follower", "-402": "新关注者"}
+    mute = {s.chat.chat_id: s.message.actions[-1].label for s in adapter.sent if s.message.body == "bob follows you"}
+    assert mute == {"401": "Mute this kind", "-402": "静音此类型"}, "buttons too"
