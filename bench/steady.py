@@ -128,6 +128,10 @@ async def run_mode(
                     redis0 = await redis_counters(handle.redis)
                     cpu0, sim0 = time.process_time(), proc_cpu_s(sim.pid)
                     calls0, polls0, window0 = http_calls.calls, polls_done(relay), time.monotonic()
+                    metrics = relay.metrics
+                    rung0 = metrics.doorbell_polls.labels("polled")._value.get()
+                    busy0 = metrics.doorbell_polls.labels("busy")._value.get()
+                    pushes0 = counted(metrics.doorbell_pushes)
                     ids = ",".join(str(a["agent_id"]) for a in made)
                     creator = await asyncio.create_subprocess_exec(
                         sys.executable,
@@ -156,10 +160,9 @@ async def run_mode(
                     await asyncio.sleep(interval + 5)
                     cpu1, sim1, redis1 = time.process_time(), proc_cpu_s(sim.pid), await redis_counters(handle.redis)
                     calls1, polls1, window = http_calls.calls, polls_done(relay), time.monotonic() - window0
-                    metrics = relay.metrics
-                    rung = metrics.doorbell_polls.labels("polled")._value.get()
-                    busy = metrics.doorbell_polls.labels("busy")._value.get()
-                    pushes = counted(metrics.doorbell_pushes)
+                    rung = metrics.doorbell_polls.labels("polled")._value.get() - rung0
+                    busy = metrics.doorbell_polls.labels("busy")._value.get() - busy0
+                    pushes = counted(metrics.doorbell_pushes) - pushes0
             arrived = {k.split(":")[1]: t for k, t in sink.arrived.items()}
             latencies = [arrived[f"m{i}"] - t for i, t in created.items() if f"m{i}" in arrived]
             return {
