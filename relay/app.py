@@ -30,7 +30,7 @@ from relay.config import RelaySettings
 from relay.daily_brief import DailyBriefs
 from relay.deadletters import DeadLetters
 from relay.delivery import Deliverer
-from relay.doorbell import Doorbell, DoorbellSettings
+from relay.doorbell import Doorbell, DoorbellSettings, socket_budget
 from relay.errors import TokenRejected
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
@@ -164,7 +164,15 @@ class Relay:
         )
         # Off, or with no socket allowed, nothing is opened: polling alone, as before.
         self.doorbell: Doorbell | None = None
-        if settings.doorbell and settings.doorbell_max_sockets > 0:
+        sockets = socket_budget(settings.doorbell_max_sockets) if settings.doorbell else 0
+        if settings.doorbell and sockets < settings.doorbell_max_sockets:
+            log.warning(
+                "doorbell: at most %d sockets, not DOORBELL_MAX_SOCKETS=%d: the open-file limit (ulimit -n) "
+                "leaves no more beside Redis and HTTP connections",
+                sockets,
+                settings.doorbell_max_sockets,
+            )
+        if sockets > 0:
             self.doorbell = Doorbell(
                 self.store,
                 self.leases,
@@ -172,7 +180,7 @@ class Relay:
                 self.poller.poll_now,
                 settings.base_url,
                 self.metrics,
-                DoorbellSettings(max_sockets=settings.doorbell_max_sockets),
+                DoorbellSettings(max_sockets=sockets),
                 rng=rng,
             )
         self.names = AgentDirectory(redis, k, self.client)

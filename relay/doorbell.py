@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import resource
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,21 @@ class DoorbellSettings:
     ring_gap: float = 2.0
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
+
+
+FILES_KEPT = 512  # file descriptors left for Redis, httpx, the platforms and the HTTP server
+
+
+def socket_budget(requested: int, open_files_limit: int | None = None) -> int:
+    """`DOORBELL_MAX_SOCKETS`, lowered to what the process's open-file limit leaves: every socket
+    is a file descriptor, and at a common soft limit of 1024, 1000 sockets would starve Redis and
+    httpx of connections ("Too many open files"). `open_files_limit` for tests."""
+    if open_files_limit is None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        open_files_limit = soft if soft != resource.RLIM_INFINITY else None
+    if open_files_limit is None:
+        return requested
+    return max(0, min(requested, open_files_limit - FILES_KEPT))
 
 
 def eligible(agent: LinkedAgent | None) -> bool:

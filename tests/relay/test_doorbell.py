@@ -21,6 +21,7 @@ from aitrader_sim.notify import NotifySockets
 from relay import logs
 from relay.app import Relay
 from relay.config import RelaySettings
+from relay.doorbell import FILES_KEPT, socket_budget
 from relay.logs import Redactor
 from relay.models import ChatRef
 from relay.store import Subscription
@@ -252,3 +253,9 @@ async def test_the_token_in_the_socket_url_reaches_no_log_line_at_debug(
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
     assert token not in buffer.getvalue()
+
+
+def test_the_socket_cap_leaves_files_for_everything_else() -> None:
+    assert socket_budget(1000, open_files_limit=1024) == 1024 - FILES_KEPT
+    assert socket_budget(1000, open_files_limit=20_000) == 1000
+    assert socket_budget(1000, open_files_limit=300) == 0  # then no doorbell at all
