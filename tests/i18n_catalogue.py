@@ -50,6 +50,11 @@ _USER_TEXT_CALLS = {
     "BadId": (),
     "Span": (),  # Telegram's formatted text
     "CommandSpec": ("summary",),  # /help, menus, slash-command descriptions
+    # Discord's forms (discord.ui): what a user reads in a modal.
+    "Modal": ("title",),
+    "Label": ("text", "description"),
+    "TextInput": ("label", "placeholder"),
+    "SelectOption": ("label", "description"),
     "Param": ("description",),
 }
 # Only these positions of these calls are text (the first argument is a command or option name).

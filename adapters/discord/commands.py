@@ -13,7 +13,7 @@ from typing import Any, Literal
 import discord
 from discord import app_commands
 
-from relay.i18n import DEFAULT_LANGUAGE, Catalogues, language_of
+from relay.i18n import DEFAULT_LANGUAGE, ENGLISH, Catalogues, Translator, language_of
 from relay.specs import BY_NAME
 
 Run = Callable[[discord.Interaction, str, dict[str, str]], Awaitable[None]]
@@ -312,13 +312,13 @@ class DescriptionTranslator(app_commands.Translator):
         return text[:DESCRIPTION_MAX] if text != string.message else None
 
 
-def link_modal() -> discord.ui.Modal:
+def link_modal(t: Translator = ENGLISH) -> discord.ui.Modal:
     """The /link form. The token is typed here, seen only by the bot, and never echoed."""
-    modal = discord.ui.Modal(title="Link your AI-Trader agent", custom_id="rl", timeout=None)
+    modal = discord.ui.Modal(title=t.gettext("Link your AI-Trader agent")[:45], custom_id="rl", timeout=None)
     token: discord.ui.TextInput[discord.ui.Modal] = discord.ui.TextInput(
         custom_id="token",
         style=discord.TextStyle.short,
-        placeholder="paste the agent token",
+        placeholder=t.gettext("paste the agent token"),
         min_length=8,
         max_length=200,
         required=True,
@@ -327,20 +327,19 @@ def link_modal() -> discord.ui.Modal:
         custom_id="mode",
         required=False,
         options=[
-            discord.SelectOption(label="consume (default): the relay reads the inbox", value="consume"),
-            discord.SelectOption(label="observe: leave the inbox unread", value="observe"),
+            discord.SelectOption(label=t.gettext("consume (default): the relay reads the inbox"), value="consume"),
+            discord.SelectOption(label=t.gettext("observe: leave the inbox unread"), value="observe"),
         ],
     )
-    modal.add_item(
-        discord.ui.Label(text="Agent token", description=BY_NAME["link"].params[0].description, component=token)
-    )
-    modal.add_item(discord.ui.Label(text="Mode", description=BY_NAME["link"].params[1].description, component=mode))
+    token_help, mode_help = (t.gettext(p.description) for p in BY_NAME["link"].params)
+    modal.add_item(discord.ui.Label(text=t.gettext("Agent token"), description=token_help, component=token))
+    modal.add_item(discord.ui.Label(text=t.gettext("Mode"), description=mode_help, component=mode))
     return modal
 
 
 def prompt_modal(custom_id: str, title: str, field: str) -> discord.ui.Modal:
     """Asks for the free text of a prompt action (e.g. the text of a reply)."""
-    modal = discord.ui.Modal(title=(title or "Reply")[:45], custom_id=custom_id, timeout=None)
+    modal = discord.ui.Modal(title=title[:45] or "Reply", custom_id=custom_id, timeout=None)
     text: discord.ui.TextInput[discord.ui.Modal] = discord.ui.TextInput(
         custom_id="text", style=discord.TextStyle.paragraph, max_length=4000, required=True
     )

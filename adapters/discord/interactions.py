@@ -23,7 +23,7 @@ from adapters.discord.embeds import RenderedPart, render
 from adapters.discord.guards import RequestGuard
 from relay.adapter import AdapterServices, Dispatch, Suggest
 from relay.errors import StoreUnavailable
-from relay.i18n import Catalogues, language_of
+from relay.i18n import Catalogues, Translator, language_of
 from relay.keys import DISCORD_GUILD_CHANNELS
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, Reply, UserRef
@@ -64,6 +64,10 @@ class InteractionHandler:
     def attach(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
 
+    def _t(self, interaction: discord.Interaction) -> Translator:
+        """The adapter's own words (modals, expired buttons) in the user's Discord language."""
+        return self._catalogues.translator(language_of(getattr(interaction.locale, "value", "")))
+
     def attach_suggestions(self, suggest: Suggest) -> None:
         self._suggest = suggest
 
@@ -98,7 +102,7 @@ class InteractionHandler:
             return
         if name == "link":
             # The token is asked for in a modal so it never appears in the channel.
-            await self._respond(interaction.response.send_modal(link_modal()))
+            await self._respond(interaction.response.send_modal(link_modal(self._t(interaction))))
             return
         await self._run(interaction, self._command(interaction, name, args), update=False)
 
@@ -121,18 +125,20 @@ class InteractionHandler:
 
     async def _on_button(self, interaction: discord.Interaction, token: str) -> None:
         action = await self._codec.decode(token, str(interaction.channel_id))
+        t = self._t(interaction)
         if action is None:
             await self._respond(
                 interaction.response.send_message(
-                    "This button has expired; use the command instead.", ephemeral=True, allowed_mentions=NO_MENTIONS
+                    t.gettext("This button has expired; use the command instead."),
+                    ephemeral=True,
+                    allowed_mentions=NO_MENTIONS,
                 )
             )
             return
         if action.kind == "prompt":
-            title = _button_label(interaction) or "Reply"
-            await self._respond(
-                interaction.response.send_modal(prompt_modal(PROMPT_PREFIX + token, title, action.text_param))
-            )
+            title = _button_label(interaction) or t.gettext("Reply")
+            field = t.gettext("text") if action.text_param == "text" else action.text_param
+            await self._respond(interaction.response.send_modal(prompt_modal(PROMPT_PREFIX + token, title, field)))
             return
         command = self._command(interaction, action.command, dict(action.args))
         await self._run(interaction, command, update=action.replace)

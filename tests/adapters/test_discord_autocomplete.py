@@ -172,3 +172,12 @@ async def test_synced_commands_carry_chinese_descriptions_and_autocomplete_flags
     assert option["autocomplete"] is True and (option.get("description_localizations") or {}).get("zh-CN")
     kind = next(o for o in synced["notify"]["options"] if o["name"] == "kind")
     assert kind["choices"] and not kind.get("autocomplete"), "kinds are fixed choices"
+
+
+async def test_the_link_form_is_in_the_users_language(live: Relay, fake: FakeDiscord) -> None:
+    opened = await fake.interaction("link", channel_id=DM + 2, user_id=USER, locale="zh-CN")
+    await fake.wait_for(lambda: opened.modal is not None, timeout=10)
+    assert opened.modal is not None and opened.modal["title"] == "绑定你的 AI-Trader 智能体"
+    english = await fake.interaction("link", channel_id=DM + 3, user_id=USER + 1, locale="en-GB")
+    await fake.wait_for(lambda: english.modal is not None, timeout=10)
+    assert english.modal is not None and english.modal["title"] == "Link your AI-Trader agent"
