@@ -113,6 +113,8 @@ class Relay:
             redact=redactor.redact,
             journal=self.journal,
             on_chat_change=self.on_chat_change,
+            chat_settings=self.chat_settings,
+            catalogues=self.catalogues,
         )
         self.holding = Holding(
             redis,

@@ -22,6 +22,7 @@ from tenacity import stop_after_delay, wait_random_exponential
 
 from relay.adapter import ChatAdapter, ChatChange, OnChatChange
 from relay.backoff import full_jitter
+from relay.chat_settings import ChatSettings
 from relay.errors import (
     ChatGone,
     ChatMoved,
@@ -32,13 +33,13 @@ from relay.errors import (
     Undeliverable,
 )
 from relay.faults import FaultPoints
-from relay.i18n import N_
+from relay.i18n import N_, Catalogues
 from relay.journal import ATTEMPT, DEAD, DELIVERED, DUPLICATE, Journal, JournalBatch
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
 from relay.models import ChatRef
-from relay.outbox import Ack, Also, Delivery, Outbox
+from relay.outbox import BACKLOG_KEY_PREFIX, Ack, Also, Delivery, Outbox, backlog_notice
 from relay.retrying import retried
 from relay.store import Store
 
@@ -68,7 +69,11 @@ class Deliverer:
         redact: Callable[[str], str] = lambda text: text,
         journal: Journal | None = None,
         on_chat_change: OnChatChange | None = None,
+        chat_settings: ChatSettings | None = None,
+        catalogues: Catalogues | None = None,
     ) -> None:
+        self._chat_settings = chat_settings  # for the backlog notice, queued without a language
+        self._catalogues = catalogues
         self._journal = journal
         self._on_chat_change = on_chat_change
         # Journal events of each drain under way (one drain per chat at a time), written at its end.
@@ -288,8 +293,11 @@ class Deliverer:
         try:
             # A send that never returns would hold its chat (and its lease) for ever. A timeout
             # context, not wait_for: no task per send (py-spy: wait_for was 7 % of delivery).
+            message = d.message
+            if d.key.startswith(BACKLOG_KEY_PREFIX) and self._chat_settings and self._catalogues:
+                message = backlog_notice(self._catalogues.translator(await self._chat_settings.language(d.chat)))
             async with asyncio.timeout(self._send_timeout):
-                await adapter.send(d.chat, d.message, key=d.key, silent=d.silent)
+                await adapter.send(d.chat, message, key=d.key, silent=d.silent)
         except TimeoutError:
             return await self._transient(d, SendUncertain(f"no answer within {self._send_timeout:.0f}s"))
         except RetryLater as exc:

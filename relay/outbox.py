@@ -16,6 +16,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
+from relay.i18n import ENGLISH, Translator
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.redis_values import text, texts
@@ -23,13 +24,22 @@ from relay.redis_values import text, texts
 GROUP = "senders"
 Also = Callable[[Pipeline], object]  # adds writes to a round trip the outbox makes anyway
 ENQUEUE_CHUNK = 500  # deliveries per enqueue call at most (a fan-out batch is split between entries)
-BACKLOG_NOTICE = Message(
-    title="Too many notifications for this chat",
-    body=(
-        "More were queued here than this chat can receive, so the oldest ones waiting were moved to "
-        "the dead-letter list instead of being sent. /status shows how many; the operator can replay them."
-    ),
-)
+BACKLOG_KEY_PREFIX = "backlog:"  # the delivery key the enqueue script gives its notice
+
+
+def backlog_notice(t: Translator = ENGLISH) -> Message:
+    """The notice the enqueue script queues for a chat past its cap. The script knows no language,
+    so it queues this English one and the deliverer sends `backlog_notice` in the chat's language."""
+    return Message(
+        title=t.gettext("Too many notifications for this chat"),
+        body=t.gettext(
+            "More were queued here than this chat can receive, so the oldest ones waiting were moved to "
+            "the dead-letter list instead of being sent. /status shows how many; the operator can replay them."
+        ),
+    )
+
+
+BACKLOG_NOTICE = backlog_notice()
 
 # One call per fan-out batch: every inbox entry of the batch with the deliveries it makes.
 # KEYS: inbox, ready, delivered, stats, dead stream, dead count, then per item its chat's outbox

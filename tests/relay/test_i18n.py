@@ -24,10 +24,7 @@ from tests.conftest import Chat
 from tests.i18n_catalogue import PO, ROOT, extract, hard_coded, placeholders, read_catalogue
 
 # Where English still reaches a chat on purpose or for a stated reason (file: why). Keep it short.
-KNOWN_ENGLISH: dict[str, str] = {
-    # Queued by a Lua script for whichever chat overflows, before any language is known.
-    "relay/outbox.py": "the backlog notice is written by the enqueue script",
-}
+KNOWN_ENGLISH: dict[str, str] = {}
 # Modules whose user-facing text is not yet behind translation calls (shrinks to nothing).
 NOT_YET: frozenset[str] = frozenset()
 
@@ -212,3 +209,18 @@ async def test_notifications_are_rendered_in_each_chats_language(relay: Relay, w
     assert titles == {"401": "New follower", "-402": "新关注者"}
     mute = {s.chat.chat_id: s.message.actions[-1].label for s in adapter.sent if s.message.body == "bob follows you"}
     assert mute == {"401": "Mute this kind", "-402": "静音此类型"}, "buttons too"
+
+
+async def test_the_backlog_notice_goes_out_in_the_chats_language(relay: Relay, adapter) -> None:  # type: ignore[no-untyped-def]
+    """The enqueue script queues the notice in English (it knows no language); the deliverer
+    sends it in the chat's."""
+    import math
+
+    from relay.outbox import BACKLOG_NOTICE, Outgoing
+
+    chat = adapter.chat("-501")
+    await relay.chat_settings.set_language(chat, "zh")
+    await relay.outbox.enqueue([Outgoing(chat, f"backlog:{chat.key}:1", BACKLOG_NOTICE)], now=relay.deliverer._clock())
+    await relay.deliverer.drain_due(math.inf)
+    sent = [s.message.title for s in adapter.sent if s.chat == chat]
+    assert sent == ["此聊天的通知过多"]
