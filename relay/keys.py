@@ -44,7 +44,7 @@ ORDER_RESULT_TTL = 86400  # how a /trade ended, for presses that come later
 HOLD_CAP = 5000  # notifications one chat's held (or digest) stream keeps; past it they are sent now
 HOLD_BATCH_TTL = 7 * 86400  # a released summary's notifications, for its "Show all" button (/held)
 JOURNAL_CHAT_CAP = 1000  # /why: newest events kept per chat (a delivered notification takes 2) ...
-JOURNAL_AGENT_CAP = 2000  # ... and fetch records per agent (one per notification a poll read) ...
+JOURNAL_AGENT_CAP = 2000  # ... and reads per agent (one per call of a poll: the rows it read) ...
 JOURNAL_TTL = 7 * 86400  # ... none older than this; a journal nobody writes expires whole
 
 
@@ -314,13 +314,15 @@ class Keys:
 
     # --- the journal behind /why (relay.journal) ----------------------------------------------
     def journal(self, chat: str) -> str:
-        """STREAM of a chat's delivery events (ref, step, time, detail, source ids): newest
+        """STREAM of a chat's delivery events, each one field `j`: the JSON list [step, time, detail,
+        ref, agent, item, signal, kind, watch, params] (relay.journal.Entry): newest
         JOURNAL_CHAT_CAP, none older than JOURNAL_TTL, EX JOURNAL_TTL from the last write."""
         return self._k("journal", chat)
 
     def agent_journal(self, agent_id: int) -> str:
-        """STREAM of what an agent's polls fetched (item, signal, kind, which poll): newest
-        JOURNAL_AGENT_CAP, none older than JOURNAL_TTL, EX JOURNAL_TTL from the last write."""
+        """STREAM of what an agent's polls fetched, one entry per call (its rows packed as
+        `item:signal:kind;…` in the entry's item, and which poll): newest JOURNAL_AGENT_CAP, none
+        older than JOURNAL_TTL, EX JOURNAL_TTL from the last write."""
         return self._k("journal", "agent", agent_id)
 
     # --- adapters ---------------------------------------------------------------------------

@@ -382,16 +382,8 @@ class Poller:
             return
         now = self._clock()
         params = {"process": self._leases.owner[:6], **(call or {})}
-        for n in rows:
-            journal.fetched(
-                agent_id,
-                f"m{n.message_id}",
-                how,
-                at=now,
-                signal=render.positive_int(n.data, "signal_id"),
-                kind=kind_of(n.kind),
-                params=params,
-            )
+        reads = [(f"m{n.message_id}", render.positive_int(n.data, "signal_id"), kind_of(n.kind)) for n in rows]
+        journal.fetched_many(agent_id, reads, how, at=now, params=params)
 
     async def _drain(self, agent: LinkedAgent, journal: JournalBatch) -> float | None:
         """Heartbeat until nothing more is waiting (bounded); returns the server's interval."""

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from aitrader_sim.world import World
 from relay.app import Relay
 from relay.errors import DeliveryError, Undeliverable
-from relay.journal import DELIVERED, JournalBatch, reference
+from relay.journal import DELIVERED, Entry, JournalBatch, reference
 from relay.keys import JOURNAL_AGENT_CAP, JOURNAL_CHAT_CAP, JOURNAL_TTL, Keys
 from relay.models import ChatRef, UserRef
 from tests.conftest import Chat
@@ -172,7 +172,8 @@ async def test_journal_bound_per_chat_and_agent_and_age(relay: Relay, redis: Red
     old_key = keys.journal("rec:aged:")
     week_ago_ms = int((time.time() - JOURNAL_TTL - 60) * 1000)
     for i in range(3):
-        await redis.xadd(old_key, {"e": DELIVERED, "t": "1", "i": f"m{i}"}, id=f"{week_ago_ms}-{i}")
+        old = Entry(DELIVERED, 1.0, "old", item=f"m{i}")
+        await redis.xadd(old_key, old.fields(), id=f"{week_ago_ms}-{i}")  # type: ignore[arg-type]
     fresh = JournalBatch()
     fresh.chat("rec:aged:", "1:m999999:rec:aged:", DELIVERED, "late", at=now)
     await relay.journal.write(fresh)
