@@ -30,6 +30,7 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,6 @@ from relay.adapter import Dispatch, OnChatChange
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
-from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, CommandSpec, Message
 from relay.store import Store, Subscription
@@ -61,15 +61,19 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
-async def redis_counters(redis: Redis) -> tuple[float, int, int]:
-    """Valkey's own CPU seconds, read events (round trips) and commands so far."""
-    cpu = await redis.info("cpu")
-    stats = await redis.info("stats")
-    return (
-        float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
-        int(stats["total_reads_processed"]),
-        int(stats["total_commands_processed"]),
-    )
+async def redis_counters(redis: Redis, nodes: Sequence[Redis] = ()) -> tuple[float, int, int]:
+    """Valkey's own CPU seconds, read events (round trips) and commands so far; summed over
+    `nodes` (a cluster's, each through its own client) when given."""
+    total = (0.0, 0, 0)
+    for node in nodes or (redis,):
+        cpu = await node.info("cpu")
+        stats = await node.info("stats")
+        total = (
+            total[0] + float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+            total[1] + int(stats["total_reads_processed"]),
+            total[2] + int(stats["total_commands_processed"]),
+        )
+    return total
 
 
 @dataclass
@@ -154,11 +158,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str, float]:
+async def run_relay(
+    agents: int,
+    messages: int,
+    steady: float = 3.0,
+    *,
+    redis_url: str | None = None,
+    cluster: bool = False,
+    nodes: Sequence[Redis] = (),
+) -> dict[str, float]:
+    """The relay on an embedded Valkey, or on the Redis at `redis_url` (a cluster node with
+    `cluster`; then `nodes` are clients of every node, for Valkey's counters)."""
     sim, url = await start_simulator()
     data = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as control, open_redis(None, data) as handle:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=30) as control,
+            open_redis(redis_url, data, 512 if cluster else 40, cluster=cluster) as handle,
+        ):
             made, created = await seed(control, agents, messages)
             settings = RelaySettings(
                 _env_file=None,
@@ -170,8 +187,11 @@ async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str
                 # The backlog exists before the relay starts, so no push would ring: measured
                 # here is polling alone (bench.steady measures the doorbell).
                 doorbell=False,
+                redis_url=redis_url,
+                redis_cluster=cluster,
+                relay_key_prefix=f"bench{uuid.uuid4().hex[:8]}" if redis_url else "relay",
             )
-            keys = Keys(settings.relay_key_prefix)
+            keys = settings.keys()
             box = load_or_create_key(None, data, embedded=True)
             store = Store(handle.redis, keys, box)
             for agent in made:
@@ -183,21 +203,26 @@ async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str
                 )
             expected = agents * messages
             sink = CountingSink(expected=expected)
-            await handle.redis.config_resetstat()
+            for node in nodes or (handle.redis,):
+                await node.config_resetstat()
             http_calls = HttpCounter()
             async with httpx.AsyncClient(base_url=url, timeout=10, event_hooks={"request": [http_calls]}) as http:
                 relay = Relay(settings, handle.redis, http, box, [sink], redactor=Redactor(), rng=random.Random(1))
-                redis0 = await redis_counters(handle.redis)
+                redis0 = await redis_counters(handle.redis, nodes)
                 cpu0, sim0 = time.process_time(), proc_cpu_s(sim.pid)
                 started = time.monotonic()
                 async with relay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(sink.done.wait(), timeout=float(os.environ.get("BENCH_TIMEOUT", "600")))
-                    cpu1, sim1, redis1 = time.process_time(), proc_cpu_s(sim.pid), await redis_counters(handle.redis)
+                    cpu1, sim1, redis1 = (
+                        time.process_time(),
+                        proc_cpu_s(sim.pid),
+                        await redis_counters(handle.redis, nodes),
+                    )
                     polls1, calls1 = polls_done(relay), http_calls.calls
                     # Steady state: every message is delivered; the polls from here on find nothing.
                     await asyncio.sleep(steady)
-                    cpu2, redis2 = time.process_time(), await redis_counters(handle.redis)
+                    cpu2, redis2 = time.process_time(), await redis_counters(handle.redis, nodes)
                     polls2, calls2 = polls_done(relay), http_calls.calls
                 elapsed = max(sink.arrived.values(), default=time.monotonic()) - started
             latencies = [sink.arrived[k] - created[int(k.split(":")[1][1:])] for k in sink.arrived]
@@ -205,6 +230,7 @@ async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str
             steady_polls = max(1.0, polls2 - polls1)
             relay_cpu = cpu1 - cpu0
             # Each INFO pair the bench sends is itself 2 reads; leave them out of the relay's count.
+            info_reads = 2 * max(1, len(nodes))
             return {
                 "delivered": delivered,
                 "lost": expected - delivered,
@@ -217,8 +243,8 @@ async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str
                 "p50": pct(latencies, 0.5),
                 "p95": pct(latencies, 0.95),
                 "p99": pct(latencies, 0.99),
-                "redis_per_notification": (redis1[2] - redis0[2] - 2) / max(1, delivered),
-                "redis_round_trips_per_notification": (redis1[1] - redis0[1] - 2) / max(1, delivered),
+                "redis_per_notification": (redis1[2] - redis0[2] - info_reads) / max(1, delivered),
+                "redis_round_trips_per_notification": (redis1[1] - redis0[1] - info_reads) / max(1, delivered),
                 "notifications_per_relay_cpu_s": delivered / relay_cpu if relay_cpu else float("nan"),
                 "cpu_relay_s": relay_cpu,
                 "cpu_simulator_s": sim1 - sim0,
@@ -227,7 +253,7 @@ async def run_relay(agents: int, messages: int, steady: float = 3.0) -> dict[str
                 "http_calls": calls1,
                 "steady_polls": steady_polls,
                 "relay_cpu_ms_per_poll": (cpu2 - cpu1) * 1000 / steady_polls,
-                "redis_round_trips_per_poll": (redis2[1] - redis1[1] - 2) / steady_polls,
+                "redis_round_trips_per_poll": (redis2[1] - redis1[1] - info_reads) / steady_polls,
                 "http_calls_per_poll": (calls2 - calls1) / steady_polls,
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }

@@ -131,3 +131,19 @@ def test_journal_benchmark_runs_with_and_without_the_journal() -> None:
     assert [r["journal"] for r in rows] == ["on", "off (reference)"]
     assert all(r["delivered"] == 6 and r["lost"] == 0 and r["duplicates"] == 0 for r in rows), rows
     assert "Traceback" not in done.stderr
+
+
+def test_cluster_benchmark_runs_on_one_valkey_and_on_a_cluster_and_loses_nothing() -> None:
+    args = ["--agents", "3", "--messages", "4", "--steady", "1", "--runs", "1", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cluster", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    if done.returncode == 3:
+        pytest.skip(done.stderr.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = json.loads(done.stdout)
+    for mode in ("one_valkey", "cluster_3_primaries"):
+        (run,) = body[mode]
+        assert run["delivered"] == 12 and run["lost"] == 0 and run["duplicates"] == 0, run
+        assert run["cpu_redis_s"] > 0 and run["cpu_relay_s"] > 0, run
+    assert "Traceback" not in done.stderr
