@@ -72,6 +72,8 @@ class Suggestions:
             found = await self._signals(command, t)
         elif command.name == "unfollow" and param == "agent_id":
             found = await self._following(command)
+        elif command.name == "why" and param == "ref":
+            found = await self._references(command, t)
         else:
             return ()
         return _matching(found, typed)
@@ -100,6 +102,22 @@ class Suggestions:
             Suggestion(t.gettext("signal {signal_id}", signal_id=s) + (f" · {kind}" if kind else ""), str(s))
             for s, kind in seen.items()
         ]
+
+    async def _references(self, command: Command, t: Translator) -> list[Suggestion]:
+        """The deliveries this chat's journal tells of, newest first, each with its signal and kind."""
+        if self._journal is None:
+            return []
+        newest: dict[str, list[str]] = {}
+        for entry in reversed(await self._journal.chat_events(command.chat)):
+            if entry.ref and entry.ref not in newest:
+                if len(newest) >= MAX_CHOICES:
+                    break
+                newest[entry.ref] = []
+            parts = newest.get(entry.ref)
+            if parts is not None and not parts and (entry.signal or entry.kind):
+                signal = t.gettext("signal {signal_id}", signal_id=entry.signal) if entry.signal else ""
+                parts += [p for p in (signal, entry.kind) if p]
+        return [Suggestion(" · ".join([ref, *parts]), ref) for ref, parts in newest.items()]
 
     async def _following(self, command: Command) -> list[Suggestion]:
         key = self._k.suggest_following(command.user.key)

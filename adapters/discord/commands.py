@@ -27,6 +27,7 @@ AUTOCOMPLETED: tuple[tuple[str, str], ...] = (
     ("reply", "signal_id"),
     ("accept", "signal_id"),
     ("unfollow", "agent_id"),
+    ("why", "ref"),
 )
 
 FeedType = Literal["operation", "strategy", "discussion"]

@@ -21,6 +21,7 @@ from adapters.discord import DiscordAdapter, DiscordSettings
 from platform_fakes.discord_api import FakeDiscord, FakeInteraction, choice_problems
 from relay.app import Relay
 from relay.config import RelaySettings
+from relay.journal import reference
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, UserRef
@@ -181,3 +182,18 @@ async def test_the_link_form_is_in_the_users_language(live: Relay, fake: FakeDis
     english = await fake.interaction("link", channel_id=DM + 3, user_id=USER + 1, locale="en-GB")
     await fake.wait_for(lambda: english.modal is not None, timeout=10)
     assert english.modal is not None and english.modal["title"] == "Link your AI-Trader agent"
+
+
+async def test_why_offers_this_chats_newest_references(live: Relay, fake: FakeDiscord) -> None:
+    chat = ChatRef("discord", str(DM))
+    keys = [f"7:m{n}:{chat.key}" for n in range(3)]
+    for n, key in enumerate(keys):
+        await live.journal.record(chat, key, "queued", signal=900 + n, params={"sub": 1})
+    await live.journal.record(chat, keys[0], "delivered")  # a later step of the first: it moves up
+    await live.journal.record(ChatRef("discord", "999"), "7:m9:x", "delivered", signal=777)
+    record = await fake.autocomplete("why", "ref", "", channel_id=DM, user_id=USER)
+    choices = await _choices(fake, record)
+    assert [c["value"] for c in choices] == [reference(keys[0]), reference(keys[2]), reference(keys[1])]
+    assert choices[1]["name"] == f"{reference(keys[2])} · signal 902"
+    typed = await fake.autocomplete("why", "ref", reference(keys[1])[:3], channel_id=DM, user_id=USER)
+    assert reference(keys[1]) in [c["value"] for c in await _choices(fake, typed)]
