@@ -21,9 +21,10 @@ from relay.aitrader import AITraderClient
 from relay.daily_brief import DailyBriefs
 from relay.errors import UpstreamError
 from relay.i18n import Translator
-from relay.journal import Journal
+from relay.journal import Entry, Journal
 from relay.keys import SUGGEST_FOLLOWING_TTL, Keys
 from relay.models import Command, Suggestion
+from relay.redis_values import stream_entries
 from relay.render import clip
 from relay.specs import KINDS
 from relay.store import Store, Subscription
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_CHOICES = 25  # Discord: "a maximum of 25 choices" per autocomplete answer
 LABEL_LIMIT = 100  # Discord: a choice's name is 1-100 characters
 FOLLOWING_CAP = 100
+RECENT_EVENTS = 200  # journal events read for recent signal ids (a delivered notification writes about 2)
 UPSTREAM_BUDGET = 1.0  # seconds a cache miss may wait for AI-Trader (Discord allows 3 s in all)
 
 
@@ -93,7 +95,9 @@ class Suggestions:
         if self._journal is None:
             return []
         seen: dict[int, str] = {}
-        for entry in reversed(await self._journal.chat_events(command.chat)):
+        # Newest first, and only the latest events: a full journal is up to JOURNAL_CHAT_CAP entries.
+        raw = await self._r.xrevrange(self._k.journal(command.chat.key), count=RECENT_EVENTS)
+        for entry in (Entry.from_fields(f) for _, f in stream_entries(raw)):
             if entry.signal and entry.signal not in seen:
                 seen[entry.signal] = entry.kind
             if len(seen) >= MAX_CHOICES:
