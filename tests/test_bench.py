@@ -147,3 +147,15 @@ def test_cluster_benchmark_runs_on_one_valkey_and_on_a_cluster_and_loses_nothing
         assert run["delivered"] == 12 and run["lost"] == 0 and run["duplicates"] == 0, run
         assert run["cpu_redis_s"] > 0 and run["cpu_relay_s"] > 0, run
     assert "Traceback" not in done.stderr
+
+
+def test_autocomplete_benchmark_answers_every_keystroke() -> None:
+    args = ["--keystrokes", "8", "--burst", "4", "--renders", "100", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.autocomplete", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["keystrokes"] == 16 and result["over_3s"] == 0
+    assert result["render_notification_cpu_us_zh"] > 0 and result["cpu_redis_s"] >= 0
+    assert "Traceback" not in done.stderr
