@@ -97,7 +97,8 @@ class Suggestions:
         seen: dict[int, str] = {}
         # Newest first, and only the latest events: a full journal is up to JOURNAL_CHAT_CAP entries.
         raw = await self._r.xrevrange(self._k.journal(command.chat.key), count=RECENT_EVENTS)
-        for entry in (Entry.from_fields(f) for _, f in stream_entries(raw)):
+        entries = (Entry.from_fields(f) for _, f in stream_entries(raw))
+        for entry in (e for e in entries if e is not None):
             if entry.signal and entry.signal not in seen:
                 seen[entry.signal] = entry.kind
             if len(seen) >= MAX_CHOICES:
