@@ -195,9 +195,9 @@ class FanOut:
                 )
             else:
                 how = (
-                    N_("stored {stored}; routed by subscription #{sub} ({kind}, silent) and queued")
+                    N_("stored {stored}; routed by subscription #{sub} ({kind}, silent)")
                     if silent
-                    else N_("stored {stored}; routed by subscription #{sub} ({kind}) and queued")
+                    else N_("stored {stored}; routed by subscription #{sub} ({kind})")
                 )
                 batch.chat(chat_key, key, QUEUED, how, at=now, signal=signal, kind=kind, params=params)
         for chat_key, (sub, why) in passed.items():

@@ -114,12 +114,12 @@ class Why:
     def _journey(self, chat: ChatRef, journey: Journey, t: Translator) -> Message:
         # Reconcile and heartbeat can both read a row: the first read stored it, later ones add nothing.
         lines = [
-            _line(e.at, t.gettext("fetched") if i == 0 else t.gettext("read again (already stored)"), e.shown(t))
+            _line(e.at, t.gettext("fetched") if i == 0 else t.gettext("read again (already stored)"), e.shown(t), t)
             for i, e in enumerate(journey.fetched)
         ]
         for e in journey.events:
             label = _LABEL.get(e.step, e.step)
-            lines.append(_line(e.at, t.gettext(label) if label else "", e.shown(t)))
+            lines.append(_line(e.at, t.gettext(label) if label else "", e.shown(t), t))
         if len(lines) > MAX_LINES:
             more = t.ngettext("… {n} more line …", "… {n} more lines …", len(lines) - MAX_LINES + 1)
             lines = [*lines[:4], more, *lines[-(MAX_LINES - 5) :]]
@@ -211,9 +211,9 @@ class Why:
         return [t.gettext(text, **seen)]
 
 
-def _line(at: float, label: str, detail: str) -> str:
+def _line(at: float, label: str, detail: str, t: Translator) -> str:
     if label and detail:
-        return f"{_when(at)} {label}: {detail}"
+        return f"{_when(at)} " + t.gettext("{label}: {detail}", label=label, detail=detail)
     return f"{_when(at)} {label or detail}"
 
 
