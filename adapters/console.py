@@ -18,6 +18,7 @@ from typing import Protocol
 
 from adapters.console_input import MAX_LINE, TOO_LONG, StdinLines, stdin_lines
 from relay.adapter import Dispatch, OnChatChange
+from relay.i18n import Catalogues, language_of
 from relay.models import Action, ChatRef, Command, CommandSpec, Image, Message, UserRef
 from relay.specs import BY_NAME
 from relay.words import parse_words, split_command
@@ -71,7 +72,12 @@ class ConsoleAdapter:
         chat_id: str = "local",
         user_id: str = "you",
         image_dir: Path | None = None,
+        locale: str = "",
     ) -> None:
+        # The terminal's language (LC_ALL, LC_MESSAGES or LANG, as the composition root read it),
+        # handed to the core like a platform's; and the console's own few words in it.
+        self.locale = locale
+        self._t = Catalogues.load().translator(language_of(locale))
         self._reader = reader
         self._out = out
         # A terminal cannot show a picture: it is saved here and its path printed under the caption.
@@ -93,15 +99,15 @@ class ConsoleAdapter:
         name, rest = split_command(line)
         if not name:
             if line.strip() == "/":
-                reply = await self._dispatch(Command("", {}, self.chat, self.user, is_private=True))
+                reply = await self._dispatch(Command("", {}, self.chat, self.user, True, locale=self.locale))
                 for message in reply.messages:
                     await self._show(message)
             elif line.strip():
-                self._print("Commands start with /. Try /help.")
+                self._print(self._t.gettext("Commands start with /. Try /help."))
             return
         spec = BY_NAME.get(name)
         args = parse_words(spec, rest) if spec else {}
-        reply = await self._dispatch(Command(name, args, self.chat, self.user, is_private=True))
+        reply = await self._dispatch(Command(name, args, self.chat, self.user, True, locale=self.locale))
         for message in reply.messages:
             await self._show(message)
 
@@ -115,7 +121,9 @@ class ConsoleAdapter:
                 if not raw:
                     return
                 if raw == TOO_LONG:
-                    self._print(f"That line is longer than {MAX_LINE // 1024} KiB; it was ignored.")
+                    self._print(
+                        self._t.gettext("That line is longer than {n} KiB; it was ignored.", n=MAX_LINE // 1024)
+                    )
                     continue
                 try:
                     await self.run_line(raw.decode(errors="replace"))

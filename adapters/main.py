@@ -58,6 +58,15 @@ __all__ = ["PlatformSwitches", "cli", "main"]
 log = logging.getLogger("aitrader-relay")
 
 
+def terminal_locale() -> str:
+    """The terminal's language as POSIX sets it (LC_ALL wins over LC_MESSAGES over LANG), for the
+    console chat: LANG=zh_CN.UTF-8 aitrader-relay demo answers in Chinese."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if value := os.environ.get(name, ""):
+            return value
+    return ""
+
+
 def build_http(settings: RelaySettings) -> httpx.AsyncClient:
     timeout = httpx.Timeout(settings.aitrader_timeout_seconds, connect=min(5.0, settings.aitrader_timeout_seconds))
     return httpx.AsyncClient(
@@ -183,7 +192,7 @@ async def run(settings: RelaySettings, switches: PlatformSwitches, *, console: b
             if console:
                 from adapters.console import ConsoleAdapter, stdin_reader
 
-                console_adapter = ConsoleAdapter(await stdin_reader(), sys.stdout)
+                console_adapter = ConsoleAdapter(await stdin_reader(), sys.stdout, locale=terminal_locale())
                 adapters.append(console_adapter)
                 closed.append(console_adapter.closed)
             async with build_http(settings) as http:
@@ -251,7 +260,7 @@ async def demo(seconds: float | None, activity_every: float) -> int:
                 except ValidationError as exc:  # the environment still applies, e.g. POLL_CONCURRENCY=abc
                     raise ConfigError(describe_error(exc).removeprefix("configuration error: ")) from None
                 box = load_or_create_key(None, data_dir, embedded=True)
-                console = ConsoleAdapter(await stdin_reader(), sys.stdout)
+                console = ConsoleAdapter(await stdin_reader(), sys.stdout, locale=terminal_locale())
                 async with (
                     build_http(settings) as http,
                     Relay(settings, handle.redis, http, box, [console], redactor=redactor) as relay,

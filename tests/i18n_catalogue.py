@@ -49,6 +49,7 @@ _USER_TEXT_CALLS = {
     "BadValue": (),
     "BadId": (),
     "Span": (),  # Telegram's formatted text
+    "_print": (),
     "CommandSpec": ("summary",),  # /help, menus, slash-command descriptions
     # Discord's forms (discord.ui): what a user reads in a modal.
     "Modal": ("title",),
@@ -68,6 +69,7 @@ _POSITIONAL_TEXT = {
     "BadValue": 1,
     "BadId": 1,
     "Span": 1,
+    "_print": 1,  # the console's own lines
 }
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WORDS = re.compile(r"[A-Za-z]{2,}")

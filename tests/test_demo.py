@@ -16,6 +16,10 @@ _DROP = ("TELEGRAM_", "DISCORD_", "REDIS_", "RELAY_", "POLL_", "FEED_", "AITRADE
 def test_demo_links_subscribes_and_shows_every_kind_of_notification(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_DROP)}
     env["PYTHONPATH"] = str(REPO)
+    # The console speaks the terminal's language (adapters.main.terminal_locale): English here.
+    env.pop("LC_ALL", None)
+    env.pop("LC_MESSAGES", None)
+    env["LANG"] = "C.UTF-8"
     # The demo keeps its embedded Redis in a mkdtemp() directory: keep that short (unix socket
     # path limit) and ours, so it is removed afterwards.
     scratch = tempfile.mkdtemp(prefix="demo-t-")
