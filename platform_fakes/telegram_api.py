@@ -306,10 +306,16 @@ class FakeTelegram:
         return self.chats[chat_id]
 
     @staticmethod
-    def user(user_id: int, first_name: str = "", username: str | None = None) -> dict[str, Any]:
+    def user(
+        user_id: int, first_name: str = "", username: str | None = None, language_code: str | None = None
+    ) -> dict[str, Any]:
+        """A Bot API User; `language_code` is "IETF language tag of the user's language", optional
+        (https://core.telegram.org/bots/api#user): sent for users, never for bots or channels."""
         u: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name or f"User{user_id}"}
         if username:
             u["username"] = username
+        if language_code:
+            u["language_code"] = language_code
         return u
 
     def set_member(self, chat_id: int, user_id: int, status: str) -> None:
