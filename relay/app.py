@@ -219,6 +219,7 @@ class Relay:
         self.suggestions = Suggestions(
             redis, k, self.store, self.client, journal=self.journal, briefs=self.briefs, describe=describe_subscription
         )
+        self.dead_letters = DeadLetters(redis, k, clock=clock, journal=self.journal)
         self.commands = Commands(
             self.store,
             self.client,
@@ -234,11 +235,10 @@ class Relay:
             chat_settings=self.chat_settings,
             briefs=self.briefs,
             holding=self.holding,
-            why=Why(self.journal, self.store, clock=clock),
+            why=Why(self.journal, self.store, clock=clock, outbox=self.outbox, dead_letters=self.dead_letters),
             catalogues=self.catalogues,
             suggestions=self.suggestions,
         )
-        self.dead_letters = DeadLetters(redis, k, clock=clock, journal=self.journal)
         owners = parse_owner_ids(settings.owner_ids)
         admin = None
         if owners:

@@ -101,6 +101,14 @@ class DeadLetters:
             start = "(" + rows[-1][0]
         return out[:limit]
 
+    async def find(self, chat: str, key: str, *, newest: int = 1000) -> DeadLetter | None:
+        """The dead letter of delivery `key` in `chat` among the newest `newest` (for /why)."""
+        raw = await self._r.xrevrange(self._k.dead_letters(), count=newest)
+        for entry_id, fields in stream_entries(raw):
+            if fields.get("key") == key and fields.get("chat") == chat:
+                return _letter(entry_id, fields)
+        return None
+
     async def replay(self, chat: str | None = None) -> Replayed:
         """Put `chat`'s dead letters (all, when None) back into their queues, in order."""
         letters = await self.list(chat)

@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from relay.i18n import ENGLISH, Translator
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
-from relay.redis_values import text, texts
+from relay.redis_values import stream_entries, text, texts
 
 GROUP = "senders"
 Also = Callable[[Pipeline], object]  # adds writes to a round trip the outbox makes anyway
@@ -489,6 +489,18 @@ class Outbox:
     async def next_due(self) -> float | None:
         first = await self._r.zrange(self._k.outbox_ready(), 0, 0, withscores=True)
         return float(first[0][1]) if first else None
+
+    async def delivered_at(self, key: str) -> float | None:
+        """When a platform accepted the delivery `key` (None: not recorded, or trimmed by age)."""
+        score = await self._r.zscore(self._k.delivered(), key)
+        return float(score) if score is not None else None
+
+    async def position(self, chat: ChatRef, key: str) -> int | None:
+        """How many deliveries wait ahead of `key` in the chat's queue; None when it is not there.
+        Reads the whole queue (it is capped by MAX_QUEUE_PER_CHAT): for /why, not for delivery."""
+        raw = await self._r.xrange(self._k.outbox(chat.key))
+        keys = [f.get("key") for _, f in stream_entries(raw)]
+        return keys.index(key) if key in keys else None
 
     async def pending(self, chat: ChatRef) -> int:
         return int(await self._r.xlen(self._k.outbox(chat.key)))

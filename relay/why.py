@@ -8,16 +8,19 @@ it would have had to be routed, a paused agent, observe mode and tasks, or the j
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from relay import journal as j
+from relay.deadletters import DeadLetters
 from relay.errors import UsageError
 from relay.i18n import N_, Translator
 from relay.journal import Entry, Journal
 from relay.keys import JOURNAL_CHAT_CAP, JOURNAL_TTL
 from relay.models import ChatRef, Command, Message, Reply
+from relay.outbox import Outbox
 from relay.store import LinkedAgent, Store
 
 MAX_JOURNEYS = 3  # a signal id can name many deliveries (every reply to it): the newest few
@@ -44,6 +47,21 @@ class Journey:
     ref: str
     events: tuple[Entry, ...]  # this chat's, oldest first
     fetched: tuple[Entry, ...]  # the agent journal's reads of the same item
+    ahead: int | None = None  # still queued here: how many wait ahead of it
+
+    def delivery_key(self, chat: ChatRef) -> str:
+        """The delivery key, where the journal's ids name it (agent notifications, watches)."""
+        first = self.events[0]
+        if first.agent is not None and first.item:
+            return f"{first.agent}:{first.item}:{chat.key}"
+        if first.sub is not None and first.item:
+            return f"w{first.sub}:{first.item}:{chat.key}"
+        return ""
+
+    @property
+    def open(self) -> bool:
+        """Its journey has no end written yet (it may be queued, or ended where no journal writes)."""
+        return self.events[-1].step in (j.QUEUED, j.ATTEMPT, j.REPLAYED)
 
     @property
     def signal(self) -> int | None:
@@ -72,10 +90,20 @@ class Journey:
 
 
 class Why:
-    def __init__(self, journal: Journal, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        outbox: Outbox | None = None,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
         self._journal = journal
         self._store = store
         self._clock = clock
+        self._outbox = outbox
+        self._dead = dead_letters
 
     async def answer(self, command: Command, t: Translator) -> Reply:
         raw = command.args.get("ref", "").strip().lstrip("#").lower()
@@ -90,7 +118,8 @@ class Why:
             refs = {e.ref for e in events if e.signal == signal}
             chosen = [e for e in events if e.ref in refs]
         if chosen:
-            return Reply(tuple([self._journey(command.chat, j_, t) for j_ in await self._journeys(chosen)]))
+            journeys = [await self._located(command.chat, j_) for j_ in await self._journeys(chosen)]
+            return Reply(tuple([self._journey(command.chat, j_, t) for j_ in journeys]))
         return Reply((await self._never(command, raw, signal, t),))
 
     async def _journeys(self, chosen: list[Entry]) -> list[Journey]:
@@ -111,6 +140,25 @@ class Why:
             out.append(Journey(first.ref, tuple(es), fetched))
         return out
 
+    async def _located(self, chat: ChatRef, journey: Journey) -> Journey:
+        """A journey without an end in the journal: where the delivery is now. Still queued (and
+        behind how many), accepted (a journal write was lost), or dead-lettered where no journal
+        writes: the queue's cap moves its oldest to the dead letters inside the enqueue script."""
+        key = journey.delivery_key(chat)
+        if not journey.open or not key or self._outbox is None:
+            return journey
+        ahead = await self._outbox.position(chat, key)
+        if ahead is not None:
+            return dataclasses.replace(journey, ahead=ahead)
+        at = await self._outbox.delivered_at(key)
+        if at is not None:
+            seen = Entry(j.DELIVERED, at, N_("accepted by the platform (its journal entry was lost)"))
+            return dataclasses.replace(journey, events=(*journey.events, seen))
+        letter = await self._dead.find(chat.key, key) if self._dead is not None else None
+        if letter is not None:
+            return dataclasses.replace(journey, events=(*journey.events, Entry(j.DEAD, letter.at, letter.cause)))
+        return journey
+
     def _journey(self, chat: ChatRef, journey: Journey, t: Translator) -> Message:
         # Reconcile and heartbeat can both read a row: the first read stored it, later ones add nothing.
         lines = [
@@ -123,6 +171,14 @@ class Why:
         if len(lines) > MAX_LINES:
             more = t.ngettext("… {n} more line …", "… {n} more lines …", len(lines) - MAX_LINES + 1)
             lines = [*lines[:4], more, *lines[-(MAX_LINES - 5) :]]
+        if journey.ahead is not None:
+            lines.append(
+                t.ngettext(
+                    "Now in this chat's queue, {n} delivery ahead of it.",
+                    "Now in this chat's queue, {n} deliveries ahead of it.",
+                    journey.ahead,
+                )
+            )
         if journey.events[-1].step == j.DEAD:
             lines.append(
                 t.gettext(

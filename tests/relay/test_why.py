@@ -7,14 +7,18 @@ import math
 import re
 import time
 
+import httpx
 from redis.asyncio import Redis
 
 from aitrader_sim.world import World
 from relay.app import Relay
+from relay.config import RelaySettings
 from relay.errors import DeliveryError, Undeliverable
 from relay.journal import DELIVERED, Entry, JournalBatch, reference
 from relay.keys import JOURNAL_AGENT_CAP, JOURNAL_CHAT_CAP, JOURNAL_TTL, Keys
+from relay.logs import Redactor
 from relay.models import ChatRef, UserRef
+from relay.tokens import TokenBox
 from tests.conftest import Chat
 from tests.fakes.recording import RecordingAdapter
 
@@ -218,3 +222,35 @@ async def test_the_journey_is_told_in_the_chats_language(
     assert "第 1 次尝试失败：DeliveryError: platform hiccup" in answer  # the platform's words stay as they were
     assert "已被 rec 接收（第 2 次尝试）" in answer and "由订阅 #" in answer
     assert "从未到达此聊天：abcdefgh" in await dm.text("why", ref="abcdefgh")
+
+
+async def test_a_queued_notification_says_how_many_wait_ahead_of_it(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(world, dm)
+    ids = world.push_messages(agent_id, 3, type="custom_note", content_fmt="n {i}")
+    await relay.poller.poll(agent_id)  # queued, not drained
+    answer = await dm.text("why", ref=reference(f"{agent_id}:m{ids[2]}:{dm.chat.key}"))
+    assert answer.startswith("Queued, not delivered yet"), answer
+    assert "Now in this chat's queue, 2 deliveries ahead of it." in answer
+    first = await dm.text("why", ref=reference(f"{agent_id}:m{ids[0]}:{dm.chat.key}"))
+    assert "Now in this chat's queue, 0 deliveries ahead of it." in first
+
+
+async def test_a_notification_the_queue_cap_dead_lettered_says_so(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    """The per-chat cap dead-letters the oldest inside the enqueue script, where no journal
+    writes: /why finds it among the dead letters."""
+    adapter = RecordingAdapter()
+    capped = Relay(
+        settings.model_copy(update={"max_queue_per_chat": 2}), redis, http, box, [adapter], redactor=Redactor()
+    )
+    dm = Chat(capped, adapter.chat("100"), UserRef("rec", "100", "ann"))
+    agent_id = await linked(world, dm)
+    ids = world.push_messages(agent_id, 4, type="custom_note", content_fmt="n {i}")
+    await capped.poller.poll(agent_id)
+    answer = await dm.text("why", ref=reference(f"{agent_id}:m{ids[0]}:{dm.chat.key}"))
+    assert answer.startswith("Dead-lettered"), answer
+    assert "backlog cap: more than 2 deliveries queued for this chat" in answer
+    assert f"dead-letters replay --chat {dm.chat.key}" in answer
