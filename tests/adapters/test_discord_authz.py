@@ -153,6 +153,24 @@ def _case(command: str, prepared: dict[str, str]) -> Case:
             return await relay.chat_settings.chosen_language(chat) == "en"
 
         return Case({"language": "en"}, "This chat's language is now English", chosen)
+    if command == "quiet":
+
+        async def quieted(relay: Relay, chat: ChatRef) -> bool:
+            return str((await relay.holding.plan(chat)).quiet) == "22:00-07:00"
+
+        return Case({"hours": "22:00-07:00"}, "Quiet hours 22:00-07:00 UTC", quieted)
+    if command == "snooze":
+
+        async def snoozed(relay: Relay, chat: ChatRef) -> bool:
+            return (await relay.holding.plan(chat)).snooze_until is not None
+
+        return Case({"duration": "2h"}, "Snoozed until ", snoozed)
+    if command == "digest":
+
+        async def digested(relay: Relay, chat: ChatRef) -> bool:
+            return set((await relay.holding.plan(chat)).digests) == {"followers"}
+
+        return Case({"what": "followers hourly"}, "followers now come as one hourly digest", digested)
     raise AssertionError(f"no case for privileged command /{command}: add one")
 
 
@@ -170,7 +188,8 @@ async def _run(
 async def test_privileged_commands_in_every_context(
     live: Relay, fake: FakeDiscord, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert PRIVILEGED == ("subscribe", "unsubscribe", "notify", "timezone")
+    # Every command that changes what a group receives is privileged there (each needs its case).
+    assert {"subscribe", "unsubscribe", "notify", "timezone", "quiet", "snooze", "digest"} <= set(PRIVILEGED)
     outcomes: list[tuple[str, str, bool, str]] = []
     channel_ids = iter(range(40))
     for context in CONTEXTS:
