@@ -142,12 +142,14 @@ class Keys:
         return self._k("lease", "doorbell", agent_id)
 
     def poll_last_ok(self) -> str:
-        """STRING epoch of the last successful poll of any agent, by any process (for /readyz)."""
-        return self._k("poll", "last_ok")
+        """STRING epoch of the last successful poll of any agent, by any process (for /readyz).
+        In the hub: the poll's end script writes it (relay.poll_rounds)."""
+        return self._h("poll", "last_ok")
 
     def upstream_failures(self) -> str:
-        """STRING consecutive polls, over all agents, that found AI-Trader unavailable."""
-        return self._k("upstream", "failures")
+        """STRING consecutive polls, over all agents, that found AI-Trader unavailable. In the hub:
+        the poll's begin script reads it and its end script counts or clears it (relay.poll_rounds)."""
+        return self._h("upstream", "failures")
 
     def upstream_probe(self) -> str:
         """STRING PX: during an outage, the one poll allowed per interval to probe AI-Trader."""

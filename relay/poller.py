@@ -42,7 +42,8 @@ from relay.journal import Journal, JournalBatch
 from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
 from relay.leases import Leases
 from relay.metrics import Metrics
-from relay.models import Heartbeat, Notification
+from relay.models import Notification
+from relay.poll_rounds import Begun, Ended, Ending, PollRounds
 from relay.recovery import PAGE, Gap, gap_after_loss
 from relay.redis_values import text
 from relay.retrying import retried
@@ -66,17 +67,6 @@ for i = 1, #due, 2 do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], due[i]) end
 return due
 """
 
-# KEYS[1] the due queue. ARGV: agent id, next due time (ms), the due time its claim set ('' when
-# the poll was not claimed). An agent no longer queued was unlinked meanwhile: not re-added. A due
-# time someone lowered during the poll (poll_now, an outage's end) is kept if it is sooner.
-_RESCHEDULE = """
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s then return 0 end
-if ARGV[3] ~= '' and tonumber(s) ~= tonumber(ARGV[3]) and tonumber(s) < tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return 1
-"""
-
 # KEYS[1] the due queue. ARGV[1] now (ms): every agent due later is due now (an outage is over).
 _ALL_DUE = """
 local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
@@ -94,6 +84,45 @@ class PollSettings:
     drain_max_calls: int = 10
     backoff_base: float = 5.0
     concurrency: int = 32
+
+
+@dataclass(slots=True)
+class _Drain:
+    """The "reconcile me" mark as this poll knows it."""
+
+    marked: bool  # set, by this poll or by its begin script
+    backlog: int  # inbox entries, as begin counted them plus what this poll read
+    outstanding: bool = False  # a heartbeat was sent and its answer is neither in memory nor stored
+
+
+class _LeaseKeeper:
+    """Renews a poll's lease every third of its time while the poll runs; nothing for a quick
+    poll (a timer, not a task per poll). A dead process stops renewing: its lease runs out."""
+
+    def __init__(self, leases: Leases, key: str) -> None:
+        self._leases = leases
+        self._key = key
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(LEASE_MS / 3000, self._fire)
+
+    def _fire(self) -> None:
+        self._task = self._loop.create_task(self._renew(), name=f"lease {self._key}")
+
+    async def _renew(self) -> None:
+        try:
+            if not await self._leases.renew(self._key, LEASE_MS):
+                log.warning("lease lost key=%s", self._key)
+                return
+        except RedisError as exc:
+            log.warning("lease renewal failed key=%s (%s)", self._key, type(exc).__name__)
+        self._handle = self._loop.call_later(LEASE_MS / 3000, self._fire)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class Poller:
@@ -131,8 +160,8 @@ class Poller:
         self._rng = rng or random.Random()
         self._scheduler: AsyncIOScheduler | None = None
         self._due = keys.poll_due()
+        self._rounds = PollRounds(redis, keys, leases.owner)
         self._claim = redis.register_script(_CLAIM)
-        self._reschedule = redis.register_script(_RESCHEDULE)
         self._all_due = redis.register_script(_ALL_DUE)
         self._intervals: dict[int, float] = {}  # the server's interval, per agent this process polled
         self._reconciled_here: set[int] = set()
@@ -300,74 +329,139 @@ class Poller:
             return False
         return await self._poll_claimed(agent_id, None)
 
-    async def _poll_claimed(self, agent_id: int, hold: int | None) -> bool:
-        # AI-Trader looks down for everyone: one probe per interval across all processes,
-        # instead of every agent's own backoff hammering it (and lagging after recovery).
-        if int(await self._r.get(self._k.upstream_failures()) or 0) >= OUTAGE_STREAK and not await self._r.set(
-            self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)
-        ):
-            await self._next_due(agent_id, self._clock() + self._s.min_interval, hold)
+    async def _poll_claimed(self, agent_id: int, hold: int | None, *, gate: bool = True) -> bool:
+        """Begin (lease, record, mark: one round trip), poll, end (one round trip). False when
+        another process holds the agent's lease, or the outage gate kept this poll back."""
+        begun = await self._rounds.begin(agent_id, LEASE_MS)
+        if not begun.held:
             return False
-        async with self._leases.hold(self._k.poll_lease(agent_id), LEASE_MS) as held:
-            if held:
-                await self._poll_agent(agent_id, hold)
-            return held
+        if not begun.record:
+            return True  # unlinked meanwhile (the script released the lease)
+        ending = Ending(hold=hold, clear_mark=begun.marked)
+        keeper = _LeaseKeeper(self._leases, self._k.poll_lease(agent_id))
+        try:
+            # AI-Trader looks down for everyone: one probe per interval across all processes,
+            # instead of every agent's own backoff hammering it (and lagging after recovery).
+            if (
+                gate
+                and begun.streak >= OUTAGE_STREAK
+                and not await self._r.set(
+                    self._k.upstream_probe(), self._leases.owner, nx=True, px=int(self._s.min_interval * 1000)
+                )
+            ):
+                ending.next_due = self._clock() + self._s.min_interval
+                await self._end(agent_id, ending)
+                return False
+            await self._poll_agent(agent_id, begun, ending)
+            return True
+        finally:
+            keeper.stop()
+            if ending.release:  # `end` did not run (an error on the way): let go here
+                with contextlib.suppress(RedisError):
+                    await self._leases.release(self._k.poll_lease(agent_id))
 
     async def poll(self, agent_id: int) -> None:
-        """One full cycle for an agent. Call with its lease held (or in a single-process test)."""
-        await self._poll_agent(agent_id, None)
+        """One full cycle for an agent now, whatever its due time: waits (up to a lease time)
+        for a poll of it already running elsewhere to end, as that one holds its lease."""
+        deadline = time.monotonic() + LEASE_MS / 1000
+        while not await self._poll_claimed(agent_id, None, gate=False) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
-    async def _poll_agent(self, agent_id: int, hold: int | None) -> None:
+    async def _end(self, agent_id: int, ending: Ending) -> Ended:
+        ended = await self._rounds.end(agent_id, ending, now=time.time())
+        ending.release = False
+        return ended
+
+    async def _poll_agent(self, agent_id: int, begun: Begun, ending: Ending) -> None:
         started = self._clock()
-        agent = await self._store.agent(agent_id)
-        if agent is None:
-            return
+        agent = self._store.linked_agent(agent_id, begun.record)
+        assert agent is not None
         if agent.state != "active":
             # Paused until /link brings a new token (which makes it due at once).
-            await self._next_due(agent_id, started + self._s.max_interval, hold)
+            ending.next_due = started + self._s.max_interval
+            await self._end(agent_id, ending)
             return
         if agent.token is None:
             await self._revoked(agent, N_("the stored token cannot be decrypted (was RELAY_SECRET_KEY changed?)"))
-            await self._next_due(agent_id, started + self._s.max_interval, hold)
+            ending.next_due = started + self._s.max_interval
+            await self._end(agent_id, ending)
             return
         # What this poll fetched and routed, for /why: written once, at the end of the poll.
         journal = JournalBatch()
         try:
-            await self._poll(agent, journal, started, hold)
+            await self._poll(agent, begun, ending, journal, started)
         finally:
             if self._journal is not None:
                 await self._journal.write(journal)
 
-    async def _poll(self, agent: LinkedAgent, journal: JournalBatch, started: float, hold: int | None) -> None:
+    async def _poll(
+        self, agent: LinkedAgent, begun: Begun, ending: Ending, journal: JournalBatch, started: float
+    ) -> None:
         agent_id = agent.agent_id
         interval = self._intervals.get(agent_id, self._s.min_interval)
+        drain = _Drain(marked=begun.marked, backlog=begun.backlog)
         try:
             if agent.mode == "observe":
-                await self._observe(agent, journal)
+                drain.backlog += await self._observe(agent, journal)
             else:
-                if await self._inbox.needs_reconcile(agent_id):
-                    await self.reconcile(agent, journal=journal)
+                if begun.was_marked:
+                    drain.backlog += await self.reconcile(agent, journal=journal)
+                    drain.marked = False  # reconcile cleared the mark: the heartbeat sets it again
                 elif agent_id not in self._reconciled_here:
                     # Start-up: a clean stop leaves no mark, but a Redis that lost its last second
                     # of writes may have lost one too. One view is enough for that; a marked
                     # agent gets all three.
-                    await self.reconcile(agent, views=RECENT_VIEWS[:1], after_loss=False, journal=journal)
-                interval = await self._drain(agent, journal) or interval
+                    drain.backlog += await self.reconcile(
+                        agent, views=RECENT_VIEWS[:1], after_loss=False, journal=journal
+                    )
+                    drain.marked = False
+                interval = await self._drain(agent, journal, drain, ending) or interval
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
             await self._revoked(agent, N_("AI-Trader rejected the token"))
-            await self._next_due(agent_id, started + self._s.max_interval, hold)
+            ending.clear_mark = drain.marked and not drain.outstanding
+            ending.next_due = started + self._s.max_interval
+            await self._end(agent_id, ending)
             return
         except UpstreamError as exc:
             self._metrics.polls.labels(agent.mode, "upstream_error").inc()
             self._metrics.upstream_errors.labels(type(exc).__name__).inc()
-            await self._failed(agent, exc, hold)
-            await self._fanout.fan_out(agent_id, journal)  # leftovers from an earlier cycle still go out
+            fails = begun.fails + 1
+            wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
+            # A lost answer keeps its mark (reconcile did not prove it recovered): the next poll reads `recent`.
+            ending.clear_mark = drain.marked and not drain.outstanding
+            ending.next_due = self._clock() + wait
+            ending.outcome, ending.error = "error", exc.sentence
+            ending.fails, ending.fails_ttl = fails, int(self._s.max_interval * 4)
+            ending.outage_failure = isinstance(exc, UpstreamUnavailable)
+            await self._end(agent_id, ending)
+            log.info(
+                "poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent_id, fails, wait, type(exc).__name__
+            )
+            if drain.backlog:
+                await self._fanout.fan_out(agent_id, journal)  # leftovers from an earlier cycle still go out
             return
         self._metrics.polls.labels(agent.mode, "ok").inc()
+        ending.clear_mark = drain.marked and not drain.outstanding
+        ending.next_due = started + interval
+        ending.outcome = "ok"
+        ending.fails = 0 if begun.fails else None
+
+        # The response is the only copy of these messages: keep retrying while Redis
+        # recovers rather than drop it (`recent` reaches back only 50 rows).
+        async def end() -> Ended:
+            return await self._end(agent_id, ending)
+
+        ended = await retried(
+            end, retry_on=RedisError, stop=stop_after_delay(PERSIST_PATIENCE), wait=wait_random_exponential(0.1, 3)
+        )
+        new = sum(1 for a in ended.added if not a.is_task)
+        self._metrics.persisted.inc(new)
+        if ended.cleared_streak >= OUTAGE_STREAK:
+            await self._outage_over()
         await self._faults.reached("after_persist")
-        await self._fanout.fan_out(agent_id, journal)
-        await self._succeeded(agent, started + interval, hold)
+        if ended.added or drain.backlog:
+            await self._fanout.fan_out(agent_id, journal)
 
     def _fetched(
         self,
@@ -385,30 +479,40 @@ class Poller:
         reads = [(f"m{n.message_id}", render.positive_int(n.data, "signal_id"), kind_of(n.kind)) for n in rows]
         journal.fetched_many(agent_id, reads, how, at=now, params=params)
 
-    async def _drain(self, agent: LinkedAgent, journal: JournalBatch) -> float | None:
-        """Heartbeat until nothing more is waiting (bounded); returns the server's interval."""
+    async def _drain(self, agent: LinkedAgent, journal: JournalBatch, drain: _Drain, ending: Ending) -> float | None:
+        """Heartbeat until nothing more is waiting (bounded); returns the server's interval. The
+        last answer is left in `ending`, for the end script to store; earlier ones (a busy inbox)
+        are stored as they come."""
         assert agent.token is not None
         interval = None
         for call in range(self._s.drain_max_calls):
             if self._stopping:
                 break
-            if await self._inbox.backlog(agent.agent_id) >= INBOX_CAP:
+            if drain.backlog >= INBOX_CAP:
                 # Fan-out is not keeping up (or keeps failing): leave the rest upstream, where
                 # it waits unread, rather than grow the inbox without bound.
                 log.warning("poller: inbox backlog at its cap, not polling agent=%s", agent.agent_id)
                 break
-            # Marked before the destructive read; cleared only once its answer is stored.
-            await self._inbox.mark_for_reconcile(agent.agent_id)
+            if ending.rows or ending.tasks is not None:
+                await self._store_answer(agent.agent_id, ending)  # the last call's, before the next call
+                drain.marked = False
+            # Marked before the destructive read (the begin script's mark, on a first call);
+            # cleared only once its answer is stored.
+            if not drain.marked:
+                await self._inbox.mark_for_reconcile(agent.agent_id)
+                drain.marked = True
+            drain.outstanding = True
             try:
                 beat = await self._client.heartbeat(agent.token)
             except TokenRejected:
-                await self._inbox.reconciled(agent.agent_id)  # refused before anything was read
+                drain.outstanding = False  # refused before anything was read
                 raise
             except OutcomeUnknown:
                 # The server may have marked rows read and lost the answer: read `recent` now,
                 # while they are still among the newest 50, not one interval later.
                 with contextlib.suppress(UpstreamError):
-                    await self.reconcile(agent, journal=journal)
+                    drain.backlog += await self.reconcile(agent, journal=journal)
+                    drain.marked = drain.outstanding = False
                 raise
             await self._faults.reached("after_heartbeat")
             self._fetched(
@@ -419,25 +523,11 @@ class Poller:
                 {"call": call + 1},
             )
             # Pending tasks come back on every heartbeat: they are journaled when fanned out, once.
-
-            # The response is the only copy of these messages: keep retrying while Redis
-            # recovers rather than drop it (`recent` reaches back only 50 rows).
-            async def persist(first_call: bool = call == 0, beat: Heartbeat = beat) -> int:
-                stored = await self._inbox.persist(agent.agent_id, beat.notifications)
-                if first_call:
-                    await self._inbox.persist_tasks(
-                        agent.agent_id, beat.tasks, complete=beat.remaining_tasks == 0, now=self._clock()
-                    )
-                await self._inbox.reconciled(agent.agent_id)
-                return stored
-
-            new = await retried(
-                persist,
-                retry_on=RedisError,
-                stop=stop_after_delay(PERSIST_PATIENCE),
-                wait=wait_random_exponential(0.1, 3),
-            )
-            self._metrics.persisted.inc(new)
+            ending.rows = beat.notifications
+            if call == 0:
+                ending.tasks, ending.tasks_complete = beat.tasks, beat.remaining_tasks == 0
+            drain.outstanding = False  # in memory now; stored by `end` or before the next call
+            drain.backlog += len(beat.notifications)
             if beat.unparsable:
                 log.warning("poller: %d heartbeat rows without an id agent=%s", beat.unparsable, agent.agent_id)
             if beat.poll_interval_seconds:
@@ -445,9 +535,26 @@ class Poller:
                 self._intervals[agent.agent_id] = interval
             # Never loop on has_more_tasks: it stays true for ever past 10 pending tasks.
             if not beat.has_more_messages:
-                await self._inbox.settle(agent.agent_id)  # every unread row is stored now
+                ending.settle = True  # every unread row is in this answer or stored already
                 break
         return interval
+
+    async def _store_answer(self, agent_id: int, ending: Ending) -> None:
+        """Store an answer held in `ending` now, in a drain of several calls (clears the mark)."""
+        rows, tasks, complete = ending.rows, ending.tasks, ending.tasks_complete
+
+        async def persist() -> int:
+            stored = await self._inbox.persist(agent_id, rows)
+            if tasks is not None:
+                await self._inbox.persist_tasks(agent_id, tasks, complete=complete, now=self._clock())
+            await self._inbox.reconciled(agent_id)
+            return stored
+
+        new = await retried(
+            persist, retry_on=RedisError, stop=stop_after_delay(PERSIST_PATIENCE), wait=wait_random_exponential(0.1, 3)
+        )
+        self._metrics.persisted.inc(new)
+        ending.rows, ending.tasks = (), None
 
     async def reconcile(
         self,
@@ -501,8 +608,9 @@ class Poller:
             now=self._clock(),
         )
 
-    async def _observe(self, agent: LinkedAgent, journal: JournalBatch) -> None:
-        """Observe mode reads only `messages/recent`, so the agent's own heartbeat loses nothing."""
+    async def _observe(self, agent: LinkedAgent, journal: JournalBatch) -> int:
+        """Observe mode reads only `messages/recent`, so the agent's own heartbeat loses nothing.
+        Returns how many rows were new."""
         assert agent.token is not None
         rows = await self._client.recent(agent.token, limit=50)
         how = N_("read through messages/recent (observe mode) by process {process}")
@@ -513,6 +621,7 @@ class Poller:
                     agent.agent_id, await self._client.recent(agent.token, category=view, limit=50), journal, how
                 )
         self._metrics.persisted.inc(new)
+        return new
 
     async def _store_unseen(
         self, agent_id: int, rows: tuple[Notification, ...], journal: JournalBatch | None = None, how: str = ""
@@ -531,36 +640,17 @@ class Poller:
             await self._inbox.baseline(agent_id, [n.message_id for n in rows if mode == "observe" or n.read])
 
     # --- bookkeeping ---------------------------------------------------------------------
-    async def _next_due(self, agent_id: int, at: float, hold: int | None) -> None:
-        await self._reschedule(keys=[self._due], args=[agent_id, int(at * 1000), "" if hold is None else hold])
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    async def _succeeded(self, agent: LinkedAgent, next_due: float, hold: int | None) -> None:
-        streak = await self._r.getdel(self._k.upstream_failures())
-        if streak is not None and int(streak) >= OUTAGE_STREAK:
-            # The outage is over: every agent is due now, not after its backoff (the claims'
-            # poll slots pace the catch-up).
-            log.info("poller: AI-Trader answers again; resuming every agent")
-            await self._all_due(keys=[self._due], args=[self._now_ms()])
-            for other in await self._store.agent_ids():
-                await self._r.delete(self._k.backoff(other))
-        await self._next_due(agent.agent_id, next_due, hold)
-        await self._r.delete(self._k.backoff(agent.agent_id))
-        await self._store.record_poll(agent.agent_id, ok=True)
-
-    async def _failed(self, agent: LinkedAgent, exc: UpstreamError, hold: int | None) -> None:
-        if isinstance(exc, UpstreamUnavailable):
-            await self._r.incr(self._k.upstream_failures())
-        fails = int(await self._r.incr(self._k.backoff(agent.agent_id)))
-        await self._r.expire(self._k.backoff(agent.agent_id), int(self._s.max_interval * 4))
-        wait = full_jitter(fails, base=self._s.backoff_base, cap=self._s.max_interval, rng=self._rng)
-        await self._next_due(agent.agent_id, self._clock() + wait, hold)
-        await self._store.record_poll(agent.agent_id, ok=False, error=exc.sentence)
-        log.info(
-            "poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent.agent_id, fails, wait, type(exc).__name__
-        )
+    async def _outage_over(self) -> None:
+        # The outage is over: every agent is due now, not after its backoff (the claims'
+        # poll slots pace the catch-up).
+        log.info("poller: AI-Trader answers again; resuming every agent")
+        await self._all_due(keys=[self._due], args=[self._now_ms()])
+        for other in await self._store.agent_ids():
+            await self._r.delete(self._k.backoff(other))
 
     async def _revoked(self, agent: LinkedAgent, reason: str) -> None:
         await self._store.pause_agent(agent.agent_id, reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -376,10 +376,12 @@ class Store:
         return int(raw) if raw else None
 
     async def agent(self, agent_id: int) -> LinkedAgent | None:
-        h = await self._r.hgetall(self._k.agent(agent_id))
-        if not h:
+        return self.linked_agent(agent_id, text_dict(await self._r.hgetall(self._k.agent(agent_id))))
+
+    def linked_agent(self, agent_id: int, d: Mapping[str, str]) -> LinkedAgent | None:
+        """The agent from its stored hash (as read here or by a script); None if empty."""
+        if not d:
             return None
-        d = text_dict(h)
         sealed = d.get("token", "")
         return LinkedAgent(
             agent_id=agent_id,

@@ -133,3 +133,22 @@ async def test_the_running_relay_polls_every_agent_from_one_claim_job(
         while time.monotonic() < deadline and min(world.heartbeat_counts[a] for a in agent_ids) < 2:
             await asyncio.sleep(0.05)
     assert min(world.heartbeat_counts[a] for a in agent_ids) >= 2  # each polled again after its interval
+
+
+async def test_a_poll_that_finds_nothing_new_makes_two_redis_round_trips(
+    relay: Relay, world: World, adapter: RecordingAdapter, redis: Redis
+) -> None:
+    """Begin (lease, record, mark) and end (answer, mark, next due, outcome, lease) scripts: the
+    issue's bound is three; a poll of one command per step made about eighteen. Counted by the
+    server (`total_reads_processed`: one per request or pipeline it reads)."""
+    [agent_id] = await agents_with_own_chats(relay, world, adapter, 1, "t")
+    await relay.poller.poll(agent_id)  # the first poll also reads `recent` once (start-up reconcile)
+
+    async def reads() -> int:
+        return int((await redis.info("stats"))["total_reads_processed"])
+
+    before = await reads()
+    await relay.poller.poll(agent_id)
+    after = await reads()
+    assert world.heartbeat_counts[agent_id] == 2
+    assert after - before - 1 <= 2  # less the INFO call itself
