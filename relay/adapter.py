@@ -105,6 +105,9 @@ class RateBudget(Protocol):
     async def acquire(self) -> None:
         """Wait for one slot."""
 
+    async def hold(self, seconds: float) -> None:
+        """No slot for any process for `seconds` (the platform asked the whole bot to wait)."""
+
 
 class KeyStore(Protocol):
     """Keys of one declared family (`relay.keys.AdapterFamily`); `parts` name the key inside it.

@@ -64,6 +64,10 @@ class RedisRateBudget:
         with _unavailable():
             await self._limiter.acquire()
 
+    async def hold(self, seconds: float) -> None:
+        with _unavailable():
+            await self._limiter.hold(seconds)
+
 
 class RedisKeyStore:
     def __init__(self, redis: Redis, keys: Keys, family: AdapterFamily) -> None:

@@ -113,6 +113,7 @@ class DiscordAdapter:
         self.pacer = GlobalPacer(services, settings.max_requests_per_second, settings.api_base)
         trace = self.guard.trace_config()
         trace.on_request_start.append(self.pacer.on_request_start)
+        trace.on_request_end.append(self.pacer.on_request_end)
         self._codec = ActionCodec(services, Signer.derived(self._token, "discord-buttons"))
         self._interactions = InteractionHandler(services, self._codec, self.guard, redactor)
         backoff = IdentifyBackoff(services.store(DISCORD_IDENTIFY), timing)

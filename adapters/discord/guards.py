@@ -58,6 +58,10 @@ class Pacer:
         self._clock = clock
         self._next = 0.0
 
+    def hold(self, seconds: float) -> None:
+        """No slot before `seconds` from now."""
+        self._next = max(self._next, self._clock() + seconds)
+
     async def wait(self) -> None:
         now = self._clock()
         slot = max(now, self._next)
@@ -101,6 +105,7 @@ class GlobalPacer:
         self._origin = (base.scheme, base.host, base.port)
         self._base_path = base.path.rstrip("/")
         self.paced = 0  # requests this process paced, for tests and metrics
+        self.global_429s = 0  # global 429s this process saw (each held every process's slots)
 
     def is_paced(self, url: yarl.URL) -> bool:
         """REST calls to the API base count; interaction answers and the gateway do not."""
@@ -133,6 +138,25 @@ class GlobalPacer:
         # Awaited by aiohttp before the connection is used: the request leaves after its slot.
         if self.is_paced(params.url):
             await self.wait()
+
+    async def on_request_end(
+        self, _session: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        """A global 429 (X-RateLimit-Global: true) stops the whole bot: discord.py waits it out in
+        this process only, so the shared slots are held for its Retry-After in every process."""
+        response = params.response
+        if response.status != 429 or response.headers.get("X-RateLimit-Global", "").lower() != "true":
+            return
+        try:
+            seconds = float(response.headers.get("Retry-After", "1"))
+        except ValueError:
+            seconds = 1.0
+        self.global_429s += 1
+        self._local.hold(seconds)
+        try:
+            await self._shared.hold(seconds)
+        except StoreUnavailable:
+            log.info("discord shared pacing unavailable: the global hold applies to this process only")
 
 
 class RequestGuard:

@@ -32,7 +32,7 @@ class DiscordSettings(BaseSettings):
     # (interaction answers are exempt, as at Discord). Discord allows 50 requests/s per bot and
     # discord.py has no global limiter; half of it (as MonitoRSS runs) leaves room for anything
     # else using the token and matches `DiscordAdapter.limits.sends_per_second`.
-    max_requests_per_second: float = Field(default=25.0, gt=0, le=50)
+    max_requests_per_second: float = Field(default=50.0, gt=0, le=50)
     # Upper bound for one send, including discord.py's own waits and retries.
     send_timeout: float = Field(default=30.0, gt=0)
 

@@ -37,6 +37,7 @@ PER_CHAT = (1, 1.0)
 # One second of slack on the minute: our clock starts before the request reaches Telegram, and a
 # group 429 costs far more than the second (measured with bench/telegram_send.py against the fake).
 PER_GROUP = (20, 61.0)
+GLOBAL_429_WINDOW = 1.0  # 429s for two chats within this many seconds: the overall ceiling was hit
 _PRUNE_EVERY = 1024
 
 
@@ -87,7 +88,7 @@ class SendLimiter:
 
     def __init__(
         self,
-        global_rate: float = 25.0,
+        global_rate: float = 30.0,
         per_chat: tuple[int, float] = PER_CHAT,
         per_group: tuple[int, float] = PER_GROUP,
         clock: Callable[[], float] = time.monotonic,
@@ -102,6 +103,10 @@ class SendLimiter:
         self._penalty: dict[int, float] = {}
         self._clock = clock
         self._calls = 0
+        self._recent_429s: deque[tuple[float, int]] = deque(maxlen=64)
+        self._held_until = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.global_holds = 0  # times 429s for several chats held every send (tests, benchmarks)
 
     def penalized_for(self, chat_id: int) -> float:
         """Seconds left of a 429 penalty for this chat (0 when none)."""
@@ -115,8 +120,36 @@ class SendLimiter:
         return left
 
     def penalize(self, chat_id: int, seconds: float) -> None:
-        """Remember Telegram's retry_after so this process does not spend requests on 429s."""
-        self._penalty[chat_id] = max(self._penalty.get(chat_id, 0.0), self._clock() + seconds)
+        """Remember Telegram's retry_after so this process does not spend requests on 429s.
+
+        Telegram's 429 does not say which limit it enforces. One chat's 429 is taken as that
+        chat's; 429s for two chats or more within GLOBAL_429_WINDOW seconds as the bot's overall
+        ceiling: then every process holds its sends for the retry_after (`RateBudget.hold`)."""
+        now = self._clock()
+        self._penalty[chat_id] = max(self._penalty.get(chat_id, 0.0), now + seconds)
+        recent = self._recent_429s
+        recent.append((now, chat_id))
+        while recent and recent[0][0] < now - GLOBAL_429_WINDOW:
+            recent.popleft()
+        if len({c for _, c in recent}) >= 2:
+            recent.clear()
+            self.hold_all(seconds)
+
+    def hold_all(self, seconds: float) -> None:
+        """Hold every send of this process, and of every process sharing the ceiling, for `seconds`."""
+        self._held_until = max(self._held_until, self._clock() + seconds)
+        self.global_holds += 1
+        log.warning("telegram overall flood limit: holding every send seconds=%.1f", seconds)
+        if self._shared is not None:
+            task = asyncio.get_running_loop().create_task(self._hold_shared(self._shared, seconds))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _hold_shared(self, shared: RateBudget, seconds: float) -> None:
+        try:
+            await shared.hold(seconds)
+        except StoreUnavailable as exc:
+            log.info("shared send rate unavailable: the hold applies to this process only error=%s", exc)
 
     async def wait(self, chat_id: int) -> None:
         """Sleep until this chat, its group window and the global ceiling all allow one send."""
@@ -130,6 +163,8 @@ class SendLimiter:
             if ready <= now:
                 break
             await asyncio.sleep(ready - now)
+        while (held := self._held_until - self._clock()) > 0:
+            await asyncio.sleep(held)
         if not await self._shared_slot():
             slot = self._global.reserve(self._clock())
             delay = slot - self._clock()

@@ -31,7 +31,7 @@ class TelegramSettings(BaseSettings):
     webhook_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)))
     port: int = Field(8080, validation_alias=AliasChoices("PORT", "port"))  # Heroku's $PORT
     api_base: str = "https://api.telegram.org"
-    global_rate: float = Field(25.0, gt=0)  # msgs/s across chats; Telegram's own ceiling is ~30
+    global_rate: float = Field(30.0, gt=0)  # msgs/s across chats: Telegram's own ceiling, about 30
     request_timeout: float = Field(10.0, gt=0)
 
     @field_validator("webhook_url", mode="before")

@@ -424,6 +424,45 @@ async def test_two_processes_together_stay_under_the_bot_wide_ceiling(
     assert sum(a.pacer.paced for a in adapters) == len(counted), "every counted request took a slot, logins included"
 
 
+async def test_a_global_429_holds_the_shared_budget_so_another_process_does_not_earn_one_too(
+    redis_url: str, keys: Keys, core: Recorder
+) -> None:
+    # discord.py waits out a global 429 in its own process only; without the shared hold the
+    # other process would send into the block and get a 429 of its own.
+    clients = [connect(redis_url) for _ in range(2)]
+    async with new_fake() as fake:
+        values: dict[str, Any] = {
+            "bot_token": TOKEN,
+            "api_base": fake.api_base,
+            "gateway_url": fake.gateway_url,
+            "send_timeout": 30.0,
+        }
+        adapters = [
+            DiscordAdapter(DiscordSettings(**values), RedisAdapterServices(c, keys, "discord"), Redactor(), timing=FAST)
+            for c in clients
+        ]
+        try:
+            for adapter in adapters:
+                await adapter.start(COMMANDS, core.dispatch, core.on_chat_change)
+            fake.block_globally(1.5)
+            first = asyncio.create_task(
+                adapters[0].send(ChatRef("discord", str(CHANNEL + 1)), Message(body="a"), key="a")
+            )
+            deadline = time.monotonic() + 30
+            while not adapters[0].pacer.global_429s and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            assert adapters[0].pacer.global_429s == 1
+            await adapters[1].send(ChatRef("discord", str(CHANNEL + 2)), Message(body="b"), key="b")
+            await first
+        finally:
+            for adapter in adapters:
+                await adapter.stop()
+            for client in clients:
+                await client.aclose()
+    assert len(fake.channel_messages()) == 2
+    assert len(fake.rate_limited) == 1, [c.path for c in fake.rate_limited]
+
+
 async def test_interaction_answers_do_not_wait_for_the_delivery_budget(
     adapter: DiscordAdapter, dfake: FakeDiscord
 ) -> None:

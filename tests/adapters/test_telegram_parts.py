@@ -75,7 +75,7 @@ def test_settings_defaults_and_validation(monkeypatch: pytest.MonkeyPatch) -> No
         9090,
         None,
         "http://127.0.0.1:81",
-        25.0,
+        30.0,
         10.0,
     )
     generated = settings.webhook_secret.get_secret_value()

@@ -14,7 +14,7 @@ from adapters.telegram.limiter import SendLimiter, SlidingWindow
 from platform_fakes.telegram_api import FakeTelegram, Limits, utf16_len, visible_text
 from relay.embedded_redis import connect
 from relay.errors import ChatGone, ChatMoved, ConfigError, RetryLater, SendUncertain, Undeliverable
-from relay.keys import Keys
+from relay.keys import TELEGRAM_GLOBAL_RATE, Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Message, MessageField
 from relay.services import RedisAdapterServices
@@ -252,3 +252,32 @@ async def test_two_processes_on_one_redis_share_the_global_ceiling(redis_url: st
     # (Arrivals per second are not bounded: requests held up by load may then arrive together.)
     early = [(k, round(stamp - start, 3)) for k, stamp in enumerate(stamps) if stamp - start < k / rate - 0.05]
     assert early == [], f"arrivals earlier than the shared ceiling allows (index, seconds after start): {early}"
+
+
+async def test_429s_for_several_chats_hold_every_process_and_one_chats_429_holds_only_that_chat(
+    redis_url: str, keys: Keys
+) -> None:
+    """Telegram's 429 does not name the limit it enforces: for one chat it is that chat's, for two
+    chats at once the bot's overall ceiling, which every process sharing it must then respect."""
+    clients = [connect(redis_url) for _ in range(2)]
+    try:
+        a, b = (
+            SendLimiter(
+                global_rate=100, shared=RedisAdapterServices(c, keys, "telegram").rate_budget(TELEGRAM_GLOBAL_RATE, 100)
+            )
+            for c in clients
+        )
+        a.penalize(7001, 3.0)
+        a.penalize(7001, 3.0)  # the same chat again: still that chat's own limit
+        assert a.global_holds == 0 and a.penalized_for(7001) > 0 and a.penalized_for(7002) == 0
+        a.penalize(7002, 1.5)
+        assert a.global_holds == 1
+        deadline = time.monotonic() + 30
+        while a._tasks and time.monotonic() < deadline:  # the hold reaches Redis in the background
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await b.wait(7003)  # another process, another chat: its slot comes after the hold
+        assert time.monotonic() - started >= 1.5 - 0.1
+    finally:
+        for c in clients:
+            await c.aclose()

@@ -48,3 +48,18 @@ async def test_burst_is_allowed_then_paced(redis: Redis, keys: Keys) -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError):
         SharedRateLimiter(None, "k", rate=0)  # type: ignore[arg-type]
+
+
+async def test_reservations_are_booked_in_one_call_and_a_hold_moves_every_processes_next_slot(
+    redis_url: str, keys: Keys
+) -> None:
+    clients = [connect(redis_url) for _ in range(2)]
+    try:
+        a, b = (SharedRateLimiter(c, keys.adapter_key(TELEGRAM_GLOBAL_RATE, "hold"), rate=10) for c in clients)
+        first, second = await a.reserve(), await b.reserve()
+        assert first == 0.0 and 0.05 < second <= 0.1 + 0.01  # booked, not refused: the next slot, 0.1 s on
+        await a.hold(2.0)
+        assert await b.reserve() >= 2.0 - 0.05
+    finally:
+        for c in clients:
+            await c.aclose()
