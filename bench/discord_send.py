@@ -22,14 +22,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.discord.guards import PACING_MARGIN_S, paced_rate
 from bench.pipeline import pct
+from bench.send_report import comparison, pacing, redis_cpu_s, until
 from platform_fakes.discord_api import FakeDiscord
 from relay.delivery import Deliverer
 from relay.embedded_redis import open_redis
@@ -66,7 +68,7 @@ def notification(n: int) -> Message:
     )
 
 
-def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> dict[str, float]:
+def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> dict[str, Any]:
     arrived: dict[int, float] = {}
     for message in fake.channel_messages():
         if m := _NUMBER.search(message.text):
@@ -85,12 +87,6 @@ def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> di
     }
 
 
-async def until(predicate: Callable[[], object], budget: float) -> None:
-    deadline = time.monotonic() + budget
-    while not predicate() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-
-
 async def ignore(_: object) -> None:
     return None
 
@@ -102,7 +98,7 @@ async def started_adapter(fake: FakeDiscord, redis: Redis, keys: Keys) -> Discor
     return adapter
 
 
-async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, data: Path) -> dict[str, float]:
+async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, data: Path) -> dict[str, Any]:
     async with FakeDiscord(token=TOKEN) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
         redis = handle.redis
         keys = Keys(f"bench{uuid.uuid4().hex[:8]}")
@@ -119,6 +115,7 @@ async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, d
         )
         outbox = Outbox(redis, keys)
         enqueued: dict[int, float] = {}
+        cpu0, redis_cpu0 = time.process_time(), await redis_cpu_s(redis)
         started = time.monotonic()
         for i in range(0, len(work), 100):
             batch = work[i : i + 100]
@@ -136,11 +133,17 @@ async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, d
             async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
                 await redis.delete(key)
         result = figures(fake, enqueued, started)
+        # The fake Discord runs in this process: its CPU is in "relay_and_fake".
+        result["cpu_s"] = {
+            "relay_and_fake": round(time.process_time() - cpu0, 3),
+            "redis": round(await redis_cpu_s(redis) - redis_cpu0, 3),
+        }
+        result["global_429s_seen"] = float(adapter.pacer.global_429s)
         result["dead"] = metrics.registry.get_sample_value("relay_dead_letters_total", {"platform": "discord"}) or 0.0
         return result
 
 
-async def run_reference(work: list[tuple[int, int]], budget: float, data: Path) -> dict[str, float]:
+async def run_reference(work: list[tuple[int, int]], budget: float, data: Path) -> dict[str, Any]:
     """One message at a time through the same adapter.send; waits out a RetryLater and resends."""
     async with FakeDiscord(token=TOKEN) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
         keys = Keys(f"benchref{uuid.uuid4().hex[:8]}")
@@ -165,11 +168,12 @@ async def run_reference(work: list[tuple[int, int]], budget: float, data: Path) 
             async for key in handle.redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
                 await handle.redis.delete(key)
         result = figures(fake, enqueued, started)
+        result["cpu_s"] = {"reference_and_fake": round(time.process_time(), 3)}
         result["dead"] = float(given_up)
         return result
 
 
-async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
+async def reference_in_child(args: argparse.Namespace) -> dict[str, Any]:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -186,42 +190,36 @@ async def reference_in_child(args: argparse.Namespace) -> dict[str, float]:
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
-    figures: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return figures
 
 
-def table(args: argparse.Namespace, relay: dict[str, float], ref: dict[str, float], pacing: float) -> str:
-    rows = [
-        ("delivered", "delivered", "{:.0f}"),
-        ("wall time to deliver all (s)", "seconds", "{:.1f}"),
-        ("messages/s", "per_second", "{:.1f}"),
-        ("POST /messages requests", "requests", "{:.0f}"),
-        ("429s received", "429s", "{:.0f}"),
-        ("given up (dead letters)", "dead", "{:.0f}"),
-        ("p50 enqueue->accepted (s)", "p50", "{:.1f}"),
-        ("p99 enqueue->accepted (s)", "p99", "{:.1f}"),
-    ]
-    out = [
+ROWS = [
+    ("delivered", "delivered", "{:.0f}"),
+    ("wall time to deliver all (s)", "seconds", "{:.1f}"),
+    ("messages/s", "per_second", "{:.1f}"),
+    ("POST /messages requests", "requests", "{:.0f}"),
+    ("429s received", "429s", "{:.0f}"),
+    ("given up (dead letters)", "dead", "{:.0f}"),
+    ("p50 enqueue->accepted (s)", "p50", "{:.1f}"),
+    ("p99 enqueue->accepted (s)", "p99", "{:.1f}"),
+]
+
+
+def table(args: argparse.Namespace, relay: dict[str, Any], ref: dict[str, Any], paced: float) -> str:
+    reached = pacing(relay, DISCORD_CEILING, "requests")
+    header = [
         f"discord benchmark: {args.notifications} notifications to {args.channels} channels, all queued at t=0",
         f"fake Discord limits: 50 requests/s per bot, 5 messages / 5 s per channel -> ceiling {DISCORD_CEILING:.0f}/s; "
-        f"adapter paces every REST request at {pacing:.1f}/s, shared through Redis "
+        f"adapter paces every REST request at {paced:.1f}/s, shared through Redis "
         f"(DISCORD_MAX_REQUESTS_PER_SECOND less a {PACING_MARGIN_S:.0%} margin for travel-time jitter)",
-        "",
-        f"{'figure':32} {'relay (delivery)':>16} {'sequential send':>16} {'ratio':>7}",
     ]
-    for label, key, fmt in rows:
-        ratio = ""
-        if key in ("per_second", "p50", "p99") and ref[key] and relay[key]:
-            r = relay[key] / ref[key] if key == "per_second" else ref[key] / relay[key]
-            ratio = f"{r:.2f}x"
-        out.append(f"{label:32} {fmt.format(relay[key]):>16} {fmt.format(ref[key]):>16} {ratio:>7}")
-    out += [
-        "",
-        f"relay throughput is {100 * relay['per_second'] / DISCORD_CEILING:.0f}% of Discord's {DISCORD_CEILING:.0f}/s "
-        f"and {100 * relay['per_second'] / pacing:.0f}% of the adapter's own {pacing:.1f}/s pacing; "
-        "ratios are relay-better-by (throughput relay/ref, latency ref/relay)",
+    footer = [
+        f"relay throughput is {reached['pacing_pct']:.0f}% of Discord's {DISCORD_CEILING:.0f}/s "
+        f"and {100 * relay['per_second'] / paced:.0f}% of the adapter's own {paced:.1f}/s pacing; "
+        f"{reached['429s_per_10k_requests']} 429s per 10,000 requests"
     ]
-    return "\n".join(out)
+    return comparison(header, ROWS, relay, ref, labels=("relay (delivery)", "sequential send"), footer=footer)
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
@@ -230,6 +228,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--notifications", type=int, default=3000)
     p.add_argument("--budget", type=float, default=240.0, help="seconds each side may take at most")
     p.add_argument("--side", choices=("both", "reference"), default="both", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     work = workload(args.channels, args.notifications)
@@ -240,7 +239,22 @@ async def main(argv: Sequence[str] | None = None) -> None:
     ref_task = asyncio.create_task(reference_in_child(args))
     relay = await run_relay(work, args.channels, args.budget, data)
     ref = await ref_task
-    print(table(args, relay, ref, paced_rate(DiscordSettings(bot_token=TOKEN).max_requests_per_second)))
+    paced = paced_rate(DiscordSettings(bot_token=TOKEN).max_requests_per_second)
+    if args.json:
+        workload_ = {"channels": args.channels, "notifications": args.notifications}
+        print(
+            json.dumps(
+                {
+                    "workload": workload_,
+                    "adapter_rate": paced,
+                    **pacing(relay, DISCORD_CEILING, "requests"),
+                    "relay": relay,
+                    "reference": ref,
+                }
+            )
+        )
+    else:
+        print(table(args, relay, ref, paced))
 
 
 if __name__ == "__main__":

@@ -159,3 +159,54 @@ def test_autocomplete_benchmark_answers_every_keystroke() -> None:
     assert result["keystrokes"] == 16 and result["over_3s"] == 0
     assert result["render_notification_cpu_us_zh"] > 0 and result["cpu_redis_s"] >= 0
     assert "Traceback" not in done.stderr
+
+
+def test_report_renders_every_json_result_and_rewrites_only_the_readme_block(tmp_path: Path) -> None:
+    from bench.report import BEGIN, END, load, render, write_readme
+
+    results = tmp_path / "results"
+    results.mkdir()
+    pipeline = {
+        "agents": 100,
+        "messages": 20,
+        "per_second": 740.0,
+        "notifications_per_relay_cpu_s": 1088.0,
+        "redis_round_trips_per_notification": 3.33,
+        "p50_s": 2.0,
+        "p99_s": 2.9,
+        "lost": 0,
+        "duplicates": 0,
+        "cpu_s": {"relay": 1.84, "simulator": 0.19, "redis": 0.30},
+    }
+    side = {
+        "per_second": 45.6,
+        "p50": 33.0,
+        "p99": 64.6,
+        "delivered": 3000,
+        "duplicates": 0,
+        "429s": 0,
+        "requests": 3000,
+    }
+    discord = {
+        "workload": {"channels": 100, "notifications": 3000},
+        "adapter_rate": 47.6,
+        "ceiling_per_second": 50.0,
+        "pacing_pct": 91.2,
+        "429s_per_10k_requests": 0.0,
+        "relay": {**side, "cpu_s": {"relay_and_fake": 20.0, "redis": 2.0}},
+        "reference": side,
+    }
+    (results / "pipeline-run1.json").write_text(json.dumps(pipeline))
+    (results / "discord-run1.json").write_text(json.dumps(discord))
+    (results / "soak.json").write_text(json.dumps({"kind": "soak", "poll_lateness_p99_s": 1.25}))
+    (results / "broken.json").write_text("{not json")
+    table = render(load(results))
+    assert "| pipeline 100 agents x 20 (pipeline-run1) | 740 | 1,088 | 1.84 / 0.30 / 0.19 | 3.33 |" in table
+    assert "91% of 50/s (paced at 47.6)" in table and "150 incl. fake" in table
+    assert "poll_lateness_p99_s 1.25" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\nold table\n{END}\nafter\n")
+    write_readme(readme, table)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{END}\nafter\n")
+    assert "old table" not in text and table in text
