@@ -87,7 +87,14 @@ def test_call_overhead_benchmark_prints_each_figure() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     body = json.loads(done.stdout)
-    keys = {"httpx_ms_without_sniffio", "httpx_ms_with_sniffio", "retrier_built_every_call_us", "retried_us"}
+    keys = {
+        "httpx_ms_without_sniffio",
+        "httpx_ms_with_sniffio",
+        "retrier_built_every_call_us",
+        "retried_us",
+        "send_deadline_wait_for_us",
+        "send_deadline_timeout_us",
+    }
     assert set(body) == keys and all(len(v) == 1 and v[0] > 0 for v in body.values())
 
 
