@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 from adapters.discord import DiscordAdapter, DiscordSettings
 from adapters.discord.guards import PACING_MARGIN_S, paced_rate
 from bench.pipeline import pct
-from bench.send_report import comparison, pacing, redis_cpu_s, until
+from bench.send_report import comparison, pacing, redis_cpu_s, steady_rate, until
 from platform_fakes.discord_api import FakeDiscord
 from relay.delivery import Deliverer
 from relay.embedded_redis import open_redis
@@ -80,6 +80,7 @@ def figures(fake: FakeDiscord, enqueued: dict[int, float], started: float) -> di
         "delivered": len(arrived),
         "seconds": seconds,
         "per_second": len(arrived) / seconds if arrived else 0.0,
+        "steady_per_second": steady_rate(list(arrived.values())),
         "429s": len(fake.rate_limited),
         "requests": len(fake.calls_to("POST", "/messages")),
         "p50": pct(latencies, 0.5),
@@ -198,6 +199,7 @@ ROWS = [
     ("delivered", "delivered", "{:.0f}"),
     ("wall time to deliver all (s)", "seconds", "{:.1f}"),
     ("messages/s", "per_second", "{:.1f}"),
+    ("messages/s, 10th-90th percentile", "steady_per_second", "{:.1f}"),
     ("POST /messages requests", "requests", "{:.0f}"),
     ("429s received", "429s", "{:.0f}"),
     ("given up (dead letters)", "dead", "{:.0f}"),
@@ -216,6 +218,7 @@ def table(args: argparse.Namespace, relay: dict[str, Any], ref: dict[str, Any], 
     ]
     footer = [
         f"relay throughput is {reached['pacing_pct']:.0f}% of Discord's {DISCORD_CEILING:.0f}/s "
+        f"({reached['steady_pacing_pct']:.0f}% from the 10th to the 90th percentile arrival) "
         f"and {100 * relay['per_second'] / paced:.0f}% of the adapter's own {paced:.1f}/s pacing; "
         f"{reached['429s_per_10k_requests']} 429s per 10,000 requests"
     ]

@@ -244,10 +244,15 @@ def platform_rows(name: str, body: dict[str, Any]) -> list[str]:
     work = body["workload"]
     relay, ref = body["relay"], body["reference"]
     if "chats" in work:
-        what = f"Telegram, {work['notifications']:,} to {work['chats']} chats ({work['groups']} groups)"
+        order = work.get("order", "random")
+        what = f"Telegram, {work['notifications']:,} to {work['chats']} chats ({work['groups']} groups, {order})"
     else:
         what = f"Discord, {work['notifications']:,} to {work['channels']} channels"
-    ceiling = f"{body['pacing_pct']:.0f}% of {body['ceiling_per_second']:.0f}/s (paced at {body['adapter_rate']:.1f})"
+    steady = body.get("steady_pacing_pct")
+    middle = f"; {steady:.0f}% in the middle 80%" if isinstance(steady, int | float) and not math.isnan(steady) else ""
+    ceiling = (
+        f"{body['pacing_pct']:.0f}% of {body['ceiling_per_second']:.0f}/s{middle} (paced at {body['adapter_rate']:.1f})"
+    )
     per_cpu = relay["delivered"] / relay["cpu_s"]["relay_and_fake"] if relay.get("cpu_s") else None
     out = [
         f"| {what} ({name}) | {_n(relay['per_second'], '{:.1f}')} | {_n(per_cpu)} incl. fake | "
@@ -331,7 +336,10 @@ async def run_all(quick: bool) -> dict[str, dict[str, Any]]:
     n = "600" if quick else "3000"
     runs: dict[str, tuple[str, tuple[str, ...]]] = {
         "pipeline-100x20": ("bench.pipeline", ("--agents", "100", "--messages", "20" if not quick else "5")),
-        "telegram-100-chats": ("bench.telegram_send", ("--groups", "0", "--notifications", n)),
+        "telegram-100-chats": (
+            "bench.telegram_send",
+            ("--groups", "0", "--order", "round-robin", "--notifications", n),
+        ),
         "telegram-100-chats-20-groups": ("bench.telegram_send", ("--notifications", n)),
         "discord-100-channels": ("bench.discord_send", ("--notifications", n)),
     }

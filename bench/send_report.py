@@ -53,11 +53,25 @@ def comparison(
     return "\n".join(out)
 
 
+def steady_rate(arrivals: Sequence[float]) -> float:
+    """Arrivals per second between the 10th and the 90th percentile arrival: the paced middle of
+    the run, without the start (adapter start, first requests) or the tail (the last few chats,
+    held by their own per-chat limits)."""
+    times = sorted(arrivals)
+    if len(times) < 10:
+        return float("nan")
+    lo, hi = len(times) // 10, len(times) * 9 // 10
+    span = times[hi] - times[lo]
+    return (hi - lo) / span if span > 0 else float("nan")
+
+
 def pacing(relay: dict[str, Any], ceiling: float, requests_key: str) -> dict[str, float]:
-    """Share of the platform's ceiling reached and 429s per 10,000 requests (the issue's goals)."""
+    """Share of the platform's ceiling reached, over the whole run and in its paced middle
+    (`steady_per_second`), and 429s per 10,000 requests (the issue's goals)."""
     requests = float(relay.get(requests_key) or 0.0)
     return {
         "ceiling_per_second": ceiling,
         "pacing_pct": round(100.0 * float(relay["per_second"]) / ceiling, 1),
+        "steady_pacing_pct": round(100.0 * float(relay.get("steady_per_second", float("nan"))) / ceiling, 1),
         "429s_per_10k_requests": round(10_000.0 * float(relay["429s"]) / requests, 2) if requests else float("nan"),
     }
