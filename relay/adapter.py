@@ -143,8 +143,9 @@ class AdapterServices(Protocol):
     def lease(self, family: AdapterFamily, ttl_s: float | None = None) -> Lease:
         """A lease of a "lease" family; `ttl_s` (default: the family's) may only be shorter."""
 
-    def rate_budget(self, family: AdapterFamily, per_second: float) -> RateBudget:
-        """A shared budget of a "rate" family."""
+    def rate_budget(self, family: AdapterFamily, per_second: float, burst: int = 1) -> RateBudget:
+        """A shared budget of a "rate" family; `burst` slots may be taken back to back after a
+        pause (so a waiter that woke late does not cost the budget its slot)."""
 
     def store(self, family: AdapterFamily) -> KeyStore:
         """The keys of a "string", "counter" or "set" family."""

@@ -146,9 +146,9 @@ class RedisAdapterServices:
             raise ValueError(f"lease {family.name}: TTL {ttl_s} outside (0, {limit}] s")
         return RedisLease(self._leases, self._keys.adapter_key(family), int(ttl * 1000))
 
-    def rate_budget(self, family: AdapterFamily, per_second: float) -> RedisRateBudget:
+    def rate_budget(self, family: AdapterFamily, per_second: float, burst: int = 1) -> RedisRateBudget:
         self._check(family, "rate")
-        return RedisRateBudget(SharedRateLimiter(self._r, self._keys.adapter_key(family), per_second))
+        return RedisRateBudget(SharedRateLimiter(self._r, self._keys.adapter_key(family), per_second, burst))
 
     def store(self, family: AdapterFamily) -> RedisKeyStore:
         self._check(family, "string", "counter", "set")

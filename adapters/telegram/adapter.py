@@ -104,7 +104,9 @@ class TelegramAdapter:
         self._buttons = ButtonStore(services, signer=Signer.derived(token, "telegram-buttons"))
         if limiter is None:
             # The global ceiling belongs to the bot token: shared by every process on this Redis.
-            shared = services.rate_budget(TELEGRAM_GLOBAL_RATE, settings.global_rate)
+            # A burst of two, as for Discord: a late waiter does not lose its slot (Telegram's
+            # overall limit tolerates short bursts; the fake models it as a bucket of 30).
+            shared = services.rate_budget(TELEGRAM_GLOBAL_RATE, settings.global_rate, burst=2)
             limiter = SendLimiter(settings.global_rate, shared=shared)
         self._sender = Sender(self._app.bot, limiter, self._buttons, services, MAX_TEXT)
         self._catalogues = Catalogues.load()
