@@ -47,7 +47,7 @@ PORTABLE: tuple[tuple[str, str, bool], ...] = (
     ("user:{any}", "hash", True),
     ("sub:seq", "string", True),
     ("sub:{n}", "hash", True),
-    ("sub:{n}:seen", "zset", False),  # a watch's baseline: nothing old is posted after the move
+    ("sub:{n}:seen", "zset", True),  # a watch's baseline: nothing old is posted after the move
     ("watches", "set", True),
     ("chat:{any}:subs", "set", True),
     ("chat:{any}:kinds", "hash", True),

@@ -192,7 +192,7 @@ class Keys:
 
     def watch_seen(self, sub_id: int) -> str:
         """ZSET signal_id -> signal_id already posted (or baselined) for a feed/trader watch."""
-        return self._k("sub", sub_id, "seen")
+        return self._h("sub", sub_id, "seen")
 
     def watch_lease(self, sub_id: int) -> str:
         return self._k("lease", "watch", sub_id)

@@ -19,7 +19,7 @@ from aitrader_sim.server import SimulatorServer
 from aitrader_sim.world import World
 from relay.app import Relay
 from relay.config import RelaySettings
-from relay.embedded_redis import connect
+from relay.embedded_redis import connect, connect_cluster
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, Reply, UserRef
@@ -27,9 +27,24 @@ from relay.tokens import TokenBox, new_key_text
 from tests.fakes.recording import RecordingAdapter
 
 
+# TESTS_ON_CLUSTER=1: the `redis`, `keys` and settings fixtures use a three-primary Valkey Cluster
+# (with the relay's cluster key names), to find what breaks there beyond tests/relay/test_cluster.py.
+ON_CLUSTER = os.environ.get("TESTS_ON_CLUSTER", "") == "1"
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """REDIS_URL when set; otherwise the same embedded Valkey the product starts."""
+    if ON_CLUSTER:
+        from tests.fakes.valkey_cluster import ValkeyCluster
+
+        cluster = ValkeyCluster()
+        cluster.start()
+        try:
+            yield cluster.url
+        finally:
+            cluster.stop()
+        return
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
@@ -73,12 +88,12 @@ def prefix() -> str:
 
 @pytest.fixture
 def keys(prefix: str) -> Keys:
-    return Keys(prefix)
+    return Keys(prefix, cluster=ON_CLUSTER)
 
 
 @pytest.fixture
 async def redis(redis_url: str, prefix: str) -> AsyncIterator[Redis]:
-    client = connect(redis_url)
+    client = connect_cluster(redis_url) if ON_CLUSTER else connect(redis_url)
     yield client
     async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         await client.delete(key)
@@ -118,6 +133,7 @@ def make_settings(sim_url: str, redis_url: str, prefix: str, secret: str, **over
     values: dict[str, Any] = {
         "aitrader_base_url": sim_url,
         "redis_url": redis_url,
+        "redis_cluster": ON_CLUSTER,
         "relay_key_prefix": prefix,
         "relay_secret_key": secret,
         "poll_min_seconds": 1,

@@ -104,6 +104,8 @@ async def workload(redis: Redis, cluster: bool, redis_url: str, prefix: str, sec
         target = Keys(prefix + "x", cluster=cluster)
         await import_(redis, target, box, data)
         moved = await Store(redis, target, box).chat_subscriptions(adapter.chat("0"))
+        (feed,) = [s for s in await relay.store.chat_subscriptions(adapter.chat("0")) if s.kind == "feed"]
+        assert await relay.store.remove_subscription(adapter.chat("0"), feed.sub_id)  # one transaction
         for i in range(len(agents)):
             await Chat(relay, adapter.chat(str(i)), UserRef("rec", str(i), f"u{i}")).text("unlink")
         left = sorted(
