@@ -26,7 +26,6 @@ from relay.models import ChatRef, Command, Reply, UserRef
 from relay.tokens import TokenBox, new_key_text
 from tests.fakes.recording import RecordingAdapter
 
-
 # TESTS_ON_CLUSTER=1: the `redis`, `keys` and settings fixtures use a three-primary Valkey Cluster
 # (with the relay's cluster key names), to find what breaks there beyond tests/relay/test_cluster.py.
 ON_CLUSTER = os.environ.get("TESTS_ON_CLUSTER", "") == "1"
