@@ -353,3 +353,28 @@ def test_a_cluster_pool_is_sized_for_the_work_unless_set_and_a_small_one_is_warn
     assert (
         warning is not None and warning.startswith("REDIS_MAX_CONNECTIONS=40 with REDIS_CLUSTER") and "(352)" in warning
     )
+
+
+async def test_an_export_from_one_redis_imports_into_the_cluster_and_the_relay_runs_there(
+    relay: Relay,
+    world: World,
+    adapter: RecordingAdapter,
+    redis: Redis,
+    box: TokenBox,
+    cluster_relay: Relay,
+    cluster_redis: Redis,
+) -> None:
+    """The README's way to move a deployment: export on one Redis, import on the cluster."""
+    assert not relay.keys.cluster and cluster_relay.keys.cluster
+    agents = await agents_with_own_chats(relay, world, adapter, 2, "mv")
+    await Chat(relay, adapter.chat("0"), UserRef("rec", "0", "u0")).text("subscribe", what="feed btc")
+    result = await import_(cluster_redis, cluster_relay.keys, box, await export(redis, relay.keys, box))
+    assert result.keys > 0 and result.agents_without_token == 0
+    assert sorted(await cluster_relay.store.agent_ids()) == sorted(agents)
+    assert sorted(s.kind for s in await cluster_relay.store.chat_subscriptions(adapter.chat("0"))) == ["agent", "feed"]
+    # The relay on the cluster polls the moved agents and delivers their new notifications.
+    adapter.sent.clear()
+    ids = world.push_messages(agents[1], 2, type="custom_note", content_fmt="moved {i}")
+    await cluster_relay.poller.poll_if_due(agents[1])
+    await drain(cluster_relay)
+    assert sorted(s.key for s in adapter.sent) == sorted(f"{agents[1]}:m{m}:{adapter.chat('1').key}" for m in ids)
