@@ -313,7 +313,9 @@ async def test_two_relay_processes_on_the_cluster_one_killed_lose_nothing(
             await store.add_subscription(Subscription(0, "agent", ChatRef("console", "local"), agent_id=agent.id))
             agents.append(agent.id)
         env = relay_env(sim.url, cluster_url, prefix, secret_key, REDIS_CLUSTER="true")
-        procs = [RelayProcess(env), RelayProcess(env)]
+        port = free_port()
+        served = {**env, "PORT": str(port)}
+        procs = [RelayProcess(served), RelayProcess(env)]
         everyone = list(procs)
         for p in procs:
             await p.start()
@@ -321,12 +323,20 @@ async def test_two_relay_processes_on_the_cluster_one_killed_lose_nothing(
             world.push_message(agents[n % len(agents)], "custom_note", f"killtest-{n}")
             if n == 15:
                 await procs[0].kill()
-                procs[0] = RelayProcess(env)
+                procs[0] = RelayProcess(served)
                 everyone.append(procs[0])
                 await procs[0].start()
             await asyncio.sleep(0.05)
         await procs[1].wait_for(lambda: len(delivered_counts("".join(p.out for p in everyone))) == 40, timeout=90)
         stats = cli(tmp_path, "stats", **{k: v for k, v in env.items() if k.startswith(("REDIS_", "RELAY_"))})
+        # The restarted first process serves /readyz and /metrics, read from the cluster.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as health:
+            deadline = time.monotonic() + 60
+            while (ready := await _get(health, "/readyz")) is None or ready.status_code != 200:
+                assert time.monotonic() < deadline, ready.text if ready is not None else "no answer on /readyz"
+                await asyncio.sleep(0.2)
+            metrics = (await health.get("/metrics")).text
+        assert "relay_linked_agents 6.0" in metrics, metrics[-2000:]
         for p in procs:
             await p.terminate()
     counts = delivered_counts("".join(p.out for p in everyone))
@@ -378,3 +388,18 @@ async def test_an_export_from_one_redis_imports_into_the_cluster_and_the_relay_r
     await cluster_relay.poller.poll_if_due(agents[1])
     await drain(cluster_relay)
     assert sorted(s.key for s in adapter.sent) == sorted(f"{agents[1]}:m{m}:{adapter.chat('1').key}" for m in ids)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _get(client: httpx.AsyncClient, path: str) -> httpx.Response | None:
+    try:
+        return await client.get(path)
+    except httpx.TransportError:
+        return None  # not listening yet
