@@ -131,6 +131,11 @@ local function key(name)
 end
 local A = {}
 for i = nk + 2, #ARGV do table.insert(A, ARGV[i]) end
+-- {'need', names...}, built without unpack(): Lua's stack takes about 8,000 values at most.
+local function need()
+  table.insert(missing, 1, 'need')
+  return missing
+end
 """
 
 # Takes `user` off one agent; when nobody links that agent any more, removes its routes, its sealed
@@ -188,7 +193,7 @@ for _, agent_id in ipairs(redis.call('SMEMBERS', agents_key)) do
     table.insert(others, agent_id)
   end
 end
-if #missing > 0 then return {'need', unpack(missing)} end
+if #missing > 0 then return need() end
 redis.call('DEL', user_key)
 local out = {}
 if current then
@@ -216,7 +221,7 @@ local previous = redis.call('HGET', user_key, 'agent_id')
 local agent_key, users_key = key('agent:' .. agent_id), key('agent:' .. agent_id .. ':users')
 local fails_key, due_key = key('agent:' .. agent_id .. ':fails'), key('poll:due')
 if previous and previous ~= agent_id then plan_drop_user(previous) end
-if #missing > 0 then return {'need', unpack(missing)} end
+if #missing > 0 then return need() end
 if previous and previous ~= agent_id then drop_user(user, previous) end
 redis.call('HSET', user_key, 'agent_id', agent_id, 'linked_at', now)
 redis.call('HSET', agent_key, 'token', sealed, 'name', name, 'mode', mode, 'state', 'active',
@@ -255,7 +260,7 @@ local new_sub = key('sub:' .. (tonumber(redis.call('GET', seq) or '0') + 1))
 if is_watch == '1' and user_cap > 0 and user_watches then
   for _, sid in ipairs(redis.call('SMEMBERS', user_watches)) do key('sub:' .. sid) end
 end
-if #missing > 0 then return {'need', unpack(missing)} end
+if #missing > 0 then return need() end
 if chat_cap > 0 and redis.call('SCARD', chat_subs) >= chat_cap then return -1 end
 if is_watch == '1' and user_cap > 0 then
   for _, sid in ipairs(redis.call('SMEMBERS', user_watches)) do
@@ -287,7 +292,7 @@ for _, sid in ipairs(redis.call('SMEMBERS', chat_subs)) do
   local agent = sub and redis.call('HGET', sub, 'agent_id')
   if agent and agent ~= '' then key('agent:' .. agent .. ':subs') end
 end
-if #missing > 0 then return {'need', unpack(missing)} end
+if #missing > 0 then return need() end
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', chat_subs)) do
   local sub = key('sub:' .. sid)
@@ -311,7 +316,7 @@ local old, new = A[1], A[2]
 local old_subs, new_subs = key('chat:' .. old .. ':subs'), key('chat:' .. new .. ':subs')
 local old_kinds, new_kinds = key('chat:' .. old .. ':kinds'), key('chat:' .. new .. ':kinds')
 for _, sid in ipairs(redis.call('SMEMBERS', old_subs)) do key('sub:' .. sid) end
-if #missing > 0 then return {'need', unpack(missing)} end
+if #missing > 0 then return need() end
 local n = 0
 for _, sid in ipairs(redis.call('SMEMBERS', old_subs)) do
   redis.call('HSET', key('sub:' .. sid), 'chat', new)

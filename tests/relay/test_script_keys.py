@@ -155,3 +155,15 @@ async def test_a_store_script_short_of_keys_writes_nothing_and_names_the_ones_it
     # Through the rounds: the subscription's hash, and then its chat's set, are found and named.
     assert await store.unlink("rec:1") == [7]
     assert not await redis.exists(keys.sub(sub), keys.chat_subs("rec:9:"), keys.agent(7), keys.user_link("rec:1"))
+
+
+async def test_an_unlink_among_ten_thousand_linked_agents_names_them_all_without_overflowing_lua(
+    redis: Redis, keys: Keys, box: TokenBox
+) -> None:
+    # Unlink checks every linked agent for links left by older versions: 10,000 keys to name,
+    # more than Lua's unpack() can return at once.
+    store = Store(redis, keys, box)
+    await store.link("rec:1", 7, "seven", "tok-7", "consume")
+    await redis.sadd(keys.agents(), *range(100_000, 110_000))
+    assert await store.unlink("rec:1") == [7]
+    assert await redis.scard(keys.agents()) == 10_000
