@@ -576,7 +576,7 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family("outbox:{chat}", "stream", "sent and dead-lettered entries deleted; the key deleted when empty"),
     Family("lease:agent:{agent}", "string", "PX 9 s, renewed while held", ttl=60),
-    Family("lease:doorbell:{agent}", "string", "PX 30 s, renewed while the socket is held", ttl=60),
+    Family("lease:doorbell:{agent}", "string", "PX 60 s, renewed while the socket is held", ttl=120),
     Family("lease:chat:{chat}", "string", "PX 9 s, renewed while held", ttl=60),
     Family("lease:watch:{sub}", "string", "PX, renewed while held", ttl=600),
     Family("cmd:{platform}:{event}", "string", "EX 1 day", ttl=COMMAND_SEEN_TTL),
