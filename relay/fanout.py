@@ -24,7 +24,7 @@ from relay.journal import HELD, QUEUED, SKIPPED, Journal, JournalBatch, stamp
 from relay.keys import Keys
 from relay.metrics import Metrics
 from relay.models import Message, Notification, SignalReply
-from relay.outbox import Outbox, Outgoing
+from relay.outbox import Also, Outbox, Outgoing
 from relay.store import Store, Subscription
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,9 @@ class FanOut:
         self._clock = clock
 
     async def fan_out(self, agent_id: int, journal: JournalBatch | None = None) -> int:
-        """Enqueue every inbox entry of the agent; returns deliveries added. Journal events go
-        into `journal` (the poll's batch, written by the poll) or are written here at the end."""
+        """Enqueue every inbox entry of the agent; returns deliveries added. Journal events so far
+        (those already in `journal`, the poll's, and the fan-out's own) ride on the enqueue; what
+        is left is written by the poll (or here, without a poll's batch) at the end."""
         batch = journal if journal is not None else JournalBatch()
         try:
             return await self._fan_out(agent_id, batch)
@@ -121,11 +122,22 @@ class FanOut:
                     self._note(batch, r.entry, r.kind, r.targets, r.passed, held)
             work = [(r.entry.entry_id, [i for i in r.items if kept is None or id(i) in kept]) for r in routed]
             # One script for the whole batch: every delivery added and every inbox entry removed at once.
-            added, _ = await self._outbox.enqueue_batch(work, now=self._clock(), inbox=self._keys.inbox(agent_id))
+            # The journal's events so far (the poll's reads, this batch's routing) ride along with it.
+            also = self._riding(batch)
+            added, _ = await self._outbox.enqueue_batch(
+                work, now=self._clock(), inbox=self._keys.inbox(agent_id), also=also
+            )
             if added > 0:
                 self._metrics.enqueued.inc(added)
                 total += added
                 self._on_enqueued()
+
+    def _riding(self, batch: JournalBatch) -> Also | None:
+        """The batch's events as writes to ride on a round trip the fan-out makes anyway."""
+        journal = self._journal
+        if journal is None or not len(batch):
+            return None
+        return lambda pipe: journal.queue(pipe, batch)
 
     async def _one(
         self,

@@ -8,6 +8,7 @@ delivery that re-enters the pipeline is not sent again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from relay.i18n import ENGLISH, Translator
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.redis_values import stream_entries, text, texts
+
+log = logging.getLogger(__name__)
 
 GROUP = "senders"
 Also = Callable[[Pipeline], object]  # adds writes to a round trip the outbox makes anyway
@@ -306,12 +309,18 @@ class Outbox:
         return -1 if gone else added
 
     async def enqueue_batch(
-        self, batch: Sequence[tuple[str, Sequence[Outgoing]]], *, now: float, inbox: str = ""
+        self,
+        batch: Sequence[tuple[str, Sequence[Outgoing]]],
+        *,
+        now: float,
+        inbox: str = "",
+        also: Also | None = None,
     ) -> tuple[int, int]:
         """One script per fan-out batch: each (inbox entry, its deliveries) is added (skipping
         keys already delivered) and its inbox entry removed, atomically. An entry already gone
         adds nothing. A batch past ENQUEUE_CHUNK deliveries is split between entries, so one
-        call never holds Redis long. Returns (deliveries added, inbox entries found gone)."""
+        call never holds Redis long. Returns (deliveries added, inbox entries found gone). `also`
+        adds writes to the last call's round trip (the journal's events of the fan-out)."""
         added = gone = 0
         chunk: list[tuple[str, Sequence[Outgoing]]] = []
         size = 0
@@ -322,12 +331,16 @@ class Outbox:
             chunk.append(entry)
             size += len(entry[1])
         if chunk:
-            a, g = await self._enqueue_chunk(chunk, now, inbox)
+            a, g = await self._enqueue_chunk(chunk, now, inbox, also)
             added, gone = added + a, gone + g
+        elif also is not None:
+            pipe = self._r.pipeline(transaction=False)
+            also(pipe)
+            await pipe.execute(raise_on_error=False)
         return added, gone
 
     async def _enqueue_chunk(
-        self, batch: Sequence[tuple[str, Sequence[Outgoing]]], now: float, inbox: str
+        self, batch: Sequence[tuple[str, Sequence[Outgoing]]], now: float, inbox: str, also: Also | None = None
     ) -> tuple[int, int]:
         k = self._k
         streams: list[str] = []
@@ -347,8 +360,9 @@ class Outbox:
                 items += [chat, item.key, m, "1" if item.silent else "0"]
         keys = [inbox or k.inbox(0), k.outbox_ready(), k.delivered(), k.stats(), k.dead_letters(), k.chat_dead()]
         args: list[str | float | int] = [now, self._max_per_chat, self._notice, DEAD_CAP, len(batch)]
-        added, gone = await self._enqueue(keys=keys + streams + notices, args=args + entries + items)
-        return int(added), int(gone)
+        result = await self._along(self._enqueue, keys + streams + notices, args + entries + items, also)
+        assert isinstance(result, list | tuple)
+        return int(result[0]), int(result[1])
 
     async def ensure_group(self, chat: ChatRef) -> None:
         try:
@@ -428,7 +442,13 @@ class Outbox:
         pipe = self._r.pipeline(transaction=False)
         await script(keys=keys, args=args, client=pipe)
         also(pipe)
-        return (await pipe.execute())[0]
+        # The script's outcome is what counts: a refused rider (a journal write) is logged, not raised.
+        first, *riders = await pipe.execute(raise_on_error=False)
+        if isinstance(first, Exception):
+            raise first
+        for refused in (r for r in riders if isinstance(r, Exception)):
+            log.warning("outbox: a write riding along was refused (%s)", type(refused).__name__)
+        return first
 
     async def ack(self, d: Delivery, *, now: float, counter: str = "delivered", cap: int = DELIVERED_CAP) -> None:
         await self.step(d.chat, [Ack(d.entry_id, d.key, counter)], now=now, cap=cap)
