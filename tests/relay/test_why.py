@@ -254,3 +254,31 @@ async def test_a_notification_the_queue_cap_dead_lettered_says_so(
     assert answer.startswith("Dead-lettered"), answer
     assert "backlog cap: more than 2 deliveries queued for this chat" in answer
     assert f"dead-letters replay --chat {dm.chat.key}" in answer
+
+
+async def test_riding_writes_cost_no_round_trip_and_survive_a_script_flush(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter, redis: Redis
+) -> None:
+    """The journal rides on the fan-out's and the drain's scripts in one pipeline each: no SCRIPT
+    EXISTS round trip before them (redis-py asks it for scripts it knows a pipeline runs), and a
+    Redis that lost its scripts still runs them, once."""
+    agent_id = await linked(world, dm)
+
+    async def calls(name: str) -> int:
+        stats = await redis.info("commandstats")
+        return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+    world.push_messages(agent_id, 3, type="custom_note", content_fmt="n {i}")
+    exists_before = await calls("script|exists")
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert await calls("script|exists") == exists_before
+    assert len(adapter.to(dm.chat)) == 3
+
+    await redis.script_flush()
+    ids = world.push_messages(agent_id, 2, type="custom_note", content_fmt="m {i}")
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert len(adapter.to(dm.chat)) == 5  # each once
+    answer = await dm.text("why", ref=reference(f"{agent_id}:m{ids[1]}:{dm.chat.key}"))
+    assert answer.startswith("Delivered") and "routed by subscription #" in answer, answer
