@@ -167,3 +167,97 @@ async def test_an_unlink_among_ten_thousand_linked_agents_names_them_all_without
     await redis.sadd(keys.agents(), *range(100_000, 110_000))
     assert await store.unlink("rec:1") == [7]
     assert await redis.scard(keys.agents()) == 10_000
+
+
+# --- the Python side: which keys each script call and each transaction passes ----------------------
+
+_SAMPLE_ARGS = {
+    "agent_id": 5, "sub_id": 3, "chat": "rec:1:", "user": "rec:1", "order_id": "ab", "fingerprint": "ff",
+    "platform": "rec", "event_id": "e1", "local_date": "2026-01-01", "batch": "b1", "bucket": "all",
+    "name": "agents",
+}  # fmt: skip
+
+
+def sample_slots() -> dict[str, int]:
+    """The slot of each Keys method's key on a cluster, for one sample entity of each kind."""
+    import inspect
+
+    from redis.crc import key_slot
+
+    from relay.keys import ADAPTER_FAMILIES
+
+    tagged = Keys("p", cluster=True)
+    slots = {}
+    for name, method in inspect.getmembers(tagged, inspect.ismethod):
+        if name.startswith("_") or name in ("hub_stem",):
+            continue
+        params = list(inspect.signature(method).parameters)
+        args = [next(iter(ADAPTER_FAMILIES.values())) if p == "family" else _SAMPLE_ARGS.get(p, "x") for p in params]
+        args = [a for a, p in zip(args, params, strict=True) if p != "parts"]
+        slots[name] = int(key_slot(method(*args).encode()))
+    return slots
+
+
+def _key_calls(node: object, methods: set[str]) -> list[str]:
+    import ast
+
+    assert isinstance(node, ast.AST)
+    return [
+        n.func.attr
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in methods
+        and (
+            (isinstance(n.func.value, ast.Name) and n.func.value.id in ("k", "keys"))
+            or (isinstance(n.func.value, ast.Attribute) and n.func.value.attr in ("_k", "_keys", "keys"))
+        )
+    ]  # fmt: skip
+
+
+def _in_place(value: object) -> bool:
+    import ast
+
+    return isinstance(value, ast.List) and not any(isinstance(e, ast.Name | ast.Starred) for e in value.elts)
+
+
+def grouped_key_uses() -> list[tuple[str, list[str]]]:
+    """(where, Keys methods) for every script call (`keys=[...]`) and every MULTI transaction
+    (`pipeline(transaction=True)`) in relay/: the keys one atomic step uses together. A list built
+    in a variable counts every key its function names (an over-estimate). Keys that come from
+    elsewhere (a lease's or a budget's own key) are not seen here: the cluster tests run those."""
+    import ast
+    from pathlib import Path
+
+    methods = set(sample_slots())
+    out: list[tuple[str, list[str]]] = []
+    for path in sorted(Path(relay.__path__[0]).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+                if isinstance(node, ast.Call):
+                    # A list written out in place, else every key its function names.
+                    out.extend(
+                        (where, _key_calls(kw.value if _in_place(kw.value) else fn, methods))
+                        for kw in node.keywords
+                        if kw.arg == "keys"
+                    )
+                    is_multi = (
+                        isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "pipeline"
+                        and any(
+                            kw.arg == "transaction" and getattr(kw.value, "value", None) is True for kw in node.keywords
+                        )
+                    )
+                    if is_multi:
+                        out.append((where, _key_calls(fn, methods)))
+    return out
+
+
+def test_every_script_call_and_transaction_keeps_its_keys_in_one_slot() -> None:
+    slots = sample_slots()
+    found = grouped_key_uses()
+    assert len(found) >= 20, found  # the scan really found the call sites
+    wrong = [f"{where}: {sorted(set(used))}" for where, used in found if len({slots[m] for m in used}) > 1]
+    assert wrong == []
