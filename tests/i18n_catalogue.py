@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +71,8 @@ _POSITIONAL_TEXT = {
     "Span": 1,
     "_print": 1,  # the console's own lines
 }
+# Exceptions whose message reaches a chat (the router shows their `localised` text).
+_USER_FACING_ERRORS = frozenset({"UsageError", "NotLinked", "LimitReached", "BadValue", "BadId", "UpstreamError"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WORDS = re.compile(r"[A-Za-z]{2,}")
 
@@ -135,14 +137,19 @@ def _has_words(node: ast.AST) -> bool:
     return False
 
 
-def hard_coded() -> list[str]:
-    """Places where English text goes to a chat user without a translation call (file:line: text)."""
-    problems: list[str] = []
+def _sources() -> Iterator[tuple[str, str]]:
     for path in _files():
-        rel = _rel(path)
+        yield _rel(path), path.read_text(encoding="utf-8")
+
+
+def hard_coded(sources: Iterable[tuple[str, str]] | None = None) -> list[str]:
+    """Places where English text goes to a chat user without a translation call (file:line: text).
+    `sources`: (path, code) pairs to scan instead of relay/ and adapters/ (the scan's own test)."""
+    problems: list[str] = []
+    for rel, code in sources if sources is not None else _sources():
         if rel in NOT_USER_FACING:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        tree = ast.parse(code, rel)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = _call_name(node)
@@ -154,7 +161,21 @@ def hard_coded() -> list[str]:
                     suspects += [node.args[i] for i in _TEXT_POSITIONS.get(name, ()) if i < len(node.args)]
                     suspects += [k.value for k in node.keywords if k.arg in _USER_TEXT_CALLS[name]]
                 problems += [f"{rel}:{s.lineno}: {ast.unparse(s)[:80]}" for s in suspects if _has_words(s)]
+                if name in ("gettext", "ngettext", "N_") and any(isinstance(a, ast.JoinedStr) for a in node.args[:2]):
+                    # An f-string cannot be looked up: its text differs with every value.
+                    problems.append(f"{rel}:{node.lineno}: f-string in {name}(): use named placeholders")
             elif isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases}
+                if bases & _USER_FACING_ERRORS:
+                    # `super().__init__("...")` in an exception whose text a chat shows.
+                    for call in ast.walk(node):
+                        if (
+                            isinstance(call, ast.Call)
+                            and _call_name(call) == "__init__"
+                            and call.args
+                            and _has_words(call.args[0])
+                        ):
+                            problems.append(f"{rel}:{call.lineno}: {ast.unparse(call.args[0])[:80]}")
                 # Exception sentences shown to users (UpstreamError.sentence and friends) must be marked.
                 for stmt in node.body:
                     if (

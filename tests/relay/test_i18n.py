@@ -9,7 +9,6 @@ Chinese entry, or English typed straight into a reply, fails here with the file 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -73,23 +72,41 @@ def test_no_english_is_hard_coded_where_a_chat_would_see_it() -> None:
     assert not problems, "bare English on its way to a chat (wrap it in t.gettext / N_):\n" + "\n".join(problems)
 
 
-def test_the_scan_catches_what_it_should(tmp_path: Path) -> None:
-    """The scan itself: a broken relay (a bare reply, an unmarked usage error) is reported."""
-    import ast
-
-    from tests import i18n_catalogue
-
-    bad = 'Reply.text(f"Removed {x}.")\nraise UsageError("page is wrong")\nMessage(title="Status", body=t.gettext("ok"))\n'
-    found = []
-    for node in ast.walk(ast.parse(bad)):
-        if isinstance(node, ast.Call):
-            name = i18n_catalogue._call_name(node)
-            args = list(node.args[: i18n_catalogue._POSITIONAL_TEXT.get(name, 0)])
-            args += [k.value for k in node.keywords if k.arg in i18n_catalogue._USER_TEXT_CALLS.get(name, ())]
-            if name == "text":
-                args = node.args[:1]
-            found += [ast.unparse(a) for a in args if i18n_catalogue._has_words(a)]
-    assert found == ["f'Removed {x}.'", "'page is wrong'", "'Status'"]
+def test_the_scan_catches_what_it_should() -> None:
+    """The scan itself: each way English slips past the catalogue is reported, translated text is not."""
+    bad = """
+Reply.text(f"Removed {x}.")
+raise UsageError("page is wrong")
+Message(title="Status", body=t.gettext("ok"), footer=t.gettext(f"{n} replies"))
+MessageField(t.gettext("Cash"), "unknown")
+Action("Refresh", "positions")
+CommandSpec("help", "List the commands")
+discord.ui.Modal(title="Link your agent")
+class Gone(UsageError):
+    def __init__(self) -> None:
+        super().__init__("no such thing")
+class Shown(UpstreamError):
+    sentence = "AI-Trader fell over."
+Reply.text(t.gettext("fine"))
+Action(t.gettext("Refresh"), "positions")
+CommandSpec("help", N_("List the commands"))
+"""
+    found = [p.split(": ", 1)[1] for p in hard_coded([("relay/example.py", bad)])]
+    assert sorted(found) == sorted(
+        [
+            "f'Removed {x}.'",
+            "'page is wrong'",
+            "'Status'",
+            "f-string in gettext(): use named placeholders",
+            "'unknown'",
+            "'Refresh'",
+            "'List the commands'",
+            "'Link your agent'",
+            "'no such thing'",
+            "sentence = 'AI-Trader fell over.'",
+        ]
+    ), found
+    assert hard_coded([("relay/admin.py", bad)]) == [], "operator-only modules are not scanned"
 
 
 def test_catalogues_are_package_data_and_babel_a_dependency() -> None:
