@@ -210,6 +210,8 @@ class FakeDiscord:
         self.calls: list[Call] = []
         self.messages: dict[int, StoredMessage] = {}
         self.interactions: dict[int, FakeInteraction] = {}
+        # A server's "preferred locale" (guild.preferred_locale), set by its admins; en-US by default.
+        self.guild_locales: dict[int, str] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
         self.sync_calls: list[int | None] = []
         self.identifies: list[float] = []
@@ -1088,7 +1090,7 @@ class FakeDiscord:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "premium_tier": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.guild_locales.get(guild_id, "en-US"),
             "nsfw_level": 0,
             "system_channel_flags": 0,
         }

@@ -42,7 +42,7 @@ from relay.errors import (
     StoreUnavailable,
     Undeliverable,
 )
-from relay.i18n import Catalogues
+from relay.i18n import N_, Catalogues, language_of
 from relay.keys import (
     DISCORD_COMMANDS,
     DISCORD_GATEWAY,
@@ -70,7 +70,7 @@ _LOGIN_RETRY_CAP_S = 300.0
 NONCE_TRUST_S = 120.0
 RECENT_LOOKUP = 50  # messages of history read before a late resend
 FAILED_RETRY_S = 300.0  # sends wait this long while the adapter has failed for good
-PERMISSION_NOTICE = (
+PERMISSION_NOTICE = N_(
     "I am missing a permission in this channel (Embed Links, or Send Messages in threads), so "
     "notifications are held and retried every few minutes. A server admin can grant it in the channel settings."
 )
@@ -106,6 +106,7 @@ class DiscordAdapter:
         self._command_hashes = services.store(DISCORD_COMMANDS)
         self._uncertain = services.store(DISCORD_UNCERTAIN)
         self._permission_notices = services.store(DISCORD_PERMISSION_NOTICES)  # one notice a day per channel
+        self._catalogues = Catalogues.load()
         _apply_urls(settings)
         timing = timing or GatewayTiming()
         self.guard = RequestGuard(services)
@@ -182,7 +183,7 @@ class DiscordAdapter:
         self._interactions.attach(dispatch)
         self._on_chat_change = on_chat_change
         # Slash-command and option descriptions in each user's client language (names stay English).
-        await self._tree.set_translator(DescriptionTranslator(Catalogues.load()))
+        await self._tree.set_translator(DescriptionTranslator(self._catalogues))
         logging.getLogger(GATEWAY_LOGGER).addFilter(self._log_filter)
         try:
             await self._client.login(self._token)
@@ -337,8 +338,13 @@ class DiscordAdapter:
         except StoreUnavailable:
             return
         log.warning("discord 50013 Missing Permissions channel=%s: kept queued, telling the channel", channel_id)
+        # No command carries a language here: the server's own (its "preferred locale") is the guess.
+        channel = self._client.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        locale = getattr(getattr(guild, "preferred_locale", None), "value", "")
+        text = self._catalogues.translator(language_of(locale)).gettext(PERMISSION_NOTICE)
         try:
-            await self._client.get_partial_messageable(channel_id).send(PERMISSION_NOTICE, allowed_mentions=NO_MENTIONS)
+            await self._client.get_partial_messageable(channel_id).send(text, allowed_mentions=NO_MENTIONS)
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             log.info("permission notice not posted channel=%s error=%s", channel_id, type(exc).__name__)
 

@@ -21,10 +21,11 @@ from adapters.discord import DiscordAdapter, DiscordSettings
 from platform_fakes.discord_api import FakeDiscord, FakeInteraction, choice_problems
 from relay.app import Relay
 from relay.config import RelaySettings
+from relay.errors import PermissionMissing
 from relay.journal import reference
 from relay.keys import Keys
 from relay.logs import Redactor
-from relay.models import ChatRef, Command, UserRef
+from relay.models import ChatRef, Command, Message, UserRef
 from relay.services import RedisAdapterServices
 from relay.store import Subscription
 from relay.tokens import TokenBox
@@ -43,6 +44,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord(
         token=TOKEN, guilds={GUILD: [CHANNEL + i for i in range(5)]}, global_limit=None, channel_limit=None
     ) as server:
+        server.guild_locales[GUILD] = "zh-CN"  # the server's own language (its "preferred locale")
         yield server
 
 
@@ -197,3 +199,13 @@ async def test_why_offers_this_chats_newest_references(live: Relay, fake: FakeDi
     assert choices[1]["name"] == f"{reference(keys[2])} · signal 902"
     typed = await fake.autocomplete("why", "ref", reference(keys[1])[:3], channel_id=DM, user_id=USER)
     assert reference(keys[1]) in [c["value"] for c in await _choices(fake, typed)]
+
+
+async def test_a_missing_permission_is_told_in_the_servers_language(live: Relay, fake: FakeDiscord) -> None:
+    """No command carries a language when a send is refused: the server's preferred locale does."""
+    fake.deny(CHANNEL + 2, "embed_links")
+    adapter = live.adapters["discord"]
+    with pytest.raises(PermissionMissing):
+        await adapter.send(ChatRef("discord", str(CHANNEL + 2)), Message(title="t", body="needs an embed"), key="k1")
+    notices = fake.channel_messages(CHANNEL + 2)
+    assert len(notices) == 1 and "我在此频道缺少一项权限" in notices[0].text
