@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from relay import render
@@ -80,21 +80,29 @@ class FanOut:
         self._on_enqueued = on_enqueued
         self._clock = clock
 
-    async def fan_out(self, agent_id: int, journal: JournalBatch | None = None) -> int:
+    async def fan_out(
+        self, agent_id: int, journal: JournalBatch | None = None, stored: Sequence[InboxEntry] | None = None
+    ) -> int:
         """Enqueue every inbox entry of the agent; returns deliveries added. Journal events so far
         (those already in `journal`, the poll's, and the fan-out's own) ride on the enqueue; what
-        is left is written by the poll (or here, without a poll's batch) at the end."""
+        is left is written by the poll (or here, without a poll's batch) at the end.
+        `stored`: the entries the caller has just stored, when they are all the inbox holds: fanned
+        out from memory, without reading them back (an entry another process fanned out meanwhile
+        is skipped by the enqueue script, as on the read path)."""
         batch = journal if journal is not None else JournalBatch()
         try:
-            return await self._fan_out(agent_id, batch)
+            return await self._fan_out(agent_id, batch, stored)
         finally:
             if journal is None and self._journal is not None:
                 await self._journal.write(batch)
 
-    async def _fan_out(self, agent_id: int, batch: JournalBatch) -> int:
+    async def _fan_out(self, agent_id: int, batch: JournalBatch, stored: Sequence[InboxEntry] | None) -> int:
         total = 0
         while True:
-            entries = await self._inbox.entries(agent_id)
+            if stored is not None:
+                entries, stored, last = list(stored), None, True
+            else:
+                entries, last = await self._inbox.entries(agent_id), False
             if not entries:
                 return total
             entries.sort(key=lambda e: (e.is_task, e.notification.message_id))
@@ -131,6 +139,8 @@ class FanOut:
                 self._metrics.enqueued.inc(added)
                 total += added
                 self._on_enqueued()
+            if last:
+                return total
 
     def _riding(self, batch: JournalBatch) -> Also | None:
         """The batch's events as writes to ride on a round trip the fan-out makes anyway."""

@@ -168,6 +168,7 @@ class Added:
     is_task: bool
     item_id: str
     entry_id: str
+    row: str  # the stored JSON row, as the inbox holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,10 +255,13 @@ class PollRounds:
             "1" if e.outage_failure else "0",
             "1" if e.release else "0",
         ]
+        encoded: dict[tuple[bool, str], str] = {}
         for n in rows:
-            args += [n.message_id, parse.notification_to_json(n)]
+            row = encoded[(False, str(n.message_id))] = parse.notification_to_json(n)
+            args += [n.message_id, row]
         for t in e.tasks or ():
-            args += [t.task_id, parse.notification_to_json(parse.task_to_notification(t))]
+            row = encoded[(True, str(t.task_id))] = parse.notification_to_json(parse.task_to_notification(t))
+            args += [t.task_id, row]
         raw = await self._end(
             keys=[
                 k.seen(agent_id),
@@ -274,5 +278,8 @@ class PollRounds:
             ],
             args=args,
         )
-        added = tuple(Added(text(raw[i]) == "t", text(raw[i + 1]), text(raw[i + 2])) for i in range(1, len(raw), 3))
-        return Ended(int(raw[0] or 0), added)
+        added = []
+        for i in range(1, len(raw), 3):
+            is_task, item_id = text(raw[i]) == "t", text(raw[i + 1])
+            added.append(Added(is_task, item_id, text(raw[i + 2]), encoded[(is_task, item_id)]))
+        return Ended(int(raw[0] or 0), tuple(added))

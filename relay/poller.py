@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -29,7 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tenacity import stop_after_delay, wait_random_exponential
 
-from relay import render
+from relay import parse, render
 from relay.aitrader import AITraderClient
 from relay.backoff import full_jitter
 from relay.catalogue import kind_of
@@ -37,7 +38,7 @@ from relay.errors import OutcomeUnknown, TokenRejected, UpstreamError, UpstreamU
 from relay.fanout import FanOut
 from relay.faults import FaultPoints
 from relay.i18n import N_
-from relay.inbox import Inbox
+from relay.inbox import Inbox, InboxEntry
 from relay.journal import Journal, JournalBatch
 from relay.keys import INBOX_CAP, REVOKED_TTL, Keys
 from relay.leases import Leases
@@ -92,6 +93,13 @@ class _Drain:
 
     marked: bool  # set, by this poll or by its begin script
     backlog: int  # inbox entries, as begin counted them plus what this poll read
+    only_end: bool = True  # nothing but the end script stores entries (fan-out can start from memory)
+
+    def recovered(self, stored: int) -> None:
+        """Rows stored outside the end script (reconcile, observe): fan-out reads the inbox."""
+        self.backlog += stored
+        self.only_end = self.only_end and not stored
+
     outstanding: bool = False  # a heartbeat was sent and its answer is neither in memory nor stored
 
 
@@ -99,9 +107,10 @@ class _LeaseKeeper:
     """Renews a poll's lease every third of its time while the poll runs; nothing for a quick
     poll (a timer, not a task per poll). A dead process stops renewing: its lease runs out."""
 
-    def __init__(self, leases: Leases, key: str) -> None:
+    def __init__(self, leases: Leases, key: str, held: Callable[[], bool]) -> None:
         self._leases = leases
         self._key = key
+        self._held = held  # False once the end script released the lease (fan-out may still run)
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._handle: asyncio.TimerHandle | None = self._loop.call_later(LEASE_MS / 3000, self._fire)
@@ -110,6 +119,8 @@ class _LeaseKeeper:
         self._task = self._loop.create_task(self._renew(), name=f"lease {self._key}")
 
     async def _renew(self) -> None:
+        if not self._held():
+            return
         try:
             if not await self._leases.renew(self._key, LEASE_MS):
                 log.warning("lease lost key=%s", self._key)
@@ -338,7 +349,7 @@ class Poller:
         if not begun.record:
             return True  # unlinked meanwhile (the script released the lease)
         ending = Ending(hold=hold, clear_mark=begun.marked)
-        keeper = _LeaseKeeper(self._leases, self._k.poll_lease(agent_id))
+        keeper = _LeaseKeeper(self._leases, self._k.poll_lease(agent_id), lambda: ending.release)
         try:
             # AI-Trader looks down for everyone: one probe per interval across all processes,
             # instead of every agent's own backoff hammering it (and lagging after recovery).
@@ -399,20 +410,20 @@ class Poller:
     ) -> None:
         agent_id = agent.agent_id
         interval = self._intervals.get(agent_id, self._s.min_interval)
-        drain = _Drain(marked=begun.marked, backlog=begun.backlog)
+        drain = _Drain(marked=begun.marked, backlog=begun.backlog, only_end=not begun.backlog)
         try:
             if agent.mode == "observe":
-                drain.backlog += await self._observe(agent, journal)
+                drain.recovered(await self._observe(agent, journal))
             else:
                 if begun.was_marked:
-                    drain.backlog += await self.reconcile(agent, journal=journal)
+                    drain.recovered(await self.reconcile(agent, journal=journal))
                     drain.marked = False  # reconcile cleared the mark: the heartbeat sets it again
                 elif agent_id not in self._reconciled_here:
                     # Start-up: a clean stop leaves no mark, but a Redis that lost its last second
                     # of writes may have lost one too. One view is enough for that; a marked
                     # agent gets all three.
-                    drain.backlog += await self.reconcile(
-                        agent, views=RECENT_VIEWS[:1], after_loss=False, journal=journal
+                    drain.recovered(
+                        await self.reconcile(agent, views=RECENT_VIEWS[:1], after_loss=False, journal=journal)
                     )
                     drain.marked = False
                 interval = await self._drain(agent, journal, drain, ending) or interval
@@ -460,7 +471,10 @@ class Poller:
         if ended.cleared_streak >= OUTAGE_STREAK:
             await self._outage_over()
         await self._faults.reached("after_persist")
-        if ended.added or drain.backlog:
+        # Recovered rows (reconcile) or an earlier answer of this drain are in the inbox too: read it.
+        if ended.added and drain.only_end:
+            await self._fanout.fan_out(agent_id, journal, self._in_memory(agent_id, ended))
+        elif ended.added or drain.backlog:
             await self._fanout.fan_out(agent_id, journal)
 
     def _fetched(
@@ -495,7 +509,7 @@ class Poller:
                 break
             if ending.rows or ending.tasks is not None:
                 await self._store_answer(agent.agent_id, ending)  # the last call's, before the next call
-                drain.marked = False
+                drain.marked = drain.only_end = False
             # Marked before the destructive read (the begin script's mark, on a first call);
             # cleared only once its answer is stored.
             if not drain.marked:
@@ -511,7 +525,7 @@ class Poller:
                 # The server may have marked rows read and lost the answer: read `recent` now,
                 # while they are still among the newest 50, not one interval later.
                 with contextlib.suppress(UpstreamError):
-                    drain.backlog += await self.reconcile(agent, journal=journal)
+                    drain.recovered(await self.reconcile(agent, journal=journal))
                     drain.marked = drain.outstanding = False
                 raise
             await self._faults.reached("after_heartbeat")
@@ -538,6 +552,16 @@ class Poller:
                 ending.settle = True  # every unread row is in this answer or stored already
                 break
         return interval
+
+    @staticmethod
+    def _in_memory(agent_id: int, ended: Ended) -> list[InboxEntry]:
+        """The entries the end script added, as `Inbox.entries` would read them back."""
+        out = []
+        for a in ended.added:
+            n = parse.notification(json.loads(a.row), agent_id)
+            if n is not None:
+                out.append(InboxEntry(a.entry_id, a.is_task, n))
+        return out
 
     async def _store_answer(self, agent_id: int, ending: Ending) -> None:
         """Store an answer held in `ending` now, in a drain of several calls (clears the mark)."""

@@ -5,6 +5,7 @@ that follow the server's interval or a backoff, and `poll_now` for the doorbell.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import httpx
@@ -15,9 +16,11 @@ from relay.app import Relay
 from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor
+from relay.models import Notification
 from relay.tokens import TokenBox
 from tests.conftest import agents_with_own_chats
 from tests.fakes.recording import RecordingAdapter
+from tests.relay.test_pipeline import message_ids
 
 
 async def _due(redis: Redis, keys: Keys, agent_id: int) -> float | None:
@@ -152,3 +155,24 @@ async def test_a_poll_that_finds_nothing_new_makes_two_redis_round_trips(
     after = await reads()
     assert world.heartbeat_counts[agent_id] == 2
     assert after - before - 1 <= 2  # less the INFO call itself
+
+
+async def test_fan_out_from_the_answer_in_memory_and_from_the_inbox_for_leftovers(
+    relay: Relay, world: World, adapter: RecordingAdapter
+) -> None:
+    """A poll that stored only its own answer fans out from memory (the enqueue script still
+    removes each inbox entry, so nothing is left behind); one that finds older entries in the
+    inbox (a poll whose fan-out never ran) reads the inbox and sends those too, in id order."""
+    [agent_id] = await agents_with_own_chats(relay, world, adapter, 1, "f")
+    await relay.poller.poll(agent_id)
+    ids = world.push_messages(agent_id, 3, type="custom_note", content_fmt="mem {i}")
+    await relay.poller.poll(agent_id)
+    assert await relay.outbox.pending(adapter.chat("0")) == 3
+    assert not await relay.inbox.entries(agent_id)
+    await relay.inbox.persist(agent_id, [Notification(agent_id, 900_001, "custom_note", "left over", {}, None)])
+    [new] = world.push_messages(agent_id, 1, type="custom_note", content_fmt="new {i}")
+    await relay.poller.poll(agent_id)
+    assert await relay.outbox.pending(adapter.chat("0")) == 5
+    assert not await relay.inbox.entries(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert sorted(message_ids(adapter)) == sorted([*ids, new, 900_001])
