@@ -81,7 +81,10 @@ async def workload(redis: Redis, cluster: bool, redis_url: str, prefix: str, sec
                 world.push_messages(a, 3, type="custom_note", content_fmt=f"cl {r}-{{i}}")
             for a in agents:
                 await relay.poller.make_due(a)
-            await asyncio.gather(*(relay.poller.poll_if_due(a) for a in agents))
+            # One after another: `lose_next_heartbeats` takes whichever heartbeats arrive first, and
+            # concurrent polls would make that (and so the order of a chat's deliveries) differ by run.
+            for a in agents:
+                await relay.poller.poll_if_due(a)
         await chat3.text("snooze", duration="off")
         await relay.holding.check()
         await drain(relay)
