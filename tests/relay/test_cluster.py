@@ -406,3 +406,29 @@ async def _get(client: httpx.AsyncClient, path: str) -> httpx.Response | None:
         return await client.get(path)
     except httpx.TransportError:
         return None  # not listening yet
+
+
+async def test_the_readmes_move_with_the_export_and_import_commands(
+    relay: Relay,
+    world: World,
+    adapter: RecordingAdapter,
+    redis_url: str,
+    cluster_url: str,
+    cluster_redis: Redis,
+    prefix: str,
+    secret_key: str,
+    box: TokenBox,
+    tmp_path: Path,
+) -> None:
+    from tests.cli import cli
+
+    agents = await agents_with_own_chats(relay, world, adapter, 2, "cli")
+    base = {"RELAY_KEY_PREFIX": prefix, "RELAY_SECRET_KEY": secret_key}
+    out = tmp_path / "relay.json"
+    exported = cli(tmp_path, "export", "-o", str(out), REDIS_URL=redis_url, **base)
+    assert exported.returncode == 0, exported.stderr
+    imported = cli(tmp_path, "import", str(out), REDIS_URL=cluster_url, REDIS_CLUSTER="true", **base)
+    assert imported.returncode == 0 and imported.stdout.startswith("imported "), imported.stderr
+    moved = Store(cluster_redis, Keys(prefix, cluster=True), box)
+    assert sorted(await moved.agent_ids()) == sorted(agents)
+    assert [s.agent_id for s in await moved.chat_subscriptions(adapter.chat("1"))] == [agents[1]]
