@@ -260,11 +260,13 @@ class HeldItem:
 
 # --- scripts ------------------------------------------------------------------------------------
 
-# KEYS: hold hash, held stream, digest stream ; ARGV: now, hold-until, cap, then 6 per item:
+# KEYS: hold hash, held stream, digest stream, held keys ; ARGV: now, hold-until, cap, then 6 per item:
 # target (h|d), delivery key, message JSON, kind, tag (quiet|snooze, or the digest schedule), silent.
 # Returns the 1-based positions NOT stored: a stream at its cap (they are sent now instead, never
 # dropped), or a held item whose hold window was already released (a process that decided to hold
-# just as another released: it is sent now rather than starting a second summary).
+# just as another released: it is sent now rather than starting a second summary). An item whose
+# delivery key is held already (a retried fan-out, a response recovered through `recent`) counts
+# as held and is not stored twice: the outbox drops such twins at take; a summary has no take.
 _HOLD = """
 local now, untl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local released = tonumber(redis.call('HGET', KEYS[1], 'released') or '0')
@@ -273,17 +275,21 @@ for b = 4, #ARGV, 6 do
   i = i + 1
   local stream = KEYS[3]
   if ARGV[b] == 'h' then stream = KEYS[2] end
-  if (ARGV[b] == 'h' and untl <= released) or redis.call('XLEN', stream) >= cap then
+  if redis.call('SISMEMBER', KEYS[4], ARGV[b + 1]) == 1 then
+    -- held already
+  elseif (ARGV[b] == 'h' and untl <= released) or redis.call('XLEN', stream) >= cap then
     table.insert(refused, i)
   else
     redis.call('XADD', stream, '*', 'key', ARGV[b + 1], 'm', ARGV[b + 2], 'kind', ARGV[b + 3],
       'tag', ARGV[b + 4], 's', ARGV[b + 5], 't', now)
+    redis.call('SADD', KEYS[4], ARGV[b + 1])
   end
 end
 return refused
 """
 
-# Ends a quiet period or a snooze. KEYS: hold hash, held stream, batch stream ; ARGV: now, batch.
+# Ends a quiet period or a snooze. KEYS: hold hash, held stream, batch stream, held keys ;
+# ARGV: now, batch.
 # Returns {held entries, 1 if a snooze ended} or 0 when there is nothing to release (or a snooze
 # set meanwhile still runs). Claims the batch (`pending:<batch>`) in the same step.
 _RELEASE_HELD = """
@@ -295,14 +301,21 @@ if s then redis.call('HDEL', KEYS[1], 'snooze'); ended = 1 end
 local n = redis.call('XLEN', KEYS[2])
 if n == 0 and ended == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'released', ARGV[1])
-if n > 0 then redis.call('RENAME', KEYS[2], KEYS[3]) end
+if n > 0 then
+  for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+    for j = 1, #e[2], 2 do
+      if e[2][j] == 'key' then redis.call('SREM', KEYS[4], e[2][j + 1]) end
+    end
+  end
+  redis.call('RENAME', KEYS[2], KEYS[3])
+end
 local reason = 'quiet'
 if ended == 1 then reason = 'snooze' end
 redis.call('HSET', KEYS[1], 'pending:' .. ARGV[2], '0|' .. reason)
 return {n, ended}
 """
 
-# Sends one period of one digest schedule, once. KEYS: hold hash, digest stream, batch stream ;
+# Sends one period of one digest schedule, once. KEYS: hold hash, digest stream, batch stream, held keys ;
 # ARGV: schedule code, period end, batch, silent (0|1), then every schedule still configured.
 # Entries of that schedule, and orphans of a schedule no longer configured, move to the batch.
 _RELEASE_DIGEST = """
@@ -319,6 +332,7 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
   if f['tag'] == sched or not configured[f['tag'] or ''] then
     redis.call('XADD', KEYS[3], '*', unpack(e[2]))
     redis.call('XDEL', KEYS[2], e[1])
+    if f['key'] then redis.call('SREM', KEYS[4], f['key']) end
     moved = moved + 1
   end
 end
@@ -444,7 +458,7 @@ class Holding:
         k = self._k
         plan = await self.plan(chat)
         batches = [k.hold_batch(chat.key, b) for b in (*plan.pending, plan.last_batch) if b]
-        await self._r.delete(k.hold(chat.key), k.held(chat.key), k.digest(chat.key), *batches)
+        await self._r.delete(k.hold(chat.key), k.held(chat.key), k.digest(chat.key), k.held_keys(chat.key), *batches)
         await self._r.srem(k.hold_chats(), chat.key)
 
     async def move_chat(self, old: ChatRef, new: ChatRef) -> None:
@@ -460,7 +474,12 @@ class Holding:
                 pipe.hset(k.hold(new.key), mapping=keep)  # type: ignore[arg-type]
             pipe.sadd(k.hold_chats(), new.key)
             await pipe.execute()
-        for src, dst in ((k.held(old.key), k.held(new.key)), (k.digest(old.key), k.digest(new.key))):
+        moving = (
+            (k.held(old.key), k.held(new.key)),
+            (k.digest(old.key), k.digest(new.key)),
+            (k.held_keys(old.key), k.held_keys(new.key)),
+        )
+        for src, dst in moving:
             if await self._r.exists(src):
                 await self._r.rename(src, dst)
         # Claimed batches of the old chat are sent (to its new id) before the old hash goes.
@@ -514,7 +533,9 @@ class Holding:
             for item, target, tag in held:
                 args += [target, item.key, item.message.to_json(), item.kind, tag, "1" if item.silent else "0"]
             k = self._k
-            refused = await self._hold(keys=[k.hold(chat_key), k.held(chat_key), k.digest(chat_key)], args=args)
+            refused = await self._hold(
+                keys=[k.hold(chat_key), k.held(chat_key), k.digest(chat_key), k.held_keys(chat_key)], args=args
+            )
             refused_at = {int(i) - 1 for i in refused}
             for i, (item, target, tag) in enumerate(held):
                 if i in refused_at:
@@ -574,7 +595,8 @@ class Holding:
             # Unique even for two releases in one millisecond (a snooze ended by hand right after one).
             batch = f"h{int(now * 1000)}{secrets.token_hex(3)}"
             got = await self._release_held(
-                keys=[k.hold(chat.key), k.held(chat.key), k.hold_batch(chat.key, batch)], args=[repr(now), batch]
+                keys=[k.hold(chat.key), k.held(chat.key), k.hold_batch(chat.key, batch), k.held_keys(chat.key)],
+                args=[repr(now), batch],
             )
             if got:
                 await self._faults.reached("after_hold_release")
@@ -590,7 +612,7 @@ class Holding:
             batch = f"d{int(period)}{_suffix(schedule)}"
             silent = plan.holding(now)  # a digest due in quiet hours or a snooze comes without sound
             moved = await self._release_digest(
-                keys=[k.hold(chat.key), k.digest(chat.key), k.hold_batch(chat.key, batch)],
+                keys=[k.hold(chat.key), k.digest(chat.key), k.hold_batch(chat.key, batch), k.held_keys(chat.key)],
                 args=[code, repr(period), batch, "1" if silent else "0", *schedules],
             )
             if moved:

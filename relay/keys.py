@@ -241,6 +241,12 @@ class Keys:
         most HOLD_CAP; each period's entries move to a batch when it is sent."""
         return self._h("digest", chat)
 
+    def held_keys(self, chat: str) -> str:
+        """SET of the delivery keys now in the chat's held and digest streams (<= 2 x HOLD_CAP):
+        a notification routed twice (a retried fan-out, a recovered response) is held once. Its
+        keys leave as their entries are released; deleted with the chat."""
+        return self._h("heldkeys", chat)
+
     def hold_batch(self, chat: str, batch: str) -> str:
         """STREAM: the notifications of one released summary or digest (<= HOLD_CAP). EX 7 days
         once its summary is queued, for the summary's "Show all" button."""
@@ -552,6 +558,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("hold:{chat}", "hash", _ENTITY.format("chat with quiet hours, a snooze or a digest")),
     Family("held:{chat}", "stream", f"at most {HOLD_CAP:,}; renamed to a batch when released", cap=HOLD_CAP),
     Family("digest:{chat}", "stream", f"at most {HOLD_CAP:,}; emptied each period", cap=HOLD_CAP),
+    Family("heldkeys:{chat}", "set", f"at most {2 * HOLD_CAP:,}: the keys in held and digest", cap=2 * HOLD_CAP),
     Family(
         "batch:{chat}:{batch}",
         "stream",

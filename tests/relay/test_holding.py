@@ -23,8 +23,8 @@ from relay.holding import Holding, Schedule, parse_digest, parse_duration, parse
 from relay.journal import reference
 from relay.leases import Leases
 from relay.logs import Redactor
-from relay.models import UserRef
-from relay.outbox import Outbox
+from relay.models import Message, UserRef
+from relay.outbox import Outbox, Outgoing
 from relay.redis_values import text
 from relay.tokens import TokenBox
 from tests.conftest import Chat
@@ -332,3 +332,27 @@ async def test_a_daily_digest_at_local_time_and_the_held_gauge(
     assert [s.message.title for s in sink.sent] == ["Daily digest (08:00): 2 notifications"]
     health.update_gauges(await health.snapshot())
     assert relay.metrics.registry.get_sample_value("relay_held_backlog") == 0
+
+
+async def test_a_notification_routed_twice_is_held_and_summarised_once(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    """A fan-out retried after a crash, or a response recovered through `recent`, routes the same
+    delivery key again: the outbox drops the twin at take, and holding must not keep it twice."""
+    clock = Clock("2026-11-30T23:00:00+00:00")
+    (relay,), (sink,) = relays(settings, redis, http, box, clock, 1)
+    dm, _ = await linked(relay, sink, world)
+    await dm.text("quiet", hours="22:00-07:00")
+    first = [Outgoing(dm.chat, f"1:m{i}:{dm.chat.key}", Message(title=f"n{i}"), kind="messages") for i in range(3)]
+    again = [*first[1:], Outgoing(dm.chat, f"1:m9:{dm.chat.key}", Message(title="n9"), kind="messages")]
+    assert (await relay.holding.route(first, clock())).queued == []
+    routed = await relay.holding.route(again, clock())
+    assert routed.queued == [] and set(routed.held) == {o.key for o in again}, "a twin counts as held"
+    assert (await relay.holding.plan(dm.chat)).held == 4
+
+    clock.set("2026-12-01T07:00:10+00:00")
+    assert list(await relay.holding.check()) == ["summary"]
+    await deliver([relay])
+    (summary,) = sink.sent
+    assert summary.message.plain_text().startswith("Quiet hours are over: 4 notifications held")
+    assert await redis.scard(relay.keys.held_keys(dm.chat.key)) == 0, "released keys leave the set"
