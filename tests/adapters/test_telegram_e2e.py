@@ -273,8 +273,14 @@ async def test_a_blocked_chat_loses_its_subscriptions(
     assert forbidden.status == 403
 
     await eventually(lambda: tg.relay.store.chat_subscriptions(ref(42)), [])
-    dead = stream_entries(await redis.xrange(keys.dead_letters()))
-    assert [(f["chat"], "chat gone" in f["cause"]) for _, f in dead] == [(ref(42).key, True)]
+
+    async def dead() -> list[tuple[str, bool]]:
+        # The subscriptions go first, then the delivery becomes a dead letter: wait for both.
+        return [
+            (f["chat"], "chat gone" in f["cause"]) for _, f in stream_entries(await redis.xrange(keys.dead_letters()))
+        ]
+
+    await eventually(dead, [(ref(42).key, True)])
     assert len(fake.calls_to("sendMessage", status=403)) == 1  # one refusal, no retries
 
 
