@@ -62,7 +62,11 @@ async def timezone(command: Command, settings: ChatSettings, t: Translator = ENG
             )
         )
     zone = await settings.set_timezone(command.chat, name)  # a BadValue is a UsageError
-    return Reply.text(t.gettext("This chat's time zone is now {zone}; daily briefs follow it.", zone=zone.key))
+    return Reply.text(
+        t.gettext(
+            "This chat's time zone is now {zone}; daily briefs, quiet hours and digests follow it.", zone=zone.key
+        )
+    )
 
 
 async def subscribe_brief(

@@ -76,6 +76,13 @@ async def snooze(command: Command, holding: Holding, now: float, t: Translator =
             return Reply.text(t.gettext("This chat is not snoozed."))
         await holding.set_snooze(command.chat, None)
         await holding.check_chat(command.chat)
+        if plan.quiet is not None and plan.quiet_now(now):
+            return Reply.text(
+                t.gettext(
+                    "Snooze ended, but these are quiet hours: what is held comes as one summary at {end}.",
+                    end=_local(plan.quiet.next_end(datetime.fromtimestamp(now, plan.zone)).timestamp(), plan, now),
+                )
+            )
         return Reply.text(t.gettext("Snooze ended. Anything held comes now as one summary."))
     until = now + parse_duration(raw)  # a BadValue is a usage error
     await holding.set_snooze(command.chat, until)
@@ -123,6 +130,15 @@ async def digest(command: Command, holding: Holding, now: float, t: Translator =
         return Reply.text(t.gettext("Digest off for {kinds}: they arrive one by one again.", kinds=", ".join(kinds)))
     plan = await holding.plan(command.chat)
     nxt = schedule.next_boundary(now, plan.zone)
+    if schedule.at is not None:  # "one daily at 08:00 digest" read badly
+        return Reply.text(
+            t.gettext(
+                "{kinds} now come as one daily digest at {at} {zone}; a day with none sends nothing.",
+                kinds=", ".join(kinds),
+                at=f"{nxt:%H:%M}",
+                zone=plan.zone.key,
+            )
+        )
     return Reply.text(
         t.gettext(
             "{kinds} now come as one {schedule} digest (next at {at} {zone}); a period with none sends nothing.",
@@ -136,13 +152,27 @@ async def digest(command: Command, holding: Holding, now: float, t: Translator =
 
 async def held(command: Command, holding: Holding, t: Translator = ENGLISH) -> Reply:
     batch = command.args.get("batch", "").strip()
-    page_raw = command.args.get("page", "").strip() or "1"
+    page_raw = command.args.get("page", "").strip()
+    if batch.isascii() and batch.isdigit() and not page_raw:
+        batch, page_raw = "", batch  # `/held 2`: page 2 of the last one (batch ids start with a letter)
+    page_raw = page_raw or "1"
     if not page_raw.isascii() or not page_raw.isdigit() or not 1 <= int(page_raw) <= 1000:
         raise UsageError(N_("page must be a number from 1 to 1000"))
     if batch and (len(batch) > 40 or not batch.isascii() or not batch.isalnum()):
         raise UsageError(N_("batch is the id a summary names, like h1735689600000"))
     if not batch:
-        batch = (await holding.plan(command.chat)).last_batch
+        plan = await holding.plan(command.chat)
+        batch = plan.last_batch
+        if not batch and (plan.held or plan.digested):
+            # Not "nothing was held" while /status counts what is held right now.
+            return Reply.text(
+                t.ngettext(
+                    "{n} notification is held now; /held lists it once its summary or digest is sent.",
+                    "{n} notifications are held now; /held lists them once their summary or digest is sent.",
+                    plan.held + plan.digested,
+                ),
+                private=True,
+            )
         if not batch:
             return Reply.text(t.gettext("Nothing was held in this chat yet."), private=True)
     items = await holding.batch(command.chat, batch)

@@ -237,6 +237,14 @@ def _due(plan: Plan, now: float) -> bool:
     return any(plan.done.get(s.code, 0.0) < s.last_boundary(now, plan.zone) for s in plan.digests.values())
 
 
+def _release_reason(plan: Plan, *, ended: bool) -> str:
+    """What the summary says ended: a snooze that ran out (or was ended by hand) inside quiet
+    hours released nothing; the quiet hours' end did, so that summary is theirs."""
+    if not ended or plan.snooze_until is None:
+        return "quiet"
+    return "quiet" if plan.quiet_now(plan.snooze_until) else "snooze"
+
+
 @dataclass(frozen=True, slots=True)
 class Routed:
     queued: list[Outgoing]  # to enqueue now
@@ -600,7 +608,7 @@ class Holding:
             )
             if got:
                 await self._faults.reached("after_hold_release")
-                await self._send(chat, batch, "snooze" if int(got[1]) else "quiet", False)
+                await self._send(chat, batch, _release_reason(plan, ended=bool(int(got[1]))), False)
                 sent.append("summary")
         schedules = {s.code: s for s in plan.digests.values()}
         if plan.digested and not schedules:

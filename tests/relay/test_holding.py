@@ -110,7 +110,9 @@ async def test_quiet_hours_hold_then_one_summary_for_two_processes(
     clock = Clock("2026-11-30T22:30:00+01:00")  # 22:30 in Berlin
     rs, sinks = relays(settings, redis, http, box, clock, 2)
     dm, agent_id = await linked(rs[0], sinks[0], world)
-    assert "now Europe/Berlin" in await dm.text("timezone", zone="Europe/Berlin")
+    assert "now Europe/Berlin; daily briefs, quiet hours and digests follow it" in await dm.text(
+        "timezone", zone="Europe/Berlin"
+    )
     assert "held and sent as one summary at 07:00" in await dm.text("quiet", hours="22:00-07:00")
     assert "silent" in await dm.text("notify", kind="followers", mode="silent")
     bob = world.create_agent("bob")
@@ -125,6 +127,7 @@ async def test_quiet_hours_hold_then_one_summary_for_two_processes(
     status = await dm.text("status")
     assert "Quiet hours: 22:00-07:00 (now)" in status and "Europe/Berlin" in status
     assert "Held here: 4 held, 0 for digests" in status
+    assert (await dm.text("held")).startswith("4 notifications are held now"), "not 'nothing was held'"
     health = Health(redis, rs[0].keys, {}, rs[0].metrics.registry, poll_max_seconds=10, max_queue_age=900)
     assert (await health.snapshot()).held == 4
 
@@ -188,6 +191,40 @@ async def test_snooze_holds_everything_and_its_end_is_announced_once(
     assert sink.sent[-1].message.title == "Snooze is over; nothing arrived meanwhile"
     assert "not snoozed" in await dm.text("snooze", duration="off")
     assert await relay.holding.check() == {}
+
+
+async def test_a_snooze_ended_inside_quiet_hours_leaves_the_summary_to_the_quiet_hours(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    # Found in the demo: /snooze off at 22:53 inside 22:00-07:00 answered "Anything held comes now"
+    # (nothing came: the quiet hours still held it), and at 07:00 the summary said "Snooze is over".
+    clock = Clock("2026-11-30T22:30:00+00:00")
+    (relay,), (sink,) = relays(settings, redis, http, box, clock, 1)
+    dm, agent_id = await linked(relay, sink, world)
+    await dm.text("quiet", hours="22:00-07:00")
+    await dm.text("snooze", duration="1h")
+    world.push_message(agent_id, "price_alert", "held")
+    await relay.poller.poll(agent_id)
+    reply = await dm.text("snooze", duration="off")
+    assert reply == "Snooze ended, but these are quiet hours: what is held comes as one summary at 07:00 UTC.", reply
+    await deliver([relay])
+    assert sink.sent == []
+    clock.set("2026-12-01T07:00:05+00:00")
+    assert await relay.holding.check() == {"summary": 1}
+    await deliver([relay])
+    assert [s.message.title for s in sink.sent] == ["Quiet hours are over: 1 notification held"]
+
+    # A snooze running out inside quiet hours: the same.
+    clock.set("2026-12-01T22:10:00+00:00")
+    await dm.text("snooze", duration="30m")
+    world.push_message(agent_id, "price_alert", "held again")
+    await relay.poller.poll(agent_id)
+    clock.set("2026-12-01T23:00:00+00:00")
+    assert await relay.holding.check() == {}, "still quiet"
+    clock.set("2026-12-02T07:00:05+00:00")
+    assert await relay.holding.check() == {"summary": 1}
+    await deliver([relay])
+    assert sink.sent[-1].message.title == "Quiet hours are over: 1 notification held"
 
 
 async def test_digest_once_per_period_across_processes_and_nothing_for_an_empty_one(
@@ -283,6 +320,7 @@ async def test_a_release_claimed_by_a_process_that_died_is_sent_once_by_another(
     second = (await dm.say("held", **first.actions[0].args)).messages[0]
     assert second.title == "Held notifications 11-12 of 12" and [a.label for a in second.actions] == ["Previous"]
     assert (await dm.say("held")).messages[0].title == first.title, "the last batch by default"
+    assert (await dm.say("held", batch="2")).messages[0].title == second.title, "/held 2: page 2 of the last"
 
 
 async def test_a_chinese_chat_gets_its_summary_and_replies_in_chinese(
@@ -313,9 +351,8 @@ async def test_a_daily_digest_at_local_time_and_the_held_gauge(
     (relay,), (sink,) = relays(settings, redis, http, box, clock, 1)
     dm, agent_id = await linked(relay, sink, world)
     await dm.text("timezone", zone="Asia/Tokyo")
-    assert "one daily at 08:00 digest (next at 08:00 Asia/Tokyo)" in await dm.text(
-        "digest", what="messages daily 08:00"
-    )
+    reply = await dm.text("digest", what="messages daily 08:00")
+    assert reply == "messages now come as one daily digest at 08:00 Asia/Tokyo; a day with none sends nothing.", reply
     for i in range(2):
         world.push_message(agent_id, "price_alert", f"overnight {i}")
     await relay.poller.poll(agent_id)
