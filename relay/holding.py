@@ -438,14 +438,23 @@ class Holding:
 
     async def set_quiet(self, chat: ChatRef, quiet: QuietHours | None) -> None:
         if quiet is None:
-            await self._configure(chat, {}, ["quiet"])
+            plan, now = await self.plan(chat), self._clock()
+            remove = ["quiet"]
+            if plan.snooze_until is not None and plan.snooze_until <= now and plan.quiet_now(plan.snooze_until):
+                remove.append("snooze")  # it ran out inside these quiet hours: their end is what releases
+            await self._configure(chat, {}, remove)
         else:
             await self._configure(chat, {"quiet": str(quiet)})
 
     async def set_snooze(self, chat: ChatRef, until: float | None) -> None:
         if until is None:
+            now = self._clock()
+            if (await self.plan(chat)).quiet_now(now):
+                # Quiet hours still hold everything: the summary at their end is theirs, not a snooze's.
+                await self._configure(chat, {}, ["snooze"])
+                return
             # Ended now: the next check (run right away by the command) sends what was held.
-            await self._configure(chat, {"snooze": str(self._clock())})
+            await self._configure(chat, {"snooze": str(now)})
         else:
             await self._configure(chat, {"snooze": repr(until)})
 

@@ -214,14 +214,34 @@ async def test_a_snooze_ended_inside_quiet_hours_leaves_the_summary_to_the_quiet
     await deliver([relay])
     assert [s.message.title for s in sink.sent] == ["Quiet hours are over: 1 notification held"]
 
-    # A snooze running out inside quiet hours: the same.
+    # The same when the quiet hours are then ended by hand (as tried in the demo).
     clock.set("2026-12-01T22:10:00+00:00")
+    await dm.text("snooze", duration="1h")
+    world.push_message(agent_id, "price_alert", "held by hand")
+    await relay.poller.poll(agent_id)
+    await dm.text("snooze", duration="off")
+    await dm.text("quiet", hours="off")
+    await deliver([relay])
+    assert sink.sent[-1].message.title == "Quiet hours are over: 1 notification held"
+    await dm.text("quiet", hours="22:00-07:00")
+
+    # A snooze running out inside quiet hours: the same, at their end or ended by hand.
+    clock.set("2026-12-02T22:10:00+00:00")
+    await dm.text("snooze", duration="30m")
+    world.push_message(agent_id, "price_alert", "held while snoozed")
+    await relay.poller.poll(agent_id)
+    clock.set("2026-12-02T23:00:00+00:00")
+    await dm.text("quiet", hours="off")
+    await deliver([relay])
+    assert sink.sent[-1].message.title == "Quiet hours are over: 1 notification held"
+    await dm.text("quiet", hours="22:00-07:00")
+    clock.set("2026-12-03T22:10:00+00:00")
     await dm.text("snooze", duration="30m")
     world.push_message(agent_id, "price_alert", "held again")
     await relay.poller.poll(agent_id)
-    clock.set("2026-12-01T23:00:00+00:00")
+    clock.set("2026-12-03T23:00:00+00:00")
     assert await relay.holding.check() == {}, "still quiet"
-    clock.set("2026-12-02T07:00:05+00:00")
+    clock.set("2026-12-04T07:00:05+00:00")
     assert await relay.holding.check() == {"summary": 1}
     await deliver([relay])
     assert sink.sent[-1].message.title == "Quiet hours are over: 1 notification held"
