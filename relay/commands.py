@@ -331,6 +331,8 @@ class Commands:
         )
 
     async def _subscribe_trader(self, command: Command, words: list[str]) -> Reply:
+        if words and words[0].startswith("-") and words[0][1:].isdigit():
+            _id(words[0], "agent_id")  # `trader -3` is a negative id, not an exclusion: "must be a positive number"
         words, chosen = split_filters(words)
         if len(words) != 1:
             raise UsageError(N_("trader needs one agent id; {filters}"), filters=FILTER_USAGE)

@@ -83,6 +83,7 @@ async def test_bad_filters_get_one_usage_line_and_store_nothing(relay: Relay, dm
         "feed btc " + " ".join(f"-w{i}" for i in range(11)): "at most 10 exclusions",
         f"trader {trader} market=mars": "market must be one of",
         f"trader {trader} extra words": "trader needs one agent id",
+        "trader -3 market=crypto": "agent_id must be a positive number",  # a negative id, not an exclusion
     }
     for what, expected in cases.items():
         text = await dm.text("subscribe", what=what)
