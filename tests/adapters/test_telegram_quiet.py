@@ -121,3 +121,30 @@ async def test_a_summary_of_1000_notifications_is_one_message_within_4096(
     assert utf16_len(shown) <= 4096 and "tasks 200 · mentions 200 · messages 200 · replies 200 · watches 200" in shown
     assert len([c for c in fake.sent(42) if "Snooze is over" in visible_text(c.params["text"])]) == 1, "one message"
     print(f"telegram summary of 1000: {utf16_len(shown)} UTF-16 units shown, {len(summary.params['text'])} chars HTML")
+
+
+async def test_timezone_and_an_hourly_digest_through_telegram_sent_once_for_its_period(
+    tg: Telegram, fake: FakeTelegram, world: World, redis: Redis, keys: Keys
+) -> None:
+    agent_id = await tg.linked_agent()
+    await tg.says(42, ANN, "/subscribe", "Subscribed")
+    await tg.says(42, ANN, "/timezone Asia/Shanghai", "now Asia/Shanghai")
+    await tg.says(42, ANN, "/digest messages hourly", "messages now come as one hourly digest")
+    for i in range(3):
+        world.push_message(agent_id, "price_alert", f"ETH <alert> {i}")
+    fan = world.create_agent("fan")
+    world.follow(fan.id, agent_id)
+    await tg.poll(agent_id)
+    await tg.delivered(42, "fan started following you")
+    assert (await tg.relay.holding.plan(ref(42))).digested == 3
+    status = await tg.says(42, ANN, "/status", "Digests")
+    assert "messages: hourly" in visible_text(status.params["text"]) and "Asia/Shanghai" in visible_text(
+        status.params["text"]
+    )
+    # The hour ended: the last digest of this schedule was sent two hours ago.
+    await redis.hset(keys.hold(ref(42).key), "done:hourly", repr(time.time() - 7200))
+    await tg.relay.holding.check()  # or the relay's own scheduled check, whichever comes first
+    assert await tg.relay.holding.check() == {}, "once for the period"
+    digest = await tg.delivered(42, "Hourly digest: 3 notifications")
+    assert "ETH <alert> 0" in visible_text(digest.params["text"])
+    assert len([c for c in fake.sent(42) if "Hourly digest" in visible_text(c.params["text"])]) == 1
