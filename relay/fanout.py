@@ -116,7 +116,7 @@ class FanOut:
             replies: dict[int, tuple[SignalReply, ...] | None] = {}
             owned: dict[int, frozenset[int]] = {}
             routed = [await self._one(agent_id, entry, subs, modes, replies, owned, langs) for entry in entries]
-            held: dict[str, str] = {}
+            held: dict[str, tuple[str, dict[str, str]]] = {}
             kept: set[int] | None = None
             if self._holding is not None:
                 # Quiet hours, snooze and digests take their share here (why at routing time:
@@ -200,7 +200,7 @@ class FanOut:
         kind: str,
         targets: dict[str, tuple[Subscription, bool]],
         passed: dict[str, tuple[Subscription, str]],
-        held: dict[str, str],
+        held: dict[str, tuple[str, dict[str, str]]],
     ) -> None:
         n = entry.notification
         now = self._clock()
@@ -213,7 +213,14 @@ class FanOut:
                 # relay.holding keeps it back: quiet hours, a snooze or a digest of this kind.
                 how = N_("stored {stored}; routed by subscription #{sub} ({kind}); {held}")
                 batch.chat(
-                    chat_key, key, HELD, how, at=now, signal=signal, kind=kind, params={**params, "held": held[key]}
+                    chat_key,
+                    key,
+                    HELD,
+                    how,
+                    at=now,
+                    signal=signal,
+                    kind=kind,
+                    params={**params, "held_t": held[key][0], **held[key][1]},
                 )
             else:
                 how = (

@@ -248,15 +248,24 @@ def _release_reason(plan: Plan, *, ended: bool) -> str:
 @dataclass(frozen=True, slots=True)
 class Routed:
     queued: list[Outgoing]  # to enqueue now
-    held: dict[str, str]  # delivery key -> why it was held or collected (for the journal)
+    held: dict[str, tuple[str, dict[str, str]]]  # delivery key -> why it was kept back: template, params
 
 
-def _held_because(target: str, tag: str, plan: Plan, now: float) -> str:
+def _held_because(target: str, tag: str, plan: Plan, now: float) -> tuple[str, dict[str, str]]:
+    """Why it was kept back, as a journal template and its params (shown in the reader's language)."""
     if target == "d":
-        return f"collected for this chat's {Schedule(tag).label()} digest (/digest)"
+        at = Schedule(tag).at
+        if at is None:
+            return N_("collected for this chat's hourly digest (/digest)"), {}
+        return N_("collected for this chat's daily digest at {at} (/digest)"), {"at": f"{at:%H:%M}"}
     until = datetime.fromtimestamp(plan.hold_until(now), plan.zone)
-    what = "/snooze" if tag == "snooze" else f"quiet hours {plan.quiet}"
-    return f"held by {what} until {until:%H:%M} {plan.zone.key}, to be sent in one summary"
+    when = f"{until:%H:%M} {plan.zone.key}"
+    if tag == "snooze":
+        return N_("held by /snooze until {until}, to be sent in one summary"), {"until": when}
+    return N_("held by quiet hours {hours} until {until}, to be sent in one summary"), {
+        "hours": str(plan.quiet),
+        "until": when,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,7 +533,7 @@ class Holding:
         if not holding:
             return Routed(list(items), {})
         out: list[Outgoing] = []
-        why: dict[str, str] = {}
+        why: dict[str, tuple[str, dict[str, str]]] = {}
         by_chat: dict[str, list[tuple[Outgoing, str, str]]] = {}
         plans: dict[str, Plan] = {}
         for item in items:
@@ -659,16 +668,15 @@ class Holding:
             await pipe.execute()
         if self._journal is not None:
             events = JournalBatch()
-            what = "the end-of-snooze summary" if reason == "snooze" else "the end-of-quiet-hours summary"
+            what = N_("the end-of-snooze summary") if reason == "snooze" else N_("the end-of-quiet-hours summary")
             if reason.startswith("digest"):
-                what = "a digest"
+                what = N_("a digest")
+            params = {"what_t": what, "batch": batch, "n": len(items)}
             for item in items:
-                events.chat(
-                    chat, item.key, RELEASED, f"sent in {what} (/held {batch})", at=self._clock(), kind=item.kind
-                )
-            events.chat(
-                chat, key, QUEUED, f"{what} of {len(items)} held notifications (/held {batch})", at=self._clock()
-            )
+                sent_in = N_("sent in {what} (/held {batch})")
+                events.chat(chat, item.key, RELEASED, sent_in, at=self._clock(), kind=item.kind, params=params)
+            of = N_("{what} (/held {batch}): {n} held")
+            events.chat(chat, key, QUEUED, of, at=self._clock(), params=params)
             await self._journal.write(events)
         if self._metrics is not None:
             self._metrics.released.labels(reason.split(" ")[0]).inc()

@@ -108,7 +108,12 @@ class Entry:
         """The detail in the reader's language."""
         if not self.detail:
             return ""
-        return t.gettext(self.detail, **dict(self.params)) if self.params else t.gettext(self.detail)
+        params = dict(self.params)
+        # A param named `<name>_t` is a template of its own (N_()-marked, same params), shown
+        # translated as `{name}`: "why it was held" goes inside the routing step's sentence.
+        for name in [n for n in params if n.endswith("_t")]:
+            params[name[:-2]] = t.gettext(params.pop(name), **params)
+        return t.gettext(self.detail, **params) if params else t.gettext(self.detail)
 
     def fields(self) -> dict[str, str]:
         """One stream field holding the event as a JSON list: a fifth of the arguments of a field

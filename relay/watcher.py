@@ -148,7 +148,8 @@ class Watcher:
         queued = routed.queued
         for item in items:
             if item.key in routed.held:
-                held = {"sub": sub.sub_id, "held": routed.held[item.key]}
+                template, because = routed.held[item.key]
+                held = {"sub": sub.sub_id, "held_t": template, **because}
                 journal.chat(sub.chat, item.key, HELD, N_("a new signal in watch #{sub}; {held}"), at=now, params=held)
             else:
                 new_in = N_("a new signal in watch #{sub}; queued")

@@ -156,7 +156,11 @@ async def test_quiet_hours_hold_then_one_summary_for_two_processes(
     # The summary itself carries its reference, and /why follows it to its delivery.
     ref = summaries[0].message.footer.rsplit("/why ", 1)[1]
     journey = await dm.text("why", ref=ref)
-    assert "the end-of-quiet-hours summary of 4 held notifications" in journey and "delivered" in journey.lower()
+    assert (
+        "the end-of-quiet-hours summary (/held " in journey
+        and "): 4 held" in journey
+        and "delivered" in journey.lower()
+    )
 
     # After the quiet hours everything arrives one by one again.
     world.push_message(agent_id, "price_alert", "BTC after")
@@ -360,6 +364,15 @@ async def test_a_chinese_chat_gets_its_summary_and_replies_in_chinese(
     await deliver([relay])
     [summary] = [s.message for s in sink.sent]
     assert summary.title == "暂停结束：暂存了 7 条通知"
+    # /why tells a held notification's journey in Chinese too (it was English inside Chinese lines).
+    batch = summary.actions[0].args["batch"]
+    held_items = await relay.holding.batch(dm.chat, batch)
+    journey = await dm.text("why", ref=reference(held_items[0].key))
+    assert "因 /snooze 暂存至 13:00 UTC，届时以一条汇总发送" in journey, journey
+    assert f"已随暂停结束时的汇总发送（/held {batch}）" in journey, journey
+    assert "held by" not in journey and "sent in" not in journey, journey
+    journey = await dm.text("why", ref=summary.footer.rsplit("/why ", 1)[1].split()[0])
+    assert f"暂停结束时的汇总（/held {batch}）：暂存了 7 条" in journey, journey
     assert "最重要的：" in summary.body and summary.footer.startswith("还有 2 条：/held ")
     assert [a.label for a in summary.actions] == ["显示全部 7 条"]
 
