@@ -426,3 +426,33 @@ async def test_a_notification_routed_twice_is_held_and_summarised_once(
     (summary,) = sink.sent
     assert summary.message.plain_text().startswith("Quiet hours are over: 4 notifications held")
     assert await redis.scard(relay.keys.held_keys(dm.chat.key)) == 0, "released keys leave the set"
+
+
+async def test_a_summary_queued_by_a_process_that_died_before_clearing_its_claim_is_not_sent_twice(
+    settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, world: World
+) -> None:
+    # The window after the summary is enqueued and before `pending:<batch>` is deleted: the next
+    # check sends the batch again under the same delivery key, which the outbox takes once.
+    clock = Clock("2026-11-30T12:00:00+00:00")
+    rs, sinks = relays(settings, redis, http, box, clock, 2)
+    dm, agent_id = await linked(rs[0], sinks[0], world)
+    await dm.text("snooze", duration="1h")
+    for i in range(3):
+        world.push_message(agent_id, "price_alert", f"alert {i}")
+    await rs[0].poller.poll(agent_id)
+    clock.set("2026-11-30T13:00:01+00:00")
+    assert await rs[0].holding.check() == {"summary": 1}
+    batch = (await rs[0].holding.plan(dm.chat)).last_batch
+
+    async def claim_left_behind() -> None:
+        await redis.hset(rs[0].keys.hold(dm.chat.key), f"pending:{batch}", "0|snooze")
+        await redis.sadd(rs[0].keys.hold_chats(), dm.chat.key)
+
+    await claim_left_behind()  # before the first summary was delivered
+    assert await rs[1].holding.check() == {"recovered": 1}
+    await deliver(rs)
+    await claim_left_behind()  # and after
+    assert await rs[1].holding.check() == {"recovered": 1}
+    await deliver(rs)
+    sent = [s.message.title for sink in sinks for s in sink.sent]
+    assert sent == ["Snooze is over: 3 notifications held"], sent
