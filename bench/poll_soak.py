@@ -144,6 +144,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 relay_data_dir=data,
                 poll_min_seconds=args.interval,
                 poll_max_seconds=max(300.0, args.interval),
+                # Polling alone: the doorbell's sockets and extra polls are bench.steady's subject.
+                doorbell=False,
             )
             keys = Keys(settings.relay_key_prefix)
             box = load_or_create_key(None, data, embedded=True)

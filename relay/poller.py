@@ -673,8 +673,10 @@ class Poller:
         # poll slots pace the catch-up).
         log.info("poller: AI-Trader answers again; resuming every agent")
         await self._all_due(keys=[self._due], args=[self._now_ms()])
-        for other in await self._store.agent_ids():
-            await self._r.delete(self._k.backoff(other))
+        async with self._r.pipeline(transaction=False) as pipe:
+            for other in await self._store.agent_ids():
+                pipe.delete(self._k.backoff(other))
+            await pipe.execute()
 
     async def _revoked(self, agent: LinkedAgent, reason: str) -> None:
         await self._store.pause_agent(agent.agent_id, reason)
