@@ -80,7 +80,8 @@ _DURATION = re.compile(r"^(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m)?$")
 
 
 def parse_clock(raw: str) -> clock_time:
-    hours, sep, minutes = raw.strip().partition(":")
+    # A Chinese input method types the full-width colon: 22：00 means 22:00.
+    hours, sep, minutes = raw.strip().replace("\uff1a", ":").partition(":")
     if not sep or not (hours.isdigit() and minutes.isdigit()) or len(minutes) != 2 or not 1 <= len(hours) <= 2:
         raise BadValue(N_("times are HH:MM on a 24-hour clock, like 22:00-07:00"))
     h, m = int(hours), int(minutes)
@@ -108,9 +109,13 @@ class QuietHours:
         return end if end > local else datetime.combine(local.date() + timedelta(days=1), self.end, local.tzinfo)
 
 
+# Dashes and tildes phones and Chinese input methods type for a range: 22:00–07:00, 22：00～07：00.
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\uff0d~\uff5e", "-"))
+
+
 def parse_quiet(raw: str) -> QuietHours:
     """ "22:00-07:00" (spaces around the dash allowed); raises BadValue with a short reason."""
-    start, sep, end = "".join(raw.split()).partition("-")
+    start, sep, end = "".join(raw.split()).translate(_DASHES).partition("-")
     if not sep:
         raise BadValue(N_("give the hours as HH:MM-HH:MM, like 22:00-07:00"))
     quiet = QuietHours(parse_clock(start), parse_clock(end))

@@ -68,6 +68,9 @@ async def deliver(rs: list[Relay]) -> None:
 
 def test_arguments_are_checked() -> None:
     assert str(parse_quiet("22:00 - 7:00")) == "22:00-07:00"
+    # As phones and Chinese input methods type them.
+    for typed in ("22：00-07：00", "22:00–07:00", "22:00—07:00", "22：00～07：00", "22:00~07:00"):
+        assert str(parse_quiet(typed)) == "22:00-07:00", typed
     for bad in ("22:00", "22-07", "25:00-07:00", "22:00-22:00", "22:00-07:60", ""):
         with pytest.raises(ValueError):
             parse_quiet(bad)
