@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -15,7 +16,7 @@ from aitrader_sim.server import SimulatorServer
 from aitrader_sim.world import World
 from relay.chat_settings import ChatSettings
 from relay.faults import MARKER
-from relay.holding import Holding, Schedule
+from relay.holding import Holding, Schedule, parse_quiet
 from relay.keys import Keys
 from relay.leases import Leases
 from relay.models import ChatRef, Message
@@ -115,3 +116,31 @@ async def test_two_processes_send_one_summary_and_one_digest(
     everything = out()
     assert everything.count("Snooze is over") == 1 and everything.count("Hourly digest") == 1, everything[-2000:]
     assert everything.count("digested note 2") == 1 and everything.count("snoozed note 3") == 1
+
+
+async def test_two_processes_send_one_end_of_quiet_summary(
+    redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
+) -> None:
+    world = World(seed=3, poll_interval_seconds=1)
+    async with SimulatorServer(world) as sim:
+        hold = holding(redis, keys)
+        now = datetime.now(UTC)
+        await hold.set_quiet(CHAT, parse_quiet(f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=1):%H:%M}"))
+        assert await hold.divert(notes(5, "messages", "quiet"), time.time()) == []
+        # The quiet hours ended while no relay ran: they now lie an hour in the past.
+        await hold.set_quiet(CHAT, parse_quiet(f"{now - timedelta(hours=3):%H:%M}-{now - timedelta(hours=1):%H:%M}"))
+        env = relay_env(sim.url, redis_url, prefix, secret_key)
+        procs = [RelayProcess(env), RelayProcess(env)]
+        await asyncio.gather(*(p.start() for p in procs))
+
+        def out() -> str:
+            return "".join(p.out for p in procs)
+
+        await procs[0].wait_for(lambda: "Quiet hours are over: 5" in out(), timeout=60)
+        await settled(redis, keys)
+        for p in procs:
+            await p.wait_for(started(p))
+            await p.terminate()
+    everything = out()
+    assert everything.count("Quiet hours are over") == 1, everything[-2000:]
+    assert "Snooze is over" not in everything and everything.count("quiet note 4") == 1
