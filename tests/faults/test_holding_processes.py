@@ -144,3 +144,33 @@ async def test_two_processes_send_one_end_of_quiet_summary(
     everything = out()
     assert everything.count("Quiet hours are over") == 1, everything[-2000:]
     assert "Snooze is over" not in everything and everything.count("quiet note 4") == 1
+
+
+async def test_a_digest_claimed_by_a_killed_process_is_sent_once_after_restart(
+    redis_url: str, redis: Redis, keys: Keys, prefix: str, secret_key: str
+) -> None:
+    world = World(seed=3, poll_interval_seconds=1)
+    async with SimulatorServer(world) as sim:
+        hold = holding(redis, keys)
+        await hold.set_digest(CHAT, ["tasks"], Schedule("hourly"))
+        assert await hold.divert(notes(3, "tasks", "killdigest"), time.time()) == []
+        await redis.hset(keys.hold(CHAT.key), "done:hourly", repr(time.time() - 7200))  # its hour ended
+        env = relay_env(sim.url, redis_url, prefix, secret_key)
+        first = RelayProcess({**env, "RELAY_FAULT_PAUSE": "after_hold_release"})
+        await first.start()
+        await first.wait_for(lambda: f"{MARKER}: after_hold_release" in first.err)
+        await first.kill()
+        fields = [text(f) for f in await redis.hkeys(keys.hold(CHAT.key))]
+        assert any(f.startswith("pending:") for f in fields), fields
+        assert not await redis.exists(keys.digest(CHAT.key)), "claimed: out of the digest stream"
+        end = time.monotonic() + 60
+        while await redis.exists(keys.hold_lease(CHAT.key)):
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+        second = RelayProcess(env)
+        await second.start()
+        await second.wait_for(lambda: "Hourly digest: 3 notifications" in second.out, timeout=60)
+        await settled(redis, keys)
+        await second.terminate()
+    assert (first.out + second.out).count("Hourly digest") == 1
+    assert second.out.count("killdigest note 2") == 1
