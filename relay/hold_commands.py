@@ -6,6 +6,7 @@ what a user typed and answers in one message, in the chat's language.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from relay.errors import UsageError
@@ -13,6 +14,9 @@ from relay.holding import DIGEST_KINDS, Holding, Plan, Schedule, page, parse_dig
 from relay.i18n import ENGLISH, N_, Translator
 from relay.models import Command, MessageField, Reply
 from relay.words import split_words
+
+# What relay.holding names batches: h<ms>[hex] for a summary, d<period end><HHMM|h|x..> for a digest.
+_BATCH_ID = re.compile(r"[hd][0-9]{10,}[0-9a-fhx]*")
 
 
 def _local(epoch: float, plan: Plan, now: float) -> str:
@@ -158,7 +162,7 @@ async def held(command: Command, holding: Holding, t: Translator = ENGLISH) -> R
     page_raw = page_raw or "1"
     if not page_raw.isascii() or not page_raw.isdigit() or not 1 <= int(page_raw) <= 1000:
         raise UsageError(N_("page must be a number from 1 to 1000"))
-    if batch and (len(batch) > 40 or not batch.isascii() or not batch.isalnum()):
+    if batch and (len(batch) > 40 or not _BATCH_ID.fullmatch(batch)):
         raise UsageError(N_("batch is the id a summary names, like h1735689600000"))
     if not batch:
         plan = await holding.plan(command.chat)

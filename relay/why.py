@@ -220,6 +220,12 @@ class Why:
                     "tasks: tasks reach a chat only in consume mode (/link <token> consume)."
                 )
             )
+        # With no reason but the journal's silence it may be a typo, not a notification that missed.
+        title = (
+            t.gettext("Never reached this chat: {what}", what=raw)
+            if reasons
+            else t.gettext("Nothing known here about {what}", what=raw)
+        )
         reasons.append(
             t.gettext(
                 "This chat's journal has nothing for {what}: not a reference of a notification here, or older "
@@ -229,7 +235,7 @@ class Why:
                 days=JOURNAL_TTL // 86400,
             )
         )
-        return Message(title=t.gettext("Never reached this chat: {what}", what=raw), body="\n".join(reasons))
+        return Message(title=title, body="\n".join(reasons))
 
     async def _fetched_elsewhere(self, chat: ChatRef, agent: LinkedAgent, signal: int, t: Translator) -> list[str]:
         reads = [e for e in await self._journal.agent_events(agent.agent_id) if e.signal == signal]

@@ -37,8 +37,9 @@ def parse_words(spec: CommandSpec, text: str) -> dict[str, str]:
             remaining = ""
             break
         word, _, after = _next_word(remaining)
-        if param.choices and not param.required and word.isdecimal():
-            # A number never names a choice: "/feed btc 2" leaves the type out and means page 2.
+        if param.choices and not param.required and word.lstrip("+-").isdecimal():
+            # A number never names a choice: "/feed btc 2" leaves the type out and means page 2
+            # ("/feed btc -1" is a bad page, not a bad type).
             continue
         args[param.name] = word
         remaining = after.lstrip()

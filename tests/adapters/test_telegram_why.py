@@ -77,7 +77,9 @@ async def test_why_with_the_reference_from_a_notification_tells_its_journey(tg: 
     assert token not in answer
     # The signal id works too, and an unknown reference says so in one answer.
     await tg.says(42, ANN, "/why 31", "accepted by telegram")
-    unknown = visible_text((await tg.says(42, ANN, "/why zzzzzzzz", "Never reached this chat")).params["text"])
+    unknown = visible_text(
+        (await tg.says(42, ANN, "/why zzzzzzzz", "Nothing known here about zzzzzzzz")).params["text"]
+    )
     assert "newest 1,000 events" in unknown
 
 

@@ -99,6 +99,7 @@ async def test_bad_input_gets_one_usage_line(
         ("quiet", {"hours": "22-7"}),
         ("digest", {"what": "replies weekly"}),
         ("held", {"page": "0"}),
+        ("held", {"batch": "abc"}),  # not a batch id at all: usage, not "that summary is gone"
     ):
         text = await dm.text(name, **args)
         assert text.startswith(f"Usage: /{name}") and "\n" not in text, text

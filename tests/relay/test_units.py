@@ -43,6 +43,13 @@ def test_words_fill_parameters_in_order_and_rest_keeps_the_line() -> None:
     assert parse_words(reply, "") == {}
 
 
+def test_a_number_never_names_a_choice_so_a_signed_one_is_a_page() -> None:
+    feed = BY_NAME["feed"]  # keyword, type (choices), page
+    assert parse_words(feed, "btc 2") == {"keyword": "btc", "page": "2"}
+    assert parse_words(feed, "btc -1") == {"keyword": "btc", "page": "-1"}  # a bad page, not a bad type
+    assert parse_words(feed, "btc strategy 3") == {"keyword": "btc", "type": "strategy", "page": "3"}
+
+
 def test_words_beyond_the_last_parameter_are_kept_as_extra() -> None:
     spec = CommandSpec("x", "test", (Param("a", "first"), Param("b", "second")))
     assert parse_words(spec, "1 2 3  4") == {"a": "1", "b": "2", "_extra": "3  4"}

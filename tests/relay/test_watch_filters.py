@@ -42,7 +42,7 @@ async def test_feed_watch_filters_by_symbol_and_exclusion_and_says_why(
     assert '-scam (the signal mentions "scam")' in await dm.text("why", ref=str(scam))
     assert '-rate cut (the signal mentions "rate cut")' in await dm.text("why", ref=str(phrase))
     # market= goes upstream as the feed's own parameter: a us-stock signal never comes back.
-    assert "Never reached this chat" in await dm.text("why", ref=str(stock))
+    assert "Nothing known here about" in await dm.text("why", ref=str(stock))
     assert (await dm.text("why", ref=str(good))).startswith("Delivered")
 
 

@@ -118,7 +118,7 @@ async def test_never_reached_answers_name_the_reason(
     assert "no subscription here takes replies (they take followers)" in answer
     # An unknown reference.
     answer = await dm.text("why", ref="abcdefgh")
-    assert answer.startswith("Never reached this chat: abcdefgh")
+    assert answer.startswith("Nothing known here about abcdefgh"), "maybe a typo: not 'never reached'"
     assert f"newest {JOURNAL_CHAT_CAP:,} events of a chat, at most {JOURNAL_TTL // 86400} days" in answer
     # A rejected token pauses the agent: said before anything else.
     world.rotate_token(agent_id)
@@ -152,7 +152,7 @@ async def test_another_chat_does_not_see_this_chats_journey(
     ref = ref_of(adapter.to(dm.chat)[0].message.footer)
     other = Chat(relay, adapter.chat("555"), UserRef("rec", "555", "eve"))
     answer = await other.text("why", ref=ref)
-    assert answer.startswith("Never reached this chat")
+    assert answer.startswith(f"Nothing known here about {ref}")
     assert "fetched" not in answer
 
 
@@ -221,7 +221,7 @@ async def test_the_journey_is_told_in_the_chats_language(
     assert answer.startswith("已于 ") and "送达：信号 515" in answer.splitlines()[0], answer
     assert "第 1 次尝试失败：DeliveryError: platform hiccup" in answer  # the platform's words stay as they were
     assert "已被 rec 接收（第 2 次尝试）" in answer and "由订阅 #" in answer
-    assert "从未到达此聊天：abcdefgh" in await dm.text("why", ref="abcdefgh")
+    assert "此聊天中没有关于 abcdefgh 的记录" in await dm.text("why", ref="abcdefgh")
 
 
 async def test_a_queued_notification_says_how_many_wait_ahead_of_it(
