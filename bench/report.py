@@ -216,6 +216,7 @@ def _n(value: Any, fmt: str = "{:,.0f}") -> str:
 
 
 def _cpu(cpu: dict[str, Any]) -> str:
+    cpu = {k: v for k, v in cpu.items() if isinstance(v, int | float)}
     mine = ("relay", "relay_and_fake", "loop")  # the process under test, whatever the benchmark calls it
     relay = next((cpu[k] for k in mine if k in cpu), None)
     redis_ = cpu.get("redis")
@@ -278,11 +279,49 @@ def other_row(name: str, body: dict[str, Any]) -> str:
     return f"| {label} ({name}) | {'; '.join(scalars[:12])} | – | {_cpu(cpu) if cpu else '–'} | – | – | – | – | – |"
 
 
+def soak_row(name: str, body: dict[str, Any]) -> str:
+    """bench.poll_soak: polls held at their interval; the latency cells are poll lateness."""
+    cpu = body.get("cpu_s") or {}
+    relay = cpu.get("relay")
+    per_cpu = body["heartbeats"] / relay if relay else None
+    label = f"poll soak, {body['agents']:,} agents every {body['interval_s']:.0f} s for {body['minutes']} min"
+    return (
+        f"| {label} ({name}) | {_n(body.get('polls_per_s'), '{:.1f}')} polls | {_n(per_cpu)} polls | {_cpu(cpu)} | – | "
+        f"lateness {_n(body['lateness_p50_s'], '{:.2f}')} / {_n(body['lateness_p99_s'], '{:.2f}')} "
+        f"(max {_n(body.get('lateness_max_s'), '{:.2f}')}, {body.get('late_polls', '–')} over 2 s) | "
+        f"– / {_n(body.get('duplicates'))} | relay CPU share {_n(body.get('relay_cpu_share'), '{:.0%}')} | – |"
+    )
+
+
+def steady_rows(name: str, body: dict[str, Any]) -> list[str]:
+    """bench.steady: notifications created at a set rate while the relay runs, per mode."""
+    out = []
+    for run in body["runs"]:
+        cpu = run.get("cpu_s") or {}
+        delivered = run.get("delivered") or 0
+        relay = cpu.get("relay")
+        window = run.get("window_s")
+        label = f"steady state, {body.get('agents', '?')} agents, {body.get('rate', '?')}/s created, {run.get('mode')}"
+        trips = run.get("redis_round_trips")
+        out.append(
+            f"| {label} ({name}) | {_n(delivered / window if window else None, '{:.1f}')} | "
+            f"{_n(delivered / relay if relay else None)} | {_cpu(cpu)} | "
+            f"{_n(trips / delivered if trips and delivered else None, '{:.2f}')} | "
+            f"{_n(run.get('p50_s'), '{:.2f}')} / {_n(run.get('p99_s'), '{:.2f}')} | "
+            f"{_n(run.get('lost'))} / {_n(run.get('duplicates'))} | – | – |"
+        )
+    return out
+
+
 def rows_for(name: str, body: dict[str, Any]) -> list[str]:
     if "notifications_per_relay_cpu_s" in body and "agents" in body:
         return pipeline_rows(name, body)
     if "pacing_pct" in body and "workload" in body:
         return platform_rows(name, body)
+    if "lateness_p99_s" in body and "heartbeats" in body:
+        return [soak_row(name, body)]
+    if isinstance(body.get("runs"), list) and all(isinstance(r, dict) and "mode" in r for r in body["runs"]):
+        return steady_rows(name, body)
     return [other_row(name, body)]
 
 

@@ -205,12 +205,53 @@ def test_report_renders_every_json_result_and_rewrites_only_the_readme_block(tmp
     }
     (results / "pipeline-run1.json").write_text(json.dumps(pipeline))
     (results / "discord-run1.json").write_text(json.dumps(discord))
-    (results / "soak.json").write_text(json.dumps({"kind": "soak", "poll_lateness_p99_s": 1.25}))
+    (results / "other.json").write_text(json.dumps({"kind": "soak", "poll_lateness_p99_s": 1.25}))
+    soak = {
+        "agents": 10000,
+        "interval_s": 30,
+        "minutes": 10,
+        "heartbeats": 200000,
+        "polls_per_s": 333.3,
+        "lateness_p50_s": 0.1,
+        "lateness_p99_s": 1.5,
+        "lateness_max_s": 2.5,
+        "late_polls": 3,
+        "duplicates": 0,
+        "relay_cpu_share": 0.5,
+        "cpu_s": {"relay": 300.0, "simulator": 50.0, "redis": 40.0},
+    }
+    steady = {
+        "agents": 100,
+        "rate": 20,
+        "runs": [
+            {
+                "mode": "doorbell",
+                "delivered": 600,
+                "window_s": 30.0,
+                "lost": 0,
+                "duplicates": 0,
+                "p50_s": 0.4,
+                "p99_s": 1.1,
+                "redis_round_trips": 1200,
+                "cpu_s": {"relay": 2.0, "simulator": 0.5, "redis": 0.4, "load_generator": None},
+            }
+        ],
+    }
+    (results / "soak.json").write_text(json.dumps(soak))
+    (results / "steady.json").write_text(json.dumps(steady))
     (results / "broken.json").write_text("{not json")
     table = render(load(results))
     assert "| pipeline 100 agents x 20 (pipeline-run1) | 740 | 1,088 | 1.84 / 0.30 / 0.19 | 3.33 |" in table
     assert "91% of 50/s (paced at 47.6)" in table and "150 incl. fake" in table
     assert "poll_lateness_p99_s 1.25" in table
+    assert (
+        "| poll soak, 10,000 agents every 30 s for 10 min (soak) | 333.3 polls | 667 polls | 300.00 / 40.00 / 50.00 |"
+        in table
+    )
+    assert (
+        "| steady state, 100 agents, 20/s created, doorbell (steady) | 20.0 | 300 | 2.00 / 0.40 / 0.50 | 2.00 |"
+        in table
+    )
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{BEGIN}\nold table\n{END}\nafter\n")
     write_readme(readme, table)
