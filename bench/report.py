@@ -28,7 +28,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -369,9 +369,9 @@ async def run_module(module: str, *args: str) -> dict[str, Any]:
     return body
 
 
-async def run_all(quick: bool) -> dict[str, dict[str, Any]]:
-    """Each benchmark's JSON by the file name it is saved under."""
-    out: dict[str, dict[str, Any]] = {}
+async def run_all(quick: bool, save: Callable[[str, dict[str, Any]], None]) -> None:
+    """Runs each benchmark and hands its JSON to `save` with its file name as soon as it ends
+    (a run cut short keeps what finished)."""
     n = "600" if quick else "3000"
     runs: dict[str, tuple[str, tuple[str, ...]]] = {
         "pipeline-100x20": ("bench.pipeline", ("--agents", "100", "--messages", "20" if not quick else "5")),
@@ -384,14 +384,13 @@ async def run_all(quick: bool) -> dict[str, dict[str, Any]]:
     }
     for run in (1, 2) if not quick else (1,):
         for name, (module, args) in runs.items():
-            out[f"{name}-run{run}"] = await run_module(module, *args)
+            save(f"{name}-run{run}", await run_module(module, *args))
     if not quick:
-        out["pipeline-100x100-run1"] = await run_module("bench.pipeline", "--agents", "100", "--messages", "100")
+        save("pipeline-100x100-run1", await run_module("bench.pipeline", "--agents", "100", "--messages", "100"))
         for k in (1, 3):
             fig: dict[str, Any] = dict(await run_processes(k, 100, 100))
-            out[f"processes-{k}"] = {"kind": f"{k} relay process(es), console sink, 100 agents x 100", **fig}
-        out["kills"] = {"kind": "SIGKILLs while messages flow", **(await run_kills(50, 10, 60))}
-    return out
+            save(f"processes-{k}", {"kind": f"{k} relay process(es), console sink, 100 agents x 100", **fig})
+        save("kills", {"kind": "SIGKILLs while messages flow", **(await run_kills(50, 10, 60))})
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
@@ -403,10 +402,10 @@ async def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     logs.configure("ERROR")
     if args.run:
-        ran = await run_all(args.quick)
         args.results.mkdir(parents=True, exist_ok=True)
-        for name, body in ran.items():
-            (args.results / f"{name}.json").write_text(json.dumps(body, indent=2))
+        await run_all(
+            args.quick, lambda name, body: (args.results / f"{name}.json").write_text(json.dumps(body, indent=2))
+        )
     table = render(load(args.results))
     if args.readme:
         write_readme(args.readme, table)
