@@ -183,12 +183,19 @@ async def test_sockets_are_sharded_by_lease_and_capped_per_process(
     reg = registry(sim)
     async with first:
         await until(lambda: len(reg.connections) == 2, "two sockets from the first process")
-        assert first.doorbell is not None and first.doorbell.sockets == 2
+        bell = first.doorbell
+        assert bell is not None
+        # The server registers a socket as its handshake ends, the relay counts it a moment later.
+        await until(lambda: bell.sockets == 2, f"the first process counts its two sockets ({bell.sockets})")
         async with second:
             await until(lambda: len(reg.connections) == 3, "the third agent's socket from the second")
-            assert second.doorbell is not None
-            held_by = [(first.doorbell.holds(a), second.doorbell.holds(a)) for a in agents]
-            assert all(a != b for a, b in held_by), held_by  # each agent in exactly one process
+            other = second.doorbell
+            assert other is not None
+
+            def held_by() -> list[tuple[bool, bool]]:
+                return [(bell.holds(a), other.holds(a)) for a in agents]
+
+            await until(lambda: all(a != b for a, b in held_by()), f"each agent in one process: {held_by()}")
             # No process opened a second socket for an agent the other holds (it would replace it).
             assert reg.stats.accepted == 3
         # The second process stopped and gave its lease back: the first is at its cap, so the
