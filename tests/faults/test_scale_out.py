@@ -47,8 +47,11 @@ async def test_three_processes_one_killed_at_intervals(
         for p in procs:
             await p.start()
         n = kills = 0
-        started = last_kill = time.monotonic()
-        while time.monotonic() - started < seconds:
+        # Counted in kills, not wall-clock: on a loaded machine a kill and restart can take longer
+        # than the spacing, and a timed loop then ended with fewer kills than the test is about.
+        planned = max(2, round(seconds / kill_every))
+        last_kill = time.monotonic()
+        while kills < planned:
             world.push_message(rng.choice(agents), "custom_note", f"killtest-{n}")
             n += 1
             await asyncio.sleep(0.1)
@@ -70,7 +73,6 @@ async def test_three_processes_one_killed_at_intervals(
         f"\nscale-out: 3 processes, {kills} kills, {n} messages, heartbeats={polls}, overlapping={world.overlapping_heartbeats}, "
         f"single-owner={single_owner:.4%}, lost={n - len(counts)}, duplicates={sum(c - 1 for c in counts.values())}"
     )
-    assert kills >= 2
     assert sorted(counts) == list(range(n))
     assert single_owner >= 0.999
     assert sum(c - 1 for c in counts.values()) <= kills  # only a send cut by a SIGKILL may repeat
