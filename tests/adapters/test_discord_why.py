@@ -48,7 +48,7 @@ async def test_why_in_a_channel_tells_the_journey_of_a_delivered_notification(
     assert answer.startswith("Delivered") and "signal 808" in answer, answer
     assert "routed by subscription #" in answer and "accepted by discord (attempt 1)" in answer
     assert "accepted by discord" in said(await alice.run("why", {"ref": "808"}))
-    assert "Never reached this chat" in said(await alice.run("why", {"ref": "zzzzzzzz"}))
+    assert "Nothing known here about zzzzzzzz" in said(await alice.run("why", {"ref": "zzzzzzzz"}))
 
 
 async def test_a_trader_watch_filter_through_the_slash_command(live: Relay, fake: FakeDiscord, world: World) -> None:

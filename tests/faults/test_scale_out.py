@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -18,6 +19,10 @@ from relay.store import Store, Subscription
 from relay.tokens import TokenBox
 from tests.fakes.relay_process import RelayProcess, relay_env
 from tests.relay.test_kill_points import delivered_counts
+
+
+def started(process: RelayProcess) -> Callable[[], bool]:
+    return lambda: "relay started" in process.err
 
 
 @pytest.mark.parametrize(
@@ -65,6 +70,9 @@ async def test_three_processes_one_killed_at_intervals(
                 last_kill = time.monotonic()
         await procs[0].wait_for(lambda: len(delivered_counts("".join(p.out for p in everyone))) == n, timeout=90)
         for p in procs:
+            # A stop is judged by its "relay stopped" line, which a process still starting (the
+            # last restart) has no logging for yet.
+            await p.wait_for(started(p), timeout=60)
             await p.terminate()
     counts = delivered_counts("".join(p.out for p in everyone))
     polls = sum(world.heartbeat_counts.values())
