@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from relay.aitrader import AITraderClient
 from relay.daily_brief import DailyBriefs
 from relay.errors import UpstreamError
+from relay.holding import DIGEST_KINDS
 from relay.i18n import Translator
 from relay.journal import Entry, Journal
 from relay.keys import SUGGEST_FOLLOWING_TTL, Keys
@@ -68,6 +69,8 @@ class Suggestions:
         """Choices for `param` of `command.name`, the ones matching `typed` first; () when none apply."""
         if command.name == "subscribe" and param == "what":
             return _subscribe_words(typed)
+        if command.name == "digest" and param == "what":
+            return _digest_words(typed)
         if command.name == "unsubscribe" and param == "id":
             found = await self._subscriptions(command, t)
         elif command.name in ("replies", "reply", "accept") and param == "signal_id":
@@ -189,6 +192,27 @@ def _subscribe_words(typed: str) -> tuple[Suggestion, ...]:
     out = []
     for word in options:
         if word.startswith(last) and word not in chosen:
+            value = " ".join([*done, word])
+            out.append(Suggestion(value, value))
+    return tuple(out[:MAX_CHOICES])
+
+
+_SCHEDULES = ("hourly", "daily 08:00", "off")
+
+
+def _digest_words(typed: str) -> tuple[Suggestion, ...]:
+    """`/digest` completes its kinds word by word, then offers the schedules: "replies h" offers
+    "replies hourly"; a bare "off" stops every digest."""
+    words = typed.split()
+    done, last = (words, "") if not words or typed.endswith(" ") else (words[:-1], words[-1].lower())
+    if any(w.lower() in ("hourly", "daily", "off") for w in done):
+        return ()  # the schedule is given (a daily time follows it, typed by the user)
+    chosen = {w.lower() for w in done}
+    kinds = [k for k in (*DIGEST_KINDS, "all") if k not in chosen]
+    options = (*kinds, *_SCHEDULES) if done else (*kinds, "off")
+    out = []
+    for word in options:
+        if word.startswith(last):
             value = " ".join([*done, word])
             out.append(Suggestion(value, value))
     return tuple(out[:MAX_CHOICES])

@@ -22,6 +22,7 @@ Complete = Callable[[discord.Interaction, str, str, str], Awaitable[list[tuple[s
 # Options Discord autocompletes while the user types (answered from Redis within its 3 s).
 AUTOCOMPLETED: tuple[tuple[str, str], ...] = (
     ("subscribe", "what"),
+    ("digest", "what"),
     ("unsubscribe", "id"),
     ("replies", "signal_id"),
     ("reply", "signal_id"),

@@ -108,6 +108,18 @@ async def test_subscribe_completes_kinds_word_by_word(live: Relay, fake: FakeDis
     assert {"replies", "all", "feed", "trader"} <= set(offered) and len(offered) <= 25
 
 
+async def test_digest_completes_kinds_then_offers_the_schedules(live: Relay, fake: FakeDiscord) -> None:
+    first = await fake.autocomplete("digest", "what", "", channel_id=DM, user_id=USER)
+    offered = [c["value"] for c in await _choices(fake, first)]
+    assert {"replies", "watches", "all", "off"} <= set(offered) and "hourly" not in offered
+    record = await fake.autocomplete("digest", "what", "replies ", channel_id=DM, user_id=USER)
+    offered = [c["value"] for c in await _choices(fake, record)]
+    assert {"replies hourly", "replies daily 08:00", "replies mentions"} <= set(offered)
+    assert "replies replies" not in offered
+    record = await fake.autocomplete("digest", "what", "replies d", channel_id=DM, user_id=USER)
+    assert [c["value"] for c in await _choices(fake, record)] == ["replies discussions", "replies daily 08:00"]
+
+
 async def test_replies_offers_the_signals_this_chat_was_shown(live: Relay, fake: FakeDiscord) -> None:
     chat = ChatRef("discord", str(DM))
     for n, signal in enumerate((501, 502, 501, 503)):
