@@ -624,9 +624,9 @@ class Commands:
             )
         )
         error = await self._store.chat_error(command.chat)
-        if error:
-            at, _, text = error.partition(" ")
-            fields.append(MessageField(t.gettext("Last error here"), f"{text} ({_ago(float(at), t)})"))
+        if error is not None:
+            said = t.gettext(error.sentence, detail=error.detail)
+            fields.append(MessageField(t.gettext("Last error here"), f"{said} ({_ago(error.at, t)})"))
         return Reply((Message(title=t.gettext("Status"), fields=tuple(fields)),), private=True)
 
     async def cmd_why(self, command: Command) -> Reply:

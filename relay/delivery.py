@@ -313,7 +313,9 @@ class Deliverer:
             self._metrics.retry_later.labels(d.chat.platform).inc()
             if isinstance(exc, PermissionMissing):
                 # Not gone: an admin can grant the right. /status says why nothing arrives meanwhile.
-                await self._store.set_chat_error(d.chat, f"the bot lacks a permission here, retrying: {exc}")
+                await self._store.set_chat_error(
+                    d.chat, N_("the bot lacks a permission here, retrying: {detail}"), str(exc)
+                )
             return now + max(0.05, exc.seconds)
         except ChatMoved as exc:
             await self._step(d, acks, clear=d.key)  # the sends before it stay with the old id
@@ -395,7 +397,7 @@ class Deliverer:
         self._note(d, DEAD, cause)  # the platform's or our own words, as dead-letters list shows them
         self._metrics.dead_letters.labels(d.chat.platform).inc()
         await self._outbox.dead_letter(d, cause, now=self._clock())
-        await self._store.set_chat_error(d.chat, f"a notification could not be delivered: {cause}")
+        await self._store.set_chat_error(d.chat, N_("a notification could not be delivered: {detail}"), cause)
 
     async def _chat_gone(self, d: Delivery, reason: str) -> None:
         log.warning("delivery: chat gone chat=%s reason=%s", d.chat.key, reason)

@@ -91,6 +91,18 @@ class RekeyCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatError:
+    """The last delivery problem of a chat, for /status."""
+
+    at: float
+    sentence: str  # catalogue msgid with {detail}
+    detail: str
+
+    def __str__(self) -> str:
+        return self.sentence.format(detail=self.detail)
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     sub_id: int
     kind: Literal["agent", "feed", "trader"]
@@ -616,12 +628,21 @@ class Store:
         h = await self._r.hgetall(self._k.chat_kinds(chat.key))
         return text_dict(h)
 
-    async def set_chat_error(self, chat: ChatRef, error: str) -> None:
-        await self._r.set(self._k.chat_error(chat.key), f"{int(time.time())} {error[:300]}", ex=CHAT_ERROR_TTL)
+    async def set_chat_error(self, chat: ChatRef, sentence: str, detail: str) -> None:
+        """`sentence` is a catalogue msgid with a `{detail}` placeholder, kept untranslated so that
+        /status says it in the language of whoever asks; `detail` is the platform's own words."""
+        value = json.dumps({"s": sentence, "d": detail[:300]}, ensure_ascii=False)
+        await self._r.set(self._k.chat_error(chat.key), f"{int(time.time())} {value}", ex=CHAT_ERROR_TTL)
 
-    async def chat_error(self, chat: ChatRef) -> str:
-        raw = await self._r.get(self._k.chat_error(chat.key))
-        return text_or_empty(raw)
+    async def chat_error(self, chat: ChatRef) -> ChatError | None:
+        raw = text_or_empty(await self._r.get(self._k.chat_error(chat.key)))
+        at, _, value = raw.partition(" ")
+        try:
+            fields = json.loads(value)
+            return ChatError(float(at), str(fields["s"]), str(fields["d"]))
+        except (ValueError, TypeError, KeyError):
+            # Written before errors were stored as a sentence and a detail: shown as it was.
+            return ChatError(float(at), "{detail}", value) if at.isdigit() else None
 
     async def topics_of(self, chat: ChatRef) -> list[ChatRef]:
         """Forum topics of a chat that have subscriptions (chat keys with a thread id)."""

@@ -31,6 +31,7 @@ from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef
 from relay.services import RedisAdapterServices
+from relay.store import ChatError
 from relay.tokens import TokenBox
 from tests.adapters.conftest import FAST_GATEWAY as FAST
 from tests.fakes.relay_process import ROOT, relay_env
@@ -255,13 +256,13 @@ async def test_a_channel_missing_embed_links_keeps_its_subscriptions(
     await arrived(fake, CHANNEL, "started following you")
     await arrived(fake, OTHER, "missing a permission")
 
-    async def noted() -> str:
+    async def noted() -> ChatError:
         while not (error := await live.store.chat_error(blocked)):
             await asyncio.sleep(0.05)
         return error
 
     error = await asyncio.wait_for(noted(), DELIVERY_TIMEOUT)
-    assert "permission" in error
+    assert "permission" in str(error)
     assert len(await live.store.chat_subscriptions(blocked)) == 1, "the channel keeps its configuration"
     assert await live.outbox.pending(blocked), "the notification waits for the permission"
     assert await live.outbox.dead_count(blocked) == 0, "nothing dead-lettered"

@@ -787,3 +787,19 @@ async def test_feed_watch_takes_a_quoted_phrase(relay: Relay, dm: Chat) -> None:
     assert "Watching the feed for “rate cut” (discussion)" in text, text
     sub = (await relay.store.chat_subscriptions(dm.chat))[0]
     assert (sub.keyword, sub.message_type) == ("rate cut", "discussion")
+
+
+async def test_the_last_error_here_is_said_in_the_language_of_whoever_asks(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World
+) -> None:
+    """The sentence is stored as its msgid and translated when /status is asked; the platform's
+    own words (the detail) stay as they came."""
+    await link(dm, world)
+    adapter.failures[dm.chat.key] = [Undeliverable("message too long")]
+    await relay.outbox.enqueue([Outgoing(dm.chat, "k1", Message(body="a"))], now=0)
+    await relay.deliverer.drain(dm.chat)
+    await say(dm, "language", language="zh")
+    reply = await reply_of(dm, "status")
+    fields = {f.name: f.value for f in reply.messages[0].fields}
+    (error,) = [v for n, v in fields.items() if "message too long" in v]
+    assert error.startswith("有一条通知无法送达：undeliverable: message too long"), error
