@@ -575,7 +575,8 @@ class Commands:
             state = (
                 t.gettext("active")
                 if agent.state == "active"
-                else t.gettext("paused: {reason}", reason=agent.paused_reason)
+                # Stored as a catalogue msgid (N_ where it is raised), said in this chat's language.
+                else t.gettext("paused: {reason}", reason=t.gettext(agent.paused_reason))
             )
             fields += [
                 MessageField(
@@ -591,7 +592,7 @@ class Commands:
                 MessageField(t.gettext("Last successful poll"), _ago(agent.last_ok, t)),
             ]
             if agent.last_error:
-                fields.append(MessageField(t.gettext("Last poll error"), agent.last_error))
+                fields.append(MessageField(t.gettext("Last poll error"), t.gettext(agent.last_error)))
             if agent.possible_loss_at and self._clock() - agent.possible_loss_at < LOSS_TTL:
                 reports = t.ngettext("once", "{n} times", agent.loss_reports)
                 fields.append(

@@ -208,7 +208,9 @@ class Why:
                     "Your agent #{agent} is paused ({reason}): nothing is fetched for it until you /link it "
                     "again with its current token.",
                     agent=agent.agent_id,
-                    reason=agent.paused_reason or t.gettext("AI-Trader rejected its token"),
+                    reason=t.gettext(agent.paused_reason)
+                    if agent.paused_reason
+                    else t.gettext("AI-Trader rejected its token"),
                 )
             )
         if agent is not None and signal is not None:

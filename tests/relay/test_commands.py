@@ -803,3 +803,16 @@ async def test_the_last_error_here_is_said_in_the_language_of_whoever_asks(
     fields = {f.name: f.value for f in reply.messages[0].fields}
     (error,) = [v for n, v in fields.items() if "message too long" in v]
     assert error.startswith("有一条通知无法送达：undeliverable: message too long"), error
+
+
+async def test_a_paused_agent_is_explained_in_the_chats_language(relay: Relay, dm: Chat, world: World) -> None:
+    """The pause reason is stored as its msgid (it is also a log line) and said in /status's language."""
+    agent_id = await link(dm, world)
+    world.rotate_token(agent_id)
+    await relay.poller.poll(agent_id)
+    stored = await relay.store.agent(agent_id)
+    assert stored is not None and stored.state != "active", stored
+    assert "AI-Trader rejected the token" in await say(dm, "status")
+    await say(dm, "language", language="zh")
+    status = await dm.text("status")
+    assert "AI-Trader 拒绝了该令牌" in status and "rejected" not in status, status
