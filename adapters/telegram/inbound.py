@@ -23,6 +23,7 @@ from adapters.telegram.sender import Sender
 from relay.adapter import AdapterServices, ChatChange, Dispatch, OnChatChange
 from relay.errors import DeliveryError, RetryLater, StoreUnavailable
 from relay.i18n import N_, Catalogues, Translator, language_of
+from relay.journal import is_reference
 from relay.keys import TELEGRAM_ADMINS
 from relay.models import Action, ChatRef, Command, CommandSpec, Message, Reply, UserRef
 from relay.router import help_hint, unknown_command
@@ -121,6 +122,8 @@ class Inbound:
         if addressed and head.partition("@")[2].lower() != (bot_username or "").lower():
             return  # meant for another bot in the group
         name, rest = split_command(text)
+        if name.startswith("why_") and is_reference(name[4:]) and not rest.strip():
+            name, rest = "why", name[4:]  # a tapped footer reference (markup.tappable_why)
         spec = self._specs.get(name)
         if spec is None:
             # In a group an unaddressed unknown command may belong to another bot: stay quiet there.

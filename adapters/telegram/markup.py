@@ -8,12 +8,14 @@ or a surrogate pair, and a style that straddles a cut is closed and re-opened in
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from relay.journal import REF_LENGTH
 from relay.models import Message
 
 # A tag is (name, href); href is empty except for "a". Only tags Telegram's HTML mode knows.
@@ -101,7 +103,7 @@ def message_spans(message: Message) -> list[Span]:
     if message.footer:
         if tail:
             tail.append(Span("\n"))
-        tail.append(Span(message.footer, (ITALIC,)))
+        tail.append(Span(tappable_why(message.footer), (ITALIC,)))
     if tail:
         blocks.append(tail)
     spans: list[Span] = []
@@ -204,3 +206,12 @@ def _clings(text: str, i: int) -> bool:
         return False
     ch, prev = text[i], text[i - 1]
     return bool(unicodedata.combining(ch)) or "\ufe00" <= ch <= "\ufe0f" or ch == "\u200d" or prev == "\u200d"
+
+
+_WHY_REF = re.compile(rf"/why ([a-z2-7]{{{REF_LENGTH}}})\b")
+
+
+def tappable_why(footer: str) -> str:
+    """Telegram sends a tapped command alone ("/why <ref>" would arrive as a bare "/why"), so the
+    footer's reference is written as one command word, `/why_<ref>`, which `Inbound` reads back."""
+    return _WHY_REF.sub(r"/why_\1", footer)

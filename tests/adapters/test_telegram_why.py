@@ -26,7 +26,7 @@ from relay.tokens import TokenBox
 from tests.adapters.conftest import fast_limiter, telegram_settings
 from tests.adapters.test_telegram_e2e import ANN, Telegram, eventually
 
-REF = re.compile(r"/why ([a-z2-7]{8})\b")
+REF = re.compile(r"/why_([a-z2-7]{8})\b")  # one command word, so that a tap sends the reference too
 
 
 @pytest.fixture
@@ -71,10 +71,13 @@ async def test_why_with_the_reference_from_a_notification_tells_its_journey(tg: 
 
     # The delivery is journaled with the drain's next write to Redis, moments after the send.
     await eventually(lambda: journeyed(tg, found.group(1)), True)
-    answer = visible_text((await tg.says(42, ANN, f"/why {found.group(1)}", "Delivered")).params["text"])
+    # Tapped in the footer: Telegram sends the command word alone, reference included.
+    answer = visible_text((await tg.says(42, ANN, f"/why_{found.group(1)}", "Delivered")).params["text"])
     assert "signal 31" in answer and "heartbeat call 1" in answer
     assert "routed by subscription #" in answer and "accepted by telegram (attempt 1)" in answer
     assert token not in answer
+    typed = visible_text((await tg.says(42, ANN, f"/why {found.group(1)}", "Delivered")).params["text"])
+    assert typed == answer, "typed with a space, the same journey"
     # The signal id works too, and an unknown reference says so in one answer.
     await tg.says(42, ANN, "/why 31", "accepted by telegram")
     unknown = visible_text(
