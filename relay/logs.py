@@ -7,6 +7,7 @@ the message, its arguments and any exception text, so a secret cannot reach a lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -102,7 +103,19 @@ def configure(level: str | int = "INFO", redactor: Redactor | None = None, strea
     # A tick skipped because the agent's previous poll still runs is normal, not a warning;
     # every job start and end at INFO would drown the relay's own lines.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    executor = logging.getLogger("apscheduler.executors.default")
+    if not any(isinstance(f, CancelledJobFilter) for f in executor.filters):
+        executor.addFilter(CancelledJobFilter())
     return redactor
+
+
+class CancelledJobFilter(logging.Filter):
+    """Drops APScheduler's "Job … raised an exception" for a job cancelled by the scheduler's
+    shutdown (a poll claim or a brief check under way when the relay stops, e.g. after a platform
+    refused to start): that is the stop the operator asked for, not an error with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def protect_handlers(redactor: Redactor, handlers: Iterable[logging.Handler]) -> None:
