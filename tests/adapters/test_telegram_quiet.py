@@ -5,53 +5,23 @@ within the Bot API's 4,096 characters (the fake refuses longer, as Telegram does
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
-import pytest
 from redis.asyncio import Redis
 
-from adapters.telegram import TelegramAdapter
 from adapters.telegram.markup import utf16_len
 from aitrader_sim.world import World
 from platform_fakes.telegram_api import FakeTelegram, visible_text
-from relay.app import Relay
-from relay.config import RelaySettings
 from relay.keys import Keys
-from relay.logs import Redactor
 from relay.models import Message
 from relay.outbox import Outgoing
-from relay.services import RedisAdapterServices
-from relay.tokens import TokenBox
-from tests.adapters.conftest import fast_limiter, telegram_settings
+from tests.adapters import test_telegram_e2e as e2e
 from tests.adapters.test_telegram_e2e import ANN, Telegram, button, flag, labels, ref
 
-
-@pytest.fixture
-def world() -> World:
-    return World(seed=7, poll_interval_seconds=1)
-
-
-@pytest.fixture
-async def tg(
-    fake: FakeTelegram,
-    settings: RelaySettings,
-    redis: Redis,
-    keys: Keys,
-    http: httpx.AsyncClient,
-    box: TokenBox,
-    world: World,
-) -> AsyncIterator[Telegram]:
-    redactor = Redactor()
-    adapter = TelegramAdapter(
-        telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), redactor, limiter=fast_limiter()
-    )
-    relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(3))
-    async with relay:
-        yield Telegram(fake, relay, world)
+# The end-to-end module's fixtures: the relay with the real Telegram adapter, and its simulator world.
+tg = e2e.tg
+world = e2e.world
 
 
 def around_now() -> str:

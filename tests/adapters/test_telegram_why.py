@@ -5,52 +5,20 @@ which setting did."""
 
 from __future__ import annotations
 
-import random
 import re
-from collections.abc import AsyncIterator
 
-import httpx
-import pytest
-from redis.asyncio import Redis
-
-from adapters.telegram import TelegramAdapter
 from aitrader_sim.world import World
-from platform_fakes.telegram_api import FakeTelegram, visible_text
-from relay.app import Relay
-from relay.config import RelaySettings
-from relay.keys import Keys
-from relay.logs import Redactor
+from platform_fakes.telegram_api import visible_text
 from relay.models import ChatRef
-from relay.services import RedisAdapterServices
-from relay.tokens import TokenBox
-from tests.adapters.conftest import fast_limiter, telegram_settings
+from tests.adapters import test_telegram_e2e as e2e
 from tests.adapters.test_telegram_e2e import ANN, Telegram, eventually
 
 REF = re.compile(r"/why_([a-z2-7]{8})\b")  # one command word, so that a tap sends the reference too
 
 
-@pytest.fixture
-def world() -> World:
-    return World(seed=7, poll_interval_seconds=1)
-
-
-@pytest.fixture
-async def tg(
-    fake: FakeTelegram,
-    settings: RelaySettings,
-    redis: Redis,
-    keys: Keys,
-    http: httpx.AsyncClient,
-    box: TokenBox,
-    world: World,
-) -> AsyncIterator[Telegram]:
-    redactor = Redactor()
-    adapter = TelegramAdapter(
-        telegram_settings(fake), RedisAdapterServices(redis, keys, "telegram"), redactor, limiter=fast_limiter()
-    )
-    relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(3))
-    async with relay:
-        yield Telegram(fake, relay, world)
+# The end-to-end module's fixtures: the relay with the real Telegram adapter, and its simulator world.
+tg = e2e.tg
+world = e2e.world
 
 
 async def journeyed(tg: Telegram, ref: str) -> bool:
