@@ -6,22 +6,29 @@ Redis comes from tests/conftest.py (`redis`, `keys`: a real server and a fresh k
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
-from adapters.discord import GatewayTiming
+from adapters.discord import DiscordAdapter, DiscordSettings, GatewayTiming
 from adapters.telegram import TelegramAdapter, TelegramSettings
 from adapters.telegram.limiter import SendLimiter
+from platform_fakes.discord_api import FakeDiscord
 from platform_fakes.telegram_api import FakeTelegram, Limits
 from relay.adapter import ChatChange
+from relay.app import Relay
+from relay.config import RelaySettings
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import Command, Reply
 from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
+from relay.tokens import TokenBox
 
 # Discord gateway timing for tests: leases and identify retries in fractions of a second, so a
 # takeover or reconnect settles within a test's wait instead of the production minutes.
@@ -140,3 +147,35 @@ async def make_adapter(fake: FakeTelegram, redis: Redis, keys: Keys, core: Recor
 @pytest.fixture
 async def adapter(make_adapter: AdapterFactory) -> TelegramAdapter:
     return await make_adapter()
+
+
+@contextlib.asynccontextmanager
+async def started_discord_relay(
+    settings: RelaySettings,
+    redis: Redis,
+    http: httpx.AsyncClient,
+    box: TokenBox,
+    fake: FakeDiscord,
+    *,
+    seed: int,
+    **discord: Any,
+) -> AsyncIterator[Relay]:
+    """A started Relay whose only adapter is the real DiscordAdapter on the fake, once the fake has
+    its gateway session and the synced commands. `discord` overrides DiscordSettings fields."""
+    redactor = Redactor()
+    values: dict[str, Any] = {
+        "api_base": fake.api_base,
+        "gateway_url": fake.gateway_url,
+        "max_requests_per_second": 50,
+        **discord,
+    }
+    adapter = DiscordAdapter(
+        DiscordSettings(**values),
+        RedisAdapterServices(redis, Keys(settings.relay_key_prefix), "discord"),
+        redactor,
+        timing=FAST_GATEWAY,
+    )
+    relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(seed))
+    async with relay:
+        await fake.wait_for(lambda: fake.active_session is not None and fake.commands, timeout=10)
+        yield relay

@@ -13,27 +13,21 @@ without the permission that reaches us anyway.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from adapters.discord import DiscordAdapter, DiscordSettings
 from platform_fakes.discord_api import CommandNotAvailable, FakeDiscord, FakeInteraction
 from relay.app import Relay
 from relay.config import RelaySettings
-from relay.keys import Keys
-from relay.logs import Redactor
 from relay.models import ChatRef
-from relay.services import RedisAdapterServices
 from relay.specs import COMMANDS
 from relay.store import Subscription
 from relay.tokens import TokenBox
-from tests.adapters.conftest import FAST_GATEWAY as FAST
+from tests.adapters.conftest import started_discord_relay
 
 TOKEN = "MTAwAUTHZ0000000000000000.GaUtHz.authz-bot-token-never-real-00000000"
 GUILD = 520000000000000001
@@ -81,22 +75,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 async def live(
     settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, fake: FakeDiscord
 ) -> AsyncIterator[Relay]:
-    redactor = Redactor()
-    values: dict[str, Any] = {
-        "bot_token": TOKEN,
-        "api_base": fake.api_base,
-        "gateway_url": fake.gateway_url,
-        "max_requests_per_second": 50,
-    }
-    adapter = DiscordAdapter(
-        DiscordSettings(**values),
-        RedisAdapterServices(redis, Keys(settings.relay_key_prefix), "discord"),
-        redactor,
-        timing=FAST,
-    )
-    relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(5))
-    async with relay:
-        await fake.wait_for(lambda: fake.active_session is not None and fake.commands, timeout=10)
+    async with started_discord_relay(settings, redis, http, box, fake, seed=5, bot_token=TOKEN) as relay:
         yield relay
 
 

@@ -10,7 +10,6 @@ The last test runs `python -m adapters.main run` as a separate process.
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -21,19 +20,15 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from adapters.discord import DiscordAdapter, DiscordSettings
 from aitrader_sim.server import SimulatorServer
 from aitrader_sim.world import World
 from platform_fakes.discord_api import FakeDiscord, FakeInteraction, StoredMessage
 from relay.app import Relay
 from relay.config import RelaySettings
-from relay.keys import Keys
-from relay.logs import Redactor
 from relay.models import ChatRef
-from relay.services import RedisAdapterServices
 from relay.store import ChatError
 from relay.tokens import TokenBox
-from tests.adapters.conftest import FAST_GATEWAY as FAST
+from tests.adapters.conftest import started_discord_relay
 from tests.fakes.relay_process import ROOT, relay_env
 
 TOKEN = "MTAwE2E00000000000000000.GeTwOe.e2e-bot-token-never-real-000000000"
@@ -63,20 +58,9 @@ async def live(
     settings: RelaySettings, redis: Redis, http: httpx.AsyncClient, box: TokenBox, fake: FakeDiscord
 ) -> AsyncIterator[Relay]:
     """A started Relay whose only adapter is the real DiscordAdapter."""
-    redactor = Redactor()
-    discord_settings = DiscordSettings(
-        bot_token=TOKEN,
-        api_base=fake.api_base,
-        gateway_url=fake.gateway_url,
-        max_requests_per_second=45,
-        send_timeout=5.0,
-    )
-    adapter = DiscordAdapter(
-        discord_settings, RedisAdapterServices(redis, Keys(settings.relay_key_prefix), "discord"), redactor, timing=FAST
-    )
-    relay = Relay(settings, redis, http, box, [adapter], redactor=redactor, rng=random.Random(5))
-    async with relay:
-        await fake.wait_for(lambda: fake.active_session is not None and fake.commands, timeout=10)
+    async with started_discord_relay(
+        settings, redis, http, box, fake, seed=5, bot_token=TOKEN, max_requests_per_second=45, send_timeout=5.0
+    ) as relay:
         yield relay
 
 
