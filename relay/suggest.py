@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
@@ -183,18 +183,10 @@ _FIRST_WORDS = (*KINDS, "all", "feed", "trader", "intel")
 
 def _subscribe_words(typed: str) -> tuple[Suggestion, ...]:
     """`/subscribe` completes its kinds word by word: "replies men" offers "replies mentions"."""
-    words = typed.split()
-    done, last = (words, "") if not words or typed.endswith(" ") else (words[:-1], words[-1].lower())
+    done, last = _typed_words(typed)
     if done and done[0].lower() in ("feed", "trader", "intel"):
         return ()  # a keyword, an agent id or a time follows: nothing to offer
-    options = KINDS if done else _FIRST_WORDS
-    chosen = {w.lower() for w in done}
-    out = []
-    for word in options:
-        if word.startswith(last) and word not in chosen:
-            value = " ".join([*done, word])
-            out.append(Suggestion(value, value))
-    return tuple(out[:MAX_CHOICES])
+    return _completions(done, last, KINDS if done else _FIRST_WORDS)
 
 
 _SCHEDULES = ("hourly", "daily 08:00", "off")
@@ -203,16 +195,26 @@ _SCHEDULES = ("hourly", "daily 08:00", "off")
 def _digest_words(typed: str) -> tuple[Suggestion, ...]:
     """`/digest` completes its kinds word by word, then offers the schedules: "replies h" offers
     "replies hourly"; a bare "off" stops every digest."""
-    words = typed.split()
-    done, last = (words, "") if not words or typed.endswith(" ") else (words[:-1], words[-1].lower())
+    done, last = _typed_words(typed)
     if any(w.lower() in ("hourly", "daily", "off") for w in done):
         return ()  # the schedule is given (a daily time follows it, typed by the user)
+    kinds = (*DIGEST_KINDS, "all")
+    return _completions(done, last, (*kinds, *_SCHEDULES) if done else (*kinds, "off"))
+
+
+def _typed_words(typed: str) -> tuple[list[str], str]:
+    """The words finished so far, and the one being typed ("" after a space)."""
+    words = typed.split()
+    return (words, "") if not words or typed.endswith(" ") else (words[:-1], words[-1].lower())
+
+
+def _completions(done: list[str], last: str, options: Sequence[str]) -> tuple[Suggestion, ...]:
+    """The typed line finished with each option that starts with the word being typed and was
+    not chosen already."""
     chosen = {w.lower() for w in done}
-    kinds = [k for k in (*DIGEST_KINDS, "all") if k not in chosen]
-    options = (*kinds, *_SCHEDULES) if done else (*kinds, "off")
     out = []
     for word in options:
-        if word.startswith(last):
+        if word.startswith(last) and word not in chosen:
             value = " ".join([*done, word])
             out.append(Suggestion(value, value))
     return tuple(out[:MAX_CHOICES])
