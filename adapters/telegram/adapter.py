@@ -90,7 +90,6 @@ class TelegramAdapter:
         http: SharedHttp | None = None,
     ) -> None:
         self._http = http
-        self._unreachable_since: float | None = None
         token = settings.bot_token.get_secret_value()
         # Register before PTB builds anything: the Bot logs its token-bearing URL at DEBUG.
         redactor.add(token, settings.webhook_secret.get_secret_value())
@@ -142,15 +141,13 @@ class TelegramAdapter:
 
     @property
     def state(self) -> str:
-        """For readiness checks: "starting" until the Bot API answered and PTB runs."""
+        """For readiness checks: "unreachable" while the Bot API's last answer was a failure (at
+        start or later), else "starting" until PTB runs, then "connected"."""
         if self._stopped:
             return "stopped"
-        if not self._app.running:
-            return "starting" if self._unreachable_since is None else "unreachable"
-        return "unreachable" if self._reachability.failing else "connected"
-
-    def _unreachable(self, attempt: int, reason: str) -> None:
-        self._unreachable_since = self._unreachable_since or time.monotonic()
+        if self._reachability.failing:
+            return "unreachable"
+        return "connected" if self._app.running else "starting"
 
     @property
     def is_polling(self) -> bool:
@@ -186,7 +183,7 @@ class TelegramAdapter:
             for menu in menus(commands, self._catalogues):
                 await app.bot.set_my_commands(menu.commands, scope=menu.scope, language_code=menu.language_code)
 
-        await until_reachable(reach, on_attempt=self._unreachable)
+        await until_reachable(reach)
         await app.start()
         if self._settings.webhook_url:
             await self._start_webhook()
