@@ -33,6 +33,7 @@ from adapters.discord.guards import PACING_MARGIN_S, paced_rate
 from bench.pipeline import pct
 from bench.send_report import comparison, pacing, redis_cpu_s, steady_rate, until
 from platform_fakes.discord_api import FakeDiscord
+from relay.adapter import ChatChange
 from relay.delivery import Deliverer
 from relay.embedded_redis import open_redis
 from relay.errors import DeliveryError, RetryLater
@@ -99,6 +100,10 @@ async def started_adapter(fake: FakeDiscord, redis: Redis, keys: Keys) -> Discor
     return adapter
 
 
+async def _no_chat_changes(_: ChatChange) -> None:
+    """No channel in this benchmark is removed or moved."""
+
+
 async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, data: Path) -> dict[str, Any]:
     async with FakeDiscord(token=TOKEN) as fake, open_redis(os.environ.get("REDIS_URL"), data) as handle:
         redis = handle.redis
@@ -113,6 +118,7 @@ async def run_relay(work: list[tuple[int, int]], channels: int, budget: float, d
             {"discord": adapter},
             metrics,
             concurrency=channels,
+            on_chat_change=_no_chat_changes,
         )
         outbox = Outbox(redis, keys)
         enqueued: dict[int, float] = {}

@@ -189,6 +189,7 @@ async def run_relay(work: list[tuple[int, int]], chats: int, budget: float, data
             concurrency=core.delivery_concurrency,
             max_attempts=core.delivery_max_attempts,
             send_timeout=core.delivery_send_timeout_seconds,
+            on_chat_change=ignore,  # no chat here is removed or moved
         )
         outbox = Outbox(redis, keys)
         enqueued: dict[int, float] = {}

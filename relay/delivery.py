@@ -68,7 +68,7 @@ class Deliverer:
         faults: FaultPoints | None = None,
         redact: Callable[[str], str] = lambda text: text,
         journal: Journal | None = None,
-        on_chat_change: OnChatChange | None = None,
+        on_chat_change: OnChatChange,
         chat_settings: ChatSettings | None = None,
         catalogues: Catalogues | None = None,
     ) -> None:
@@ -401,8 +401,7 @@ class Deliverer:
 
     async def _chat_gone(self, d: Delivery, reason: str) -> None:
         log.warning("delivery: chat gone chat=%s reason=%s", d.chat.key, reason)
-        if self._on_chat_change is not None:
-            await self._on_chat_change(ChatChange(d.chat, "gone", reason=reason))
+        await self._on_chat_change(ChatChange(d.chat, "gone", reason=reason))
         # What is still queued for this chat can never be delivered: keep it as dead letters.
         await self._dead(d, f"chat gone: {reason}")
         for rest in await self._outbox.take(d.chat, self._leases.owner, 1000):
@@ -410,10 +409,7 @@ class Deliverer:
 
     async def _move(self, old: ChatRef, new: ChatRef) -> None:
         log.info("delivery: chat moved old=%s new=%s", old.key, new.key)
-        if self._on_chat_change is not None:
-            await self._on_chat_change(ChatChange(old, "moved", new_chat=new))  # moves the queue too
-        else:
-            await self._outbox.move(old, new, now=self._clock())
+        await self._on_chat_change(ChatChange(old, "moved", new_chat=new))  # moves the queue too
         self._wake.set()
 
 
