@@ -97,10 +97,16 @@ def build_adapters(
 
 
 class _Stop(asyncio.Event):
-    """Set by SIGTERM/SIGINT once the relay runs. During start-up a signal cancels the start
-    instead: a platform that is retried until it answers (Telegram unreachable) would otherwise
-    hold the process until the platform kills it; nothing has been read from AI-Trader yet, and
-    every `async with` on the way out closes what was opened."""
+    """Set by SIGTERM/SIGINT. During start-up a signal also cancels the start: a platform that
+    is retried until it answers (Telegram unreachable) would otherwise hold the process until
+    the platform kills it; nothing has been read from AI-Trader yet, and every `async with` on
+    the way out closes what was opened.
+
+    The event is set in both cases because the cancellation can be lost: on Python 3.11
+    `asyncio.wait_for` returns the result instead of raising when the awaited call finishes in
+    the same loop turn as the cancel, and redis-py awaits every write through it. The start
+    then carried on and the process ran until killed (1 Ctrl-C in 8 during the demo's first
+    commands); now it stops as soon as the start reaches the wait for this event."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,9 +114,8 @@ class _Stop(asyncio.Event):
         self._main = asyncio.current_task()
 
     def received(self) -> None:
-        if self.running or self._main is None:
-            self.set()
-        else:
+        self.set()
+        if not self.running and self._main is not None:
             self._main.cancel()
 
 
