@@ -85,6 +85,17 @@ class RelayChild:
             await self._reader
 
 
+async def _until_all_or_stalled(children: Sequence[RelayChild], n: int, deadline: float, stall: float = 60) -> None:
+    """Until the children printed `n` distinct marks, the deadline, or `stall` seconds without a
+    new one (what is missing then is reported as lost, rather than waited for)."""
+    seen, since = 0, time.monotonic()
+    while seen < n and time.monotonic() < min(deadline, since + stall):
+        await asyncio.sleep(0.2)
+        now_seen = len({i for c in children for i, _ in c.arrivals})
+        if now_seen > seen:
+            seen, since = now_seen, time.monotonic()
+
+
 async def linked_world(
     control: httpx.AsyncClient, redis: Redis, keys: Keys, box: TokenBox, agents: int
 ) -> list[dict[str, Any]]:
@@ -106,6 +117,9 @@ def child_env(sim_url: str, redis_url: str, key: str) -> dict[str, str]:
         POLL_MAX_SECONDS="2",
         LOG_LEVEL="WARNING",
         DELIVERY_CONCURRENCY="256",
+        # The console is one chat, and the workloads queue up to 10,000 for it: past the default
+        # cap (500) the oldest would be dead-lettered, and the run waited 600 s for them.
+        MAX_QUEUE_PER_CHAT="1000000",
     )
     return env
 
@@ -132,9 +146,7 @@ async def run_processes(k: int, agents: int, messages: int) -> dict[str, float]:
             started = time.monotonic()
             for c in children:
                 await c.start()
-            deadline = started + 600
-            while len({i for c in children for i, _ in c.arrivals}) < n and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+            await _until_all_or_stalled(children, n, started + 600)
             for c in children:
                 await c.stop()
             first: dict[int, float] = {}
@@ -183,9 +195,7 @@ async def run_kills(kills: int, agents: int, messages: int) -> dict[str, float]:
                     done.append(child)
                     child = RelayChild(env)
                     await child.start()
-            deadline = time.monotonic() + 120
-            while len({i for c in (*done, child) for i, _ in c.arrivals}) < total and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+            await _until_all_or_stalled([*done, child], total, time.monotonic() + 120)
             await child.stop()
             seen = [i for c in (*done, child) for i, _ in c.arrivals]
             return {
