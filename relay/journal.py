@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -59,11 +60,14 @@ _AGENT_ITEM = re.compile(r"^(\d+):([mt]\d+):")
 _WATCH_ITEM = re.compile(r"^w(\d+):s(\d+):")
 
 
+@functools.lru_cache(maxsize=4096)
 def reference(delivery_key: str) -> str:
     """The short name of one delivery in its chat: stable (a hash of the key), and revealing
-    nothing the key does not (it holds ids only, never a token)."""
+    nothing the key does not (it holds ids only, never a token). Base32 turns each 5 bytes into
+    8 characters on their own, so the first 5 bytes give the same 8 characters as the whole
+    digest at a fraction of the cost; cached, as fan-out stamps and journals each key twice."""
     digest = hashlib.sha256(delivery_key.encode()).digest()
-    return base64.b32encode(digest).decode()[:REF_LENGTH].lower()
+    return base64.b32encode(digest[: REF_LENGTH * 5 // 8]).decode().lower()
 
 
 def is_reference(text: str) -> bool:
