@@ -422,10 +422,7 @@ class Poller:
                     # Start-up: a clean stop leaves no mark, but a Redis that lost its last second
                     # of writes may have lost one too. One view is enough for that; a marked
                     # agent gets all three.
-                    drain.recovered(
-                        await self.reconcile(agent, views=RECENT_VIEWS[:1], after_loss=False, journal=journal)
-                    )
-                    drain.marked = False
+                    drain.recovered(await self._start_up_check(agent, journal))
                 interval = await self._drain(agent, journal, drain, ending) or interval
         except TokenRejected:
             self._metrics.polls.labels(agent.mode, "token_rejected").inc()
@@ -607,6 +604,23 @@ class Poller:
         if gap is not None:
             await self._report_loss(agent, gap)
         await self._inbox.reconciled(agent.agent_id)
+        self._reconciled_here.add(agent.agent_id)
+        if recovered:
+            self._metrics.reconciled.inc(recovered)
+            log.info("poller: recovered %d notifications through recent agent=%s", recovered, agent.agent_id)
+        return recovered
+
+    async def _start_up_check(self, agent: LinkedAgent, journal: JournalBatch) -> int:
+        """The start-up reconcile: store what `messages/recent` shows as read upstream and the
+        dedup set lacks (a lost mark's answer can only hold rows the server marked read). Rows
+        still unread come with this poll's heartbeat, under the mark its begin script set, which
+        stays: storing them here too made each agent's first poll store its backlog twice and
+        fan out by reading the inbox back, and clearing the mark cost a round trip to set it again."""
+        assert agent.token is not None
+        rows = await self._client.recent(agent.token, category=RECENT_VIEWS[0], limit=PAGE)
+        read = tuple(n for n in rows if n.read is not False)
+        how = N_("recovered through messages/recent by process {process}")
+        recovered = await self._store_unseen(agent.agent_id, read, journal, how) if read else 0
         self._reconciled_here.add(agent.agent_id)
         if recovered:
             self._metrics.reconciled.inc(recovered)

@@ -82,6 +82,10 @@ async def test_lost_heartbeat_response_is_recovered_through_recent(
 async def test_no_destructive_heartbeat_while_redis_cannot_persist(relay: Relay, world: World, dm: Chat) -> None:
     agent_id = await linked(relay, world, dm)
     world.push_messages(agent_id, 2, type="custom_note", content_fmt="y {i}")
+    # A lost answer waits to be reconciled: the poll must store what `recent` shows before it
+    # may call the heartbeat. (A first poll with nothing to recover relies on the begin script's
+    # mark alone, which is in Redis before the call.)
+    await relay.inbox.mark_for_reconcile(agent_id)
     before = world.heartbeat_counts[agent_id]
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     relay.inbox._r = dead  # the inbox's connection is down; the agent record is still readable

@@ -45,6 +45,8 @@ async def test_a_delivered_notification_carries_its_reference_and_why_tells_its_
     agent_id = await linked(world, dm)
     adapter.failures[dm.chat.key] = [DeliveryError("platform hiccup")]
     world.push_message(agent_id, "discussion_mention", "bob mentioned you", {"signal_id": 4242})
+    # As after a heartbeat answer lost with the process: the poll reconciles first (all views).
+    await relay.inbox.mark_for_reconcile(agent_id)
     await relay.poller.poll(agent_id)
     await relay.deliverer.drain_due(math.inf)
     [sent] = adapter.to(dm.chat)
@@ -55,13 +57,37 @@ async def test_a_delivered_notification_carries_its_reference_and_why_tells_its_
     lines = answer.splitlines()
     assert lines[0].startswith("Delivered ") and "signal 4242" in lines[0]
     steps = [line.split(" UTC ", 1)[1].split(":")[0] for line in lines[1:] if " UTC " in line]
-    # The start-up reconcile stores it from messages/recent; the heartbeat hands it out again.
+    # The reconcile stores it from messages/recent; the heartbeat hands it out again.
     assert steps == ["fetched", "read again (already stored)", "queued", "attempt 1 failed", "delivered"], answer
     assert "heartbeat call 1" in answer and "routed by subscription #" in answer
     assert "attempt 1 failed: DeliveryError: platform hiccup" in answer
     assert "accepted by rec (attempt 2)" in answer
     # The signal id finds the same journey.
     assert (await dm.text("why", ref="4242")).splitlines()[1:] == lines[1:]
+
+
+async def test_the_start_up_check_stores_only_rows_read_upstream_and_the_heartbeat_the_unread(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    """A process's first poll of an agent reads `recent` once: a row read upstream that Redis
+    never stored (an answer lost with Redis's last second of writes) is recovered there; a row
+    still unread is left to the heartbeat, so it is stored and journaled once."""
+    agent_id = await linked(world, dm)
+    [lost] = world.push_messages(agent_id, 1, type="custom_note", content_fmt="lost {i}")
+    world.heartbeat(agent_id)  # read upstream; its answer never reached Redis
+    [unread] = world.push_messages(agent_id, 1, type="custom_note", content_fmt="unread {i}")
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert sorted(s.message.body for s in adapter.to(dm.chat)) == ["lost 0", "unread 0"]
+
+    def steps(answer: str) -> list[str]:
+        return [line.split(" UTC ", 1)[1] for line in answer.splitlines()[1:] if " UTC " in line]
+
+    recovered = steps(await dm.text("why", ref=reference(f"{agent_id}:m{lost}:{dm.chat.key}")))
+    assert recovered[0].startswith("fetched: recovered through messages/recent"), recovered
+    handed = steps(await dm.text("why", ref=reference(f"{agent_id}:m{unread}:{dm.chat.key}")))
+    assert [s.split(":")[0] for s in handed] == ["fetched", "queued", "delivered"], handed
+    assert handed[0].startswith("fetched: heartbeat call 1"), handed
 
 
 async def test_dead_letter_journey_says_the_cause_and_how_to_replay(
