@@ -56,6 +56,17 @@ DEAD = "dead"  # dead-lettered
 REPLAYED = "replayed"  # the operator put the dead letter back in the queue
 STEPS = (FETCHED, QUEUED, SKIPPED, FILTERED, HELD, RELEASED, ATTEMPT, DELIVERED, DUPLICATE, DEAD, REPLAYED)
 
+# Appends events to one journal stream, then bounds it (as many as the cap, none older than the
+# age, expiry renewed): the end state of one XADD MAXLEN per event, an XTRIM MINID and an EXPIRE.
+# KEYS[1] the journal ; ARGV: cap, oldest stream id kept, TTL, then each event's JSON row.
+_APPEND = """
+for i = 4, #ARGV do redis.call('XADD', KEYS[1], '*', 'j', ARGV[i]) end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return #ARGV - 3
+"""
+
 _AGENT_ITEM = re.compile(r"^(\d+):([mt]\d+):")
 _WATCH_ITEM = re.compile(r"^w(\d+):s(\d+):")
 
@@ -122,6 +133,10 @@ class Entry:
     def fields(self) -> dict[str, str]:
         """One stream field holding the event as a JSON list: a fifth of the arguments of a field
         per value, which is most of what recording costs the relay (redis-py packs each argument)."""
+        return {"j": self.row()}
+
+    def row(self) -> str:
+        """The event as the JSON list stored in its stream entry's one field, `j`."""
         row = [
             self.step,
             round(self.at, 3),
@@ -134,7 +149,7 @@ class Entry:
             self.sub,
             dict(self.params),
         ]
-        return {"j": json.dumps(row, ensure_ascii=False, separators=(",", ":"))}
+        return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_fields(cls, f: dict[str, str]) -> Entry | None:
@@ -246,11 +261,19 @@ class Journal:
         targets = [(self._k.journal(c), JOURNAL_CHAT_CAP, es) for c, es in batch.chats.items()]
         targets += [(self._k.agent_journal(a), JOURNAL_AGENT_CAP, es) for a, es in batch.agents.items()]
         for key, cap, entries in targets:
-            for e in entries:
-                pipe.xadd(key, e.fields(), maxlen=cap, approximate=False)  # type: ignore[arg-type]
-            pipe.xtrim(key, minid=oldest, approximate=False)
-            pipe.expire(key, JOURNAL_TTL)
-            n += len(entries) + 2
+            if self._k.cluster:
+                # A cluster pipeline refuses scripts; these commands go to the journal's own slot.
+                for e in entries:
+                    pipe.xadd(key, {"j": e.row()}, maxlen=cap, approximate=False)
+                pipe.xtrim(key, minid=oldest, approximate=False)
+                pipe.expire(key, JOURNAL_TTL)
+                n += len(entries) + 2
+            else:
+                # One command per journal instead of three per event plus two: redis-py packs
+                # and parses each command of a pipeline on the relay's CPU (py-spy, issue 11).
+                # EVAL, not EVALSHA: a Redis that lost its scripts still records the events.
+                pipe.eval(_APPEND, 1, key, cap, oldest, JOURNAL_TTL, *(e.row() for e in entries))
+                n += 1
         batch.clear()
         return n
 
