@@ -76,5 +76,9 @@ async def test_outage_is_probed_gently_and_every_agent_resumes_promptly(
     # Without the breaker each of the 10 agents retries on its own backoff (base 5 s, each poll
     # up to 4 requests): several requests per second. With it, about one probe poll per interval.
     assert rate <= 4.0
-    assert resumed_after <= 10.0  # the interval is 1 s, plus jitter, the probe slot and a 3 s timeout
+    # Resuming takes the interval (1 s), jitter, the probe slot and a request still hanging into
+    # its 3 s timeout: about 5 s, and 10.03 s once on a loaded CI machine. Without the breaker
+    # every agent waits out its own backoff, capped at POLL_MAX_SECONDS (30 s): the slowest of 10
+    # full-jitter draws from there stays under 20 s about once in 60 runs.
+    assert resumed_after <= 20.0
     assert sorted(counts) == list(range(n))
