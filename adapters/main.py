@@ -43,6 +43,7 @@ from adapters.configuration import PlatformSwitches, load, read_all
 from adapters.http_front import FrontServer, SharedHttp
 from relay import __version__, eventloop, logs, opstats, preflight
 from relay.adapter import ChatAdapter
+from relay.aitrader import http_limits
 from relay.app import Relay
 from relay.config import RelaySettings, describe_error
 from relay.embedded_redis import open_configured, open_redis
@@ -74,7 +75,7 @@ def build_http(settings: RelaySettings) -> httpx.AsyncClient:
         timeout=timeout,
         follow_redirects=False,  # a redirect to another host would carry the agent token along
         headers={"User-Agent": f"aitrader-relay/{__version__}"},
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=http_limits(settings.aitrader_connections),
     )
 
 

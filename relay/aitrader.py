@@ -7,6 +7,8 @@ It sends both auth headers (the server reads only `Authorization`; the heartbeat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -51,6 +53,17 @@ MAX_ID = 2**53 - 1  # ids are JSON numbers upstream; anything larger is not an i
 _COOLDOWN = re.compile(r"(\d+)\s*s(?:econd)?")
 # Errors raised before the request reached the server: retrying cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+HEARTBEAT = "/api/claw/agents/heartbeat"
+RECENT = "/api/claw/messages/recent"
+COMMAND_CONNECTIONS = 2  # of AITRADER_CONNECTIONS, never taken by polls: commands do not wait behind them
+
+
+def http_limits(connections: int) -> httpx.Limits:
+    """The AI-Trader pool: `connections` opened at most, all kept alive. httpcore checks every idle
+    pooled connection on each request and on each response (a `poll()` system call apiece, and a
+    count of the pool per idle one), so a poll's cost grows with the pool: it is kept as small as
+    the calls in flight need, and no smaller keep-alive limit closes connections it reopens."""
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
 def checked_id(value: object, what: str = "id") -> int:
@@ -74,16 +87,28 @@ def checked_id(value: object, what: str = "id") -> int:
 
 
 class AITraderClient:
-    """Calls AI-Trader through an injected `httpx.AsyncClient` (base URL and timeouts set there)."""
+    """Calls AI-Trader through an injected `httpx.AsyncClient` (base URL and timeouts set there).
 
-    def __init__(self, http: httpx.AsyncClient, *, read_retries: int = 2) -> None:
+    `max_calls` bounds this client's calls in flight (the poller's: they wait here, in order,
+    rather than in httpx's pool, whose queue costs each request a pass over every queued one)."""
+
+    def __init__(self, http: httpx.AsyncClient, *, read_retries: int = 2, max_calls: int | None = None) -> None:
         self._http = http
         self._read_retries = read_retries
+        self._gate = asyncio.Semaphore(max_calls) if max_calls else None
+        # The fixed paths every poll calls, joined to the base URL once (as httpx joins them:
+        # appended to its path) instead of parsed and joined on every call.
+        base = http.base_url
+        self._urls: dict[str, httpx.URL] = {}
+        if base.is_absolute_url:
+            self._urls = {
+                p: base.copy_with(raw_path=base.raw_path + p.lstrip("/").encode()) for p in (HEARTBEAT, RECENT)
+            }
 
     # --- inbox ---------------------------------------------------------------------------
     async def heartbeat(self, token: str) -> Heartbeat:
         """The destructive read: returned messages are marked read upstream in the same request."""
-        body = await self._call("POST", "/api/claw/agents/heartbeat", token, idempotent=False)
+        body = await self._call("POST", HEARTBEAT, token, idempotent=False)
         if "messages" not in body and "tasks" not in body:
             raise UnexpectedResponse(f"heartbeat answered without messages or tasks: keys={sorted(body)[:5]}")
         return parse.heartbeat(body)
@@ -93,7 +118,7 @@ class AITraderClient:
         params: dict[str, Any] = {"limit": max(1, min(limit, 50))}
         if category:
             params["category"] = category
-        body = await self._get("/api/claw/messages/recent", token, params)
+        body = await self._get(RECENT, token, params)
         rows = _list(body, "messages")
         return tuple(n for n in (parse.notification(r) for r in rows) if n is not None)
 
@@ -350,8 +375,10 @@ class AITraderClient:
         idempotent: bool = True,
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", "X-Claw-Token": token} if token else {}
+        url = self._urls.get(path, path)
         try:
-            response = await self._http.request(method, path, params=params, json=json, headers=headers)
+            async with self._gate or contextlib.nullcontext():
+                response = await self._http.request(method, url, params=params, json=json, headers=headers)
         except _NOT_SENT as exc:
             raise UpstreamUnavailable(f"{method} {path}: {type(exc).__name__}") from None
         except httpx.HTTPError as exc:
@@ -362,6 +389,8 @@ class AITraderClient:
 
 def _decode(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
     status = response.status_code
+    if 200 <= status < 300:
+        return _body(method, path, response)
     detail = _detail(response)
     where = f"{method} {path} -> {status}"
     if status == 401:
@@ -380,14 +409,19 @@ def _decode(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
         raise UpstreamError(
             f"{where}: {detail}", sentence=N_("AI-Trader refused: {reason}") if detail else None, reason=detail[:200]
         )
+    return _body(method, path, response)
+
+
+def _body(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+    """A success's (or a 1xx/3xx's) JSON object, read once; the error details are not looked for."""
     try:
         body = response.json()
     except ValueError:
-        raise UnexpectedResponse(f"{where}: not JSON") from None
+        raise UnexpectedResponse(f"{method} {path} -> {response.status_code}: not JSON") from None
     if not isinstance(body, dict):
-        raise UnexpectedResponse(f"{where}: not an object")
-    if set(body) == {"message"} and body["message"] == "AI-Trader API":
-        raise UnexpectedResponse(f"{where}: catch-all answer (unknown path)")
+        raise UnexpectedResponse(f"{method} {path} -> {response.status_code}: not an object")
+    if len(body) == 1 and body.get("message") == "AI-Trader API":
+        raise UnexpectedResponse(f"{method} {path} -> {response.status_code}: catch-all answer (unknown path)")
     return body
 
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from relay import opstats
 from relay.adapter import Autocompletes, ChatAdapter, ChatChange, TakesUpdates
 from relay.admin import Admin, parse_owner_ids
-from relay.aitrader import AITraderClient
+from relay.aitrader import COMMAND_CONNECTIONS, AITraderClient
 from relay.charts.renderer import ChartRenderer
 from relay.charts.service import ChartService
 from relay.chat_settings import ChatSettings
@@ -143,10 +143,12 @@ class Relay:
             chat_settings=self.chat_settings,
             catalogues=self.catalogues,
         )
+        # The poller's own client on the same pool: its calls leave COMMAND_CONNECTIONS free.
+        poll_calls = max(1, settings.aitrader_connections - COMMAND_CONNECTIONS)
         self.poller = Poller(
             redis,
             k,
-            self.client,
+            AITraderClient(http, max_calls=poll_calls),
             self.store,
             self.inbox,
             self.fanout,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,55 @@ async def test_anonymous_calls_send_no_auth_headers(sim: SimulatorServer, world:
     async with await build(sim.url, hooks=[capture]) as http:
         await AITraderClient(http).feed(keyword="btc")
     assert "authorization" not in seen[0].headers and "x-claw-token" not in seen[0].headers
+
+
+async def test_the_polls_fixed_paths_keep_the_base_urls_path() -> None:
+    """The heartbeat and `recent` URLs are joined to the base URL once, as httpx joins a path (appended
+    to the base's path, query parameters added), so a server under a path prefix still gets them."""
+    seen: list[httpx.URL] = []
+
+    class Stop(Exception):
+        pass
+
+    async def capture(request: httpx.Request) -> None:
+        seen.append(request.url)
+        raise Stop  # nothing listens at this address: the request is only looked at
+
+    async with await build("http://127.0.0.1:9/prefix", hooks=[capture]) as http:
+        client = AITraderClient(http)
+        with pytest.raises(Stop):
+            await client.heartbeat("t")
+        with pytest.raises(Stop):
+            await client.recent("t", category="strategy", limit=7)
+    assert [str(u) for u in seen] == [
+        "http://127.0.0.1:9/prefix/api/claw/agents/heartbeat",
+        "http://127.0.0.1:9/prefix/api/claw/messages/recent?limit=7&category=strategy",
+    ]
+
+
+async def test_max_calls_bounds_the_calls_in_flight(sim: SimulatorServer, world: World) -> None:
+    agent = world.create_agent("ann")
+    in_flight, most = 0, 0
+    go = asyncio.Event()
+
+    async def hold(request: httpx.Request) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await go.wait()
+        in_flight -= 1
+
+    async with await build(sim.url, hooks=[hold]) as http:
+        client = AITraderClient(http, max_calls=2)
+        calls = [asyncio.create_task(client.heartbeat(agent.token)) for _ in range(5)]
+        while in_flight < 2:  # the first two reach the HTTP client; the others wait at the gate
+            await asyncio.sleep(0.01)
+        for _ in range(5):
+            await asyncio.sleep(0)  # time for a third to get past a gate that would let it
+        assert in_flight == 2
+        go.set()
+        beats = await asyncio.gather(*calls)
+    assert most == 2 and len(beats) == 5
 
 
 # --- the catch-all and other shapes ------------------------------------------------------------------
