@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from relay import parse
 from relay.keys import INBOX_CAP, SEEN_CAP, TASKS_CAP, Keys
@@ -31,22 +33,24 @@ from relay.redis_values import text
 # KEYS: lease, agent, reconcile set, inbox, backoff, upstream failures.
 # ARGV: owner, lease ms, agent id, inbox cap.
 # Returns {0} (someone else holds the lease), {2} (not linked: lease released), or
-# {1, was marked, marked now, backlog, fails, outage streak, agent hash as a flat list}.
+# {1, was marked, marked now, backlog, fails, outage streak, the agent's token, mode, state and name
+# as a flat field/value list (those present)}.
 _BEGIN = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-local h = redis.call('HGETALL', KEYS[2])
-if #h == 0 then
+if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[1])
   return {2}
 end
-local mode, state, token = 'consume', 'active', ''
-for i = 1, #h, 2 do
-  if h[i] == 'mode' then mode = h[i + 1] elseif h[i] == 'state' then state = h[i + 1]
-  elseif h[i] == 'token' then token = h[i + 1] end
+-- Only the fields a poll reads (a reply's every element costs the client to parse).
+local f = redis.call('HMGET', KEYS[2], 'token', 'mode', 'state', 'name')
+local h = {}
+for i, name in ipairs({'token', 'mode', 'state', 'name'}) do
+  if f[i] then table.insert(h, name); table.insert(h, f[i]) end
 end
+local token, mode, state = f[1] or '', f[2] or 'consume', f[3] or 'active'
 local was_marked = redis.call('SISMEMBER', KEYS[3], ARGV[3])
 local backlog = redis.call('XLEN', KEYS[4])
 local fails = tonumber(redis.call('GET', KEYS[5]) or '0')
@@ -198,39 +202,45 @@ class Ending:
 
 class PollRounds:
     def __init__(self, redis: Redis, keys: Keys, owner: str) -> None:
+        self._r = redis
         self._k = keys
         self._owner = owner
         self._begin = redis.register_script(_BEGIN)
         self._end = redis.register_script(_END)
 
-    async def begin(self, agent_id: int, lease_ms: int) -> Begun:
+    def _begin_keys(self, agent_id: int) -> list[str]:
         k = self._k
-        raw = await self._begin(
-            keys=[
-                k.poll_lease(agent_id),
-                k.agent(agent_id),
-                k.needs_reconcile(),
-                k.inbox(agent_id),
-                k.backoff(agent_id),
-                k.upstream_failures(),
-            ],
-            args=[self._owner, lease_ms, agent_id, INBOX_CAP],
-        )
-        if int(raw[0]) == 0:
-            return Begun(False, {})
-        if int(raw[0]) == 2:
-            return Begun(True, {})
-        flat = raw[6]
-        record = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        return Begun(
-            True,
-            record,
-            was_marked=bool(int(raw[1])),
-            marked=bool(int(raw[2])),
-            backlog=int(raw[3]),
-            fails=int(raw[4]),
-            streak=int(raw[5]),
-        )
+        return [
+            k.poll_lease(agent_id),
+            k.agent(agent_id),
+            k.needs_reconcile(),
+            k.inbox(agent_id),
+            k.backoff(agent_id),
+            k.upstream_failures(),
+        ]
+
+    async def begin(self, agent_id: int, lease_ms: int) -> Begun:
+        raw = await self._begin(keys=self._begin_keys(agent_id), args=[self._owner, lease_ms, agent_id, INBOX_CAP])
+        return _begun(raw)
+
+    async def begin_many(self, agent_ids: Sequence[int], lease_ms: int) -> list[Begun | Exception]:
+        """`begin` for a claim's agents in one round trip (a pipeline of the script, each run
+        atomic on its own as before); an agent whose script Redis refused gets the error instead.
+        On a cluster, one call each (redis-py's cluster pipelines refuse scripts)."""
+        if len(agent_ids) <= 1 or self._k.cluster:
+            return [await self.begin(a, lease_ms) for a in agent_ids]
+        pipe = self._r.pipeline(transaction=False)
+        for a in agent_ids:
+            # EVALSHA by hand, not `script(client=pipe)`: that asks SCRIPT EXISTS in a round trip of its own first.
+            pipe.evalsha(self._begin.sha, 6, *self._begin_keys(a), self._owner, lease_ms, a, INBOX_CAP)
+        out: list[Begun | Exception] = []
+        for a, raw in zip(agent_ids, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(raw, NoScriptError):
+                # Redis lost its scripts (a restart, SCRIPT FLUSH): this one did not run; this loads it.
+                out.append(await self.begin(a, lease_ms))
+            else:
+                out.append(raw if isinstance(raw, Exception) else _begun(raw))
+        return out
 
     async def end(self, agent_id: int, e: Ending, *, now: float) -> Ended:
         k = self._k
@@ -283,3 +293,22 @@ class PollRounds:
             is_task, item_id = text(raw[i]) == "t", text(raw[i + 1])
             added.append(Added(is_task, item_id, text(raw[i + 2]), encoded[(is_task, item_id)]))
         return Ended(int(raw[0] or 0), tuple(added))
+
+
+def _begun(raw: Any) -> Begun:
+    """The begin script's reply (see _BEGIN)."""
+    if int(raw[0]) == 0:
+        return Begun(False, {})
+    if int(raw[0]) == 2:
+        return Begun(True, {})
+    flat = raw[6]
+    record = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    return Begun(
+        True,
+        record,
+        was_marked=bool(int(raw[1])),
+        marked=bool(int(raw[2])),
+        backlog=int(raw[3]),
+        fails=int(raw[4]),
+        streak=int(raw[5]),
+    )

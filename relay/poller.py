@@ -244,11 +244,19 @@ class Poller:
             self._backlog = True
             return 0
         self._claiming = True
+        claimed: list[int] = []
         try:
             now_ms = self._now_ms()
             hold = now_ms + LEASE_MS
             raw = await self._claim(keys=[self._due], args=[now_ms, hold, free])
+            # Their slots are taken now, and their polls begin in one round trip for the claim.
+            claimed = [a for a in (int(raw[i]) for i in range(0, len(raw), 2)) if a not in self._polling]
+            self._polling.update(claimed)
+            begins = await self._rounds.begin_many(claimed, LEASE_MS)
         except RedisError as exc:
+            # A claimed agent comes due again a lease time on; one whose lease or mark was set
+            # meanwhile finds them as after a crash (the lease runs out, the mark reconciles).
+            self._polling.difference_update(claimed)
             if not self._claim_failing:
                 log.warning("poller: cannot claim due agents (%s); polling waits for Redis", type(exc).__name__)
             self._claim_failing = True
@@ -260,10 +268,16 @@ class Poller:
             self._claim_failing = False
         self._backlog = len(raw) // 2 >= free
         for i in range(0, len(raw), 2):
-            agent_id, due_ms = int(raw[i]), float(raw[i + 1])
+            due_ms = float(raw[i + 1])
             if due_ms > 0:  # 0: linked just now, due at once
                 self._metrics.poll_lateness.observe(max(0.0, (now_ms - due_ms) / 1000))
-            self._start(agent_id, hold)
+        for agent_id, begun in zip(claimed, begins, strict=True):
+            if isinstance(begun, Exception):
+                self._polling.discard(agent_id)
+                log.warning("poller: cannot begin a poll agent=%s (%s)", agent_id, type(begun).__name__)
+                continue
+            task = asyncio.create_task(self._run(agent_id, hold, begun), name=f"poll {agent_id}")
+            self._in_flight.add(task)
         return len(raw) // 2
 
     async def make_due(self, agent_id: int) -> bool:
@@ -288,21 +302,16 @@ class Poller:
         while self._in_flight or self._claims:
             await asyncio.wait({*self._in_flight, *self._claims})
 
-    def _start(self, agent_id: int, hold: int) -> None:
-        if agent_id in self._polling:
-            return  # cannot happen through claims (the claim moved it ahead); kept for safety
-        self._polling.add(agent_id)
-        task = asyncio.create_task(self._run(agent_id, hold), name=f"poll {agent_id}")
-        self._in_flight.add(task)
+    async def _run(self, agent_id: int, hold: int, begun: Begun) -> None:
+        await self._guarded(agent_id, hold, asyncio.current_task(), begun)
 
-    async def _run(self, agent_id: int, hold: int) -> None:
-        await self._guarded(agent_id, hold, asyncio.current_task())
-
-    async def _guarded(self, agent_id: int, hold: int | None, task: asyncio.Task[Any] | None) -> bool:
+    async def _guarded(
+        self, agent_id: int, hold: int | None, task: asyncio.Task[Any] | None, begun: Begun | None = None
+    ) -> bool:
         """One poll with its failures logged, not raised; the caller has put the agent in
         `_polling` (and its task in `_in_flight`), which this takes out when done."""
         try:
-            return await self._poll_claimed(agent_id, hold)
+            return await self._poll_claimed(agent_id, hold, begun=begun)
         except RedisError as exc:
             log.warning("poller: redis unavailable agent=%s (%s); not polling", agent_id, type(exc).__name__)
         except asyncio.CancelledError:
@@ -340,10 +349,14 @@ class Poller:
             return False
         return await self._poll_claimed(agent_id, None)
 
-    async def _poll_claimed(self, agent_id: int, hold: int | None, *, gate: bool = True) -> bool:
-        """Begin (lease, record, mark: one round trip), poll, end (one round trip). False when
-        another process holds the agent's lease, or the outage gate kept this poll back."""
-        begun = await self._rounds.begin(agent_id, LEASE_MS)
+    async def _poll_claimed(
+        self, agent_id: int, hold: int | None, *, gate: bool = True, begun: Begun | None = None
+    ) -> bool:
+        """Begin (lease, record, mark: one round trip, or `begun` by the claim), poll, end (one
+        round trip). False when another process holds the agent's lease, or the outage gate kept
+        this poll back."""
+        if begun is None:
+            begun = await self._rounds.begin(agent_id, LEASE_MS)
         if not begun.held:
             return False
         if not begun.record:

@@ -97,6 +97,38 @@ async def test_a_claim_takes_no_more_agents_than_free_poll_slots(
     assert {a: world.heartbeat_counts[a] for a in agent_ids} == dict.fromkeys(agent_ids, 1)
 
 
+async def test_a_claim_begins_all_its_polls_in_one_round_trip(
+    relay: Relay, world: World, adapter: RecordingAdapter, redis: Redis
+) -> None:
+    """The claim script, then every claimed agent's begin script pipelined: two round trips for
+    the batch instead of one plus one per agent (counted by the server, as below)."""
+    agent_ids = await agents_with_own_chats(relay, world, adapter, 6, "g")
+    for a in agent_ids:  # a process's first poll of an agent also reads `recent`: not this one's
+        await relay.poller.poll(a)
+        await relay.poller.make_due(a)
+    world.faults.slow_seconds = 0.5  # the polls' calls stay in flight while Redis is counted
+    before = int((await redis.info("stats"))["total_reads_processed"])
+    assert await relay.poller.claim_due() == len(agent_ids)
+    after = int((await redis.info("stats"))["total_reads_processed"])
+    await relay.poller.wait_idle()
+    world.faults.slow_seconds = 0
+    assert after - before - 1 == 2  # less the first INFO call
+    assert {a: world.heartbeat_counts[a] for a in agent_ids} == dict.fromkeys(agent_ids, 2)
+
+
+async def test_batched_begins_leave_an_agent_another_process_polls_and_reload_lost_scripts(
+    relay: Relay, world: World, adapter: RecordingAdapter, redis: Redis, keys: Keys
+) -> None:
+    busy, *free = await agents_with_own_chats(relay, world, adapter, 4, "h")
+    await redis.set(keys.poll_lease(busy), "another-process", px=60_000)
+    await redis.script_flush()  # as after a Redis restart: every EVALSHA answers NOSCRIPT
+    assert await relay.poller.claim_due() == 4
+    await relay.poller.wait_idle()
+    assert world.heartbeat_counts[busy] == 0
+    assert {a: world.heartbeat_counts[a] for a in free} == dict.fromkeys(free, 1)
+    assert await redis.get(keys.poll_lease(busy)) == b"another-process"
+
+
 async def test_poll_now_polls_an_agent_whose_due_time_is_still_ahead(
     relay: Relay, world: World, adapter: RecordingAdapter
 ) -> None:
