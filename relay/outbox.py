@@ -351,12 +351,14 @@ class Outbox:
         entries: list[str | float | int] = []
         items: list[str | float | int] = []
         rendered: dict[int, str] = {}  # fan-out hands every chat of an entry the same Message
+        named: dict[str, tuple[str, str]] = {}  # a batch is mostly one agent's few chats
         for entry_id, outgoing in batch:
             entries += [entry_id, len(outgoing)]
             for item in outgoing:
                 chat = item.chat.key
-                streams.append(k.outbox(chat))
-                notices.append(k.backlog_notice(chat))
+                stream, notice = named.get(chat) or named.setdefault(chat, (k.outbox(chat), k.backlog_notice(chat)))
+                streams.append(stream)
+                notices.append(notice)
                 m = rendered.get(id(item.message))
                 if m is None:
                     m = rendered[id(item.message)] = item.message.to_json()
