@@ -7,7 +7,6 @@ It sends both auth headers (the server reads only `Authorization`; the heartbeat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -18,6 +17,7 @@ import httpx
 from tenacity import stop_after_attempt, wait_random_exponential
 
 from relay import parse
+from relay.callgate import CallGate
 from relay.errors import (
     BadId,
     NotFound,
@@ -90,12 +90,13 @@ class AITraderClient:
     """Calls AI-Trader through an injected `httpx.AsyncClient` (base URL and timeouts set there).
 
     `max_calls` bounds this client's calls in flight (the poller's: they wait here, in order,
-    rather than in httpx's pool, whose queue costs each request a pass over every queued one)."""
+    rather than in httpx's pool, whose queue costs each request a pass over every queued one);
+    below that bound a `CallGate` keeps as few in flight as keep the calls from waiting."""
 
     def __init__(self, http: httpx.AsyncClient, *, read_retries: int = 2, max_calls: int | None = None) -> None:
         self._http = http
         self._read_retries = read_retries
-        self._gate = asyncio.Semaphore(max_calls) if max_calls else None
+        self._gate = CallGate(max_calls, floor=min(2, max_calls)) if max_calls else None
         # The fixed paths every poll calls, joined to the base URL once (as httpx joins them:
         # appended to its path) instead of parsed and joined on every call.
         base = http.base_url

@@ -39,7 +39,7 @@ class RelaySettings(BaseSettings):
     feed_poll_seconds: float = Field(60.0, ge=5, description="interval of feed and trader watches")
     poll_concurrency: int = Field(32, ge=1, le=1000, description="agents polled at once per process")
     aitrader_connections: int = Field(
-        4, ge=3, le=1000, description="connections to AI-Trader per process; polls use all but two at once"
+        34, ge=3, le=1000, description="connections to AI-Trader per process; polls use at most all but two at once"
     )
     drain_max_calls: int = Field(10, ge=1, le=100, description="heartbeat calls per drain at most")
     doorbell: bool = Field(
