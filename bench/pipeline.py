@@ -228,7 +228,8 @@ async def run_relay(
                     polls1, calls1 = polls_done(relay), http_calls.calls
                     # Steady state: every message is delivered; the polls from here on find nothing.
                     await asyncio.sleep(steady)
-                    cpu2, redis2 = time.process_time(), await redis_counters(handle.redis, nodes)
+                    cpu2, sim2 = time.process_time(), proc_cpu_s(sim.pid)
+                    redis2 = await redis_counters(handle.redis, nodes)
                     polls2, calls2 = polls_done(relay), http_calls.calls
                 elapsed = max(sink.arrived.values(), default=time.monotonic()) - started
             latencies = [sink.arrived[k] - created[int(k.split(":")[1][1:])] for k in sink.arrived]
@@ -259,6 +260,9 @@ async def run_relay(
                 "http_calls": calls1,
                 "steady_polls": steady_polls,
                 "relay_cpu_ms_per_poll": (cpu2 - cpu1) * 1000 / steady_polls,
+                "steady_cpu_relay_s": cpu2 - cpu1,
+                "steady_cpu_simulator_s": sim2 - sim1,
+                "steady_cpu_redis_s": redis2[0] - redis1[0],
                 "redis_round_trips_per_poll": (redis2[1] - redis1[1] - info_reads) / steady_polls,
                 "http_calls_per_poll": (calls2 - calls1) / steady_polls,
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -301,7 +305,7 @@ async def run_reference(agents: int, messages: int, steady: float = 3.0) -> dict
                 steady_end = time.monotonic() + steady
                 while time.monotonic() < steady_end:
                     await one_round(http)
-                cpu2, steady_polls = time.process_time(), max(1, polls - polls1)
+                cpu2, sim2, steady_polls = time.process_time(), proc_cpu_s(sim.pid), max(1, polls - polls1)
             elapsed = max(arrived.values(), default=time.monotonic()) - started
             latencies = [arrived[i] - created[i] for i in arrived]
             loop_cpu = cpu1 - cpu0
@@ -326,6 +330,9 @@ async def run_reference(agents: int, messages: int, steady: float = 3.0) -> dict
                 "http_calls": polls1,
                 "steady_polls": steady_polls,
                 "relay_cpu_ms_per_poll": (cpu2 - cpu1) * 1000 / steady_polls,
+                "steady_cpu_relay_s": cpu2 - cpu1,
+                "steady_cpu_simulator_s": sim2 - sim1,
+                "steady_cpu_redis_s": 0.0,
                 "redis_round_trips_per_poll": 0.0,
                 "http_calls_per_poll": 1.0,
                 "rss_mb": float("nan"),
@@ -402,6 +409,12 @@ def figures(result: dict[str, float]) -> dict[str, Any]:
         "simulator": round(result["cpu_simulator_s"], 3),
         "redis": round(result["cpu_redis_s"], 3),
     }
+    # The steady window's (polls that find nothing), per process as above.
+    out["steady_cpu_s"] = {
+        "relay": round(result["steady_cpu_relay_s"], 3),
+        "simulator": round(result["steady_cpu_simulator_s"], 3),
+        "redis": round(result["steady_cpu_redis_s"], 3),
+    }
     return out
 
 
@@ -412,6 +425,7 @@ def as_json(agents: int, messages: int, steady: float, relay: dict[str, float], 
     body.update(figures(relay))
     body["reference"] = figures(ref)
     body["reference"]["cpu_s"]["loop"] = body["reference"]["cpu_s"].pop("relay")
+    body["reference"]["steady_cpu_s"]["loop"] = body["reference"]["steady_cpu_s"].pop("relay")
     return json.dumps(body, indent=2)
 
 
