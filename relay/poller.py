@@ -361,7 +361,10 @@ class Poller:
             return False
         if not begun.record:
             return True  # unlinked meanwhile (the script released the lease)
-        ending = Ending(hold=hold, clear_mark=begun.marked)
+        # A poll that ends before its heartbeat (the outage gate) clears only a mark its own begin
+        # set: one left by an earlier lost answer still waits for its `recent` read. Clearing it
+        # here lost that answer's rows without a report (the long lost-responses run: 184-332).
+        ending = Ending(hold=hold, clear_mark=begun.marked and not begun.was_marked)
         keeper = _LeaseKeeper(self._leases, self._k.poll_lease(agent_id), lambda: ending.release)
         try:
             # AI-Trader looks down for everyone: one probe per interval across all processes,

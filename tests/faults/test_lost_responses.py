@@ -69,9 +69,17 @@ async def _run(
         await relay.deliverer.drain_due(relay.deliverer._clock() + 120)
         between()
     world.faults.lose_heartbeat_responses = 0.0
-    for a in agents:  # one clean poll each, for what the last round lost
-        await relay.poller.make_due(a)
-        await relay.poller.poll_if_due(a)
+    # Clean polls for what the last rounds lost or left unread, until nothing waits upstream: the
+    # outage gate (cut answers look like an outage) lets one probe through per interval, so one
+    # poll each is not enough; rows still unread then are late, not lost.
+    deadline = time.monotonic() + 60
+    while any(world.unread_ids(a) for a in agents) and time.monotonic() < deadline:
+        for a in agents:
+            await relay.poller.make_due(a)
+            await relay.poller.poll_if_due(a)
+        await asyncio.sleep(0.1)
+    for a in agents:  # and one more each, for a lost answer's mark
+        await relay.poller.poll(a)
     await relay.deliverer.drain_due(relay.deliverer._clock() + 120)
     delivered = [int(s.key.split(":")[1][1:]) for s in adapter.sent if ":m" in s.key]
     return pushed, owner, delivered

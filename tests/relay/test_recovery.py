@@ -12,6 +12,7 @@ import pytest
 from aitrader_sim.world import World
 from relay.app import Relay
 from relay.models import Notification
+from relay.poller import OUTAGE_STREAK
 from relay.recovery import Gap, gap_after_loss
 from tests.conftest import Chat
 from tests.fakes.recording import RecordingAdapter
@@ -110,3 +111,25 @@ async def test_a_loss_at_a_rate_under_a_page_per_second_is_recovered_and_proven(
     agent = await relay.store.agent(agent_id)
     assert agent is not None and agent.loss_reports == 0
     assert "Possibly lost" not in await dm.text("status")
+
+
+async def test_a_poll_the_outage_gate_holds_back_keeps_an_earlier_lost_answers_mark(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(relay, world, dm)
+    await relay.poller.poll(agent_id)  # the first poll's start-up check is behind us
+    pushed = world.push_messages(agent_id, 3, type="custom_note", content_fmt="gated {i}")
+    world.heartbeat(agent_id)  # the answer the relay lost: rows marked read upstream
+    await relay.inbox.mark_for_reconcile(agent_id)  # as its lost heartbeat left it
+    # AI-Trader looks down and another process holds this interval's probe.
+    await relay.redis.set(relay.keys.upstream_failures(), OUTAGE_STREAK)
+    await relay.redis.set(relay.keys.upstream_probe(), "another process", px=60_000)
+    await relay.poller.make_due(agent_id)
+    assert not await relay.poller.poll_if_due(agent_id)  # held back by the gate
+    assert await relay.inbox.needs_reconcile(agent_id)  # cleared here, `recent` was never read
+    await relay.redis.delete(relay.keys.upstream_failures(), relay.keys.upstream_probe())
+    await relay.poller.make_due(agent_id)
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain_due(math.inf)
+    assert set(pushed) <= set(message_ids(adapter))
+    assert not await relay.inbox.needs_reconcile(agent_id)
