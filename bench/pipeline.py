@@ -39,9 +39,9 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from adapters.main import build_http
 from relay import eventloop
 from relay.adapter import Dispatch, OnChatChange
-from relay.aitrader import http_limits
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
@@ -207,12 +207,7 @@ async def run_relay(
             for node in nodes or (handle.redis,):
                 await node.config_resetstat()
             http_calls = HttpCounter()
-            async with httpx.AsyncClient(
-                base_url=url,
-                timeout=10,
-                event_hooks={"request": [http_calls]},
-                limits=http_limits(settings.aitrader_connections),
-            ) as http:
+            async with build_http(settings, request_hooks=[http_calls]) as http:
                 relay = Relay(settings, handle.redis, http, box, [sink], redactor=Redactor(), rng=random.Random(1))
                 redis0 = await redis_counters(handle.redis, nodes)
                 cpu0, sim0 = time.process_time(), proc_cpu_s(sim.pid)

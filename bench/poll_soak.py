@@ -34,9 +34,9 @@ from typing import Any
 
 import httpx
 
+from adapters.main import build_http
 from bench.soak import BitmapSink, cpu_seconds
 from relay import eventloop
-from relay.aitrader import http_limits
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
@@ -166,12 +166,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             gaps = Gaps(args.interval, {f"Bearer {a['token']}": a["agent_id"] for a in made})
             sink = BitmapSink()
             pids = {"relay": os.getpid(), "simulator": sim.pid or 0, "redis": valkey_pid}
-            async with httpx.AsyncClient(
-                base_url=url,
-                timeout=30,
-                event_hooks={"request": [gaps]},
-                limits=http_limits(settings.aitrader_connections),
-            ) as http:
+            async with build_http(settings, request_hooks=[gaps]) as http:
                 relay = Relay(settings, r, http, box, [sink], redactor=Redactor(), rng=random.Random(1))
                 cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 started = time.monotonic()

@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from adapters.main import build_http
 from bench.pipeline import start_simulator
 from relay.adapter import Dispatch, OnChatChange
-from relay.aitrader import http_limits
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
@@ -156,9 +156,7 @@ async def soak(count: int, agents: int, every: int, batch: int) -> list[dict[str
                 f"{'relay RSS MB':>12} {'CPU s relay':>11} {'sim':>7} {'valkey':>7}",
                 flush=True,
             )
-            async with httpx.AsyncClient(
-                base_url=url, timeout=30, limits=http_limits(settings.aitrader_connections)
-            ) as http:
+            async with build_http(settings) as http:
                 relay = Relay(settings, r, http, box, [sink], redactor=Redactor(), rng=random.Random(1))
                 async with relay:
                     while sink.delivered < count:

@@ -32,9 +32,9 @@ from typing import Any
 
 import httpx
 
+from adapters.main import build_http
 from bench.pipeline import CountingSink, HttpCounter, counted, pct, polls_done, proc_cpu_s, redis_counters
 from relay import eventloop
-from relay.aitrader import http_limits
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import open_redis
@@ -115,12 +115,7 @@ async def run_mode(
                 )
             sink = CountingSink(expected=10**12)  # never "done": the bench decides when to stop
             http_calls = HttpCounter()
-            async with httpx.AsyncClient(
-                base_url=url,
-                timeout=10,
-                event_hooks={"request": [http_calls]},
-                limits=http_limits(settings.aitrader_connections),
-            ) as http:
+            async with build_http(settings, request_hooks=[http_calls]) as http:
                 relay = Relay(settings, handle.redis, http, box, [sink], redactor=Redactor(), rng=random.Random(seed))
                 async with relay:
                     # Warm-up: every agent polled once (and, with the doorbell, every socket open).
