@@ -101,6 +101,9 @@ class _Drain:
         self.only_end = self.only_end and not stored
 
     outstanding: bool = False  # a heartbeat was sent and its answer is neither in memory nor stored
+    # AI-Trader answered the `recent` read right after a heartbeat whose answer broke off: that
+    # failure was one connection's, not an outage's.
+    answered_after_loss: bool = False
 
 
 class _LeaseKeeper:
@@ -457,7 +460,11 @@ class Poller:
             ending.next_due = self._clock() + wait
             ending.outcome, ending.error = "error", exc.sentence
             ending.fails, ending.fails_ttl = fails, int(self._s.max_interval * 4)
-            ending.outage_failure = isinstance(exc, UpstreamUnavailable)
+            # Counted toward the outage gate only when nothing showed AI-Trader answering: cut
+            # answers that `recent` recovered at once tripped the gate, which then held polls back
+            # until backlogs passed the page `recent` can show (the long lost-responses run lost
+            # 202-225 rows at full rate, all reported; 0 without the gate).
+            ending.outage_failure = isinstance(exc, UpstreamUnavailable) and not drain.answered_after_loss
             await self._end(agent_id, ending)
             log.info(
                 "poller: upstream error agent=%s fails=%d wait=%.1fs (%s)", agent_id, fails, wait, type(exc).__name__
@@ -540,6 +547,7 @@ class Poller:
                 with contextlib.suppress(UpstreamError):
                     drain.recovered(await self.reconcile(agent, journal=journal))
                     drain.marked = drain.outstanding = False
+                    drain.answered_after_loss = True
                 raise
             await self._faults.reached("after_heartbeat")
             self._fetched(

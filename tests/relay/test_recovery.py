@@ -133,3 +133,20 @@ async def test_a_poll_the_outage_gate_holds_back_keeps_an_earlier_lost_answers_m
     await relay.deliverer.drain_due(math.inf)
     assert set(pushed) <= set(message_ids(adapter))
     assert not await relay.inbox.needs_reconcile(agent_id)
+
+
+async def test_a_cut_answer_that_recent_recovers_at_once_does_not_count_toward_the_outage_gate(
+    relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
+) -> None:
+    agent_id = await linked(relay, world, dm)
+    await relay.poller.poll(agent_id)
+    for round_ in range(OUTAGE_STREAK):
+        pushed = world.push_messages(agent_id, 2, type="custom_note", content_fmt=f"cut {round_} {{i}}")
+        world.faults.lose_next_heartbeats = 1  # marked read upstream, the connection cut
+        await relay.poller.make_due(agent_id)
+        await relay.poller.poll(agent_id)
+        await relay.deliverer.drain_due(math.inf)
+        assert set(pushed) <= set(message_ids(adapter))  # recovered through `recent` at once
+    # AI-Trader answered every `recent` read: three cut connections are not an outage, so the
+    # gate stays open (it let one probe per interval through, and backlogs passed a page).
+    assert int(await relay.redis.get(relay.keys.upstream_failures()) or 0) == 0
