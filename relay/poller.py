@@ -463,7 +463,7 @@ class Poller:
             # Counted toward the outage gate only when nothing showed AI-Trader answering: cut
             # answers that `recent` recovered at once tripped the gate, which then held polls back
             # until backlogs passed the page `recent` can show (the long lost-responses run lost
-            # 202-225 rows at full rate, all reported; 0 without the gate).
+            # 202-225 rows at full rate, all reported; 39-81 since, which is what a page allows).
             ending.outage_failure = isinstance(exc, UpstreamUnavailable) and not drain.answered_after_loss
             await self._end(agent_id, ending)
             log.info(
@@ -628,11 +628,7 @@ class Poller:
         if gap is not None:
             await self._report_loss(agent, gap)
         await self._inbox.reconciled(agent.agent_id)
-        self._reconciled_here.add(agent.agent_id)
-        if recovered:
-            self._metrics.reconciled.inc(recovered)
-            log.info("poller: recovered %d notifications through recent agent=%s", recovered, agent.agent_id)
-        return recovered
+        return self._reconciled(agent.agent_id, recovered)
 
     async def _start_up_check(self, agent: LinkedAgent, journal: JournalBatch) -> int:
         """The start-up reconcile: store what `messages/recent` shows as read upstream and the
@@ -645,10 +641,14 @@ class Poller:
         read = tuple(n for n in rows if n.read is not False)
         how = N_("recovered through messages/recent by process {process}")
         recovered = await self._store_unseen(agent.agent_id, read, journal, how) if read else 0
-        self._reconciled_here.add(agent.agent_id)
+        return self._reconciled(agent.agent_id, recovered)
+
+    def _reconciled(self, agent_id: int, recovered: int) -> int:
+        """This process has read `recent` for the agent; `recovered` rows were stored from it."""
+        self._reconciled_here.add(agent_id)
         if recovered:
             self._metrics.reconciled.inc(recovered)
-            log.info("poller: recovered %d notifications through recent agent=%s", recovered, agent.agent_id)
+            log.info("poller: recovered %d notifications through recent agent=%s", recovered, agent_id)
         return recovered
 
     async def _report_loss(self, agent: LinkedAgent, gap: Gap) -> None:
