@@ -264,7 +264,7 @@ class Journal:
             if self._k.cluster:
                 # A cluster pipeline refuses scripts; these commands go to the journal's own slot.
                 for e in entries:
-                    pipe.xadd(key, {"j": e.row()}, maxlen=cap, approximate=False)
+                    pipe.xadd(key, e.fields(), maxlen=cap, approximate=False)  # type: ignore[arg-type]
                 pipe.xtrim(key, minid=oldest, approximate=False)
                 pipe.expire(key, JOURNAL_TTL)
                 n += len(entries) + 2
