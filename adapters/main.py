@@ -17,12 +17,35 @@ def _exit_quietly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-# Loading the modules below takes about half a second; a Ctrl-C or SIGTERM meanwhile (nothing has
-# been read from AI-Trader yet, so there is nothing to lose) quits quietly instead of printing the
-# import machinery's traceback. Only when this module is the program, never when it is imported.
-if Path(sys.argv[0]).name in ("aitrader-relay", "main.py"):
-    signal.signal(signal.SIGTERM, _exit_quietly)
-    signal.signal(signal.SIGINT, _exit_quietly)
+_signalled: list[int] = []  # a SIGTERM or SIGINT that came before anything could act on it
+
+
+def _remember(signum: int, frame: object) -> None:
+    """Until the event loop owns the signals, one is noted and acted on at a safe point.
+
+    Raising SystemExit from the handler instead lands in whatever code runs at that moment. On
+    Python 3.11 an exception inside `__set_name__` is re-raised as a RuntimeError, so a Ctrl-C
+    while matplotlib defined its Axes class ended the demo with status 1 and a traceback (CI,
+    Ctrl-C 0.7 s after start)."""
+    _signalled.append(signum)
+
+
+def _defer_signals() -> None:
+    signal.signal(signal.SIGTERM, _remember)
+    signal.signal(signal.SIGINT, _remember)
+
+
+def _exit_if_signalled() -> None:
+    """A noted stop ends the process here: nothing has been read from AI-Trader yet."""
+    if _signalled:
+        raise SystemExit(0)
+
+
+# Loading the modules below takes about half a second; a Ctrl-C or SIGTERM meanwhile quits
+# quietly once they are loaded. Only when this module is the program, never when it is imported.
+_IS_PROGRAM = Path(sys.argv[0]).name in ("aitrader-relay", "main.py")
+if _IS_PROGRAM:
+    _defer_signals()
 
 import argparse
 import asyncio
@@ -58,6 +81,9 @@ from relay.tokens import exposure_warnings, load_or_create_key, new_key_text
 __all__ = ["PlatformSwitches", "cli", "main"]
 
 log = logging.getLogger("aitrader-relay")
+
+if _IS_PROGRAM:
+    _exit_if_signalled()
 
 
 def terminal_locale() -> str:
@@ -133,6 +159,8 @@ def _stop_signals() -> Iterator[_Stop]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.received)
+    if _signalled:  # noted by _remember before the loop took the signals over
+        stop.received()
     try:
         yield stop
     finally:
@@ -416,10 +444,9 @@ def _standard_streams() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _standard_streams()
-    # Until the event loop takes over SIGTERM and SIGINT (graceful), a stop during start-up just
-    # exits: nothing has been read from AI-Trader yet, so there is nothing to lose.
-    signal.signal(signal.SIGTERM, _exit_quietly)
-    signal.signal(signal.SIGINT, _exit_quietly)
+    # Until the event loop takes over SIGTERM and SIGINT (graceful), a stop during start-up is
+    # noted and then ends the process: nothing has been read from AI-Trader yet.
+    _defer_signals()
     args = _parser().parse_args(argv)
     try:
         return _command(args)
@@ -434,6 +461,8 @@ def _command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return _stoppable(demo(args.seconds, args.every))
+    if args.command != "run":
+        _quit_on_signal()
     if args.command == "check":
         return asyncio.run(check())
     if args.command == "stats":
@@ -448,6 +477,13 @@ def _command(args: argparse.Namespace) -> int:
         return asyncio.run(cli_operator.import_command(load(RelaySettings), args))
     checked = read_all(need_platform=not args.console)
     return _stoppable(run(checked.settings, checked.switches, console=args.console))
+
+
+def _quit_on_signal() -> None:
+    """The one-shot operator commands have no graceful stop: a signal ends them where they are."""
+    _exit_if_signalled()
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.signal(signal.SIGINT, _exit_quietly)
 
 
 def _stoppable(coro: Coroutine[None, None, int]) -> int:
