@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from bench.pipeline import pct, start_simulator
+from bench.pipeline import pct, proc_cpu_s, redis_counters, start_simulator
 from relay import logs
 from relay.embedded_redis import open_redis
 from relay.keys import Keys
@@ -76,6 +76,11 @@ class RelayChild:
         while line := await self.proc.stdout.readline():
             for m in _MARK.finditer(line):
                 self.arrivals.append((int(m.group(1)), time.monotonic()))
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     async def stop(self, sig: int = 15) -> None:
         assert self.proc is not None
@@ -124,7 +129,7 @@ def child_env(sim_url: str, redis_url: str, key: str) -> dict[str, str]:
     return env
 
 
-async def run_processes(k: int, agents: int, messages: int) -> dict[str, float]:
+async def run_processes(k: int, agents: int, messages: int) -> dict[str, Any]:
     """K relay processes on one Redis deliver a backlog created up front."""
     sim, url = await start_simulator()
     data = Path(tempfile.mkdtemp(prefix="bench-report-"))
@@ -143,10 +148,18 @@ async def run_processes(k: int, agents: int, messages: int) -> dict[str, float]:
                     n += 1
             env = child_env(url, f"unix://{data / 'valkey.sock'}", key)
             children = [RelayChild(env) for _ in range(k)]
+            sim_cpu0, (redis_cpu0, _, _) = proc_cpu_s(sim.pid), await redis_counters(handle.redis)
             started = time.monotonic()
             for c in children:
                 await c.start()
             await _until_all_or_stalled(children, n, started + 600)
+            # Read before the stop: a relay's CPU from its start (imports included, about 1 s each).
+            relay_cpu = sum(proc_cpu_s(c.pid) for c in children)
+            cpu = {
+                "relay": round(relay_cpu, 2),
+                "simulator": round(proc_cpu_s(sim.pid) - sim_cpu0, 2),
+                "redis": round((await redis_counters(handle.redis))[0] - redis_cpu0, 2),
+            }
             for c in children:
                 await c.stop()
             first: dict[int, float] = {}
@@ -157,6 +170,8 @@ async def run_processes(k: int, agents: int, messages: int) -> dict[str, float]:
             total = sum(len(c.arrivals) for c in children)
             return {
                 "per_second": len(first) / elapsed,
+                "notifications_per_relay_cpu_s": len(first) / relay_cpu if relay_cpu else math.nan,
+                "cpu_s": cpu,
                 "p50": pct([first[i] - created[i] for i in first], 0.5),
                 "p99": pct([first[i] - created[i] for i in first], 0.99),
                 "lost": n - len(first),
