@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
+from relay import pipelined_scripts
 from relay.i18n import ENGLISH, Translator
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
@@ -446,16 +447,12 @@ class Outbox:
                 await pipe.execute()
             return result
         pipe = self._r.pipeline(transaction=False)
-        # EVALSHA by hand, not `script(client=pipe)`: a pipeline that knows of a script first asks
-        # SCRIPT EXISTS in a round trip of its own, which is what riding along is meant to save.
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipelined_scripts.queue(pipe, script, keys, args)
         also(pipe)
         # The script's outcome is what counts: a refused rider (a journal write) is logged, not raised.
-        first, *riders = await pipe.execute(raise_on_error=False)
-        if isinstance(first, NoScriptError):
-            # Redis lost its scripts (a restart, SCRIPT FLUSH): the script did not run; this loads it.
-            first = await script(keys=keys, args=args)
-        elif isinstance(first, Exception):
+        raw, *riders = await pipe.execute(raise_on_error=False)
+        first = await pipelined_scripts.outcome(raw, script, keys, args)
+        if isinstance(first, Exception):
             raise first
         for refused in (r for r in riders if isinstance(r, Exception)):
             log.warning("outbox: a write riding along was refused (%s)", type(refused).__name__)

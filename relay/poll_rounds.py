@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
-from relay import parse
+from relay import parse, pipelined_scripts
 from relay.keys import INBOX_CAP, SEEN_CAP, TASKS_CAP, Keys
 from relay.models import Notification, Task
 from relay.redis_values import text
@@ -219,8 +218,11 @@ class PollRounds:
             k.upstream_failures(),
         ]
 
+    def _begin_args(self, agent_id: int, lease_ms: int) -> list[pipelined_scripts.Arg]:
+        return [self._owner, lease_ms, agent_id, INBOX_CAP]
+
     async def begin(self, agent_id: int, lease_ms: int) -> Begun:
-        raw = await self._begin(keys=self._begin_keys(agent_id), args=[self._owner, lease_ms, agent_id, INBOX_CAP])
+        raw = await self._begin(keys=self._begin_keys(agent_id), args=self._begin_args(agent_id, lease_ms))
         return _begun(raw)
 
     async def begin_many(self, agent_ids: Sequence[int], lease_ms: int) -> list[Begun | Exception]:
@@ -230,16 +232,13 @@ class PollRounds:
         if len(agent_ids) <= 1 or self._k.cluster:
             return [await self.begin(a, lease_ms) for a in agent_ids]
         pipe = self._r.pipeline(transaction=False)
-        for a in agent_ids:
-            # EVALSHA by hand, not `script(client=pipe)`: that asks SCRIPT EXISTS in a round trip of its own first.
-            pipe.evalsha(self._begin.sha, 6, *self._begin_keys(a), self._owner, lease_ms, a, INBOX_CAP)
+        calls = [(self._begin_keys(a), self._begin_args(a, lease_ms)) for a in agent_ids]
+        for keys, args in calls:
+            pipelined_scripts.queue(pipe, self._begin, keys, args)
         out: list[Begun | Exception] = []
-        for a, raw in zip(agent_ids, await pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(raw, NoScriptError):
-                # Redis lost its scripts (a restart, SCRIPT FLUSH): this one did not run; this loads it.
-                out.append(await self.begin(a, lease_ms))
-            else:
-                out.append(raw if isinstance(raw, Exception) else _begun(raw))
+        for (keys, args), raw in zip(calls, await pipe.execute(raise_on_error=False), strict=True):
+            reply = await pipelined_scripts.outcome(raw, self._begin, keys, args)
+            out.append(reply if isinstance(reply, Exception) else _begun(reply))
         return out
 
     async def end(self, agent_id: int, e: Ending, *, now: float) -> Ended:
