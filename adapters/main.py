@@ -157,15 +157,20 @@ def _stop_signals() -> Iterator[_Stop]:
     servers install none (adapters/embedded_server.py)."""
     stop = _Stop()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in before:
         loop.add_signal_handler(sig, stop.received)
     if _signalled:  # noted by _remember before the loop took the signals over
         stop.received()
     try:
         yield stop
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig, handler in before.items():
+            # The loop would leave Python's defaults: a second Ctrl-C during the last of the
+            # shutdown would print a KeyboardInterrupt traceback instead of being noted.
             loop.remove_signal_handler(sig)
+            if handler is not None:  # None: not installed from Python; the loop's default stays
+                signal.signal(sig, handler)
 
 
 async def _until_any(events: Sequence[asyncio.Event]) -> None:

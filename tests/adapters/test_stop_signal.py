@@ -110,3 +110,14 @@ async def test_a_signal_noted_before_the_loop_took_over_stops_the_start(monkeypa
         task.cancel()
     assert seen == [True]
     assert done and task.cancelled()
+
+
+async def test_after_the_loop_the_signals_go_back_to_the_start_up_handler() -> None:
+    """A second Ctrl-C during the last of the shutdown is noted, not a KeyboardInterrupt traceback."""
+    original = signal.signal(signal.SIGINT, adapters.main._remember)
+    try:
+        with _stop_signals():
+            assert signal.getsignal(signal.SIGINT) is not adapters.main._remember  # the loop's own
+        assert signal.getsignal(signal.SIGINT) is adapters.main._remember
+    finally:
+        signal.signal(signal.SIGINT, original)
