@@ -338,9 +338,20 @@ def steady_rows(name: str, body: dict[str, Any]) -> list[str]:
     return out
 
 
+def processes_row(name: str, body: dict[str, Any]) -> str:
+    """`run_processes`: K relay processes delivering to one console chat; CPU summed over them."""
+    return (
+        f"| {body['kind']} ({name}) | {_n(body['per_second'])} | {_n(body['notifications_per_relay_cpu_s'])} | "
+        f"{_cpu(body['cpu_s'])} | – | {_n(body['p50'], '{:.2f}')} / {_n(body['p99'], '{:.2f}')} | "
+        f"{body['lost']} / {body['duplicates']} | – | – |"
+    )
+
+
 def rows_for(name: str, body: dict[str, Any]) -> list[str]:
     if "notifications_per_relay_cpu_s" in body and "agents" in body:
         return pipeline_rows(name, body)
+    if "notifications_per_relay_cpu_s" in body and "p50" in body and "kind" in body:
+        return [processes_row(name, body)]
     if "pacing_pct" in body and "workload" in body:
         return platform_rows(name, body)
     if "lateness_p99_s" in body and "heartbeats" in body:

@@ -237,8 +237,19 @@ def test_report_renders_every_json_result_and_rewrites_only_the_readme_block(tmp
             }
         ],
     }
+    processes = {
+        "kind": "3 relay process(es), console sink, 100 agents x 100",
+        "per_second": 942.5,
+        "notifications_per_relay_cpu_s": 878.7,
+        "cpu_s": {"relay": 11.38, "simulator": 0.7, "redis": 1.65},
+        "p50": 13.48,
+        "p99": 22.04,
+        "lost": 0,
+        "duplicates": 0,
+    }
     (results / "soak.json").write_text(json.dumps(soak))
     (results / "steady.json").write_text(json.dumps(steady))
+    (results / "processes-3.json").write_text(json.dumps(processes))
     (results / "broken.json").write_text("{not json")
     table = render(load(results))
     assert "| pipeline 100 agents x 20 (pipeline-run1) | 740 | 1,088 | 1.84 / 0.30 / 0.19 | 3.33 |" in table
@@ -251,6 +262,10 @@ def test_report_renders_every_json_result_and_rewrites_only_the_readme_block(tmp
     assert (
         "| steady state, 100 agents, 20/s created, doorbell (steady) | 20.0 | 300 | 2.00 / 0.40 / 0.50 | 2.00 |"
         in table
+    )
+    assert (
+        "| 3 relay process(es), console sink, 100 agents x 100 (processes-3) | 942 | 879 | 11.38 / 1.65 / 0.70 | – "
+        "| 13.48 / 22.04 | 0 / 0 |" in table
     )
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{BEGIN}\nold table\n{END}\nafter\n")
