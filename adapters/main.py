@@ -73,6 +73,7 @@ from relay.config import RelaySettings, describe_error
 from relay.embedded_redis import open_configured, open_redis
 from relay.errors import ConfigError
 from relay.health import Health
+from relay.http_client import CookielessClient, transport_for
 from relay.keys import Keys
 from relay.services import RedisAdapterServices
 from relay.store import Store
@@ -99,12 +100,14 @@ def build_http(settings: RelaySettings, *, request_hooks: Sequence[Callable[...,
     """The AI-Trader client; `request_hooks` let the benchmarks count and time the requests of
     the very client the relay runs with."""
     timeout = httpx.Timeout(settings.aitrader_timeout_seconds, connect=min(5.0, settings.aitrader_timeout_seconds))
-    return httpx.AsyncClient(
+    limits = http_limits(settings.aitrader_connections)
+    return CookielessClient(
         base_url=settings.base_url,
         timeout=timeout,
         follow_redirects=False,  # a redirect to another host would carry the agent token along
         headers={"User-Agent": f"aitrader-relay/{__version__}"},
-        limits=http_limits(settings.aitrader_connections),
+        limits=limits,
+        transport=transport_for(settings.base_url, limits),
         event_hooks={"request": list(request_hooks)},
     )
 

@@ -6,6 +6,9 @@
 - A tenacity retrier built on every call against `relay.retrying.retried`, which builds one
   only after a failure.
 - A send's deadline through `asyncio.wait_for` against an `asyncio.timeout` context.
+- httpx's own transport (httpcore on anyio) against `relay.http_client.AsyncioTransport`
+  (httpcore on asyncio streams), both with the pool the relay uses (4 connections), and the
+  relay's client (that transport, no cookie jar).
 
     python -m bench.call_overhead [--calls 500] [--rounds 3]
 
@@ -28,6 +31,8 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bench.pipeline import start_simulator
+from relay.aitrader import http_limits
+from relay.http_client import AsyncioTransport, CookielessClient
 from relay.retrying import retried
 
 
@@ -73,6 +78,25 @@ async def main(argv: Sequence[str] | None = None) -> None:
                         await client.get("/")
                     out.setdefault(label, []).append((time.process_time() - start) * 1000 / args.calls)
         hide.on = False
+        limits = http_limits(4)
+        async with (
+            httpx.AsyncClient(base_url=url, limits=limits) as theirs,
+            httpx.AsyncClient(base_url=url, transport=AsyncioTransport(limits)) as ours,
+            CookielessClient(base_url=url, transport=AsyncioTransport(limits)) as relays,
+        ):
+            for client in (theirs, ours, relays):
+                for _ in range(50):
+                    await client.get("/")
+            for _ in range(args.rounds):
+                for label, client in (
+                    ("httpx_transport_ms", theirs),
+                    ("asyncio_transport_ms", ours),
+                    ("asyncio_transport_no_cookies_ms", relays),
+                ):
+                    start = time.process_time()
+                    for _ in range(args.calls):
+                        (await client.get("/")).json()
+                    out.setdefault(label, []).append((time.process_time() - start) * 1000 / args.calls)
         n = args.calls * 10
         for _ in range(args.rounds):
             start = time.process_time()

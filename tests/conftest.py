@@ -20,6 +20,7 @@ from aitrader_sim.world import World
 from relay.app import Relay
 from relay.config import RelaySettings
 from relay.embedded_redis import connect, connect_cluster
+from relay.http_client import AsyncioTransport, CookielessClient
 from relay.keys import Keys
 from relay.logs import Redactor
 from relay.models import ChatRef, Command, Reply, UserRef
@@ -124,7 +125,9 @@ async def sim(world: World) -> AsyncIterator[SimulatorServer]:
 async def http(sim: SimulatorServer) -> AsyncIterator[httpx.AsyncClient]:
     # A deadline, not a wait: the simulator answers at once, but on a machine with both cores busy
     # an answer can take seconds. Tests that need a short timeout build their own client.
-    async with httpx.AsyncClient(base_url=sim.url, timeout=httpx.Timeout(30.0)) as client:
+    async with CookielessClient(
+        base_url=sim.url, timeout=httpx.Timeout(30.0), transport=AsyncioTransport(httpx.Limits())
+    ) as client:  # the relay's own client (adapters.main.build_http)
         yield client
 
 

@@ -23,6 +23,7 @@ from relay.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from relay.http_client import AsyncioTransport, CookielessClient
 
 HOSTILE_IDS = ("../1", "1/../../claw/agents/me", "١٢", "99999999999999999999999", "-1", "0", "", " 1", "1e3", "0x10")
 
@@ -43,7 +44,12 @@ def client(http: httpx.AsyncClient) -> AITraderClient:
 async def build(
     url: str, *, timeout: float = 3.0, hooks: list[Callable[[httpx.Request], Awaitable[None]]] | None = None
 ) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(timeout), event_hooks={"request": hooks or []})
+    return CookielessClient(
+        base_url=url,
+        timeout=httpx.Timeout(timeout),
+        event_hooks={"request": hooks or []},
+        transport=AsyncioTransport(httpx.Limits()),
+    )
 
 
 # --- headers -----------------------------------------------------------------------------------
