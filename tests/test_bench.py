@@ -94,6 +94,9 @@ def test_call_overhead_benchmark_prints_each_figure() -> None:
         "retried_us",
         "send_deadline_wait_for_us",
         "send_deadline_timeout_us",
+        "httpx_transport_ms",
+        "asyncio_transport_ms",
+        "asyncio_transport_no_cookies_ms",
     }
     assert set(body) == keys and all(len(v) == 1 and v[0] > 0 for v in body.values())
 
