@@ -178,6 +178,24 @@ async def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
     assert server.connections == 2
 
 
+async def test_a_large_body_arrives_whole_through_the_held_writes() -> None:
+    # Writes are held until the answer is read, up to 64 KiB; past that they go out as written.
+    # Either way the server must get every byte, in order, or the connection would not survive.
+    bodies: list[bytes] = []
+
+    def echo_length(server: Server, n: int, head: bytes) -> bytes:
+        return answer(b'{"n": %d}' % int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+
+    payload = {"text": "x" * 300_000}
+    async with serve(echo_length) as (server, url), client(url) as ours:
+        for _ in range(2):
+            response = await ours.post("/", json=payload)
+            bodies.append(response.content)
+    sent = len(httpx.Request("POST", "http://x/", json=payload).content)
+    assert bodies == [b'{"n": %d}' % sent] * 2
+    assert server.connections == 1  # the body was read whole: the connection stayed usable
+
+
 # --- errors, as httpx raises them ------------------------------------------------------------------
 
 
