@@ -23,6 +23,7 @@ from relay.i18n import ENGLISH, Translator
 from relay.keys import DEAD_CAP, DELIVERED_CAP, DELIVERED_TTL, Keys
 from relay.models import ChatRef, Message
 from relay.redis_values import stream_entries, texts
+from relay.script_batches import ScriptBatches
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,7 @@ class Outbox:
         self._r = redis
         self._k = keys
         self._max_per_chat = max_per_chat
+        self._batches = ScriptBatches(redis)
         self._notice = BACKLOG_NOTICE.to_json()
         self._enqueue = redis.register_script(_ENQUEUE)
         self._take = redis.register_script(_TAKE)
@@ -437,15 +439,19 @@ class Outbox:
         self, script: AsyncScript, keys: list[str], args: list[str | float | int], also: Also | None
     ) -> object:
         """The script's result; with `also`'s writes pipelined behind it in the same round trip.
-        On a cluster the writes follow in a round trip of their own: redis-py's cluster pipelines
-        refuse scripts ("pipelined function evalsha is blocked"), and the writes are other slots'."""
-        if also is None or self._k.cluster:
+        Without them it shares a round trip with the other chats' scripts of the same loop turn
+        (relay.script_batches). On a cluster the writes follow in a round trip of their own:
+        redis-py's cluster pipelines refuse scripts ("pipelined function evalsha is blocked"),
+        and the writes are other slots'."""
+        if self._k.cluster:
             result = await script(keys=keys, args=args)
             if also is not None:
                 pipe = self._r.pipeline(transaction=False)
                 also(pipe)
                 await pipe.execute()
             return result
+        if also is None:
+            return await self._batches.run(script, keys, args)
         pipe = self._r.pipeline(transaction=False)
         pipelined_scripts.queue(pipe, script, keys, args)
         also(pipe)
