@@ -273,6 +273,8 @@ class Commands:
         sub_id = await self._store.add_subscription(
             Subscription(0, "agent", command.chat, agent_id=agent.agent_id, kinds=chosen, created_by=command.user.key)
         )
+        # Not polled while nobody subscribed (relay.poller): what waits upstream comes now.
+        await self._poller.make_due(agent.agent_id)
         if not previous:
             return Reply.text(
                 t.gettext(
@@ -591,6 +593,16 @@ class Commands:
                 ),
                 MessageField(t.gettext("Last successful poll"), _ago(agent.last_ok, t)),
             ]
+            if agent.state == "active" and not await self._store.agent_subscriptions(agent.agent_id):
+                fields.append(
+                    MessageField(
+                        t.gettext("Polling"),
+                        t.gettext(
+                            "waiting: no chat subscribes to this agent, so its notifications stay unread "
+                            "on AI-Trader (/subscribe here or in a group)"
+                        ),
+                    )
+                )
             if agent.last_error:
                 fields.append(MessageField(t.gettext("Last poll error"), t.gettext(agent.last_error)))
             if agent.possible_loss_at and self._clock() - agent.possible_loss_at < LOSS_TTL:

@@ -29,11 +29,11 @@ from relay.keys import INBOX_CAP, SEEN_CAP, TASKS_CAP, Keys
 from relay.models import Notification, Task
 from relay.redis_values import text
 
-# KEYS: lease, agent, reconcile set, inbox, backoff, upstream failures.
+# KEYS: lease, agent, reconcile set, inbox, backoff, upstream failures, the agent's subscriptions.
 # ARGV: owner, lease ms, agent id, inbox cap.
 # Returns {0} (someone else holds the lease), {2} (not linked: lease released), or
 # {1, was marked, marked now, backlog, fails, outage streak, the agent's token, mode, state and name
-# as a flat field/value list (those present)}.
+# as a flat field/value list (those present), subscriptions}.
 _BEGIN = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
@@ -54,13 +54,15 @@ local was_marked = redis.call('SISMEMBER', KEYS[3], ARGV[3])
 local backlog = redis.call('XLEN', KEYS[4])
 local fails = tonumber(redis.call('GET', KEYS[5]) or '0')
 local streak = tonumber(redis.call('GET', KEYS[6]) or '0')
+local listeners = redis.call('SCARD', KEYS[7])
 local marked = 0
--- This poll will call the destructive heartbeat: the mark goes in first.
-if mode ~= 'observe' and state == 'active' and token ~= '' and backlog < tonumber(ARGV[4]) then
+-- This poll will call the destructive heartbeat: the mark goes in first. With no subscription
+-- it does not call it (relay.poller: nothing would reach a chat).
+if listeners > 0 and mode ~= 'observe' and state == 'active' and token ~= '' and backlog < tonumber(ARGV[4]) then
   redis.call('SADD', KEYS[3], ARGV[3])
   marked = 1
 end
-return {1, was_marked, marked, backlog, fails, streak, h}
+return {1, was_marked, marked, backlog, fails, streak, h, listeners}
 """
 
 # KEYS: 1 seen, 2 inbox, 3 stats, 4 tasks seen, 5 reconcile set, 6 agent, 7 backoff, 8 lease,
@@ -139,6 +141,8 @@ if ARGV[12] == 'ok' then
   out[1] = tonumber(redis.call('GETDEL', KEYS[11]) or '0')
 elseif ARGV[12] == 'error' and linked then
   redis.call('HSET', KEYS[6], 'last_error', ARGV[13])
+elseif ARGV[12] == 'idle' then  -- not polled on purpose: the poller itself is working
+  redis.call('SET', KEYS[10], ARGV[6])
 end
 if ARGV[16] == '1' then redis.call('INCR', KEYS[11]) end
 if ARGV[14] == '0' then
@@ -162,6 +166,7 @@ class Begun:
     backlog: int = 0  # inbox entries not yet fanned out
     fails: int = 0  # the agent's consecutive upstream failures
     streak: int = 0  # consecutive polls, over all agents, that found AI-Trader unavailable
+    listeners: int = 1  # the agent's subscriptions (0: no chat would receive what a poll reads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +196,7 @@ class Ending:
     settle: bool = False
     next_due: float | None = None  # epoch seconds
     hold: int | None = None  # the claim's due time (ms), when the poll came from a claim
-    outcome: str = ""  # "ok", "error" or "" (nothing to record)
+    outcome: str = ""  # "ok", "error", "idle" (not polled on purpose) or "" (nothing to record)
     error: str = ""
     fails: int | None = None  # None keep, 0 clear, else the new count
     fails_ttl: int = 0
@@ -216,6 +221,7 @@ class PollRounds:
             k.inbox(agent_id),
             k.backoff(agent_id),
             k.upstream_failures(),
+            k.agent_subs(agent_id),
         ]
 
     def _begin_args(self, agent_id: int, lease_ms: int) -> list[pipelined_scripts.Arg]:
@@ -310,4 +316,5 @@ def _begun(raw: Any) -> Begun:
         backlog=int(raw[3]),
         fails=int(raw[4]),
         streak=int(raw[5]),
+        listeners=int(raw[7]),
     )

@@ -416,6 +416,15 @@ class Poller:
             ending.next_due = started + self._s.max_interval
             await self._end(agent_id, ending)
             return
+        if not begun.listeners:
+            # No chat subscribes to this agent: a heartbeat would mark its notifications read
+            # upstream for nobody (the demo lost its seeded ones when the first poll came between
+            # /link and /subscribe), and in observe mode they would count as seen. They wait
+            # unread upstream; a /subscribe makes the agent due at once.
+            ending.next_due = started + self._intervals.get(agent_id, self._s.min_interval)
+            ending.outcome = "idle"
+            await self._end(agent_id, ending)
+            return
         # What this poll fetched and routed, for /why: written once, at the end of the poll.
         journal = JournalBatch()
         try:

@@ -643,9 +643,35 @@ async def test_status_shows_agent_mode_queue_and_dead_letters(
 
 async def test_status_after_a_poll_shows_its_time(relay: Relay, dm: Chat, world: World) -> None:
     agent_id = await link(dm, world)
+    assert "Subscribed" in await say(dm, "subscribe", what="all")
     assert "Last successful poll: never" in await say(dm, "status")
     await relay.poller.poll(agent_id)
     assert "UTC" in (await say(dm, "status")).split("Last successful poll: ")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("mode", ["consume", "observe"])
+async def test_an_agent_no_chat_subscribes_to_is_not_polled_and_its_notifications_wait(
+    relay: Relay, dm: Chat, adapter: RecordingAdapter, world: World, mode: str
+) -> None:
+    # The demo's first poll once came between /link and /subscribe: the heartbeat marked the
+    # waiting notifications read upstream and fan-out had no chat for them.
+    agent_id = await link(dm, world, mode=mode)
+    waiting = world.push_messages(agent_id, 3, type="note", content_fmt="waiting {i}")
+    assert "no chat subscribes to this agent" in await say(dm, "status")
+    await relay.poller.poll(agent_id)
+    assert world.heartbeat_counts[agent_id] == 0
+    assert world.handed_out(agent_id) == []  # unread upstream still
+    due = await relay.redis.zscore(relay.keys.poll_due(), str(agent_id))
+    assert "Subscribed" in await say(dm, "subscribe", what="all")
+    now_due = await relay.redis.zscore(relay.keys.poll_due(), str(agent_id))
+    assert due is not None and now_due is not None and now_due < due  # due at once
+    assert "no chat subscribes" not in await say(dm, "status")
+    await relay.poller.poll(agent_id)
+    await relay.deliverer.drain(dm.chat)
+    bodies = [d.message.body for d in adapter.to(dm.chat)]
+    assert [b for b in bodies if "waiting" in b] == [f"waiting {i}" for i in range(3)], bodies
+    if mode == "consume":
+        assert sorted(world.handed_out(agent_id)) == sorted(waiting)
 
 
 # --- every command, every reply ----------------------------------------------------------------------
@@ -808,6 +834,7 @@ async def test_the_last_error_here_is_said_in_the_language_of_whoever_asks(
 async def test_a_paused_agent_is_explained_in_the_chats_language(relay: Relay, dm: Chat, world: World) -> None:
     """The pause reason is stored as its msgid (it is also a log line) and said in /status's language."""
     agent_id = await link(dm, world)
+    await say(dm, "subscribe", what="all")
     world.rotate_token(agent_id)
     await relay.poller.poll(agent_id)
     stored = await relay.store.agent(agent_id)

@@ -132,9 +132,12 @@ async def test_never_reached_answers_name_the_reason(
     relay: Relay, world: World, dm: Chat, adapter: RecordingAdapter
 ) -> None:
     agent_id = await linked(world, dm, subscribe="")
+    # A group subscribes to the agent (an agent no chat subscribes to is not polled at all).
+    admins_group = Chat(relay, adapter.chat("-5"), UserRef("rec", "100", "ann", is_chat_admin=True), private=False)
+    await admins_group.text("subscribe", what="followers")
     world.push_message(agent_id, "strategy_reply", "carol replied", {"signal_id": 900})
     await relay.poller.poll(agent_id)
-    # Fetched, but no route anywhere: this chat has no subscription to the agent.
+    # Fetched, but no route here: this chat has no subscription to the agent.
     answer = await dm.text("why", ref="900")
     assert "fetched m" in answer and "about signal 900 (replies)" in answer
     assert "no subscription to that agent: /subscribe replies here" in answer
