@@ -127,8 +127,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             # httpcore asks this of an idle pooled connection before reusing it: true when the
-            # server closed it (or sent something unasked). asyncio has already read whatever
+            # server closed it or the connection failed. asyncio has already read whatever
             # arrived, so its stream state answers without the poll() system call httpcore makes.
+            # Bytes a server sent unasked sit in the buffer unseen here (as in anyio's buffer
+            # under httpx's own transport): the next answer then fails to parse, a protocol error.
             return self._writer.is_closing() or self._reader.at_eof() or self._reader.exception() is not None
         if info == "client_addr":
             return self._writer.get_extra_info("sockname")
@@ -234,9 +236,8 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 def transport_for(base_url: str, limits: httpx.Limits) -> AsyncioTransport | None:
     """This transport for AI-Trader, or None (httpx's own) when an environment proxy applies to
     it: httpx honours HTTP(S)_PROXY / ALL_PROXY / NO_PROXY only with its own transport."""
-    proxies = urllib.request.getproxies()
-    scheme, host = httpx.URL(base_url).scheme, httpx.URL(base_url).host
-    if (proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host):
+    proxies, url = urllib.request.getproxies(), httpx.URL(base_url)
+    if (proxies.get(url.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(url.host):
         return None
     return AsyncioTransport(limits)
 
@@ -250,12 +251,17 @@ class NoCookies(httpx.Cookies):
     def set_cookie_header(self, request: httpx.Request) -> None:
         return None
 
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise TypeError("the AI-Trader client keeps no cookies")
+
 
 class CookielessClient(httpx.AsyncClient):
     """`httpx.AsyncClient` whose `cookies` is always an empty `NoCookies`: httpx reads and
     fills the jar through this property."""
 
-    _no_cookies = NoCookies()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._no_cookies = NoCookies()
 
     @property
     def cookies(self) -> httpx.Cookies:

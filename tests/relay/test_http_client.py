@@ -151,6 +151,9 @@ def test_the_client_refuses_a_cookie_jar() -> None:
     ours = client("http://127.0.0.1:1")
     with pytest.raises(TypeError):
         ours.cookies = {"session": "x"}
+    with pytest.raises(TypeError):
+        ours.cookies.set("session", "x")
+    assert not ours.cookies
 
 
 # --- the pool --------------------------------------------------------------------------------------
